@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` (the end-to-end job) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# Spark workers must use the venv's interpreter ("Python worker failed to connect back" otherwise).
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
+export SPARK_LOCAL_IP := 127.0.0.1
+
+.PHONY: install demo test test-all bench train clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -U pip wheel setuptools
+	# torch pinned to the CPU wheel on local disk; a looser pin downloads CUDA.
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tweetdesk demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+# Includes the slow tests (model training).
+test-all: $(STAMP)
+	$(BIN)/pytest -m "slow or not slow"
+
+train: $(STAMP)
+	$(BIN)/tweetdesk train
+
+bench: $(STAMP)
+	for b in classify stream replies budget; do [ -f benchmarks/$$b.py ] && $(BIN)/python benchmarks/$$b.py; done
+
+clean:
+	rm -rf .tweetdesk .pytest_cache

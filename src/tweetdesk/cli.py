@@ -1,0 +1,175 @@
+"""The single command line: ``tweetdesk demo | train | evaluate | lda | classify | broker | ingest | stream
+| serve | bench``. Each command is a thin shell over its stage's module, imported lazily so that
+``tweetdesk --help`` is instant. Errors a user can act on print as one line (``tweetdesk: error: …``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tweetdesk.errors import TweetdeskError
+
+PathArg = click.Path(path_type=Path)
+
+
+def _settings(**overrides):
+    from pydantic import ValidationError
+
+    from tweetdesk.config import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise TweetdeskError(f"bad setting TWEETDESK_{where.upper()}: {first['msg']}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tweetdesk")
+def app() -> None:
+    """tweetdesk: customer tweets in, tracked support tickets out."""
+
+
+@app.command()
+@click.argument("text", required=False)
+@click.option("--file", "-f", "file", type=PathArg, help="CSV (data set format) or JSONL of tweets.")
+@click.option("--json", "json_out", is_flag=True, help="One JSON object per line on stdout.")
+def classify(text: str | None, file: Path | None, json_out: bool) -> None:
+    """Classify a tweet (or a file of tweets): sentiment, topic, entities and the ticket ID."""
+    from tweetdesk.enrich import classify_command
+
+    classify_command(_settings(), text=text, file=file, json_out=json_out)
+
+
+@app.command()
+@click.option("--data", type=PathArg, help="Labelled CSV (airline data set format).")
+@click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True, help="Maximum epochs (early stopping).")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--version", "version", help="Artifact folder name (default: date-based).")
+def train(data: Path | None, epochs: int, seed: int, version: str | None) -> None:
+    """Train the LDA topic labeller and both LSTM models; write artifacts and reports/."""
+    from tweetdesk.models.train import train_command
+
+    train_command(_settings(data_path=data), epochs=epochs, seed=seed, version=version)
+
+
+@app.command()
+@click.option("--data", type=PathArg, help="Labelled CSV (airline data set format).")
+def evaluate(data: Path | None) -> None:
+    """Evaluate the shipped models on the test split; write reports/metrics.json and plots."""
+    from tweetdesk.models.train import evaluate_command
+
+    evaluate_command(_settings(data_path=data))
+
+
+@app.command()
+@click.option("--data", type=PathArg, help="Labelled CSV (airline data set format).")
+@click.option("--topics", type=click.IntRange(min=2), default=12, show_default=True, help="Number of LDA topics.")
+def lda(data: Path | None, topics: int) -> None:
+    """Fit LDA over the cleaned corpus and print each topic's top words (to review the mapping)."""
+    from tweetdesk.models.lda import lda_command
+
+    lda_command(_settings(data_path=data), n_topics=topics)
+
+
+@app.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 = a free port.")
+def broker(port: int) -> None:
+    """Run the embedded Kafka-protocol broker (tansu) in the foreground."""
+    from tweetdesk.broker import broker_command
+
+    broker_command(_settings(), port=port)
+
+
+@app.command()
+@click.argument("source", type=click.Choice(["replay", "x"]), default="replay")
+@click.option("--path", type=PathArg, help="CSV or JSONL to replay (default: the shipped sample).")
+@click.option("--rate", type=click.FloatRange(min=0), default=0.0, help="Tweets per second (0 = as fast as possible).")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many tweets.")
+@click.option("--loop", is_flag=True, help="Replay the file again and again (new ids each pass).")
+def ingest(source: str, path: Path | None, rate: float, limit: int | None, loop: bool) -> None:
+    """Publish tweets to Kafka from a replay file or the X API v2 filtered stream."""
+    from tweetdesk.ingest import ingest_command
+
+    ingest_command(_settings(), source=source, path=path, rate=rate, limit=limit, loop=loop)
+
+
+@app.command()
+@click.option("--master", help="Spark master (default local[2]).")
+@click.option("--available-now", is_flag=True, help="Process what is in Kafka now, then stop.")
+def stream(master: str | None, available_now: bool) -> None:
+    """Run the Spark Structured Streaming job: Kafka -> enrich -> Parquet + tweets.enriched."""
+    from tweetdesk.stream.job import stream_command
+
+    stream_command(_settings(spark_master=master), available_now=available_now)
+
+
+@app.command()
+@click.option("--host")
+@click.option("--port", type=click.IntRange(0, 65535))
+def serve(host: str | None, port: int | None) -> None:
+    """Run the reply service + web dashboard (dry-run unless X user credentials are set)."""
+    from tweetdesk.reply.service import serve_command
+
+    serve_command(_settings(host=host, port=port))
+
+
+@app.command()
+@click.option("--limit", type=click.IntRange(min=1), help="Replay only this many sample tweets.")
+@click.option("--keep-running", is_flag=True, help="Keep the services up after the summary (Ctrl-C stops).")
+def demo(limit: int | None, keep_running: bool) -> None:
+    """End-to-end demo on embedded defaults: broker, stream job, reply service, sample replay, summary."""
+    from tweetdesk.demo import demo_command
+
+    demo_command(_settings(), limit=limit, keep_running=keep_running)
+
+
+@app.command()
+@click.argument("which", type=click.Choice(["classify", "stream", "replies", "budget"]))
+def bench(which: str) -> None:
+    """Run one of the benchmarks under benchmarks/ and print its figures."""
+    import runpy
+
+    from tweetdesk.config import REPO_ROOT
+
+    script = REPO_ROOT / "benchmarks" / f"{which}.py"
+    if not script.exists():
+        raise TweetdeskError(f"benchmark script {script} is missing (benchmarks run from a source checkout)")
+    sys.argv = [str(script)]
+    runpy.run_path(str(script), run_name="__main__")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; usage errors and TweetdeskErrors print one readable line, never a traceback."""
+    try:
+        app.main(args=argv, prog_name="tweetdesk", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help() if e.ctx else str(e))
+        return 0
+    except click.UsageError as e:
+        click.echo(f"tweetdesk: error: {e.format_message()}", err=True)
+        return 2
+    except click.ClickException as e:
+        click.echo(f"tweetdesk: error: {e.format_message()}", err=True)
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("tweetdesk: interrupted", err=True)
+        return 130
+    except TweetdeskError as e:
+        click.echo(f"tweetdesk: error: {e}", err=True)
+        return 1
+    return 0
+
+
+def run() -> None:  # console-script target
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Text stages: cleaning (clean.py) and named entities (entities.py)."""

@@ -1,0 +1,144 @@
+"""The typed records that stages exchange. This module owns the schema: the Spark schema, the
+Parquet schema and the JSON on Kafka all derive from these classes.
+
+Tweet ids are strings: X ids are 64-bit snowflakes, beyond JSON/JavaScript's exact integer range.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
+TOPICS: tuple[str, ...] = (
+    "Baggage Issue",
+    "Customer Experience",
+    "Delay and Customer Service",
+    "Extra Charges",
+    "Online Booking",
+    "Reschedule and Refund",
+    "Reservation Issue",
+    "Seating Preferences",
+)
+# Given to a tweet with no classifiable text (empty after cleaning): it still gets a ticket.
+UNCLASSIFIABLE = "unclassifiable"
+
+# Hard cap on text length. X long posts go to 25,000 characters; anything longer is not a tweet.
+MAX_TEXT_CHARS = 25_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=False, str_strip_whitespace=False)
+
+
+class Tweet(_Record):
+    """A customer tweet as it enters the system (from replay or from the X filtered stream)."""
+
+    id: str = Field(min_length=1, max_length=32, pattern=r"^\d+$")
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    author: str = Field(min_length=1, max_length=64, description="Handle without '@'.")
+    author_id: str | None = None
+    created_at: datetime
+    lang: str | None = "en"
+    brand: str | None = Field(None, description="The brand/airline the tweet is about (e.g. 'united').")
+    rule: str | None = Field(None, description="Tag of the filtered-stream rule that matched, if any.")
+    in_reply_to_tweet_id: str | None = None
+    in_reply_to_user_id: str | None = None
+    conversation_id: str | None = None
+    source: Literal["replay", "x", "api"] = "replay"
+    ingested_at: datetime | None = Field(None, description="When ingest published it to Kafka (latency).")
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text is blank")
+        return v
+
+    @field_validator("author")
+    @classmethod
+    def _strip_at(cls, v: str) -> str:
+        return v.lstrip("@")
+
+    @field_validator("created_at", "ingested_at")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            return v.replace(tzinfo=timezone.utc)
+        return v
+
+
+class Entity(_Record):
+    text: str
+    label: str = Field(description="spaCy label (GPE, DATE, MONEY, …) or FLIGHT, BOOKING_REF, AIRPORT.")
+    start: int = Field(ge=0, description="Character offset in the original text.")
+    end: int = Field(ge=0)
+
+
+class EnrichedTweet(Tweet):
+    """A tweet after cleaning, classification and entity extraction: one row in Parquet."""
+
+    clean_text: str
+    sentiment: str = Field(description="negative | neutral | positive | unclassifiable")
+    sentiment_score: float = Field(ge=0.0, le=1.0)
+    topic: str = Field(description="one of TOPICS, or unclassifiable")
+    topic_score: float = Field(ge=0.0, le=1.0)
+    entities: list[Entity] = Field(default_factory=list)
+    ticket_id: str
+    model_version: str
+    processed_at: datetime = Field(default_factory=utcnow)
+
+
+class ReplyStatus(str, Enum):
+    queued = "queued"
+    posted = "posted"  # live post accepted by X
+    dry_run = "dry_run"  # written to the outbox only
+    failed = "failed"
+    skipped = "skipped"  # flood guard / own tweet / thread already answered
+
+
+class Reply(_Record):
+    ticket_id: str
+    tweet_id: str
+    text: str = Field(max_length=280)
+    status: ReplyStatus = ReplyStatus.queued
+    attempts: int = 0
+    posted_id: str | None = None
+    error: str | None = None
+
+
+class DeadLetter(_Record):
+    """A record we could not process, with the reason and the original bytes (nothing is dropped)."""
+
+    reason: str
+    stage: str = Field(description="ingest | parse | validate | enrich | …")
+    raw: str = Field(description="The original value, decoded as UTF-8 with replacement, truncated to 64 KiB.")
+    raw_bytes: int = Field(ge=0, description="Length of the original value in bytes.")
+    key: str | None = None
+    source_topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+    @classmethod
+    def of(cls, raw: bytes | str | None, reason: str, stage: str, **kw) -> "DeadLetter":
+        if raw is None:
+            data = b""
+        elif isinstance(raw, str):
+            data = raw.encode("utf-8", "surrogatepass")
+        else:
+            data = bytes(raw)
+        return cls(
+            reason=reason[:2000],
+            stage=stage,
+            raw=data[: 64 * 1024].decode("utf-8", "replace"),
+            raw_bytes=len(data),
+            **kw,
+        )
