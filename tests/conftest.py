@@ -18,11 +18,10 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-pytest_plugins = [
-    p
-    for p in ("tests.fixtures.broker", "tests.fixtures.spark", "tests.fixtures.xapi", "tests.fixtures.store")
-    if (Path(__file__).parent / "fixtures" / (p.rsplit(".", 1)[1] + ".py")).exists()
-]
+# Every tests/fixtures/<stage>.py is a plugin: a stage adds its fixtures without editing this file.
+pytest_plugins = sorted(
+    f"tests.fixtures.{f.stem}" for f in (Path(__file__).parent / "fixtures").glob("*.py") if f.stem != "__init__"
+)
 
 
 def pytest_collection_modifyitems(config, items):
