@@ -1,0 +1,88 @@
+"""Everything that talks to Kafka goes through here, with confluent-kafka. A real cluster is a config
+change: ``TWEETDESK_KAFKA_BOOTSTRAP`` plus ``TWEETDESK_KAFKA_CONFIG='{"security.protocol": "SASL_SSL", ...}'``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from tweetdesk.config import Settings
+from tweetdesk.errors import ConfigError
+
+if TYPE_CHECKING:  # confluent_kafka is imported lazily: Spark workers unpickle code that refers to us
+    from confluent_kafka import Consumer, Producer
+
+log = logging.getLogger(__name__)
+
+# Room for a 1 MB tweet plus its JSON envelope: oversized input must reach the stream job so that it can be
+# dead-lettered with a reason, not be refused at the producer where the reason would be lost.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def client_config(settings: Settings) -> dict:
+    if not settings.kafka_bootstrap:
+        raise ConfigError("no Kafka bootstrap servers: set TWEETDESK_KAFKA_BOOTSTRAP or start the embedded broker")
+    return {"bootstrap.servers": settings.kafka_bootstrap, **settings.kafka_config}
+
+
+def make_producer(settings: Settings, **conf) -> "Producer":
+    """An idempotent producer (acks=all): retries after a broker hiccup never duplicate or reorder."""
+    from confluent_kafka import Producer
+
+    return Producer({
+        **client_config(settings),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.max.bytes": MAX_MESSAGE_BYTES,
+        **conf,
+    })
+
+
+def make_consumer(settings: Settings, group_id: str, **conf) -> "Consumer":
+    """A consumer that never commits on its own: callers commit after their side effects are stored."""
+    from confluent_kafka import Consumer
+
+    return Consumer({
+        **client_config(settings),
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
+        **conf,
+    })
+
+
+def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
+    """Create the topics if absent (the embedded broker does not auto-create them)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    names = topics or [settings.topic_raw, settings.topic_enriched, settings.topic_dead]
+    admin = AdminClient(client_config(settings))
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [
+        NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication)
+        for t in names
+        if t not in existing
+    ]
+    if not wanted:
+        return
+    for topic, fut in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            fut.result(timeout)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        log.info("created topic %s (%d partitions)", topic, settings.topic_partitions)
+
+
+def topic_partitions(settings: Settings, topic: str, timeout: float = 10.0) -> list[int]:
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient(client_config(settings)).list_topics(topic, timeout=timeout)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        raise ConfigError(f"Kafka topic '{topic}' does not exist on {settings.kafka_bootstrap}")
+    return sorted(t.partitions)
