@@ -102,6 +102,8 @@ class ReplyStatus(str, Enum):
     dry_run = "dry_run"  # written to the outbox only
     failed = "failed"
     skipped = "skipped"  # flood guard / own tweet / thread already answered
+    posting = "posting"  # intent recorded, the call to X is under way (after a crash: verify, never re-post)
+    unknown = "unknown"  # X may or may not hold the post and it could not be verified: an agent decides
 
 
 class Reply(_Record):
