@@ -555,14 +555,24 @@ class TicketStore:
                 done += len(rows)
         return done
 
-    def record_retry(self, reply_id: int, error: str, not_before: datetime) -> bool:
-        """posting → queued again, not to be tried before ``not_before`` (backoff or rate-limit reset)."""
+    def record_retry(self, reply_id: int, error: str, not_before: datetime, *, count_attempt: bool = True) -> bool:
+        """posting → queued again, not to be tried before ``not_before`` (backoff or rate-limit reset).
+        ``count_attempt=False`` gives the attempt back (a 429 is X's budget, not a failed try)."""
         now = self.clock()
+        attempts = replies.c.attempts if count_attempt else sa.func.max(replies.c.attempts - 1, 0)
+        if not count_attempt and self.dialect == "postgresql":
+            attempts = sa.func.greatest(replies.c.attempts - 1, 0)
         with self._tx(write=True) as conn:
             n = conn.execute(
                 replies.update()
                 .where(replies.c.id == reply_id, replies.c.status == ReplyStatus.posting.value)
-                .values(status=ReplyStatus.queued.value, error=error[:2000], not_before=not_before, updated_at=now)
+                .values(
+                    status=ReplyStatus.queued.value,
+                    error=error[:2000],
+                    not_before=not_before,
+                    attempts=attempts,
+                    updated_at=now,
+                )
             ).rowcount
             if n == 1:
                 conn.execute(

@@ -1,0 +1,365 @@
+"""The poster: drains the outbox (``replies`` table) to X, or to the log in dry-run.
+
+Modes
+-----
+* **dry-run** (default; whenever the four OAuth 1.0a user-context secrets are not all set): a queued
+  reply is marked ``dry_run`` and logged; nothing leaves the machine. A warning says so at start.
+* **live**: tweepy ``Client.create_tweet(text=…, in_reply_to_tweet_id=…)`` with user context,
+  against ``settings.x_api_base`` (tweepy hard-codes ``https://api.twitter.com``; ``RebasedSession``
+  rewrites the URL *before* the request is prepared, so OAuth 1.0a signs the URL actually called).
+
+Exactly once, across crashes (the outbox state machine lives in ``tickets.store``)
+---------------------------------------------------------------------------------
+1. ``claim``: ``queued → posting`` is committed **before** the HTTP call (the intent).
+2. The call; then the outcome is committed: ``posted`` (with X's id), ``queued`` again with a
+   ``not_before`` (429: X's reset time; 5xx or a connection refused: exponential backoff), or
+   ``failed`` with the reason after the last attempt (or at once for a 4xx).
+3. A row still ``posting`` when the poster starts means the process died during a call: X may hold
+   the post. It is **verified, never blindly re-posted**: the account's recent timeline (``GET
+   /2/users/:id/tweets``) is searched for a reply to that tweet with that text. Found → ``posted``
+   with its id. Not found → queued again (and should the timeline lag, X itself refuses a second
+   post with identical text — every reply carries its unique ticket ID — which we treat the same
+   way). Verification impossible (API down, no access) → ``unknown``: shown to agents, never
+   re-posted automatically. A call that may have reached X but got no answer (read timeout, reset
+   connection) goes through the same verification.
+
+Delays are injectable (``clock``, ``backoff_base``) so tests need no real waiting; rate limits are
+honoured through the stored ``not_before`` rather than by sleeping in a thread.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+
+import requests
+import tweepy
+
+from tweetdesk.records import ReplyStatus
+from tweetdesk.tickets.store import StoredReply, StoreError, TicketStore
+
+log = logging.getLogger(__name__)
+
+# tweepy builds every URL from one of these hosts.
+_TWEEPY_HOSTS = ("https://api.twitter.com", "https://api.x.com")
+
+
+class RebasedSession(requests.Session):
+    """A requests Session that sends tweepy's calls to ``base`` (e.g. a local stand-in) and gives
+    every call a timeout (tweepy sets none: a hung connection would hang the poster)."""
+
+    def __init__(self, base: str, timeout: float | tuple[float, float] = (5.0, 30.0)):
+        super().__init__()
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+
+    def request(self, method, url, *args, **kwargs):
+        for host in _TWEEPY_HOSTS:
+            if isinstance(url, str) and url.startswith(host + "/"):
+                url = self.base + url[len(host) :]
+                break
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def make_x_client(settings, *, timeout: float | tuple[float, float] = (5.0, 30.0)) -> tweepy.Client:
+    """A tweepy Client with OAuth 1.0a user context, pointed at ``settings.x_api_base``."""
+
+    def secret(s):
+        return s.get_secret_value() if s is not None else None
+
+    client = tweepy.Client(
+        consumer_key=secret(settings.x_consumer_key),
+        consumer_secret=secret(settings.x_consumer_secret),
+        access_token=secret(settings.x_access_token),
+        access_token_secret=secret(settings.x_access_token_secret),
+        return_type=dict,  # plain JSON: ids stay strings
+        wait_on_rate_limit=False,  # we wait via the outbox, not by sleeping inside tweepy
+    )
+    client.session = RebasedSession(settings.x_api_base, timeout=timeout)
+    return client
+
+
+class XTransport:
+    """The two things the poster asks X: post a reply, and find one of our recent replies."""
+
+    def __init__(self, client: tweepy.Client):
+        self.client = client
+        self._me: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings) -> "XTransport":
+        return cls(make_x_client(settings))
+
+    def post(self, text: str, in_reply_to_tweet_id: str) -> str:
+        resp = self.client.create_tweet(text=text, in_reply_to_tweet_id=in_reply_to_tweet_id, user_auth=True)
+        return str(resp["data"]["id"])
+
+    def find_reply(self, in_reply_to_tweet_id: str, text: str, ticket_id: str | None = None) -> str | None:
+        """Id of our recent post replying to ``in_reply_to_tweet_id`` with this text, or None."""
+        if self._me is None:
+            self._me = str(self.client.get_me(user_auth=True)["data"]["id"])
+        resp = self.client.get_users_tweets(
+            self._me, user_auth=True, max_results=100, tweet_fields=["referenced_tweets", "created_at"]
+        )
+        want = " ".join(text.split())
+        for t in resp.get("data") or []:
+            refs = t.get("referenced_tweets") or []
+            if not any(r.get("type") == "replied_to" and str(r.get("id")) == str(in_reply_to_tweet_id) for r in refs):
+                continue
+            got = " ".join(html.unescape(t.get("text", "")).split())  # X returns &amp; for &
+            if got == want or (ticket_id and ticket_id in got):
+                return str(t["id"])
+        return None
+
+
+@dataclass
+class Outcome:
+    kind: Literal["posted", "dry_run", "retry", "failed", "unknown", "skipped"]
+    detail: str = ""
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the request surely did not reach X (no connection made): safe to retry."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen or e is None:
+            continue
+        seen.add(id(e))
+        name = type(e).__name__
+        if name in ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError"):
+            return True
+        if isinstance(e, BaseException):
+            stack.extend([e.__cause__, e.__context__, *[a for a in e.args if isinstance(a, BaseException)]])
+            reason = getattr(e, "reason", None)
+            if isinstance(reason, BaseException):
+                stack.append(reason)
+    return False
+
+
+def _http_reason(e: tweepy.HTTPException) -> str:
+    status = getattr(e.response, "status_code", "?")
+    reason = getattr(e.response, "reason", "") or ""
+    msgs = "; ".join(str(m) for m in (e.api_messages or [])) if getattr(e, "api_messages", None) else ""
+    return f"X API {status} {reason}".strip() + (f": {msgs}" if msgs else "")
+
+
+class Poster:
+    """Drives replies through the outbox state machine. Thread-safe (the store arbitrates claims)."""
+
+    def __init__(
+        self,
+        settings,
+        store: TicketStore,
+        *,
+        transport: XTransport | None = None,
+        live: bool | None = None,
+        clock: Callable[[], float] = time.time,
+        backoff_base: float = 2.0,
+        backoff_cap: float = 300.0,
+        batch: int = 500,
+    ):
+        self.settings = settings
+        self.store = store
+        self.live = settings.x_user_credentials if live is None else live
+        if self.live and transport is None:
+            transport = XTransport.from_settings(settings)
+        self.transport = transport
+        self.clock = clock
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.batch = batch
+        self.max_attempts = settings.reply_max_attempts
+        self._wake = threading.Event()
+        self.counts = {"posted": 0, "dry_run": 0, "retry": 0, "failed": 0, "unknown": 0}
+        if not self.live:
+            log.warning(
+                "X user-context credentials are not set (TWEETDESK_X_CONSUMER_KEY/_SECRET, "
+                "TWEETDESK_X_ACCESS_TOKEN/_SECRET): replies run in DRY-RUN mode, written to the outbox "
+                "table and the log, never posted"
+            )
+
+    @property
+    def mode(self) -> str:
+        return "live" if self.live else "dry-run"
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), timezone.utc)
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based): base·2^(n-1), capped."""
+        return min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
+
+    # --- crash recovery -------------------------------------------------------------------------
+    def recover(self) -> dict[str, int]:
+        """Settle replies left ``posting`` by a previous process (see the module docstring)."""
+        counts = {"requeued": 0, "verified_posted": 0, "unknown": 0}
+        for r in self.store.in_flight():
+            if not self.live:
+                # Only live posting claims rows; without credentials now, we cannot ask X.
+                self.store.record_unknown(
+                    r.id, "a live post was interrupted and the service now runs without credentials: check by hand"
+                )
+                counts["unknown"] += 1
+                continue
+            outcome = self._verify(r, "the process stopped during the call to X")
+            counts[{"posted": "verified_posted", "retry": "requeued"}.get(outcome.kind, "unknown")] += 1
+        if any(counts.values()):
+            log.warning("reply recovery after restart: %s", counts)
+        return counts
+
+    def _verify(self, r: StoredReply, why: str) -> Outcome:
+        """Did X get this reply? Record what we learn; never post from here."""
+        try:
+            found = self.transport.find_reply(r.tweet_id, r.text, r.ticket_id)
+        except (tweepy.TweepyException, requests.RequestException, KeyError, TypeError, ValueError) as e:
+            msg = f"{why}; X may hold the post and it could not be verified ({type(e).__name__}: {e}): check by hand"
+            self.store.record_unknown(r.id, msg[:2000])
+            log.error("reply %s (ticket %s): %s", r.id, r.ticket_id, msg)
+            self.counts["unknown"] += 1
+            return Outcome("unknown", msg)
+        if found:
+            self.store.record_posted(r.id, found)
+            log.info("reply %s (ticket %s) verified as posted: %s", r.id, r.ticket_id, found)
+            self.counts["posted"] += 1
+            return Outcome("posted", found)
+        # Not on the timeline: not posted. Retry counts as an attempt.
+        return self._retry_or_fail(r, f"{why}; verified not posted")
+
+    # --- posting --------------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    def budget_wait(self) -> float:
+        """Seconds until the local posting budget (reply_limit per reply_window_seconds) allows a
+        post; 0 = now. Dry-run posts nothing, so it has no budget."""
+        if not self.live:
+            return 0.0
+        window = timedelta(seconds=self.settings.reply_window_seconds)
+        now = self._now()
+        if self.store.posted_since(now - window) < self.settings.reply_limit:
+            return 0.0
+        return min(60.0, float(self.settings.reply_window_seconds))  # re-check later; X's 429 is the backstop
+
+    def deliver(self, reply_ids: Iterable[int]) -> dict[str, int]:
+        """Try these replies now (the consumer calls this before acknowledging Kafka). Anything
+        not settled here stays queued in the store for the background loop."""
+        ids = list(reply_ids)
+        before = dict(self.counts)
+        if not self.live:
+            self._dry_run(ids)
+        else:
+            for rid in ids:
+                if self.budget_wait() > 0:
+                    break
+                self.attempt(rid)
+        return {k: self.counts[k] - before[k] for k in self.counts}
+
+    def step(self) -> float:
+        """Process the due replies once; return seconds until the next is due (capped at 1 s idle)."""
+        if not self.live:
+            ids = self.store.due_replies(self.batch, now=self._now())
+            self._dry_run(ids)
+            if len(ids) == self.batch:
+                return 0.0
+        else:
+            wait = self.budget_wait()
+            if wait > 0:
+                return wait
+            for rid in self.store.due_replies(self.batch, now=self._now()):
+                self.attempt(rid)
+                if self.budget_wait() > 0:
+                    break
+        nxt = self.store.next_due_at()
+        if nxt is None:
+            return 1.0
+        return max(0.0, min(1.0, (nxt - self._now()).total_seconds()))
+
+    def run(self, stop: threading.Event) -> None:
+        """The background loop: recover, then drain until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                self.recover()
+                break
+            except StoreError as e:
+                log.error("reply recovery: %s; retrying in 5 s", e)
+                stop.wait(5)
+        while not stop.is_set():
+            try:
+                delay = self.step()
+            except StoreError as e:
+                log.error("poster: %s; retrying in 5 s", e)
+                delay = 5.0
+            if delay > 0:
+                self._wake.wait(delay)
+            self._wake.clear()
+
+    def _dry_run(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        n = self.store.record_dry_run(ids)
+        self.counts["dry_run"] += n
+        if log.isEnabledFor(logging.INFO):
+            for rid in ids:
+                r = self.store.get_reply(rid)
+                if r and r.status == ReplyStatus.dry_run:
+                    log.info("DRY-RUN reply to tweet %s (ticket %s): %s", r.tweet_id, r.ticket_id, r.text)
+
+    def attempt(self, reply_id: int) -> Outcome:
+        """One live attempt at one reply, if it is still queued (else ``skipped``)."""
+        r = self.store.claim(reply_id)  # intent committed: from here on a crash means "verify"
+        if r is None:
+            return Outcome("skipped")
+        try:
+            posted_id = self.transport.post(r.text, r.tweet_id)
+        except tweepy.TooManyRequests as e:
+            reset = e.reset_time or int(self.clock()) + 60
+            until = datetime.fromtimestamp(reset + 1, timezone.utc)
+            self.store.record_retry(r.id, f"X API 429 rate limited until {until.isoformat()}", until, count_attempt=False)
+            log.warning("X rate limit (429): reply %s waits until %s", r.id, until.isoformat())
+            self.counts["retry"] += 1
+            return Outcome("retry", "rate limited")
+        except tweepy.TwitterServerError as e:
+            return self._retry_or_fail(r, _http_reason(e))
+        except tweepy.Forbidden as e:
+            if any("duplicate" in str(m).lower() for m in (e.api_messages or [])) or "duplicate" in str(e).lower():
+                # X refuses identical text from the same account: this reply is already out there.
+                return self._verify(r, "X refused it as duplicate content")
+            return self._fail(r, _http_reason(e))
+        except tweepy.HTTPException as e:  # other 4xx: our request is wrong; retrying will not help
+            return self._fail(r, _http_reason(e))
+        except requests.RequestException as e:
+            if _never_sent(e):
+                return self._retry_or_fail(r, f"cannot reach X API: {type(e).__name__}")
+            return self._verify(r, f"no answer from X ({type(e).__name__})")
+        except (KeyError, TypeError, ValueError) as e:  # 2xx with a body we cannot read: it was posted
+            return self._verify(r, f"unreadable answer from X ({type(e).__name__}: {e})")
+        self.store.record_posted(r.id, posted_id)
+        self.counts["posted"] += 1
+        log.info("posted reply %s to tweet %s (ticket %s): %s", posted_id, r.tweet_id, r.ticket_id, r.text)
+        return Outcome("posted", posted_id)
+
+    def _retry_or_fail(self, r: StoredReply, reason: str) -> Outcome:
+        if r.attempts >= self.max_attempts:
+            return self._fail(r, f"{reason} (after {r.attempts} attempts)")
+        delay = self.backoff(r.attempts)
+        self.store.record_retry(r.id, reason, self._now() + timedelta(seconds=delay))
+        log.warning("reply %s attempt %d/%d: %s; retry in %.1f s", r.id, r.attempts, self.max_attempts, reason, delay)
+        self.counts["retry"] += 1
+        return Outcome("retry", reason)
+
+    def _fail(self, r: StoredReply, reason: str) -> Outcome:
+        self.store.record_failed(r.id, reason)
+        log.error("reply %s to tweet %s (ticket %s) failed: %s", r.id, r.tweet_id, r.ticket_id, reason)
+        self.counts["failed"] += 1
+        return Outcome("failed", reason)

@@ -1,0 +1,209 @@
+"""Reply texts: Jinja2 templates per sentiment × topic (``templates.toml``), and the rules every reply
+obeys, whoever wrote it (template or agent):
+
+* at most 280 characters **as X counts them** (``weighted_length``);
+* no URL — X charges 20× for a post with a link, and auto-links bare domains;
+* no @mention but the customer's own: we never amplify other accounts or spam named in a tweet.
+
+The templates see only vetted variables (handle, ticket ID, topic, sentiment, a flight number), never
+the customer's text, and run in Jinja's sandbox because a support lead edits them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError as JinjaError
+from jinja2.sandbox import SandboxedEnvironment
+
+from tweetdesk.errors import InputError, TweetdeskError
+from tweetdesk.records import EnrichedTweet
+
+log = logging.getLogger(__name__)
+
+SHIPPED_TEMPLATES = Path(__file__).with_name("templates.toml")
+MAX_WEIGHTED_LENGTH = 280
+
+# X's counting (twitter-text config v3): code points in these ranges weigh 1, all others 2; text is
+# NFC-normalised first. X counts a whole emoji sequence as 2; we count each code point, which only
+# ever over-counts: safe. (The twitter-text port on PyPI needs pkg_resources, gone from setuptools.)
+_LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
+
+# Anything X would turn into a link: a scheme, "www.", or a bare dotted name ending in a TLD-like
+# word ("example.com", "bit.ly/x"). Deliberately broader than X's TLD list.
+_URL = re.compile(
+    r"(?i)(?:\b[a-z][a-z0-9+.-]*://\S+|\bwww\.\S+|\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.[a-z]{2,24}\b(?:/\S*)?)"
+)
+# X's mention rule: @ + 1–15 word characters, not preceded by a word character or another @.
+_MENTION = re.compile(r"(?<![A-Za-z0-9_!@#$%&*])[@＠]([A-Za-z0-9_]{1,15})")
+_HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+_FLIGHT = re.compile(r"^[A-Z][A-Z0-9]\d{1,4}$")
+
+
+class TemplateError(TweetdeskError):
+    """A reply template is malformed or could break a reply rule."""
+
+
+class ReplyTextError(InputError):
+    """A reply text breaks a rule (too long, a URL, a foreign @mention, empty)."""
+
+
+def weighted_length(text: str) -> int:
+    """Length of ``text`` as X counts it (conservative: never below X's own count)."""
+    total = 0
+    for ch in unicodedata.normalize("NFC", text):
+        cp = ord(ch)
+        total += 1 if any(lo <= cp <= hi for lo, hi in _LIGHT_RANGES) else 2
+    return total
+
+
+def find_urls(text: str) -> list[str]:
+    return _URL.findall(text)
+
+
+def find_mentions(text: str) -> list[str]:
+    return _MENTION.findall(text)
+
+
+def valid_handle(author: str | None) -> str | None:
+    """The X handle to @mention, or None when ``author`` is not a valid handle."""
+    if not author:
+        return None
+    a = author.lstrip("@")
+    return a if _HANDLE.match(a) else None
+
+
+def check_reply_text(text: str, *, author: str | None = None) -> str:
+    """Return ``text`` normalised (NFC, trimmed) or raise ReplyTextError naming the broken rule.
+
+    The only @mention allowed is ``author``'s (case-insensitive, as X handles are)."""
+    if not isinstance(text, str):
+        raise ReplyTextError("reply text must be a string")
+    text = unicodedata.normalize("NFC", text).strip()
+    if not text:
+        raise ReplyTextError("reply text is empty")
+    n = weighted_length(text)
+    if n > MAX_WEIGHTED_LENGTH:
+        raise ReplyTextError(f"reply is {n} characters as X counts them; the limit is {MAX_WEIGHTED_LENGTH}")
+    urls = find_urls(text)
+    if urls:
+        raise ReplyTextError(f"reply must not contain a URL or domain name (found {urls[0]!r})")
+    allowed = (author or "").lstrip("@").lower()
+    foreign = [m for m in find_mentions(text) if m.lower() != allowed]
+    if foreign:
+        raise ReplyTextError(f"reply must not @mention anyone but the customer (found @{foreign[0]})")
+    return text
+
+
+@dataclass(frozen=True)
+class _Entry:
+    key: str  # "negative / Baggage Issue", for messages
+    source: str
+    template: Any
+
+
+class ReplyTemplates:
+    """Loaded, checked templates. ``render(tweet)`` gives a reply that obeys every rule."""
+
+    # Worst-case values for the load-time check: the longest handle, ticket ID and flight number.
+    _WORST = {"author": "W" * 15, "ticket_id": "BAG-WWWWWWWW-W", "flight": "UA9999"}
+
+    def __init__(self, table: dict[str, Any], origin: str = "<templates>"):
+        self.origin = origin
+        self._env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        for section, body in table.items():
+            if not isinstance(body, dict):
+                raise TemplateError(f"{origin}: [{section}] must be a table of \"topic\" = \"template\" lines")
+            for topic, source in body.items():
+                if not isinstance(source, str):
+                    raise TemplateError(f"{origin}: [{section}] \"{topic}\" must be a string")
+                key = f"{section} / {topic}"
+                try:
+                    tpl = self._env.from_string(source)
+                except JinjaError as e:
+                    raise TemplateError(f"{origin}: template {key}: {e}") from None
+                self._entries[(section, topic)] = _Entry(key, source, tpl)
+        if ("default", "default") not in self._entries:
+            raise TemplateError(f"{origin}: a [default] table with a `default` template is required")
+        for entry in self._entries.values():
+            self._check(entry)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> "ReplyTemplates":
+        path = Path(path) if path else SHIPPED_TEMPLATES
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TemplateError(f"reply templates file {path} not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise TemplateError(f"reply templates file {path} is not valid TOML: {e}") from None
+        return cls(table, origin=str(path))
+
+    @classmethod
+    def from_settings(cls, settings) -> "ReplyTemplates":
+        return cls.load(settings.reply_templates)
+
+    def _check(self, entry: _Entry) -> None:
+        section, topic = entry.key.split(" / ", 1)
+        for flight in ("", self._WORST["flight"]):
+            ctx = self._context(self._WORST["author"], self._WORST["ticket_id"], topic, section, flight)
+            try:
+                text = self._render(entry, ctx)
+                if ctx["ticket_id"] not in text:
+                    raise ReplyTextError("it must include {{ ticket_id }}")
+                check_reply_text(text, author=ctx["author"])
+            except (ReplyTextError, JinjaError) as e:
+                raise TemplateError(f"{self.origin}: template {entry.key}: {e}") from None
+
+    @staticmethod
+    def _context(author: str | None, ticket_id: str, topic: str, sentiment: str, flight: str) -> dict[str, Any]:
+        handle = valid_handle(author)
+        return {
+            "author": handle or "",
+            "mention": f"@{handle}" if handle else "",
+            "ticket_id": ticket_id,
+            "topic": topic,
+            "sentiment": sentiment,
+            "flight": flight,
+        }
+
+    @staticmethod
+    def _render(entry: _Entry, ctx: dict[str, Any]) -> str:
+        return " ".join(entry.template.render(**ctx).split())
+
+    def entry_for(self, sentiment: str, topic: str) -> _Entry:
+        for key in ((sentiment, topic), (sentiment, "default"), ("default", "default")):
+            if key in self._entries:
+                return self._entries[key]
+        raise AssertionError("unreachable: [default] default is required")
+
+    def render(self, tweet: EnrichedTweet) -> str:
+        """The reply to ``tweet``: personalised, ≤ 280 (X-weighted), no URL, no foreign mention."""
+        ctx = self._context(tweet.author, tweet.ticket_id, tweet.topic, tweet.sentiment, _flight(tweet))
+        entry = self.entry_for(tweet.sentiment, tweet.topic)
+        try:
+            return check_reply_text(self._render(entry, ctx), author=ctx["author"])
+        except (ReplyTextError, JinjaError) as e:
+            # The load-time check covers the worst case, so this means a bug: say so, stay safe.
+            log.error("template %s failed for ticket %s (%s); using the generic reply", entry.key, tweet.ticket_id, e)
+            return check_reply_text(self._render(self._entries[("default", "default")], ctx), author=ctx["author"])
+
+    def keys(self) -> list[str]:
+        return [e.key for e in self._entries.values()]
+
+
+def _flight(tweet: EnrichedTweet) -> str:
+    """A flight number from the tweet's entities, only if it has the plain shape 'UA1234'."""
+    for e in tweet.entities:
+        if e.label == "FLIGHT":
+            value = (getattr(e, "norm", None) or e.text or "").replace(" ", "").upper()
+            if _FLIGHT.match(value):
+                return value
+    return ""

@@ -1,0 +1,263 @@
+"""Contract tests: the poster and tweepy against the local X API v2 stand-in (tests/fixtures/xapi.py)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.fixtures.store import enriched_tweet
+from tweetdesk.config import Settings
+from tweetdesk.records import ReplyStatus
+from tweetdesk.reply.poster import Poster, make_x_client
+from tweetdesk.reply.templates import ReplyTemplates
+from tweetdesk.tickets.store import TicketStatus, TicketStore
+
+
+class FakeClock:
+    """Epoch seconds that only move when the test says so."""
+
+    def __init__(self, t: float = 1_760_000_000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def dt(self) -> datetime:
+        return datetime.fromtimestamp(self.t, timezone.utc)
+
+
+def live_settings(tmp_path, xapi, **kw) -> Settings:
+    return Settings(
+        work_dir=tmp_path,
+        x_api_base=xapi.base_url,
+        x_consumer_key="ck",
+        x_consumer_secret="cs",
+        x_access_token="at",
+        x_access_token_secret="ats",
+        **kw,
+    )
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def live(tmp_path, xapi, clock):
+    """(settings, store, poster) in live mode against the stand-in, on a fake clock."""
+    settings = live_settings(tmp_path, xapi, reply_max_attempts=3)
+    store = TicketStore(settings.db_url, clock=clock.dt)
+    poster = Poster(settings, store, clock=clock, backoff_base=10.0)
+    yield settings, store, poster
+    store.close()
+
+
+def _open(store, tweet_id="1001", **kw):
+    tw = enriched_tweet(tweet_id, **kw)
+    res = store.add_tickets([tw], ReplyTemplates.load().render)
+    return tw, res.replies[0]
+
+
+def test_tweepy_sends_the_reply_body_with_user_context(live, xapi):
+    settings, store, poster = live
+    tw, rid = _open(store)
+    out = poster.attempt(rid)
+    assert out.kind == "posted"
+    [req] = xapi.post_requests()
+    assert req.path == "/2/tweets"
+    assert req.body == {"text": store.get_reply(rid).text, "reply": {"in_reply_to_tweet_id": "1001"}}
+    assert req.headers["Authorization"].startswith("OAuth ")
+    assert 'oauth_consumer_key="ck"' in req.headers["Authorization"]
+    assert 'oauth_token="at"' in req.headers["Authorization"]
+    reply, ticket = store.get_reply(rid), store.get_ticket(tw.ticket_id)
+    assert reply.status == ReplyStatus.posted and reply.posted_id == xapi.posts[0]["id"]
+    assert ticket.status == TicketStatus.replied and ticket.posted_reply_id == xapi.posts[0]["id"]
+    # The public reply names the customer and the ticket, and echoes nothing else from the tweet.
+    text = xapi.posts[0]["text"]
+    assert text.startswith("@jane_doe ") and tw.ticket_id in text
+    assert "@otherbrand" not in text and "@united" not in text and "http" not in text and "spam.example" not in text
+
+
+def test_client_is_rebased_and_times_out():
+    s = Settings(x_api_base="http://127.0.0.1:9/")
+    client = make_x_client(s)
+    assert client.session.base == "http://127.0.0.1:9"
+    assert client.session.timeout  # tweepy itself sets no timeout
+
+
+def test_429_waits_until_reset_then_succeeds(live, xapi, clock):
+    settings, store, poster = live
+    tw, rid = _open(store)
+    reset = int(clock()) + 300
+    xapi.script(xapi.rate_limited(reset=reset))
+    assert poster.attempt(rid).kind == "retry"
+    r = store.get_reply(rid)
+    assert r.status == ReplyStatus.queued and r.not_before == datetime.fromtimestamp(reset + 1, timezone.utc)
+    assert r.attempts == 0  # a 429 is X's budget, not a failed try
+    # Before the reset nothing is sent.
+    clock.t = reset - 10
+    poster.step()
+    assert len(xapi.post_requests()) == 1
+    # After it, the reply goes out.
+    clock.t = reset + 2
+    poster.step()
+    assert len(xapi.post_requests()) == 2
+    assert store.get_reply(rid).status == ReplyStatus.posted
+    assert store.get_ticket(tw.ticket_id).status == TicketStatus.replied
+
+
+def test_5xx_backs_off_then_the_ticket_fails_with_the_reason(live, xapi, clock):
+    settings, store, poster = live  # reply_max_attempts=3, backoff 10 s, 20 s
+    tw, rid = _open(store)
+    xapi.script(xapi.unavailable(), xapi.unavailable(), xapi.unavailable(), xapi.ok())
+    assert poster.attempt(rid).kind == "retry"
+    assert store.get_reply(rid).not_before == datetime.fromtimestamp(clock() + 10, timezone.utc)
+    clock.t += 10
+    poster.step()
+    assert store.get_reply(rid).not_before == datetime.fromtimestamp(clock() + 20, timezone.utc)
+    clock.t += 20
+    poster.step()
+    assert len(xapi.post_requests()) == 3
+    reply, ticket = store.get_reply(rid), store.get_ticket(tw.ticket_id)
+    assert reply.status == ReplyStatus.failed and reply.attempts == 3
+    assert ticket.status == TicketStatus.failed
+    assert "503" in ticket.last_error and "after 3 attempts" in ticket.last_error
+    clock.t += 3600
+    poster.step()  # a failed reply is never tried again
+    assert len(xapi.post_requests()) == 3 and not xapi.posts
+
+
+def test_a_4xx_fails_at_once(live, xapi):
+    settings, store, poster = live
+    tw, rid = _open(store)
+    from tests.fixtures.xapi import Answer
+
+    xapi.script(Answer(400, {"title": "Invalid Request", "detail": "bad", "errors": [{"message": "text too long"}]}))
+    assert poster.attempt(rid).kind == "failed"
+    assert "400" in store.get_ticket(tw.ticket_id).last_error
+    assert len(xapi.post_requests()) == 1
+
+
+def test_unreachable_x_is_retried_not_guessed(tmp_path, clock):
+    settings = Settings(
+        work_dir=tmp_path, x_api_base="http://127.0.0.1:9", x_consumer_key="a", x_consumer_secret="b",
+        x_access_token="c", x_access_token_secret="d", reply_max_attempts=2,
+    )
+    store = TicketStore(settings.db_url, clock=clock.dt)
+    poster = Poster(settings, store, clock=clock, backoff_base=1.0)
+    tw, rid = _open(store)
+    assert poster.attempt(rid).kind == "retry"  # connection refused: nothing reached X
+    clock.t += 1
+    poster.step()
+    r = store.get_reply(rid)
+    assert r.status == ReplyStatus.failed and "cannot reach X API" in r.error
+
+
+def test_crash_during_the_call_is_verified_not_reposted(live, xapi, clock):
+    """The process died after X accepted the post but before we stored its id (row left 'posting')."""
+    settings, store, poster = live
+    tw, rid = _open(store)
+    store.claim(rid)  # the intent, as committed before the HTTP call...
+    posted_id = make_x_client(settings).create_tweet(
+        text=store.get_reply(rid).text, in_reply_to_tweet_id=tw.id, user_auth=True
+    )["data"]["id"]  # ...and the call X accepted; then the process "died".
+    restarted = Poster(settings, store, clock=clock)
+    assert restarted.recover() == {"requeued": 0, "verified_posted": 1, "unknown": 0}
+    restarted.step()
+    assert len(xapi.posts) == 1 and len(xapi.post_requests()) == 1
+    assert store.get_reply(rid).posted_id == posted_id
+    assert store.get_ticket(tw.ticket_id).status == TicketStatus.replied
+
+
+def test_crash_before_the_call_reached_x_posts_once(live, xapi, clock):
+    settings, store, poster = live
+    tw, rid = _open(store)
+    store.claim(rid)  # died right after committing the intent: X has nothing
+    restarted = Poster(settings, store, clock=clock)
+    assert restarted.recover()["requeued"] == 1
+    clock.t += 60
+    restarted.step()
+    assert len(xapi.posts) == 1 and store.get_reply(rid).status == ReplyStatus.posted
+
+
+def test_unverifiable_post_is_left_for_an_agent(live, xapi, clock, tmp_path):
+    settings, store, poster = live
+    tw, rid = _open(store)
+    store.claim(rid)
+    broken = live_settings(tmp_path, xapi).model_copy(update={"x_api_base": "http://127.0.0.1:9"})
+    restarted = Poster(broken, store, clock=clock)
+    assert restarted.recover()["unknown"] == 1
+    clock.t += 3600
+    restarted.step()
+    assert store.get_reply(rid).status == ReplyStatus.unknown
+    assert not xapi.post_requests()
+
+
+def test_duplicate_content_answer_is_taken_as_already_posted(live, xapi):
+    settings, store, poster = live
+    tw, rid = _open(store)
+    text = store.get_reply(rid).text
+    make_x_client(settings).create_tweet(text=text, in_reply_to_tweet_id=tw.id, user_auth=True)
+    assert poster.attempt(rid).kind == "posted"  # X said 403 duplicate; the timeline confirms it
+    assert len(xapi.posts) == 1
+
+
+def test_no_credentials_means_dry_run_with_a_warning(tmp_path, caplog, xapi):
+    settings = Settings(work_dir=tmp_path, x_api_base=xapi.base_url)
+    store = TicketStore(settings.db_url)
+    with caplog.at_level(logging.INFO, logger="tweetdesk.reply.poster"):
+        poster = Poster(settings, store)
+        tw, rid = _open(store)
+        poster.step()
+    assert poster.mode == "dry-run"
+    assert any(r.levelno == logging.WARNING and "DRY-RUN" in r.getMessage() for r in caplog.records)
+    assert any("DRY-RUN reply to tweet 1001" in r.getMessage() for r in caplog.records)
+    r = store.get_reply(rid)
+    assert r.status == ReplyStatus.dry_run and r.dry_run and r.posted_id is None
+    assert store.get_ticket(tw.ticket_id).status == TicketStatus.replied
+    assert not xapi.requests  # nothing left the machine
+
+
+def test_partial_credentials_are_dry_run(tmp_path):
+    s = Settings(work_dir=tmp_path, x_consumer_key="only-this-one")
+    assert Poster(s, TicketStore(s.db_url)).mode == "dry-run"
+
+
+def test_background_loop_honours_a_real_reset_header(tmp_path, xapi):
+    """The same 429 path with the real clock and the poster thread (reset one second ahead)."""
+    import time
+
+    settings = live_settings(tmp_path, xapi)
+    store = TicketStore(settings.db_url)
+    poster = Poster(settings, store)
+    tw, rid = _open(store)
+    xapi.script(xapi.rate_limited(reset=int(time.time()) + 1))
+    stop = threading.Event()
+    t = threading.Thread(target=poster.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        assert xapi.wait_for(lambda x: len(x.posts) == 1, timeout=20)
+    finally:
+        stop.set()
+        poster.wake()
+        t.join(10)
+    first, second = xapi.post_requests()
+    assert second.at >= int(first.at) + 1  # not retried before the announced reset
+    assert store.get_reply(rid).status == ReplyStatus.posted
+
+
+def test_local_budget_holds_posts_back(tmp_path, xapi, clock):
+    settings = live_settings(tmp_path, xapi, reply_limit=2, reply_window_seconds=900)
+    store = TicketStore(settings.db_url, clock=clock.dt)
+    poster = Poster(settings, store, clock=clock)
+    ids = [_open(store, str(2000 + i))[1] for i in range(3)]
+    poster.deliver(ids)
+    assert len(xapi.posts) == 2
+    assert store.get_reply(ids[2]).status == ReplyStatus.queued
+    clock.t += 901
+    poster.step()
+    assert len(xapi.posts) == 3
