@@ -80,6 +80,7 @@ class Entity(_Record):
     label: str = Field(description="spaCy label (GPE, DATE, MONEY, …) or FLIGHT, BOOKING_REF, AIRPORT.")
     start: int = Field(ge=0, description="Character offset in the original text.")
     end: int = Field(ge=0)
+    norm: str | None = Field(None, description="Normalised value of a rule entity: FLIGHT 'UA1234', AIRPORT 'LAX'.")
 
 
 class EnrichedTweet(Tweet):

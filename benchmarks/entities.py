@@ -1,0 +1,96 @@
+"""Entity extraction speed and what the NER gate costs in recall.
+
+Runs over N tweets of the airline data set (seeded sample) and prints, for
+  naive  - spaCy tok2vec+ner on the raw text, every tweet (the DESIGN.md baseline),
+  full   - our extractor with the NER on every tweet (ner only, mentions/URLs stripped),
+  gated  - our extractor with the cheap pre-check (the default),
+tweets/s, and the recall of the gated run against the full run: spaCy-labelled entities (GPE/LOC/FAC/DATE/TIME/
+MONEY) that the gate kept, counted by exact (start, end, label), and the share of tweets whose entity list is
+identical. Rule entities (FLIGHT/BOOKING_REF/AIRPORT) are the same in both runs by construction.
+
+    .venv/bin/python benchmarks/entities.py [--n 2000] [--data PATH] [--show-missed 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+from tweetdesk.config import get_settings
+from tweetdesk.nlp.entities import SPACY_LABELS, EntityExtractor, load_pipeline, needs_ner
+
+
+def _texts(path: Path, n: int, seed: int) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        texts = [row["text"] for row in csv.DictReader(fh)]
+    random.Random(seed).shuffle(texts)
+    return texts[:n]
+
+
+def _timed(fn, texts):
+    t0 = time.perf_counter()
+    out = fn(texts)
+    return out, len(texts) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    settings = get_settings()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=settings.data_path)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--show-missed", type=int, default=0, help="print this many entities the gate lost")
+    ap.add_argument("--skip-naive", action="store_true")
+    args = ap.parse_args()
+
+    texts = _texts(args.data, args.n, args.seed)
+    nlp = load_pipeline(settings.spacy_model)
+    full_ex = EntityExtractor(nlp, gate=False, batch_size=args.batch_size)
+    gated_ex = EntityExtractor(nlp, gate=True, batch_size=args.batch_size)
+    full_ex.extract_many(texts[:50])  # warm-up: lazy tables (airport codes, common words)
+
+    print(f"{len(texts)} tweets from {args.data}, pipeline {settings.spacy_model} {nlp.pipe_names}, one process")
+    if not args.skip_naive:
+        import spacy
+
+        naive = spacy.load(settings.spacy_model, exclude=["tagger", "parser", "attribute_ruler", "lemmatizer"])
+        _, rate = _timed(lambda ts: list(naive.pipe(ts, batch_size=args.batch_size)), texts)
+        print(f"naive  {naive.pipe_names} on raw text, every tweet: {rate:8.0f} tweets/s")
+
+    full, full_rate = _timed(full_ex.extract_many, texts)
+    gated, gated_rate = _timed(gated_ex.extract_many, texts)
+    passed = sum(needs_ner(t) for t in texts)
+
+    def keys(ents):
+        return {(e.start, e.end, e.label) for e in ents if e.label in SPACY_LABELS}
+
+    total = kept = 0
+    lost: Counter[str] = Counter()
+    missed = []
+    for t, f, g in zip(texts, full, gated):
+        fk, gk = keys(f), keys(g)
+        total += len(fk)
+        kept += len(fk & gk)
+        for s, e, label in sorted(fk - gk):
+            lost[label] += 1
+            missed.append((label, t[s:e], t))
+    same = sum(f == g for f, g in zip(full, gated))
+    by_label = Counter(e.label for ents in full for e in ents)
+
+    print(f"full   ner on every tweet:                 {full_rate:8.0f} tweets/s")
+    print(f"gated  ner on {passed / len(texts):6.1%} of tweets (the gate): {gated_rate:8.0f} tweets/s")
+    print(f"recall of spaCy entities, gated vs full: {kept}/{total} = {kept / max(total, 1):.2%}"
+          f" (lost by label: {dict(lost) or 'none'})")
+    print(f"tweets with identical entities:          {same}/{len(texts)} = {same / len(texts):.2%}")
+    print(f"entities per tweet (full run):           {sum(map(len, full)) / len(texts):.2f}  {dict(by_label.most_common())}")
+    for label, ent, t in missed[: args.show_missed]:
+        print(f"  missed {label:5} {ent!r:24} in {t!r}")
+
+
+if __name__ == "__main__":
+    main()

