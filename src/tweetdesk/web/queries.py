@@ -1,0 +1,385 @@
+"""Read-side queries for the web pages, on the ticket store's tables (``tweetdesk.tickets.store``).
+
+The store owns tickets and replies; this module only *reads* them, with aggregate queries the pages
+need (counts by status/topic/sentiment, sentiment over time, newest tickets). It also owns one small
+table of its own, ``dead_letters``: the dead-letter topic's records, written by the reply service's
+consumer through ``record_dead_letters`` so the dashboard can count them (and an operator can read
+them with SQL). The table is created with ``IF NOT EXISTS`` on first use, beside the store's schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, Entity, utcnow
+from tweetdesk.tickets.store import TicketStatus, TicketStore, UTCDateTime, replies, tickets
+
+# What the filters and charts offer: the model's classes plus the bucket for empty tweets.
+SENTIMENT_CHOICES: tuple[str, ...] = (*SENTIMENTS, UNCLASSIFIABLE)
+TOPIC_CHOICES: tuple[str, ...] = (*TOPICS, UNCLASSIFIABLE)
+
+# ----------------------------------------------------------------------------------------------
+# Dead letters
+# ----------------------------------------------------------------------------------------------
+
+web_metadata = sa.MetaData()
+
+dead_letters = sa.Table(
+    "dead_letters",
+    web_metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    # sha256 of the record's JSON: a re-delivered dead letter is recorded once.
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("raw_bytes", sa.Integer, nullable=False),
+    sa.Column("key", sa.String(256)),
+    sa.Column("source_topic", sa.String(256)),
+    sa.Column("source_partition", sa.Integer),
+    sa.Column("source_offset", sa.BigInteger),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Index("ix_dead_letters_at", "at"),
+)
+
+_ensured: set[str] = set()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create this module's table if absent (safe when several processes start together)."""
+    key = str(engine.url)
+    if key in _ensured:
+        return
+    with engine.connect() as conn, conn.begin():
+        conn.execute(sa.schema.CreateTable(dead_letters, if_not_exists=True))
+        for ix in dead_letters.indexes:
+            conn.execute(sa.schema.CreateIndex(ix, if_not_exists=True))
+    _ensured.add(key)
+
+
+def _digest(dl: DeadLetter) -> str:
+    return hashlib.sha256(dl.model_dump_json().encode()).hexdigest()
+
+
+def record_dead_letters(store: TicketStore, letters: Iterable[DeadLetter]) -> int:
+    """Store dead letters read from ``settings.topic_dead``; re-deliveries change nothing.
+    Returns how many were new. Call it before committing the consumer's offsets."""
+    rows = []
+    now = store.clock()
+    for dl in letters:
+        rows.append(
+            {
+                "digest": _digest(dl),
+                "stage": dl.stage[:32],
+                "reason": dl.reason,
+                "raw": dl.raw,
+                "raw_bytes": dl.raw_bytes,
+                "key": dl.key[:256] if dl.key else None,
+                "source_topic": dl.source_topic,
+                "source_partition": dl.partition,
+                "source_offset": dl.offset,
+                "at": dl.at,
+                "recorded_at": now,
+            }
+        )
+    if not rows:
+        return 0
+    ensure_schema(store.engine)
+    insert = (sqlite.insert if store.dialect == "sqlite" else postgresql.insert)(dead_letters)
+    stmt = insert.on_conflict_do_nothing(index_elements=["digest"]).returning(dead_letters.c.id)
+    new = 0
+    with store.engine.connect() as conn, conn.begin():
+        for row in rows:
+            new += conn.execute(stmt, row).first() is not None
+    return new
+
+
+def dead_letter_count(store: TicketStore) -> int:
+    ensure_schema(store.engine)
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar_one()
+
+
+# ----------------------------------------------------------------------------------------------
+# Dashboard summary
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    topic: str | None = None
+    sentiment: str | None = None
+
+    @classmethod
+    def parse(cls, topic: str | None, sentiment: str | None) -> "Filters":
+        """Unknown values are ignored (a stale bookmark shows everything rather than an error)."""
+        return cls(
+            topic=topic if topic in TOPIC_CHOICES else None,
+            sentiment=sentiment if sentiment in SENTIMENT_CHOICES else None,
+        )
+
+    def where(self) -> sa.ColumnElement[bool]:
+        cond = [sa.true()]
+        if self.topic:
+            cond.append(tickets.c.topic == self.topic)
+        if self.sentiment:
+            cond.append(tickets.c.sentiment == self.sentiment)
+        return sa.and_(*cond)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.topic or self.sentiment)
+
+
+@dataclass
+class NewestTicket:
+    ticket_id: str
+    status: str
+    topic: str
+    sentiment: str
+    author: str
+    text: str
+    created_at: datetime
+    entities: list[Entity]
+    reply_text: str | None
+    reply_status: str | None  # the latest reply's outbox status (queued, dry_run, posted, failed, …)
+
+
+@dataclass
+class SentimentSeries:
+    bucket_seconds: int
+    starts: list[datetime]
+    series: dict[str, list[int]]  # sentiment -> count per bucket, aligned with ``starts``
+
+
+@dataclass
+class BudgetFigures:
+    """Reply queue and budget (issue 7): filled by ``budget_figures``; the dashboard shows the panel
+    only when figures exist."""
+
+    queue_length: int
+    expected_wait_seconds: float | None
+    replies_this_window: int
+    reply_limit: int
+    window_seconds: int
+    spend_today_usd: float
+    flood_reasons: list[tuple[str, int]] = field(default_factory=list)  # (reason, tweets held back)
+
+
+@dataclass
+class Summary:
+    filters: Filters
+    tweets: int
+    tickets: int
+    dead_letters: int
+    by_status: dict[str, int]
+    by_topic: dict[str, int]
+    by_sentiment: dict[str, int]
+    over_time: SentimentSeries
+    newest: list[NewestTicket]
+    budget: BudgetFigures | None
+    generated_at: datetime
+
+
+# Bucket widths the sentiment chart may use: the smallest that gives at most MAX_BUCKETS bars.
+BUCKET_LADDER = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
+MAX_BUCKETS = 36
+
+
+def _when():
+    """The time a ticket belongs to on the chart: when the customer tweeted, else when we took it in."""
+    return sa.func.coalesce(tickets.c.tweet_created_at, tickets.c.created_at)
+
+
+def _epoch(conn: Connection, col) -> sa.ColumnElement[int]:
+    # Whole seconds since 1970 (UTC) on both backends; the store keeps UTC (naive UTC on SQLite).
+    if conn.dialect.name == "sqlite":
+        return sa.cast(sa.func.strftime("%s", col), sa.BigInteger)
+    return sa.cast(sa.func.floor(sa.extract("epoch", col)), sa.BigInteger)
+
+
+def _as_utc(v: Any) -> datetime | None:
+    if v is None:
+        return None
+    if isinstance(v, str):  # SQLite returns the raw text for an expression such as MIN(COALESCE(…))
+        v = datetime.fromisoformat(v)
+    return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+
+
+def sentiment_over_time(conn: Connection, filters: Filters) -> SentimentSeries:
+    when = _when()
+    lo, hi = conn.execute(sa.select(sa.func.min(when), sa.func.max(when)).where(filters.where())).one()
+    lo, hi = _as_utc(lo), _as_utc(hi)
+    if lo is None:
+        return SentimentSeries(bucket_seconds=BUCKET_LADDER[0], starts=[], series={s: [] for s in SENTIMENT_CHOICES})
+    span = (hi - lo).total_seconds()
+    width = next((w for w in BUCKET_LADDER if span / w < MAX_BUCKETS), BUCKET_LADDER[-1])
+    bucket = (_epoch(conn, when) // width).label("bucket")
+    rows = conn.execute(
+        sa.select(bucket, tickets.c.sentiment, sa.func.count())
+        .where(filters.where())
+        .group_by(bucket, tickets.c.sentiment)
+    ).all()
+    first = int(lo.timestamp()) // width
+    last = int(hi.timestamp()) // width
+    # Cap the number of buckets (the widest step can still leave many for a years-long store).
+    first = max(first, last - 4 * MAX_BUCKETS)
+    n = last - first + 1
+    series = {s: [0] * n for s in SENTIMENT_CHOICES}
+    for b, sentiment, count in rows:
+        i = int(b) - first
+        if 0 <= i < n:
+            series.setdefault(sentiment, [0] * n)[i] += count
+    starts = [datetime.fromtimestamp((first + i) * width, tz=timezone.utc) for i in range(n)]
+    # Drop sentiment series that are empty throughout (e.g. no unclassifiable tweets).
+    series = {k: v for k, v in series.items() if any(v) or k in SENTIMENTS}
+    return SentimentSeries(bucket_seconds=width, starts=starts, series=series)
+
+
+def _counts(conn: Connection, col, filters: Filters) -> dict[str, int]:
+    rows = conn.execute(sa.select(col, sa.func.count()).where(filters.where()).group_by(col)).all()
+    return {k: n for k, n in rows}
+
+
+def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[NewestTicket]:
+    rows = conn.execute(
+        sa.select(
+            tickets.c.ticket_id,
+            tickets.c.status,
+            tickets.c.topic,
+            tickets.c.sentiment,
+            tickets.c.author,
+            tickets.c.text,
+            tickets.c.entities,
+            tickets.c.reply_text,
+            tickets.c.created_at,
+        )
+        .where(filters.where())
+        .order_by(tickets.c.created_at.desc(), tickets.c.ticket_id.desc())
+        .limit(limit)
+    ).mappings().all()
+    ids = [r["ticket_id"] for r in rows]
+    reply_status: dict[str, str] = {}
+    if ids:
+        # The latest outbox row per ticket says whether its reply is queued, posted or a dry run.
+        for tid, status in conn.execute(
+            sa.select(replies.c.ticket_id, replies.c.status).where(replies.c.ticket_id.in_(ids)).order_by(replies.c.id)
+        ):
+            reply_status[tid] = status
+    out = []
+    for r in rows:
+        ents = r["entities"]
+        if isinstance(ents, str):
+            ents = json.loads(ents)
+        out.append(
+            NewestTicket(
+                ticket_id=r["ticket_id"],
+                status=r["status"],
+                topic=r["topic"],
+                sentiment=r["sentiment"],
+                author=r["author"],
+                text=r["text"],
+                created_at=r["created_at"],
+                entities=[Entity.model_validate(e) for e in ents or []],
+                reply_text=r["reply_text"],
+                reply_status=reply_status.get(r["ticket_id"]),
+            )
+        )
+    return out
+
+
+def budget_figures(store: TicketStore, settings: Any) -> BudgetFigures | None:
+    """Issue 7 hook: queue length, expected wait, replies this window, spend today and flood-guard
+    reasons come from the reply scheduler. Until it exists, no figures (the panel stays hidden)."""
+    return None
+
+
+def summary(store: TicketStore, filters: Filters, *, settings: Any = None, newest: int = 10) -> Summary:
+    ensure_schema(store.engine)
+    with store.engine.connect() as conn:
+        by_status = _counts(conn, tickets.c.status, filters)
+        tickets_n = sum(by_status.values())
+        # Every tweet that reached the service opened a ticket (one ticket per tweet id), so the
+        # tweet count is the unfiltered ticket count. Issue 7 (flood guard, threads) stores tweets
+        # that open no ticket: count those here once they have a table.
+        tweets_n = (
+            tickets_n
+            if not filters.active
+            else conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar_one()
+        )
+        result = Summary(
+            filters=filters,
+            tweets=tweets_n,
+            tickets=tickets_n,
+            dead_letters=conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar_one(),
+            by_status={s.value: by_status.get(s.value, 0) for s in TicketStatus}
+            | {k: v for k, v in by_status.items() if k not in TicketStatus.__members__},
+            by_topic=dict(sorted(_counts(conn, tickets.c.topic, filters).items(), key=lambda kv: (-kv[1], kv[0]))),
+            by_sentiment=_counts(conn, tickets.c.sentiment, filters),
+            over_time=sentiment_over_time(conn, filters),
+            newest=newest_tickets(conn, filters, newest),
+            budget=None,
+            generated_at=utcnow(),
+        )
+    result.budget = budget_figures(store, settings)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Tracking page (public: status, topic and timestamps only)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicStatus:
+    ticket_id: str
+    status: str
+    topic: str
+    created_at: datetime
+    updated_at: datetime | None
+    replied_at: datetime | None
+    resolved_at: datetime | None
+
+
+def public_status(store: TicketStore, ticket_id: str) -> PublicStatus | None:
+    """Selects only the public columns, so no personal data can leak into the page by accident."""
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(
+                tickets.c.ticket_id,
+                tickets.c.status,
+                tickets.c.topic,
+                tickets.c.created_at,
+                tickets.c.updated_at,
+                tickets.c.replied_at,
+                tickets.c.resolved_at,
+            ).where(tickets.c.ticket_id == ticket_id)
+        ).mappings().first()
+    return PublicStatus(**row) if row else None
+
+
+def as_jsonable(obj: Any) -> Any:
+    """dataclasses → dicts with ISO times (for the JSON endpoint and the page's embedded data)."""
+    if hasattr(obj, "__dataclass_fields__"):
+        return as_jsonable(asdict(obj))
+    if isinstance(obj, dict):
+        return {k: as_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [as_jsonable(v) for v in obj]
+    if isinstance(obj, datetime):
+        return obj.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(obj, Entity):
+        return obj.model_dump()
+    if isinstance(obj, timedelta):
+        return obj.total_seconds()
+    return obj

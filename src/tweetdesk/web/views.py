@@ -1,0 +1,460 @@
+"""The web pages, as one Flask blueprint on the reply service's app.
+
+* ``/``                    dashboard: counts, charts, newest tickets; live via ``/web/api/summary``.
+* ``/web/api/summary``     the dashboard's figures as JSON (same filters: ``?topic=&sentiment=``).
+* ``/t`` and ``/t/<id>``   public ticket tracking: status, topic and timestamps only.
+* ``/tickets/<id>``        agent view (API key): the tweet, entities, replies, resolve button.
+* ``/login``, ``/logout``  agent sign-in with the API key (signed session cookie, CSRF-protected).
+
+The dashboard shows tweets, handles and replies, so it is an agent page too once an API key is set;
+without a key (the dry-run demo on 127.0.0.1) it stays open and says so, while the agent view is off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError
+from markupsafe import Markup, escape
+from sqlalchemy.exc import SQLAlchemyError
+
+from tweetdesk.records import UNCLASSIFIABLE, Entity
+from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
+from tweetdesk.tickets.store import StoreError, TicketStore
+from tweetdesk.web import auth, queries
+
+blueprint = Blueprint(
+    "web",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/web/static",
+)
+
+NEWEST = 10  # tickets in the dashboard's "newest" list
+DEFAULT_REFRESH_SECONDS = 3.0
+
+STATUS_LABELS = {"open": "Open", "replied": "Replied", "resolved": "Resolved", "failed": "Failed"}
+# What a customer reads on the tracking page.
+PUBLIC_STATUS = {
+    "open": ("Received", "We have your message; our reply is on its way."),
+    "replied": ("Answered", "We replied to you on X. An agent follows up if anything is left to do."),
+    "resolved": ("Resolved", "This ticket is closed. Tweet us again if you need more help."),
+    "failed": ("Delayed", "We could not post our reply on X yet. An agent will follow up."),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Wiring: the app factory keeps its Settings and TicketStore in app.config (see reply/app.py)
+# ----------------------------------------------------------------------------------------------
+
+
+@blueprint.record_once
+def _on_register(state) -> None:
+    settings = state.app.config.get("TWEETDESK_SETTINGS")
+    if settings is not None:
+        auth.init_app(state.app, settings)
+
+
+def _settings():
+    return current_app.config["TWEETDESK_SETTINGS"]
+
+
+def _store() -> TicketStore:
+    return current_app.config["TWEETDESK_STORE"]
+
+
+def _refresh_ms() -> int:
+    return int(float(current_app.config.get("TWEETDESK_WEB_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS)) * 1000)
+
+
+# ----------------------------------------------------------------------------------------------
+# Template helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _fmt_time(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%-d %b %Y, %H:%M UTC")
+
+
+@blueprint.app_template_filter("timetag")
+def timetag(dt: datetime | None) -> Markup:
+    if dt is None:
+        return Markup('<span class="muted">—</span>')
+    iso = dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return Markup('<time datetime="{}">{}</time>').format(iso, _fmt_time(dt))
+
+
+@blueprint.app_template_filter("status_label")
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, str(status).replace("_", " ").capitalize())
+
+
+@blueprint.app_template_filter("topic_label")
+def topic_label(topic: str) -> str:
+    return "Unclassified" if topic == UNCLASSIFIABLE else topic
+
+
+def ticket_link(ticket_id: str) -> str:
+    """Dashboard links go to the agent view when there is one, else to the public page."""
+    if auth.agent_enabled():
+        return url_for("web.agent_ticket", raw=ticket_id)
+    return url_for("web.track", raw=ticket_id)
+
+
+@blueprint.context_processor
+def _inject() -> dict[str, Any]:
+    return {
+        "agent": auth.is_agent(),
+        "agent_enabled": auth.agent_enabled(),
+        "csrf_token": auth.csrf_token,
+        "ticket_link": ticket_link,
+    }
+
+
+def highlight(text: str, entities: list[Entity]) -> Markup:
+    """The tweet with its entities marked (offsets verified against the text; overlaps skipped)."""
+    out, pos = [], 0
+    for e in sorted(entities, key=lambda e: (e.start, -e.end)):
+        if e.start < pos or e.end > len(text) or e.end <= e.start or text[e.start : e.end] != e.text:
+            continue
+        out.append(escape(text[pos : e.start]))
+        out.append(
+            Markup('<mark class="ent" title="{label}">{t}<sub>{label}</sub></mark>').format(
+                label=e.label, t=text[e.start : e.end]
+            )
+        )
+        pos = e.end
+    out.append(escape(text[pos:]))
+    return Markup("").join(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Dashboard
+# ----------------------------------------------------------------------------------------------
+
+
+def _staff_only() -> Response | None:
+    """With an API key set, the dashboard is for signed-in agents only."""
+    if auth.agent_enabled() and not auth.is_agent():
+        if request.path.startswith("/web/api/"):
+            return jsonify(error="sign in with the API key (or send X-API-Key)"), 401
+        return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+    return None
+
+
+_BUCKET_TEXT = {60: "per minute", 300: "per 5 minutes", 900: "per 15 minutes", 3600: "per hour",
+                10800: "per 3 hours", 21600: "per 6 hours", 86400: "per day", 604800: "per week",
+                2592000: "per 30 days"}
+
+
+def _bucket_labels(starts: list[datetime], width: int) -> list[str]:
+    if not starts:
+        return []
+    if width >= 86400:
+        return [s.strftime("%Y-%m-%d") for s in starts]
+    same_day = starts[0].date() == starts[-1].date()
+    return [s.strftime("%H:%M" if same_day else "%d %b %H:%M") for s in starts]
+
+
+def _money(usd: float) -> str:
+    return f"${usd:,.2f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return "under 1 min"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def summary_payload(s: queries.Summary) -> dict[str, Any]:
+    """The figures in the shape dashboard.js and the template use."""
+    sot = s.over_time
+    budget = None
+    if s.budget is not None:
+        b = s.budget
+        budget = {
+            "queue_length": b.queue_length,
+            "expected_wait_seconds": b.expected_wait_seconds,
+            "expected_wait": _duration(b.expected_wait_seconds),
+            "replies_this_window": f"{b.replies_this_window} / {b.reply_limit}",
+            "window_text": f"limit per {b.window_seconds // 60} min",
+            "spend_today_usd": b.spend_today_usd,
+            "spend_today": _money(b.spend_today_usd),
+            "flood_reasons": [{"reason": r, "count": n} for r, n in b.flood_reasons],
+        }
+    payload = {
+        "filters": {"topic": s.filters.topic, "sentiment": s.filters.sentiment},
+        "totals": {"tweets": s.tweets, "tickets": s.tickets, "dead_letters": s.dead_letters},
+        "by_status": [{"status": k, "count": v} for k, v in s.by_status.items()],
+        "by_topic": [{"topic": k, "count": v} for k, v in s.by_topic.items()],
+        "by_sentiment": [{"sentiment": k, "count": v} for k, v in s.by_sentiment.items()],
+        "sentiment_over_time": {
+            "bucket_seconds": sot.bucket_seconds,
+            "bucket_text": f"(UTC, {_BUCKET_TEXT.get(sot.bucket_seconds, f'per {sot.bucket_seconds} s')})",
+            "labels": _bucket_labels(sot.starts, sot.bucket_seconds),
+            "starts": queries.as_jsonable(sot.starts),
+            "series": sot.series,
+        },
+        "newest": queries.as_jsonable(s.newest),
+        "budget": budget,
+        "labels": {
+            "status": {k: status_label(k) for k in s.by_status},
+            "topic": {k: topic_label(k) for k in s.by_topic},
+        },
+    }
+    # Changes whenever a figure does: the page skips redrawing when nothing moved.
+    payload["version"] = hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    payload["generated_at"] = queries.as_jsonable(s.generated_at)
+    return payload
+
+
+def _filters() -> queries.Filters:
+    return queries.Filters.parse(request.args.get("topic") or None, request.args.get("sentiment") or None)
+
+
+def _summary() -> tuple[queries.Summary, dict[str, Any]]:
+    s = queries.summary(_store(), _filters(), settings=_settings(), newest=NEWEST)
+    return s, summary_payload(s)
+
+
+@blueprint.get("/")
+def dashboard():
+    if (r := _staff_only()) is not None:
+        return r
+    s, payload = _summary()
+    return render_template(
+        "web/dashboard.html",
+        active="dashboard",
+        s=payload,
+        newest=s.newest,
+        filtered=s.filters.active,
+        newest_limit=NEWEST,
+        topics=queries.TOPIC_CHOICES,
+        sentiments=queries.SENTIMENT_CHOICES,
+        refresh_ms=_refresh_ms(),
+        generated_at=s.generated_at,
+    )
+
+
+@blueprint.get("/web/api/summary")
+def api_summary():
+    if (r := _staff_only()) is not None:
+        return r
+    s, payload = _summary()
+    payload["newest_html"] = render_template("web/_newest.html", newest=s.newest, filtered=s.filters.active)
+    resp = jsonify(payload)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# ----------------------------------------------------------------------------------------------
+# Public tracking page
+# ----------------------------------------------------------------------------------------------
+
+_ID_ERRORS = {
+    "check": (
+        "This ticket ID has a typo",
+        "Its last character is a check character, and it does not match the rest: a character was "
+        "probably mistyped, or two were swapped. Please compare it with the ID in our reply on X.",
+    ),
+    "prefix": (
+        "This is not one of our ticket IDs",
+        "Ticket IDs start with a three-letter topic code such as BAG, DLY or RFD. Please check the first "
+        "three letters against our reply on X.",
+    ),
+    "format": (
+        "This is not a ticket ID",
+        "Ticket IDs look like BAG-7KQ4M2XZ-H: three letters, eight letters or digits, and one check "
+        "character. They never contain 0, 1, I or O.",
+    ),
+}
+
+
+@blueprint.get("/t")
+@blueprint.get("/t/")
+def track_form():
+    raw = (request.args.get("id") or "").strip()
+    if raw:
+        return redirect(url_for("web.track", raw=raw))
+    return render_template("web/track.html", active="track", ticket=None, error=None, query="")
+
+
+@blueprint.get("/t/<path:raw>")
+def track(raw: str):
+    try:
+        ticket_id = parse_ticket_id(raw)
+    except TicketIdError as e:
+        title, message = _ID_ERRORS.get(e.kind, ("This is not a ticket ID", str(e)))
+        error = {"kind": e.kind, "title": title, "message": message}
+        return render_template("web/track.html", active="track", ticket=None, error=error, query=raw[:40]), 400
+    if ticket_id != raw:
+        return redirect(url_for("web.track", raw=ticket_id))
+    st = queries.public_status(_store(), ticket_id)
+    if st is None:
+        error = {
+            "kind": "not_found",
+            "title": "No ticket with this ID",
+            "message": f"{ticket_id} is a well-formed ticket ID, but we hold no ticket with it. If you "
+            "tweeted us in the last few minutes it may still be on its way; otherwise please check the "
+            "ID in our reply on X.",
+        }
+        return render_template("web/track.html", active="track", ticket=None, error=error, query=ticket_id), 404
+    label, explanation = PUBLIC_STATUS.get(st.status, (status_label(st.status), ""))
+    view = {
+        **st.__dict__,
+        "status_label": label,
+        "status_explanation": explanation,
+        "topic_label": topic_label(st.topic),
+    }
+    return render_template("web/track.html", active="track", ticket=view, error=None, query=ticket_id)
+
+
+# ----------------------------------------------------------------------------------------------
+# Agent view
+# ----------------------------------------------------------------------------------------------
+
+
+def _agent_ticket_id(raw: str) -> str:
+    try:
+        return parse_ticket_id(raw)
+    except TicketIdError as e:
+        abort(400, description=str(e))
+
+
+@blueprint.get("/tickets/<path:raw>")
+@auth.agent_required
+def agent_ticket(raw: str):
+    ticket_id = _agent_ticket_id(raw)
+    if ticket_id != raw:
+        return redirect(url_for("web.agent_ticket", raw=ticket_id))
+    store = _store()
+    ticket = store.get_ticket(ticket_id)
+    if ticket is None:
+        abort(404, description=f"No ticket {ticket_id}.")
+    return render_template(
+        "web/ticket.html",
+        active="ticket",
+        t=ticket,
+        replies=store.replies_for(ticket_id),
+        text_html=highlight(ticket.text, ticket.entities),
+        # Issue 7 (threads): the other tweets of this ticket's conversation, oldest first.
+        conversation=[],
+    )
+
+
+@blueprint.post("/tickets/<path:raw>/resolve")
+@auth.agent_required
+def resolve(raw: str):
+    auth.check_csrf()
+    ticket_id = _agent_ticket_id(raw)
+    store = _store()
+    before = store.get_ticket(ticket_id)
+    if before is None:
+        abort(404, description=f"No ticket {ticket_id}.")
+    store.resolve(ticket_id, note="resolved in the agent view")
+    if before.status.value == "resolved":
+        flash(f"Ticket {ticket_id} was already resolved.", "info")
+    else:
+        flash(f"Ticket {ticket_id} resolved.", "success")
+    return redirect(url_for("web.agent_ticket", raw=ticket_id), code=303)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sign in / out
+# ----------------------------------------------------------------------------------------------
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    nxt = auth.safe_next(request.values.get("next")) or url_for("web.dashboard")
+    if not auth.agent_enabled():
+        abort(403, description="agent-disabled")
+    error = None
+    if request.method == "POST":
+        auth.check_csrf()
+        if auth.key_matches(request.form.get("api_key", "")):
+            auth.sign_in()
+            flash("Signed in.", "success")
+            return redirect(nxt, code=303)
+        error = "That API key is not right."
+        current_app.logger.warning("web: failed agent sign-in from %s", request.remote_addr)
+    elif auth.is_agent():
+        return redirect(nxt)
+    status = 401 if error else 200
+    return render_template("web/login.html", active="login", error=error, next=nxt), status
+
+
+@blueprint.post("/logout")
+def logout():
+    auth.check_csrf()
+    auth.sign_out()
+    flash("Signed out.", "info")
+    return redirect(url_for("web.track_form"), code=303)
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors on these pages: readable HTML, never a traceback
+# ----------------------------------------------------------------------------------------------
+
+
+def _error_page(status: int, title: str, message: str):
+    return render_template("web/error.html", title=title, message=message, status=status, active=None), status
+
+
+@blueprint.errorhandler(CSRFError)
+def _csrf_error(e):
+    return _error_page(400, "This form has expired", "Please go back, reload the page and try again.")
+
+
+@blueprint.errorhandler(400)
+def _bad_request(e):
+    return _error_page(400, "Bad request", e.description or "The request could not be understood.")
+
+
+@blueprint.errorhandler(401)
+def _unauthorised(e):
+    return _error_page(401, "Sign-in needed", "This action needs the agent API key.")
+
+
+@blueprint.errorhandler(403)
+def _forbidden(e):
+    if e.description == "agent-disabled":
+        return _error_page(
+            403,
+            "The agent view is off",
+            "No API key is configured. Set TWEETDESK_API_KEY and restart the service to use the agent view.",
+        )
+    return _error_page(403, "Not allowed", e.description or "")
+
+
+@blueprint.errorhandler(404)
+def _not_found(e):
+    return _error_page(404, "Not found", e.description or "There is nothing at this address.")
+
+
+@blueprint.errorhandler(StoreError)
+@blueprint.errorhandler(SQLAlchemyError)
+def _store_down(e):
+    current_app.logger.error("web: ticket store error: %s", e)
+    if request.path.startswith("/web/api/"):
+        return jsonify(error="ticket store unavailable"), 503
+    return _error_page(503, "Ticket store unavailable", "Please try again in a moment.")
