@@ -1,0 +1,98 @@
+"""Label sets, and the table that turns the data set's human ``negativereason`` into our topics.
+
+``negativereason`` is a *yardstick only*: the topic model learns from LDA weak labels, never from it.
+
+How topic macro-F1 is computed (``topic_agreement``):
+* Gold: the test split's negative tweets whose ``negativereason`` is in ``NEGATIVEREASON_TO_TOPIC``
+  ("Can't Tell" and empty reasons are excluded), mapped by that table.
+* The eight topic names collapse to the five that have a human counterpart (``EVAL_COLLAPSE``):
+  the human label "Flight Booking Problems" covers both "Online Booking" and "Reservation Issue",
+  so either prediction counts for it. "Extra Charges" and "Seating Preferences" have no human
+  counterpart: predicting them for a gold tweet is simply a miss.
+* Macro-F1 = the unweighted mean of per-class F1 over the five ``EVAL_LABELS`` (scikit-learn
+  ``f1_score(labels=EVAL_LABELS, average="macro")``); predictions outside them count as misses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from tweetdesk.records import SENTIMENTS, TOPICS
+
+# human negativereason -> one of records.TOPICS
+NEGATIVEREASON_TO_TOPIC: dict[str, str] = {
+    "Lost Luggage": "Baggage Issue",
+    "Damaged Luggage": "Baggage Issue",
+    "Late Flight": "Delay and Customer Service",
+    "Customer Service Issue": "Delay and Customer Service",
+    "Cancelled Flight": "Reschedule and Refund",
+    "Flight Booking Problems": "Online Booking",  # evaluated as "Online Booking / Reservation"
+    "Bad Flight": "Customer Experience",
+    "Flight Attendant Complaints": "Customer Experience",
+    "longlines": "Customer Experience",
+}
+EXCLUDED_REASONS = frozenset({"Can't Tell"})
+
+BOOKING_OR_RESERVATION = "Online Booking / Reservation"
+EVAL_COLLAPSE: dict[str, str] = {"Online Booking": BOOKING_OR_RESERVATION, "Reservation Issue": BOOKING_OR_RESERVATION}
+EVAL_LABELS: tuple[str, ...] = (
+    "Baggage Issue",
+    "Customer Experience",
+    "Delay and Customer Service",
+    BOOKING_OR_RESERVATION,
+    "Reschedule and Refund",
+)
+
+SENTIMENT_INDEX = {s: i for i, s in enumerate(SENTIMENTS)}
+TOPIC_INDEX = {t: i for i, t in enumerate(TOPICS)}
+assert set(NEGATIVEREASON_TO_TOPIC.values()) <= set(TOPICS)
+
+
+def map_negativereason(reason: object) -> str | None:
+    """The topic for a human reason, or None when it has none (empty, "Can't Tell", unknown)."""
+    if not isinstance(reason, str) or reason in EXCLUDED_REASONS:
+        return None
+    return NEGATIVEREASON_TO_TOPIC.get(reason.strip())
+
+
+def eval_label(topic: str) -> str:
+    return EVAL_COLLAPSE.get(topic, topic)
+
+
+def topic_agreement(reasons: Iterable[object], predicted: Sequence[str]) -> dict:
+    """Macro-F1 (and accuracy, per-class F1, n) of predicted topics against mapped negativereason."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    gold, pred = [], []
+    for reason, p in zip(reasons, predicted, strict=True):
+        g = map_negativereason(reason)
+        if g is not None:
+            gold.append(eval_label(g))
+            pred.append(eval_label(p))
+    if not gold:
+        return {"n": 0, "macro_f1": None, "accuracy": None, "per_class_f1": {}}
+    per = f1_score(gold, pred, labels=list(EVAL_LABELS), average=None, zero_division=0)
+    return {
+        "n": len(gold),
+        "macro_f1": float(f1_score(gold, pred, labels=list(EVAL_LABELS), average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(gold, pred)),
+        "per_class_f1": {label: float(f) for label, f in zip(EVAL_LABELS, per)},
+    }
+
+
+def balance(labels: Iterable[str]) -> dict:
+    """How evenly labels spread over the eight topics: counts, largest share, normalised entropy."""
+    import math
+    from collections import Counter
+
+    counts = Counter(labels)
+    n = sum(counts.values())
+    shares = [counts.get(t, 0) / n for t in TOPICS] if n else [0.0] * len(TOPICS)
+    entropy = -sum(p * math.log(p) for p in shares if p > 0) / math.log(len(TOPICS))
+    return {
+        "n": n,
+        "counts": {t: counts.get(t, 0) for t in TOPICS},
+        "largest_share": max(shares),
+        "smallest_count": min(counts.get(t, 0) for t in TOPICS),
+        "normalised_entropy": entropy,
+    }
