@@ -1,0 +1,351 @@
+"""The Flask application: JSON API over the ticket store (and the place the web dashboard plugs in).
+
+Routes (documented in the OpenAPI document at ``/api/openapi.json``):
+
+* ``GET  /healthz`` — liveness + store + consumer/poster state.
+* ``GET  /api/tickets/<id>`` — public: status, topic and timestamps only. A mistyped ID gets a 400
+  that names the check that failed (format / prefix / check character); an unknown one a 404. With
+  a valid admin key the full ticket (tweet, entities, replies) is returned.
+* ``GET  /api/tickets?status=&topic=&sentiment=&limit=&offset=`` — admin, paged.
+* ``POST /api/tickets/<id>/resolve`` — admin.
+* ``POST /api/replies`` — admin: a manual reply to a tweet we hold a ticket for.
+
+Admin auth: ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``, compared in constant time with
+``settings.api_key``; with no key configured the admin endpoints answer 403. Every error is JSON
+(never an HTML page), malformed or oversized bodies included (400).
+
+Extension point: a module ``tweetdesk.web`` with ``init_app(app)`` is called by ``create_app`` (the
+dashboard registers its blueprint there); ``app.extensions["tweetdesk"]`` is the ``AppContext``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, Callable
+
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
+
+from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
+from tweetdesk.reply.templates import ReplyTemplates, ReplyTextError, check_reply_text
+from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
+from tweetdesk.tickets.store import StoreError, Ticket, TicketStatus, TicketStore
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024  # a reply is ≤ 280 characters: 16 KiB of JSON is plenty
+MAX_PAGE = 200
+
+
+@dataclass
+class AppContext:
+    settings: Any
+    store: TicketStore
+    templates: ReplyTemplates | None = None
+    poster: Any = None  # tweetdesk.reply.poster.Poster, when this process posts
+    health: dict[str, Callable[[], dict]] = field(default_factory=dict)  # name -> state, for /healthz
+
+
+def ctx() -> AppContext:
+    return current_app.extensions["tweetdesk"]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra):
+        super().__init__(message)
+        self.status, self.message, self.extra = status, message, extra
+
+
+def _error(status: int, message: str, **extra):
+    resp = jsonify({"error": message, "status": status, **extra})
+    resp.status_code = status
+    return resp
+
+
+# ----------------------------------------------------------------------------------------------
+# Auth
+# ----------------------------------------------------------------------------------------------
+
+
+def _presented_key() -> str | None:
+    key = request.headers.get("X-API-Key")
+    if key:
+        return key
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def is_admin() -> bool:
+    """True for a valid admin key; raises 401 for a wrong one (a wrong key never downgrades silently)."""
+    if "is_admin" in g:
+        return g.is_admin
+    presented = _presented_key()
+    configured = ctx().settings.api_key
+    if presented is None:
+        g.is_admin = False
+        return False
+    if configured is None or not configured.get_secret_value():
+        g.is_admin = False  # no admin key configured: nobody is admin (admin routes say 403)
+        return False
+    if not hmac.compare_digest(presented.encode("utf-8"), configured.get_secret_value().encode("utf-8")):
+        raise ApiError(401, "invalid API key")
+    g.is_admin = True
+    return True
+
+
+def admin_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if ctx().settings.api_key is None or not ctx().settings.api_key.get_secret_value():
+            raise ApiError(403, "admin API disabled: set TWEETDESK_API_KEY")
+        if not is_admin():
+            raise ApiError(401, "admin API key required (X-API-Key header or Authorization: Bearer)")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400 saying what is wrong with it."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(400, f"request body too large: limit is {MAX_BODY_BYTES} bytes", kind="too_large")
+    try:
+        data = request.get_json(force=True, silent=False, cache=True)
+    except RequestEntityTooLarge:
+        raise ApiError(400, f"request body too large: limit is {MAX_BODY_BYTES} bytes", kind="too_large") from None
+    except BadRequest:
+        raise ApiError(400, "request body is not valid JSON", kind="malformed_json") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "request body must be a JSON object", kind="malformed_json")
+    return data
+
+
+def canonical_ticket_id(raw: str) -> str:
+    try:
+        return parse_ticket_id(raw)
+    except TicketIdError as e:
+        raise ApiError(400, str(e), kind=e.kind) from None
+
+
+def _iso(dt):
+    return dt.isoformat().replace("+00:00", "Z") if dt else None
+
+
+def ticket_full(t: Ticket, store: TicketStore) -> dict[str, Any]:
+    d = t.model_dump(mode="json")
+    d["status"] = t.status.value
+    d["replies"] = [
+        {
+            "id": r.id,
+            "kind": r.kind.value,
+            "text": r.text,
+            "status": r.status.value,
+            "attempts": r.attempts,
+            "posted_id": r.posted_id,
+            "error": r.error,
+            "dry_run": r.dry_run,
+            "created_at": _iso(r.created_at),
+            "posted_at": _iso(r.posted_at),
+        }
+        for r in store.replies_for(t.ticket_id)
+    ]
+    return d
+
+
+def _choice(name: str, allowed: list[str]) -> str | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    if value not in allowed:
+        raise ApiError(400, f"unknown {name} '{value}': one of {', '.join(allowed)}", kind="bad_parameter")
+    return value
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer", kind="bad_parameter") from None
+    if not lo <= v <= hi:
+        raise ApiError(400, f"{name} must be between {lo} and {hi}", kind="bad_parameter")
+    return v
+
+
+# ----------------------------------------------------------------------------------------------
+# Routes
+# ----------------------------------------------------------------------------------------------
+
+api = Blueprint("api", __name__)
+
+
+@api.get("/healthz")
+def healthz():
+    c = ctx()
+    db_ok = c.store.ping()
+    body: dict[str, Any] = {"status": "ok" if db_ok else "degraded", "store": {"ok": db_ok, "backend": c.store.dialect}}
+    if c.poster is not None:
+        body["poster"] = {"mode": c.poster.mode, **c.poster.counts}
+    for name, fn in c.health.items():
+        try:
+            body[name] = fn()
+        except Exception as e:  # a health probe must never take /healthz down
+            body[name] = {"error": str(e)}
+    return jsonify(body), (200 if db_ok else 503)
+
+
+@api.get("/api/tickets/<ticket_id>")
+def get_ticket(ticket_id: str):
+    tid = canonical_ticket_id(ticket_id)
+    t = ctx().store.get_ticket(tid)
+    if t is None:
+        raise ApiError(404, f"no ticket {tid}", kind="unknown")
+    if is_admin():
+        return jsonify(ticket_full(t, ctx().store))
+    return jsonify(t.public())
+
+
+@api.get("/api/tickets")
+@admin_required
+def list_tickets():
+    status = _choice("status", [s.value for s in TicketStatus])
+    topic = _choice("topic", [*TOPICS, UNCLASSIFIABLE])
+    sentiment = _choice("sentiment", [*SENTIMENTS, UNCLASSIFIABLE])
+    limit = _int_arg("limit", 50, 1, MAX_PAGE)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    page = ctx().store.list_tickets(status=status, topic=topic, sentiment=sentiment, limit=limit, offset=offset)
+    nxt = offset + limit if offset + limit < page.total else None
+    return jsonify(
+        {
+            "items": [t.model_dump(mode="json") for t in page.items],
+            "total": page.total,
+            "limit": limit,
+            "offset": offset,
+            "next_offset": nxt,
+        }
+    )
+
+
+@api.post("/api/tickets/<ticket_id>/resolve")
+@admin_required
+def resolve_ticket(ticket_id: str):
+    tid = canonical_ticket_id(ticket_id)
+    note = None
+    if request.content_length:
+        note = json_body().get("note")
+        if note is not None and not isinstance(note, str):
+            raise ApiError(400, "note must be a string", kind="bad_field")
+    t = ctx().store.resolve(tid, note=note)
+    if t is None:
+        raise ApiError(404, f"no ticket {tid}", kind="unknown")
+    return jsonify(t.public())
+
+
+@api.post("/api/replies")
+@admin_required
+def post_reply():
+    body = json_body()
+    tweet_id, text = body.get("tweet_id"), body.get("text")
+    if not isinstance(tweet_id, str) or not tweet_id.isdigit() or len(tweet_id) > 32:
+        raise ApiError(400, "tweet_id must be a string of digits (X ids exceed JSON's safe integers)", kind="bad_field")
+    if not isinstance(text, str):
+        raise ApiError(400, "text must be a string", kind="bad_field")
+    key = request.headers.get("Idempotency-Key") or body.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 100):
+        raise ApiError(400, "idempotency key must be a string of 1-100 characters", kind="bad_field")
+    store = ctx().store
+    ticket = store.get_ticket_by_tweet(tweet_id)
+    if ticket is None:
+        raise ApiError(404, f"no ticket holds tweet {tweet_id}", kind="unknown")
+    try:
+        text = check_reply_text(text, author=ticket.author)
+    except ReplyTextError as e:
+        raise ApiError(400, str(e), kind="bad_reply") from None
+    reply, created = store.queue_reply(tweet_id, text, key=key)
+    if ctx().poster is not None:
+        ctx().poster.wake()
+    out = {
+        "id": reply.id,
+        "ticket_id": reply.ticket_id,
+        "tweet_id": reply.tweet_id,
+        "text": reply.text,
+        "status": reply.status.value,
+        "created": created,
+    }
+    return jsonify(out), (202 if created else 200)
+
+
+@api.get("/api/openapi.json")
+def openapi():
+    from tweetdesk.reply.openapi import openapi_document
+
+    return jsonify(openapi_document())
+
+
+# ----------------------------------------------------------------------------------------------
+# Factory
+# ----------------------------------------------------------------------------------------------
+
+
+def create_app(
+    settings=None,
+    store: TicketStore | None = None,
+    *,
+    poster=None,
+    templates: ReplyTemplates | None = None,
+    health: dict[str, Callable[[], dict]] | None = None,
+) -> Flask:
+    """Build the app. ``store`` defaults to one opened from ``settings`` (schema created/migrated)."""
+    if settings is None:
+        from tweetdesk.config import get_settings
+
+        settings = get_settings()
+    store = store or TicketStore.from_settings(settings)
+    app = Flask("tweetdesk")
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False
+    app.extensions["tweetdesk"] = AppContext(settings, store, templates, poster, dict(health or {}))
+    app.register_blueprint(api)
+
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError):
+        return _error(e.status, e.message, **e.extra)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(e):
+        return _error(400, f"request body too large: limit is {MAX_BODY_BYTES} bytes", kind="too_large")
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        return _error(e.code or 500, e.description or e.name)
+
+    @app.errorhandler(StoreError)
+    def _store_error(e: StoreError):
+        log.error("store error: %s", e)
+        return _error(503, "ticket store unavailable, try again shortly")
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal error")
+
+    # The web dashboard (tweetdesk.web) plugs in here when it exists.
+    if importlib.util.find_spec("tweetdesk.web") is not None:
+        web = importlib.import_module("tweetdesk.web")
+        init = getattr(web, "init_app", None)
+        if callable(init):
+            init(app)
+    return app

@@ -1,0 +1,310 @@
+"""The OpenAPI 3.1 document of the reply service's JSON API, served at ``/api/openapi.json``.
+
+Built in code so that the enumerations (statuses, topics, sentiments) cannot drift from records.py;
+tests check that every API route of the app is documented here and the document is valid.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, ReplyStatus
+from tweetdesk.tickets.ids import ALPHABET
+from tweetdesk.tickets.store import TicketStatus
+
+_TS = {"type": ["string", "null"], "format": "date-time"}
+_STR_NULL = {"type": ["string", "null"]}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_ADMIN = [{"ApiKey": []}, {"Bearer": []}]
+_TICKET_ID_PARAM = {
+    "name": "ticket_id",
+    "in": "path",
+    "required": True,
+    "description": "Ticket ID, e.g. BAG-7KQ4M2XZ-H (case, spaces and dashes are forgiven; the check character is not).",
+    "schema": {"type": "string", "maxLength": 40},
+}
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    topics = [*TOPICS, UNCLASSIFIABLE]
+    sentiments = [*SENTIMENTS, UNCLASSIFIABLE]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tweetdesk reply service",
+            "version": "1",
+            "description": (
+                "Tickets opened from customer tweets, and their replies. The ticket lookup is public and shows "
+                "no personal data; everything else needs the admin API key (X-API-Key header or "
+                "Authorization: Bearer). Errors are JSON objects {error, status, kind?}."
+            ),
+        },
+        "paths": {
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness and state of the store, consumer and poster",
+                    "operationId": "healthz",
+                    "responses": {
+                        "200": _json("Health", "Service healthy"),
+                        "503": _json("Health", "Ticket store unreachable"),
+                    },
+                }
+            },
+            "/api/tickets/{ticket_id}": {
+                "get": {
+                    "summary": "Look up a ticket (public: status, topic, timestamps; admin: the full ticket)",
+                    "operationId": "getTicket",
+                    "parameters": [_TICKET_ID_PARAM],
+                    "security": [{}, *_ADMIN],
+                    "responses": {
+                        "200": {
+                            "description": "The ticket",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"$ref": "#/components/schemas/PublicTicket"},
+                                            {"$ref": "#/components/schemas/Ticket"},
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                        "400": _err("Not a valid ticket ID; `kind` is format, prefix or check (a mistyped character)"),
+                        "401": _err("An API key was given and is wrong"),
+                        "404": _err("No such ticket"),
+                    },
+                }
+            },
+            "/api/tickets": {
+                "get": {
+                    "summary": "List tickets, newest first (admin)",
+                    "operationId": "listTickets",
+                    "security": _ADMIN,
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in TicketStatus]}},
+                        {"name": "topic", "in": "query", "schema": {"type": "string", "enum": topics}},
+                        {"name": "sentiment", "in": "query", "schema": {"type": "string", "enum": sentiments}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                    ],
+                    "responses": {
+                        "200": _json("TicketPage", "One page of tickets"),
+                        "400": _err("A filter or paging parameter is invalid"),
+                        "401": _err("Missing or wrong API key"),
+                        "403": _err("Admin API disabled (no key configured)"),
+                    },
+                }
+            },
+            "/api/tickets/{ticket_id}/resolve": {
+                "post": {
+                    "summary": "Resolve a ticket (admin); resolving twice changes nothing",
+                    "operationId": "resolveTicket",
+                    "security": _ADMIN,
+                    "parameters": [_TICKET_ID_PARAM],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "object", "properties": {"note": {"type": "string"}}}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("PublicTicket", "The resolved ticket"),
+                        "400": _err("Invalid ticket ID or malformed/oversized body"),
+                        "401": _err("Missing or wrong API key"),
+                        "403": _err("Admin API disabled"),
+                        "404": _err("No such ticket"),
+                    },
+                }
+            },
+            "/api/replies": {
+                "post": {
+                    "summary": "Queue a manual reply to a tweet that has a ticket (admin)",
+                    "operationId": "postReply",
+                    "security": _ADMIN,
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "Same key, same reply: a retried request never queues a second reply.",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 100},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReplyRequest"}}},
+                    },
+                    "responses": {
+                        "202": _json("ReplyQueued", "Queued for posting (or for the dry-run outbox)"),
+                        "200": _json("ReplyQueued", "Already queued with this idempotency key"),
+                        "400": _err(
+                            "Malformed or oversized JSON, or a reply that breaks a rule (over 280 characters as X "
+                            "counts them, contains a URL, mentions anyone but the customer)"
+                        ),
+                        "401": _err("Missing or wrong API key"),
+                        "403": _err("Admin API disabled"),
+                        "404": _err("No ticket holds this tweet"),
+                    },
+                }
+            },
+            "/api/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "responses": {"200": {"description": "OpenAPI 3.1 document", "content": {"application/json": {}}}},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "status"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "kind": {
+                            "type": "string",
+                            "description": "format | prefix | check (ticket IDs), unknown, too_large, malformed_json, bad_field, bad_reply, bad_parameter",
+                        },
+                    },
+                },
+                "TicketId": {
+                    "type": "string",
+                    "pattern": f"^[A-Z]{{3}}-[{ALPHABET}]{{8}}-[{ALPHABET}]$",
+                    "examples": ["BAG-7KQ4M2XZ-H"],
+                },
+                "PublicTicket": {
+                    "type": "object",
+                    "required": ["ticket_id", "status", "topic", "created_at", "updated_at"],
+                    "properties": {
+                        "ticket_id": {"$ref": "#/components/schemas/TicketId"},
+                        "status": {"type": "string", "enum": [s.value for s in TicketStatus]},
+                        "topic": {"type": "string", "enum": topics},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "updated_at": {"type": "string", "format": "date-time"},
+                        "replied_at": _TS,
+                        "resolved_at": _TS,
+                    },
+                },
+                "Entity": {
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string"},
+                        "label": {"type": "string"},
+                        "start": {"type": "integer"},
+                        "end": {"type": "integer"},
+                        "norm": _STR_NULL,
+                    },
+                },
+                "Reply": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "kind": {"type": "string", "enum": ["auto", "manual"]},
+                        "text": {"type": "string"},
+                        "status": {"type": "string", "enum": [s.value for s in ReplyStatus]},
+                        "attempts": {"type": "integer"},
+                        "posted_id": _STR_NULL,
+                        "error": _STR_NULL,
+                        "dry_run": {"type": "boolean"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "posted_at": _TS,
+                    },
+                },
+                "Ticket": {
+                    "type": "object",
+                    "description": "The full ticket (admin only).",
+                    "properties": {
+                        "ticket_id": {"$ref": "#/components/schemas/TicketId"},
+                        "tweet_id": {"type": "string"},
+                        "author": {"type": "string"},
+                        "author_id": _STR_NULL,
+                        "text": {"type": "string"},
+                        "lang": _STR_NULL,
+                        "brand": _STR_NULL,
+                        "rule": _STR_NULL,
+                        "tweet_created_at": _TS,
+                        "sentiment": {"type": "string", "enum": sentiments},
+                        "sentiment_score": {"type": ["number", "null"]},
+                        "topic": {"type": "string", "enum": topics},
+                        "topic_score": {"type": ["number", "null"]},
+                        "entities": {"type": "array", "items": {"$ref": "#/components/schemas/Entity"}},
+                        "model_version": _STR_NULL,
+                        "status": {"type": "string", "enum": [s.value for s in TicketStatus]},
+                        "reply_text": _STR_NULL,
+                        "posted_reply_id": _STR_NULL,
+                        "attempts": {"type": "integer"},
+                        "last_error": _STR_NULL,
+                        "conversation_id": _STR_NULL,
+                        "in_reply_to_tweet_id": _STR_NULL,
+                        "in_reply_to_user_id": _STR_NULL,
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "updated_at": {"type": "string", "format": "date-time"},
+                        "replied_at": _TS,
+                        "resolved_at": _TS,
+                        "replies": {"type": "array", "items": {"$ref": "#/components/schemas/Reply"}},
+                    },
+                },
+                "TicketPage": {
+                    "type": "object",
+                    "required": ["items", "total", "limit", "offset"],
+                    "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Ticket"}},
+                        "total": {"type": "integer"},
+                        "limit": {"type": "integer"},
+                        "offset": {"type": "integer"},
+                        "next_offset": {"type": ["integer", "null"]},
+                    },
+                },
+                "ReplyRequest": {
+                    "type": "object",
+                    "required": ["tweet_id", "text"],
+                    "properties": {
+                        "tweet_id": {"type": "string", "pattern": "^[0-9]{1,32}$", "description": "A string: X ids exceed JSON's safe integers."},
+                        "text": {"type": "string", "description": "≤ 280 characters as X counts them; no URL; no @mention but the customer's."},
+                        "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 100},
+                    },
+                },
+                "ReplyQueued": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "ticket_id": {"$ref": "#/components/schemas/TicketId"},
+                        "tweet_id": {"type": "string"},
+                        "text": {"type": "string"},
+                        "status": {"type": "string", "enum": [s.value for s in ReplyStatus]},
+                        "created": {"type": "boolean"},
+                    },
+                },
+                "Health": {
+                    "type": "object",
+                    "required": ["status", "store"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok", "degraded"]},
+                        "store": {"type": "object"},
+                        "poster": {"type": "object"},
+                        "consumer": {"type": "object"},
+                    },
+                },
+            },
+        },
+    }

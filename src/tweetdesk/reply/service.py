@@ -1,0 +1,162 @@
+"""The reply service in one process: Kafka consumer thread + poster thread + the Flask app under
+waitress (a production WSGI server).
+
+``ReplyService`` is what ``tweetdesk serve`` runs and what the demo (or a test) embeds::
+
+    with ReplyService(settings, port=0) as svc:   # port 0 = any free port
+        print(svc.url)                            # http://127.0.0.1:<chosen port>
+        ...
+
+``serve_command(settings)`` runs it in the foreground until Ctrl-C / SIGTERM, starting the embedded
+broker only when ``settings.kafka_bootstrap`` is unset.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from tweetdesk.reply.app import create_app
+from tweetdesk.reply.consumer import DEFAULT_GROUP, ReplyConsumer
+from tweetdesk.reply.poster import Poster
+from tweetdesk.reply.templates import ReplyTemplates
+from tweetdesk.tickets.store import TicketStore, _redact
+
+log = logging.getLogger(__name__)
+
+
+class ReplyService:
+    def __init__(
+        self,
+        settings,
+        *,
+        store: TicketStore | None = None,
+        templates: ReplyTemplates | None = None,
+        poster: Poster | None = None,
+        consume: bool = True,
+        serve_http: bool = True,
+        host: str | None = None,
+        port: int | None = None,
+        group_id: str = DEFAULT_GROUP,
+        http_threads: int = 8,
+        poster_kwargs: dict[str, Any] | None = None,
+    ):
+        self.settings = settings
+        # Fail fast (one readable line from the CLI) on bad templates or an unreachable store.
+        self.templates = templates or ReplyTemplates.from_settings(settings)
+        self._own_store = store is None
+        self.store = store or TicketStore.from_settings(settings)
+        self.poster = poster or Poster(settings, self.store, **(poster_kwargs or {}))
+        self.consumer = (
+            ReplyConsumer(settings, self.store, self.poster, self.templates, group_id=group_id) if consume else None
+        )
+        self.host = host or settings.host
+        self.port = settings.port if port is None else port
+        self.serve_http = serve_http
+        self.http_threads = http_threads
+        self.app = create_app(
+            settings,
+            self.store,
+            poster=self.poster,
+            templates=self.templates,
+            health={"consumer": self._consumer_health} if self.consumer else {},
+        )
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server = None
+
+    def _consumer_health(self) -> dict[str, Any]:
+        c = self.consumer
+        return {"group": c.group_id, "topic": self.settings.topic_enriched, "ready": c.ready.is_set(), **c.stats}
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "ReplyService":
+        self._spawn("tweetdesk-poster", self.poster.run, self.stopping)
+        if self.consumer is not None:
+            self._spawn("tweetdesk-consumer", self.consumer.run, self.stopping)
+        if self.serve_http:
+            import waitress
+
+            self._server = waitress.create_server(
+                self.app, host=self.host, port=self.port, threads=self.http_threads, ident="tweetdesk"
+            )
+            self.port = int(self._server.effective_port)  # the chosen one when port was 0
+            self._spawn("tweetdesk-http", self._server.run)
+        log.info("reply service up: %s, poster %s", self.url if self.serve_http else "no HTTP", self.poster.mode)
+        return self
+
+    def _spawn(self, name: str, target, *args) -> None:
+        t = threading.Thread(target=self._guard, args=(name, target, *args), name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _guard(self, name, target, *args) -> None:
+        try:
+            target(*args)
+        except Exception:
+            log.exception("%s thread died", name)
+            self.stopping.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until ``stop()`` is called (or a worker thread dies); True if stopping."""
+        return self.stopping.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        self.poster.wake()
+        if self._server is not None:
+            server, self._server = self._server, None
+
+            def close_all():
+                # Runs inside waitress's loop thread: closing every channel ends its loop.
+                for d in list(server._map.values()):
+                    try:
+                        d.close()
+                    except OSError:
+                        pass
+
+            try:
+                server.trigger.pull_trigger(close_all)
+            except OSError:
+                pass
+            server.task_dispatcher.shutdown(timeout=timeout)
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+        if self._own_store:
+            self.store.close()
+
+    def __enter__(self) -> "ReplyService":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve_command(settings) -> None:
+    """``tweetdesk serve``: the reply service in the foreground until Ctrl-C or SIGTERM."""
+    from tweetdesk.broker import kafka_settings
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with kafka_settings(settings) as bound:
+        svc = ReplyService(bound).start()
+        print(
+            f"tweetdesk reply service on {svc.url} (replies: {svc.poster.mode}; Kafka {bound.kafka_bootstrap}; "
+            f"store {_redact(svc.store.url)})",
+            flush=True,
+        )
+        previous = signal.signal(signal.SIGTERM, lambda *_: svc.stopping.set())
+        try:
+            while not svc.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            svc.stop()
