@@ -37,16 +37,21 @@ _URL = re.compile(r"(?:https?://|www\.)\S+|\b\S+\.(?:com|co|ly|net|org)/\S*", re
 _MENTION = re.compile(r"(?<![\w@])@(\w{1,30})")
 _HASHTAG = re.compile(r"(?<!\w)#(\w+)")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
-_ZERO_WIDTH = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# ZWJ (U+200D) is kept until the emoji pass: it glues emoji ZWJ sequences ("👨‍👩‍👧" is one emoji).
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _EMOTICONS = {
     ":)": " smile ", ":-)": " smile ", ":D": " laugh ", ":-D": " laugh ", ";)": " wink ", ";-)": " wink ",
     ":(": " sad ", ":-(": " sad ", ":'(": " cry ", ":/": " annoyed ", ":-/": " annoyed ", ":P": " tongue ",
     "<3": " love ", "</3": " heartbroken ",
 }
 _EMOTICON = re.compile("|".join(re.escape(k) for k in sorted(_EMOTICONS, key=len, reverse=True)) + r"(?=\s|$)")
-_WORDISH = re.compile(r"[a-z][a-z']*")
+# Letters of any script ("café", "naïve"), not only ASCII; digits and "_" are not letters.
+_WORDISH = re.compile(r"[^\W\d_][^\W\d_']*")
 # The lookup table has no part of speech, so some airline nouns get a verb's lemma ("crew" -> "crow").
 LEMMA_OVERRIDES = {"crew": "crew", "flew": "fly", "lounge": "lounge", "boarding": "boarding", "luggage": "luggage"}
+# ... and it maps "worst"/"worse" to "wrong" and "best"/"better" to "well": keep the sentiment's strength.
+LEMMA_OVERRIDES.update({"worst": "worst", "worse": "worse", "best": "best", "better": "better"})
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,8 @@ def _emoji_words(ch: str, data: dict) -> str:
 def _prepare(text: str) -> tuple[str, list[str], list[str], list[str], int]:
     if not isinstance(text, str):
         raise TypeError(f"tweet text must be str, not {type(text).__name__}")
+    # A lone surrogate (possible from JSON "\\ud800") cannot be encoded and would crash the tokenizer.
+    text = _SURROGATE.sub("\ufffd", text)
     text = unicodedata.normalize("NFKC", html.unescape(text))
     text = _ZERO_WIDTH.sub("", text)
     urls = len(_URL.findall(text))
@@ -112,9 +119,10 @@ def _prepare(text: str) -> tuple[str, list[str], list[str], list[str], int]:
     hashtags = _HASHTAG.findall(text)
     text = _HASHTAG.sub(lambda m: " " + _CAMEL.sub(" ", m.group(1)) + " ", text)
     found = [e["emoji"] for e in emoji.emoji_list(text)]
-    text = emoji.replace_emoji(text, replace=_emoji_words)
+    text = emoji.replace_emoji(text, replace=_emoji_words).replace("\u200d", "")
     text = _EMOTICON.sub(lambda m: _EMOTICONS[m.group(0)], text)
-    return text, mentions, hashtags, found, urls
+    # Lower case before the lookup lemmatiser: its table is case-sensitive ("Bags" would stay "bags").
+    return text.lower(), mentions, hashtags, found, urls
 
 
 def _lemmas(doc) -> list[str]:
