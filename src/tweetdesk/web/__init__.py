@@ -1,9 +1,21 @@
 """Web pages on the reply service's Flask app: dashboard, public ticket tracking, agent view.
 
-Register with ``app.register_blueprint(tweetdesk.web.blueprint)``; the app keeps its ``Settings`` in
-``app.config["TWEETDESK_SETTINGS"]`` and its ``TicketStore`` in ``app.config["TWEETDESK_STORE"]``.
+``reply.app.create_app`` calls ``init_app(app)``; the app keeps its ``Settings`` and ``TicketStore`` in
+``app.extensions["tweetdesk"]`` (``reply.app.AppContext``).
 """
 
+from __future__ import annotations
+
+from flask import Flask
+
+from tweetdesk.web import auth
 from tweetdesk.web.views import blueprint
 
-__all__ = ["blueprint"]
+
+def init_app(app: Flask) -> None:
+    """Register the pages and the session/CSRF settings they need."""
+    auth.init_app(app, app.extensions["tweetdesk"].settings)
+    app.register_blueprint(blueprint)
+
+
+__all__ = ["blueprint", "init_app"]

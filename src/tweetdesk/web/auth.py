@@ -58,7 +58,7 @@ def _header_key() -> str | None:
 
 
 def _settings():
-    return current_app.config["TWEETDESK_SETTINGS"]
+    return current_app.extensions["tweetdesk"].settings
 
 
 def agent_enabled() -> bool:

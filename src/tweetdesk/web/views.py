@@ -32,6 +32,7 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
 from tweetdesk.records import UNCLASSIFIABLE, Entity
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
@@ -60,23 +61,17 @@ PUBLIC_STATUS = {
 
 
 # ----------------------------------------------------------------------------------------------
-# Wiring: the app factory keeps its Settings and TicketStore in app.config (see reply/app.py)
+# Wiring: reply.app.create_app keeps its Settings and TicketStore in app.extensions["tweetdesk"]
+# (an AppContext) and calls tweetdesk.web.init_app(app), which registers this blueprint.
 # ----------------------------------------------------------------------------------------------
 
 
-@blueprint.record_once
-def _on_register(state) -> None:
-    settings = state.app.config.get("TWEETDESK_SETTINGS")
-    if settings is not None:
-        auth.init_app(state.app, settings)
-
-
 def _settings():
-    return current_app.config["TWEETDESK_SETTINGS"]
+    return current_app.extensions["tweetdesk"].settings
 
 
 def _store() -> TicketStore:
-    return current_app.config["TWEETDESK_STORE"]
+    return current_app.extensions["tweetdesk"].store
 
 
 def _refresh_ms() -> int:
@@ -135,7 +130,8 @@ def highlight(text: str, entities: list[Entity]) -> Markup:
             continue
         out.append(escape(text[pos : e.start]))
         out.append(
-            Markup('<mark class="ent" title="{label}">{t}<sub>{label}</sub></mark>').format(
+            # The label is drawn by CSS (::after): not part of the text when copied or read out.
+            Markup('<mark class="ent" data-label="{label}" title="{label}">{t}</mark>').format(
                 label=e.label, t=text[e.start : e.end]
             )
         )
@@ -458,3 +454,14 @@ def _store_down(e):
     if request.path.startswith("/web/api/"):
         return jsonify(error="ticket store unavailable"), 503
     return _error_page(503, "Ticket store unavailable", "Please try again in a moment.")
+
+
+@blueprint.errorhandler(Exception)
+def _unexpected(e):
+    # The app's own handlers answer JSON (it is an API); these pages answer HTML.
+    if isinstance(e, HTTPException):
+        return _error_page(e.code or 500, e.name, e.description or "")
+    current_app.logger.exception("web: unhandled error on %s %s", request.method, request.path)
+    if request.path.startswith("/web/api/"):
+        return jsonify(error="internal error"), 500
+    return _error_page(500, "Something went wrong", "The error is logged. Please try again in a moment.")

@@ -1,0 +1,201 @@
+"""The web pages in a real browser: Debian's chromium, headless, driven by Playwright, against the
+real app (reply.app.create_app) served over HTTP with a seeded SQLite ticket store.
+
+Screenshots of every page go to the test's tmp_path (pytest prints it on failure; keep them with
+``--basetemp``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.fixtures.browser import make_tweet, seed_store
+from tweetdesk.config import Settings
+from tweetdesk.records import DeadLetter
+from tweetdesk.reply.app import create_app
+from tweetdesk.tickets.ids import ALPHABET, ticket_id_for
+from tweetdesk.tickets.store import TicketStore
+from tweetdesk.web.queries import record_dead_letters
+
+pytestmark = pytest.mark.browser
+
+KEY = "browser-test-key"
+
+
+class Site:
+    def __init__(self, url, store, seeded):
+        self.url, self.store, self.seeded = url, store, seeded
+
+    def ticket(self, status: str):
+        return next(t for t in self.seeded["tweets"] if self.seeded["statuses"][t.ticket_id] == status)
+
+
+def _site(tmp_path, live_server_for, api_key):
+    store = TicketStore(f"sqlite:///{tmp_path / 'tickets.db'}")
+    seeded = seed_store(store, n=24)
+    record_dead_letters(store, [DeadLetter.of(b"{oops", "invalid JSON", "parse")])
+    app = create_app(Settings(work_dir=tmp_path, api_key=api_key), store)
+    app.config["TWEETDESK_WEB_REFRESH_SECONDS"] = 1.0  # poll fast so the live test is quick
+    server = live_server_for(app)
+    return Site(server.url, store, seeded)
+
+
+@pytest.fixture
+def site(tmp_path, live_server_for, chromium):
+    s = _site(tmp_path, live_server_for, KEY)
+    yield s
+    s.store.close()
+
+
+@pytest.fixture
+def open_site(tmp_path, live_server_for, chromium):
+    """No API key: the dry-run demo's configuration."""
+    s = _site(tmp_path, live_server_for, None)
+    yield s
+    s.store.close()
+
+
+def _sign_in(page, site, next_path="/"):
+    page.goto(f"{site.url}/login?next={next_path}")
+    page.get_by_label("API key", exact=True).fill(KEY)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+def _kpi(page, name: str) -> str:
+    return page.locator(f'[data-kpi="{name}"]').inner_text().strip()
+
+
+def test_dashboard_shows_the_store_and_updates_live(site, browser_page):
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _sign_in(page, site)
+    assert page.url == f"{site.url}/"
+    counts = site.seeded["counts"]
+    assert _kpi(page, "totals.tickets") == "24"
+    assert _kpi(page, "totals.tweets") == "24"
+    assert _kpi(page, "totals.dead_letters") == "1"
+    for status in ("open", "replied", "resolved", "failed"):
+        assert _kpi(page, f"status.{status}") == str(counts.get(status, 0))
+    # The charts are drawn by Chart.js, with the store's figures.
+    page.wait_for_function("() => window.Chart && Chart.getChart('chart-topic')")
+    topic_total = page.evaluate("() => Chart.getChart('chart-topic').data.datasets[0].data.reduce((a, b) => a + b, 0)")
+    assert topic_total == 24
+    status_data = page.evaluate(
+        "() => { const c = Chart.getChart('chart-status'); return Object.fromEntries(c.data.labels.map((l, i) => [l, c.data.datasets[0].data[i]])); }"
+    )
+    assert status_data["Failed"] == counts["failed"] and status_data["Open"] == counts["open"]
+    page.locator(".ticket-list > li").first.wait_for()
+    assert page.locator(".ticket-list > li").count() == 10
+    page.shot("dashboard")
+
+    # A new ticket arrives: the page updates in place, without a reload.
+    page.evaluate("() => { window.__noReload = true; }")
+    later = site.store.clock() + timedelta(minutes=1)
+    site.store.clock = lambda: later
+    new = make_tweet(100, sentiment="negative", topic="Baggage Issue",
+                     text="@united lost my bag again on the flight to Boston, third time this year")
+    site.store.add_tickets([new], reply_text=lambda tw: f"@{tw.author} So sorry. Ticket {tw.ticket_id}")
+    page.wait_for_function("() => document.querySelector('[data-kpi=\"totals.tickets\"]').textContent.trim() === '25'")
+    page.wait_for_function(
+        f"() => document.querySelector('.ticket-list > li')?.dataset.ticket === '{new.ticket_id}'"
+    )
+    assert _kpi(page, "status.open") == str(counts["open"] + 1)
+    assert page.evaluate("() => window.__noReload") is True
+    assert page.evaluate("() => Chart.getChart('chart-topic').data.datasets[0].data.reduce((a, b) => a + b, 0)") == 25
+    assert "Live" in page.locator("#live-text").inner_text()
+    page.shot("dashboard-updated")
+
+    # Filters: only negative tickets, without a reload; the URL keeps the filter for a bookmark.
+    page.get_by_label("Sentiment", exact=True).select_option("negative")
+    negatives = sum(1 for t in site.seeded["tweets"] if t.sentiment == "negative") + 1
+    page.wait_for_function(
+        f"() => document.querySelector('[data-kpi=\"totals.tickets\"]').textContent.trim() === '{negatives}'"
+    )
+    assert "sentiment=negative" in page.url
+    assert page.evaluate("() => window.__noReload") is True
+    badges = page.locator(".ticket-list .badge[class*=sentiment-]").all_inner_texts()
+    assert badges and set(badges) == {"negative"}
+    page.shot("dashboard-filtered")
+    assert errors == []
+
+
+def test_tracking_page(open_site, browser_page):
+    page = browser_page
+    tw = open_site.ticket("replied")
+    page.goto(f"{open_site.url}/t")
+    page.get_by_label("Ticket ID", exact=True).fill(tw.ticket_id.lower().replace("-", " "))
+    page.get_by_role("button", name="Track").click()
+    page.wait_for_url(f"{open_site.url}/t/{tw.ticket_id}")
+    assert page.locator("#ticket-status").get_attribute("data-status") == "replied"
+    assert page.locator("#status-label").inner_text() == "Answered"
+    assert page.locator("#ticket-topic").inner_text() == tw.topic
+    assert tw.author not in page.content()
+    page.shot("track-replied")
+
+    # One mistyped character: the check character says so.
+    c = tw.ticket_id[5]
+    typo = tw.ticket_id[:5] + ALPHABET[(ALPHABET.index(c) + 1) % 32] + tw.ticket_id[6:]
+    page.get_by_label("Ticket ID", exact=True).fill(typo)
+    page.get_by_role("button", name="Track").click()
+    alert = page.get_by_role("alert")
+    assert "typo" in alert.inner_text() and "check character" in alert.inner_text()
+    assert alert.get_attribute("data-kind") == "check"
+    page.shot("track-typo")
+
+    # A well-formed ID that we do not hold: not found, and not called a typo.
+    unknown = ticket_id_for("7", "Online Booking")
+    page.get_by_label("Ticket ID", exact=True).fill(unknown)
+    page.get_by_role("button", name="Track").click()
+    alert = page.get_by_role("alert")
+    assert "No ticket with this ID" in alert.inner_text() and "typo" not in alert.inner_text()
+    assert alert.get_attribute("data-kind") == "not_found"
+    page.shot("track-unknown")
+
+
+def test_resolve_in_agent_view(site, browser_page):
+    page = browser_page
+    tw = site.ticket("failed")
+    _sign_in(page, site, next_path=f"/tickets/{tw.ticket_id}")
+    assert page.url == f"{site.url}/tickets/{tw.ticket_id}"
+    assert page.locator("#ticket-status").get_attribute("data-status") == "failed"
+    assert tw.text in page.locator("#tweet-text").inner_text().replace("\n", "")
+    assert page.locator("#replies .reply").count() == 1
+    assert "503" in page.locator("#replies").inner_text()
+    page.shot("agent-before")
+    page.get_by_role("button", name="Resolve ticket").click()
+    page.wait_for_load_state()
+    assert "resolved" in page.get_by_role("status").first.inner_text()
+    assert page.locator("#ticket-status").get_attribute("data-status") == "resolved"
+    assert page.get_by_role("button", name="Resolve ticket").count() == 0
+    assert site.store.get_ticket(tw.ticket_id).status.value == "resolved"
+    page.shot("agent-resolved")
+
+
+def test_phone_width_has_no_horizontal_scroll(site, chromium, tmp_path):
+    context = chromium.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                                   device_scale_factor=2)
+    page = context.new_page()
+    try:
+        _sign_in(page, site)
+        tw = site.ticket("replied")
+        typo = tw.ticket_id[:-1] + ALPHABET[(ALPHABET.index(tw.ticket_id[-1]) + 1) % 32]
+        pages = {
+            "dashboard": "/",
+            "track": f"/t/{tw.ticket_id}",
+            "track-typo": f"/t/{typo}",
+            "agent": f"/tickets/{tw.ticket_id}",
+            "login": "/login",
+        }
+        for name, path in pages.items():
+            page.goto(site.url + path)
+            if name == "dashboard":
+                page.wait_for_function("() => window.Chart && Chart.getChart('chart-sentiment')")
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            inner = page.evaluate("() => window.innerWidth")
+            page.screenshot(path=str(tmp_path / f"phone-{name}.png"), full_page=True)
+            assert width <= inner, f"{path}: page is {width}px wide on a {inner}px screen"
+    finally:
+        context.close()

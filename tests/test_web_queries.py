@@ -1,0 +1,103 @@
+"""The dashboard's queries on a real ticket store, on SQLite and on PostgreSQL (the time buckets use
+each backend's own date arithmetic, so both must agree)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from tests.fixtures.browser import make_tweet, seed_store
+from tweetdesk.records import DeadLetter
+from tweetdesk.web import queries
+from tweetdesk.web.queries import Filters
+
+
+def test_summary_counts_match_the_store(store):
+    seeded = seed_store(store, n=24)
+    s = queries.summary(store, Filters(), newest=5)
+    assert s.tickets == s.tweets == 24
+    for status, n in seeded["counts"].items():
+        assert s.by_status[status] == n
+    assert set(s.by_status) >= {"open", "replied", "resolved", "failed"}
+    expected_topics: dict[str, int] = {}
+    for tw in seeded["tweets"]:
+        expected_topics[tw.topic] = expected_topics.get(tw.topic, 0) + 1
+    assert s.by_topic == expected_topics
+    assert sum(s.by_sentiment.values()) == 24
+    assert len(s.newest) == 5
+    first = store.get_ticket(s.newest[0].ticket_id)
+    assert s.newest[0].reply_text == first.reply_text and s.newest[0].reply_text
+    assert s.newest[0].entities == first.entities
+    assert s.newest[0].reply_status in ("queued", "dry_run", "failed")
+
+    # A ticket that arrives later is first in the list.
+    later = store.clock() + timedelta(minutes=1)
+    store.clock = lambda: later
+    new = make_tweet(99)
+    store.add_tickets([new])
+    s = queries.summary(store, Filters(), newest=5)
+    assert s.newest[0].ticket_id == new.ticket_id and s.tickets == 25
+
+
+def test_filters_apply_to_every_figure(store):
+    seed_store(store, n=24)
+    f = Filters.parse("Baggage Issue", "negative")
+    s = queries.summary(store, f)
+    page = store.list_tickets(topic="Baggage Issue", sentiment="negative", limit=100)
+    assert s.tickets == page.total == 3
+    assert s.tweets == 24  # tweets are not filtered: they are the intake
+    assert set(s.by_topic) == {"Baggage Issue"}
+    assert set(s.by_sentiment) == {"negative"}
+    assert {t.ticket_id for t in s.newest} == {t.ticket_id for t in page.items}
+    assert sum(sum(v) for v in s.over_time.series.values()) == 3
+    # Unknown filter values are ignored, not an error.
+    assert Filters.parse("Lost Dogs", "furious") == Filters()
+
+
+def test_sentiment_over_time_buckets(store):
+    base = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+    # Three negative in the first 5-minute bucket, one positive 12 minutes later (third bucket).
+    tweets = [make_tweet(i, when=base + timedelta(seconds=30 * i), sentiment="negative") for i in range(3)]
+    tweets.append(make_tweet(3, when=base + timedelta(minutes=12), sentiment="positive"))
+    tweets.append(make_tweet(4, when=base + timedelta(minutes=20, seconds=59), sentiment="neutral"))
+    store.add_tickets(tweets)
+    sot = queries.summary(store, Filters()).over_time
+    assert sot.bucket_seconds == 60  # 21 minutes span: minute buckets
+    assert sot.starts[0] == base and sot.starts[-1] == base + timedelta(minutes=20)
+    assert len(sot.starts) == 21
+    assert sot.series["negative"][0] == 2 and sot.series["negative"][1] == 1
+    assert sot.series["positive"][12] == 1
+    assert sot.series["neutral"][20] == 1
+    assert sum(map(sum, sot.series.values())) == 5
+
+    # Over days, the bucket widens so the chart keeps a readable number of bars.
+    store.add_tickets([make_tweet(50, when=base + timedelta(days=3), sentiment="neutral")])
+    sot = queries.summary(store, Filters()).over_time
+    assert sot.bucket_seconds == 3 * 3600
+    assert len(sot.starts) <= queries.MAX_BUCKETS
+    assert sum(map(sum, sot.series.values())) == 6
+
+
+def test_empty_store(store):
+    s = queries.summary(store, Filters())
+    assert s.tickets == s.tweets == s.dead_letters == 0
+    assert s.newest == [] and s.over_time.starts == []
+    assert s.budget is None  # issue 7 fills the reply budget panel
+
+
+def test_dead_letters_recorded_once(store):
+    a = DeadLetter.of(b"{not json", "invalid JSON: Expecting property name", "parse", source_topic="tweets.raw", partition=0, offset=7)
+    b = DeadLetter.of(b"x" * 30_000, "text longer than 25000 characters", "validate")
+    assert queries.record_dead_letters(store, [a, b]) == 2
+    # The consumer may see the same records again after a restart: nothing new.
+    assert queries.record_dead_letters(store, [a, b]) == 0
+    assert queries.dead_letter_count(store) == 2
+    assert queries.summary(store, Filters()).dead_letters == 2
+
+
+def test_public_status_has_no_personal_data(store):
+    seeded = seed_store(store, n=8)
+    tid = seeded["tweets"][5].ticket_id
+    st = queries.public_status(store, tid)
+    assert st.ticket_id == tid and st.status == seeded["statuses"][tid]
+    assert set(st.__dict__) == {"ticket_id", "status", "topic", "created_at", "updated_at", "replied_at", "resolved_at"}
+    assert queries.public_status(store, "BAG-22222222-2") is None
