@@ -1,0 +1,80 @@
+"""Tweet sources: they publish ``records.Tweet`` JSON, keyed by tweet id, to ``settings.topic_raw``, and malformed
+input as ``records.DeadLetter`` (stage "ingest") to ``settings.topic_dead``.
+
+* ``replay.replay(settings, path, rate=, limit=, loop=)`` — a CSV in the airline data set's format or a JSONL of
+  tweets (default: the shipped sample, ``config.SAMPLE_TWEETS``; ``data/sample_bad.jsonl`` holds malformed lines
+  for showing dead letters).
+* ``xstream.run_x_stream(settings, limit=)`` — the X API v2 filtered stream (tweepy ``StreamingClient``).
+* ``publisher.Publisher`` — the producer both use (idempotent, acks=all, delivery reports counted).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tweetdesk.config import SAMPLE_TWEETS, Settings
+from tweetdesk.errors import ConfigError, InputError
+from tweetdesk.ingest.publisher import IngestStats, Publisher, PublishError
+
+SAMPLE_BAD = SAMPLE_TWEETS.parent / "sample_bad.jsonl"
+
+__all__ = ["IngestStats", "Publisher", "PublishError", "SAMPLE_BAD", "ingest_command"]
+
+
+def ingest_command(
+    settings: Settings,
+    source: str = "replay",
+    path: Path | None = None,
+    rate: float = 0.0,
+    limit: int | None = None,
+    loop: bool = False,
+) -> IngestStats:
+    """``tweetdesk ingest [replay|x]``: publish to the Kafka cluster in TWEETDESK_KAFKA_BOOTSTRAP, print counts.
+
+    An embedded broker started here would vanish with this process (and the tweets with it), so ingest insists
+    on a running one: ``tweetdesk broker`` in another shell, or ``tweetdesk demo``, which runs everything.
+    """
+    from tweetdesk.broker import kafka_settings
+
+    if source == "replay":
+        from tweetdesk.ingest.replay import _check_file
+
+        _check_file(path or SAMPLE_TWEETS)  # a missing file is reported before Kafka is touched
+    elif source == "x":
+        if path is not None or loop or rate:
+            raise InputError("--path, --rate and --loop apply to `ingest replay` only")
+        if settings.x_bearer_token is None or not settings.x_bearer_token.get_secret_value().strip():
+            from tweetdesk.ingest.xstream import XStreamError, _token_hint
+
+            raise XStreamError(f"no X bearer token: {_token_hint()}")
+    else:
+        raise InputError(f"unknown ingest source {source!r} (replay | x)")
+    if not settings.kafka_bootstrap:
+        raise ConfigError(
+            "no Kafka to publish to: run `tweetdesk broker` in another shell and export the "
+            "TWEETDESK_KAFKA_BOOTSTRAP it prints (or run `tweetdesk demo`, which starts everything)"
+        )
+
+    with kafka_settings(settings) as bound:
+        if source == "replay":
+            from tweetdesk.ingest.replay import replay
+
+            pub = Publisher(bound, total=None, desc=f"replay {(path or SAMPLE_TWEETS).name}")
+            try:
+                replay(bound, path, rate=rate, limit=limit, loop=loop, publisher=pub)
+            finally:
+                stats = pub.flush()
+                click.echo(f"{source}: {stats.summary()} -> {bound.topic_raw} / {bound.topic_dead}", err=True)
+        else:
+            from tweetdesk.ingest.xstream import run_x_stream
+
+            pub = Publisher(bound, total=limit, desc="X stream")
+            try:
+                run_x_stream(bound, limit=limit, publisher=pub)
+            finally:
+                stats = pub.flush()
+                click.echo(f"{source}: {stats.summary()} -> {bound.topic_raw} / {bound.topic_dead}", err=True)
+        pub.raise_for_failures()
+    return stats

@@ -1,0 +1,184 @@
+"""Publish ``Tweet`` records to ``settings.topic_raw`` (JSON, keyed by tweet id) and ``DeadLetter`` records to
+``settings.topic_dead``, counting every delivery report.
+
+Nothing acknowledged is lost: the producer is idempotent with acks=all (``tweetdesk.kafka.make_producer``), so the
+broker has every acknowledged message exactly once and in order per partition; what was not acknowledged by the
+end of ``flush`` is counted and reported, never hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from tweetdesk.config import Settings
+from tweetdesk.errors import TweetdeskError
+from tweetdesk.kafka import make_producer
+from tweetdesk.records import DeadLetter, Tweet, utcnow
+
+if TYPE_CHECKING:
+    from confluent_kafka import Producer
+
+log = logging.getLogger(__name__)
+
+MAX_ERRORS_KEPT = 5
+
+
+class PublishError(TweetdeskError):
+    """Kafka did not acknowledge some messages (or the producer hit a fatal error)."""
+
+
+@dataclass
+class IngestStats:
+    """What one ingest run did. ``read`` counts input records (tweets and malformed ones alike)."""
+
+    read: int = 0
+    published: int = 0  # tweets handed to the producer for topic_raw
+    dead: int = 0  # dead letters handed to the producer for topic_dead
+    delivered: int = 0  # messages (tweets + dead letters) acknowledged by the broker
+    failed: int = 0  # messages the broker refused or that timed out after the producer's retries
+    unacknowledged: int = 0  # still in flight when flush gave up
+    errors: list[str] = field(default_factory=list)  # the first few distinct delivery errors
+    started: float = field(default_factory=time.monotonic)
+    elapsed: float = 0.0
+    extra: dict[str, int] = field(default_factory=dict)  # source-specific counters (reconnects, keep-alives…)
+
+    @property
+    def rate(self) -> float:
+        """Tweets published per second over the run."""
+        return self.published / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.unacknowledged == 0
+
+    def summary(self) -> str:
+        parts = [
+            f"published {self.published} tweets",
+            f"{self.dead} dead letters",
+            f"{self.delivered} acknowledged",
+        ]
+        if self.failed or self.unacknowledged:
+            parts.append(f"{self.failed} failed, {self.unacknowledged} unacknowledged")
+        parts += [f"{k} {v}" for k, v in self.extra.items()]
+        return ", ".join(parts) + f" in {self.elapsed:.2f} s ({self.rate:,.0f} tweets/s)"
+
+
+class Publisher:
+    """One producer, one progress bar, one set of counters. Use as a context manager: leaving it flushes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        total: int | None = None,
+        progress: bool | None = None,
+        desc: str = "ingest",
+        producer: "Producer | None" = None,
+    ):
+        self.settings = settings
+        self.stats = IngestStats()
+        self._fatal: str | None = None
+        self.producer = producer or make_producer(settings, error_cb=self._on_error)
+        # progress=None: tqdm shows the bar on a terminal only (no noise in logs and tests).
+        self._bar = tqdm(total=total, unit="tweet", desc=desc, disable=None if progress is None else not progress,
+                         dynamic_ncols=True, smoothing=0.1)
+
+    def set_total(self, total: int | None) -> None:
+        """Set the progress bar's total once it is known."""
+        self._bar.total = total
+        self._bar.refresh()
+
+    # --- producing ----------------------------------------------------------------------------------------------
+    def publish(self, tweet: Tweet) -> Tweet:
+        """Send one tweet to topic_raw, stamped with ``ingested_at`` now (the start of the latency clock)."""
+        tweet = tweet.model_copy(update={"ingested_at": utcnow()})
+        self._produce(self.settings.topic_raw, tweet.id, tweet.model_dump_json())
+        self.stats.read += 1
+        self.stats.published += 1
+        self._bar.update(1)
+        return tweet
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        """Send one malformed input record, with its reason, to topic_dead."""
+        self._produce(self.settings.topic_dead, letter.key, letter.model_dump_json())
+        self.stats.read += 1
+        self.stats.dead += 1
+        self._bar.update(1)
+        self._bar.set_postfix(dead=self.stats.dead, refresh=False)
+        log.info("dead letter (%s): %s", letter.stage, letter.reason)
+
+    def publish_raw(self, value: bytes | str, key: str | None = None) -> None:
+        """Send bytes to topic_raw as they are, unvalidated: for exercising the stream job's own dead-lettering."""
+        self._produce(self.settings.topic_raw, key, value)
+        self.stats.read += 1
+        self.stats.published += 1
+        self._bar.update(1)
+
+    def _produce(self, topic: str, key: str | None, value: str | bytes) -> None:
+        from confluent_kafka import KafkaException
+
+        if self._fatal:
+            raise PublishError(f"Kafka producer failed: {self._fatal}")
+        while True:
+            try:
+                self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                # Local queue full: serve delivery reports until there is room (back-pressure, not loss).
+                self.producer.poll(0.05)
+            except KafkaException as e:  # refused before sending, e.g. larger than message.max.bytes
+                self._count_failure(str(e.args[0]))
+                break
+        self.producer.poll(0)
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Serve delivery reports (call while idle, e.g. while pacing)."""
+        self.producer.poll(timeout)
+
+    # --- callbacks ----------------------------------------------------------------------------------------------
+    def _on_delivery(self, err, msg) -> None:
+        if err is None:
+            self.stats.delivered += 1
+        else:
+            self._count_failure(f"{msg.topic()}: {err.str()}")
+
+    def _count_failure(self, error: str) -> None:
+        self.stats.failed += 1
+        if error not in self.stats.errors and len(self.stats.errors) < MAX_ERRORS_KEPT:
+            self.stats.errors.append(error)
+        log.error("Kafka delivery failed: %s", error)
+
+    def _on_error(self, err) -> None:
+        # Transient errors (broker down a moment) are retried by librdkafka; a fatal one ends the run.
+        if err.fatal():
+            self._fatal = err.str()
+        log.warning("Kafka: %s", err.str())
+
+    # --- finishing ----------------------------------------------------------------------------------------------
+    def flush(self, timeout: float = 60.0) -> IngestStats:
+        """Wait for every delivery report (up to ``timeout``), close the bar, and return the counts."""
+        self.stats.unacknowledged = self.producer.flush(timeout)
+        self.stats.elapsed = time.monotonic() - self.stats.started
+        self._bar.set_postfix(dead=self.stats.dead, failed=self.stats.failed, refresh=False)
+        self._bar.close()
+        return self.stats
+
+    def raise_for_failures(self) -> None:
+        s = self.stats
+        if s.failed or s.unacknowledged or self._fatal:
+            first = f"; first error: {s.errors[0]}" if s.errors else (f"; {self._fatal}" if self._fatal else "")
+            raise PublishError(
+                f"Kafka did not acknowledge {s.failed + s.unacknowledged} of {s.published + s.dead} messages "
+                f"({s.failed} failed, {s.unacknowledged} still in flight){first}"
+            )
+
+    def __enter__(self) -> "Publisher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()

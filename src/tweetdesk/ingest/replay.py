@@ -1,0 +1,336 @@
+"""Replay source: a CSV in the airline data set's format, or a JSONL of ``Tweet`` records, published at a chosen
+rate.
+
+* Every input record becomes a ``Tweet`` on topic_raw or a ``DeadLetter`` (stage "ingest", with the reason and the
+  original line) on topic_dead: a malformed line is never dropped silently and never stops the replay.
+* ``rate`` paces against a monotonic schedule (message i leaves at t0 + i/rate), so sleeps do not accumulate drift.
+* ``loop`` replays the file again and again. The first pass keeps the file's ids (replaying the same file twice
+  is a re-delivery, which downstream dedup must absorb); every later pass is new traffic: each tweet gets a fresh
+  snowflake id minted now (created_at = the id's time), and replies/conversations are renumbered with the same
+  mapping, so threads stay linked within the pass.
+* ``limit`` counts input records (tweets and dead letters), across passes.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from tweetdesk.config import SAMPLE_TWEETS, Settings
+from tweetdesk.errors import InputError
+from tweetdesk.ingest.publisher import IngestStats, Publisher
+from tweetdesk.ingest.snowflake import SnowflakeGenerator, snowflake_time
+from tweetdesk.records import DeadLetter, Tweet
+
+log = logging.getLogger(__name__)
+
+STAGE = "ingest"
+CSV_REQUIRED = ("tweet_id", "text", "name", "tweet_created")
+JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+# The data set's airline column, as the airlines' X handles (lower case, like a brand taken from an @mention).
+AIRLINE_HANDLES = {
+    "virgin america": "virginamerica",
+    "united": "united",
+    "southwest": "southwestair",
+    "delta": "delta",
+    "us airways": "usairways",
+    "american": "americanair",
+}
+_MENTION = re.compile(r"(?<![\w@])@(\w{1,15})")
+_CSV_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S")
+
+Record = Tweet | DeadLetter
+
+
+# --- reading ---------------------------------------------------------------------------------------------------
+def brand_of(text: str, airline: str | None = None) -> str | None:
+    """The brand a tweet is about: the CSV's airline column when given, else the first @mention (lower case)."""
+    if airline and airline.strip():
+        a = airline.strip().lower()
+        return AIRLINE_HANDLES.get(a, re.sub(r"\W+", "", a)) or None
+    m = _MENTION.search(text or "")
+    return m.group(1).lower() if m else None
+
+
+def detect_format(path: Path) -> str:
+    """'csv' or 'jsonl', by suffix, else by the first non-blank character."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip()
+    return "jsonl" if head.startswith(b"{") else "csv"
+
+
+def _check_file(path: Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"replay file not found: {path}")
+    if not path.is_file():
+        raise InputError(f"replay path is not a file: {path}")
+    return path
+
+
+def _reason(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    more = len(e.errors()) - 3
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def read_records(path: Path) -> Iterator[Record]:
+    """Each record of a replay file, in file order, as a ``Tweet`` or a ``DeadLetter`` saying what is wrong."""
+    path = _check_file(path)
+    if detect_format(path) == "csv":
+        yield from _read_csv(path)
+    else:
+        yield from _read_jsonl(path)
+
+
+def iter_tweets(path: Path) -> Iterator[Tweet]:
+    """Only the valid tweets of a replay file (for tools that have no dead-letter topic, e.g. ``classify``)."""
+    for r in read_records(path):
+        if isinstance(r, Tweet):
+            yield r
+
+
+def count_records(path: Path) -> int:
+    """Records one pass yields (for the progress bar's total); cheap for JSONL, one parse for CSV."""
+    path = _check_file(path)
+    if detect_format(path) == "jsonl":
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    return sum(1 for _ in _read_csv(path))
+
+
+def _read_jsonl(path: Path) -> Iterator[Record]:
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            raw = line.strip()
+            if not raw:
+                continue
+            try:
+                tweet = Tweet.model_validate_json(raw)
+            except ValidationError as e:
+                yield DeadLetter.of(raw, f"{path.name} line {lineno}: {_reason(e)}", STAGE, key=f"{path.name}:{lineno}")
+                continue
+            update: dict = {"source": "replay", "ingested_at": None}
+            if tweet.brand is None:
+                update["brand"] = brand_of(tweet.text)
+            yield tweet.model_copy(update=update)
+
+
+def _parse_csv_time(s: str | None) -> datetime | str | None:
+    if not s:
+        return None
+    s = s.strip()
+    for fmt in _CSV_TIME_FORMATS:
+        try:
+            return datetime.strptime(s, fmt)
+        except ValueError:
+            pass
+    return s  # ISO or garbage: let the record's validation decide, with its message
+
+
+def _csv_line(row: list[str]) -> str:
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf).writerow(row)
+    return buf.getvalue().rstrip("\r\n")
+
+
+def _read_csv(path: Path) -> Iterator[Record]:
+    # A 1 MB text field must reach validation (and become a dead letter), not stop the reader.
+    csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
+    # surrogateescape: a non-UTF-8 byte does not end the replay; the row carrying it is dead-lettered.
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            return
+        header = [h.strip() for h in header]
+        missing = [c for c in CSV_REQUIRED if c not in header]
+        if missing:
+            raise InputError(
+                f"{path}: not the airline data set's CSV format (missing column{'s' * (len(missing) > 1)} "
+                f"{', '.join(missing)}); expected {', '.join(CSV_REQUIRED)}, airline"
+            )
+        col = {name: i for i, name in enumerate(header)}
+        while True:
+            lineno = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                yield DeadLetter.of("", f"{path.name} line {lineno}: unreadable CSV: {e}", STAGE,
+                                    key=f"{path.name}:{lineno}")
+                continue
+            if not any(cell.strip() for cell in row):
+                continue
+            yield _csv_record(row, col, path.name, lineno)
+
+
+def _csv_record(row: list[str], col: dict[str, int], name: str, lineno: int) -> Record:
+    def get(c: str) -> str | None:
+        i = col.get(c)
+        return row[i] if i is not None and i < len(row) else None
+
+    raw = _csv_line(row)
+    where = f"{name} line {lineno}"
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        return DeadLetter.of(raw, f"{where}: not UTF-8 text", STAGE, key=f"{name}:{lineno}")
+    tweet_id = (get("tweet_id") or "").strip()
+    text = get("text")
+    fields = {
+        "id": tweet_id,
+        "text": text,
+        "author": (get("name") or "").strip(),
+        "created_at": _parse_csv_time(get("tweet_created")),
+        "lang": "en",
+        "brand": brand_of(text or "", get("airline")),
+        # X gives a tweet that starts a conversation its own id as conversation_id.
+        "conversation_id": tweet_id or None,
+        "source": "replay",
+    }
+    try:
+        return Tweet.model_validate({k: v for k, v in fields.items() if v is not None and v != ""})
+    except ValidationError as e:
+        return DeadLetter.of(raw, f"{where}: {_reason(e)}", STAGE, key=f"{name}:{lineno}")
+
+
+# --- pacing and passes -----------------------------------------------------------------------------------------
+class Pacer:
+    """Lets message i go at t0 + i/rate on a monotonic clock: a late message does not delay the ones after it,
+    and sleep overshoot does not accumulate. rate 0 = no pacing."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], object] = time.sleep):
+        self.rate = rate
+        self._clock, self._sleep = clock, sleep
+        self._t0: float | None = None
+        self.sent = 0
+
+    def wait(self) -> None:
+        if self.rate > 0:
+            now = self._clock()
+            if self._t0 is None:
+                self._t0 = now
+            delay = self._t0 + self.sent / self.rate - now
+            if delay > 0:
+                self._sleep(delay)
+        self.sent += 1
+
+
+class Renumber:
+    """Fresh ids for one loop pass; the mapping is shared by id, in_reply_to_tweet_id and conversation_id."""
+
+    def __init__(self, mint: Callable[[], str]):
+        self._mint = mint
+        self._map: dict[str, str] = {}
+
+    def _id(self, old: str | None) -> str | None:
+        if old is None:
+            return None
+        new = self._map.get(old)
+        if new is None:
+            new = self._map[old] = self._mint()
+        return new
+
+    def __call__(self, tweet: Tweet) -> Tweet:
+        new_id = self._id(tweet.id)
+        return tweet.model_copy(update={
+            "id": new_id,
+            "created_at": snowflake_time(new_id),
+            "in_reply_to_tweet_id": self._id(tweet.in_reply_to_tweet_id),
+            "conversation_id": self._id(tweet.conversation_id),
+        })
+
+
+def replay_records(path: Path, *, loop: bool = False,
+                   mint: Callable[[], str] | None = None) -> Iterator[tuple[int, Record]]:
+    """(pass number, record) for one pass, or endless passes with ``loop``. Stops if a pass yields nothing."""
+    mint = mint or SnowflakeGenerator()
+    n = 0
+    while True:
+        renumber = Renumber(mint) if n > 0 else None
+        yielded = 0
+        for rec in read_records(path):
+            yielded += 1
+            if renumber is not None and isinstance(rec, Tweet):
+                rec = renumber(rec)
+            yield n, rec
+        if not loop or yielded == 0:
+            return
+        n += 1
+
+
+# --- the source ------------------------------------------------------------------------------------------------
+def replay(
+    settings: Settings,
+    path: Path | None = None,
+    *,
+    rate: float = 0.0,
+    limit: int | None = None,
+    loop: bool = False,
+    progress: bool | None = None,
+    stop: threading.Event | None = None,
+    publisher: Publisher | None = None,
+    pacer: Pacer | None = None,
+) -> IngestStats:
+    """Publish a replay file to ``settings`` (bound to a running Kafka). Returns the counts after the final flush.
+
+    ``stop`` ends the replay early (e.g. from the demo's Ctrl-C handler); ``publisher``/``pacer`` can be given
+    to share a producer or to drive pacing with a test clock.
+    """
+    path = _check_file(path or SAMPLE_TWEETS)
+    if rate < 0:
+        raise InputError(f"--rate must be ≥ 0 tweets/s, not {rate}")
+    total = limit if (loop or limit is not None) else None
+    if not loop:
+        n = count_records(path)
+        total = min(n, limit) if limit is not None else n
+    if total == 0 and not loop:
+        raise InputError(f"replay file {path} holds no records")
+    stop = stop or threading.Event()
+    if pacer is None:
+        # Interruptible sleep: a stop request does not wait out a slow rate's gap.
+        pacer = Pacer(rate, sleep=stop.wait)
+    own = publisher is None
+    pub = publisher or Publisher(settings, total=total, progress=progress, desc=f"replay {path.name}")
+    if not own:
+        pub.set_total(total)
+    passes = sent = 0
+    try:
+        for passes, rec in replay_records(path, loop=loop):
+            if stop.is_set() or (limit is not None and sent >= limit):
+                break
+            pacer.wait()
+            if isinstance(rec, Tweet):
+                pub.publish(rec)
+            else:
+                pub.dead_letter(rec)
+            sent += 1
+            if limit is not None and sent >= limit:
+                break  # before the reader opens another pass
+        pub.stats.extra["passes"] = passes + 1
+    finally:
+        if own:
+            pub.flush()
+    return pub.stats
+
