@@ -1,0 +1,219 @@
+"""The ticket store on SQLite and on a real PostgreSQL server (fixture ``store`` runs each test on both)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from tests.fixtures.store import enriched_tweet
+from tweetdesk.records import ReplyStatus
+from tweetdesk.tickets import store as store_mod
+from tweetdesk.tickets.store import SCHEMA_VERSION, StoreError, TicketStatus, TicketStore, normalise_url
+
+
+def _text(t):
+    return f"@{t.author} ticket {t.ticket_id}"
+
+
+def test_schema_is_created_and_versioned(store):
+    assert store.schema_version() == SCHEMA_VERSION
+    insp = sa.inspect(store.engine)
+    assert {"tickets", "replies", "schema_version"} <= set(insp.get_table_names())
+    # Opening again migrates nothing and keeps the data.
+    store.add_tickets([enriched_tweet("1")])
+    again = TicketStore(store.url)
+    assert again.schema_version() == SCHEMA_VERSION and again.stats()["tickets"] == 1
+    again.close()
+
+
+def test_a_newer_schema_is_refused(store):
+    with store.engine.begin() as conn:
+        conn.execute(store_mod.schema_version.insert().values(version=SCHEMA_VERSION + 1, applied_at=datetime.now(timezone.utc)))
+    with pytest.raises(StoreError, match="newer than this tweetdesk"):
+        TicketStore(store.url)
+
+
+def test_migrations_run_in_order_on_an_older_database(store, monkeypatch):
+    ran = []
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(
+        store_mod.MIGRATIONS,
+        SCHEMA_VERSION + 1,
+        lambda conn: ran.append(conn.execute(sa.select(sa.func.count()).select_from(store_mod.tickets)).scalar()),
+    )
+    store.add_tickets([enriched_tweet("1")])
+    assert store.migrate() == SCHEMA_VERSION + 1
+    assert ran == [1] and store.schema_version() == SCHEMA_VERSION + 1
+    assert store.migrate() == SCHEMA_VERSION + 1 and ran == [1]  # applied once
+
+
+def test_ticket_holds_every_field(store):
+    tw = enriched_tweet("42", conversation_id="40", in_reply_to_tweet_id="41", in_reply_to_user_id="7", author_id="99")
+    store.add_tickets([tw], _text)
+    t = store.get_ticket(tw.ticket_id)
+    assert (t.tweet_id, t.author, t.text, t.sentiment, t.topic) == ("42", "jane_doe", tw.text, "negative", "Baggage Issue")
+    assert t.sentiment_score == pytest.approx(0.93) and t.topic_score == pytest.approx(0.81)
+    assert [e.label for e in t.entities] == ["FLIGHT"] and t.entities[0].text == "UA 1234"
+    assert (t.conversation_id, t.in_reply_to_tweet_id, t.in_reply_to_user_id, t.author_id) == ("40", "41", "7", "99")
+    assert t.status == TicketStatus.open and t.reply_text == _text(tw) and t.attempts == 0
+    assert t.created_at.tzinfo is not None and t.tweet_created_at == tw.created_at
+    assert store.get_ticket_by_tweet("42").ticket_id == tw.ticket_id
+
+
+def test_redelivery_changes_nothing(store):
+    tw = enriched_tweet("1")
+    first = store.add_tickets([tw], _text)
+    before = store.get_ticket(tw.ticket_id)
+    changed = tw.model_copy(update={"text": "edited", "sentiment": "positive"})
+    for _ in range(2):
+        again = store.add_tickets([changed], lambda t: "another reply")
+        assert again.created == [] and again.duplicates == ["1"] and again.replies == []
+    assert first.created == [tw.ticket_id] and len(first.replies) == 1
+    assert store.get_ticket(tw.ticket_id) == before
+    assert len(store.replies_for(tw.ticket_id)) == 1
+    # Duplicates inside one batch too.
+    res = store.add_tickets([enriched_tweet("2"), enriched_tweet("2")], _text)
+    assert len(res.created) == 1 and res.duplicates == ["2"] and len(res.replies) == 1
+
+
+def test_ticket_id_collision_is_rejected_not_dropped(store):
+    store.add_tickets([enriched_tweet("1")])
+    clash = enriched_tweet("2").model_copy(update={"ticket_id": enriched_tweet("1").ticket_id})
+    res = store.add_tickets([clash])
+    assert res.created == [] and res.duplicates == [] and res.rejected[0][0] == "2"
+
+
+def test_outbox_state_machine(store):
+    tw = enriched_tweet("1")
+    rid = store.add_tickets([tw], _text).replies[0]
+    assert store.due_replies() == [rid]
+    claimed = store.claim(rid)
+    assert claimed.status == ReplyStatus.posting and claimed.attempts == 1
+    assert store.claim(rid) is None  # one holder only
+    assert [r.id for r in store.in_flight()] == [rid]
+    later = datetime.now(timezone.utc) + timedelta(minutes=5)
+    assert store.record_retry(rid, "X API 503", later)
+    assert store.due_replies() == []  # waiting
+    assert store.next_due_at() == later
+    assert store.due_replies(now=later + timedelta(seconds=1)) == [rid]
+    assert store.claim(rid).attempts == 2
+    assert store.record_posted(rid, "555")
+    assert not store.record_failed(rid, "late")  # only from 'posting'
+    t = store.get_ticket(tw.ticket_id)
+    assert t.status == TicketStatus.replied and t.posted_reply_id == "555" and t.attempts == 2 and t.last_error is None
+    assert store.posted_since(datetime.now(timezone.utc) - timedelta(minutes=1)) == 1
+
+
+def test_failed_and_unknown(store):
+    a, b = enriched_tweet("1"), enriched_tweet("2")
+    ra, rb = store.add_tickets([a, b], _text).replies
+    store.claim(ra)
+    store.record_failed(ra, "X API 503 Service Unavailable (after 5 attempts)")
+    ta = store.get_ticket(a.ticket_id)
+    assert ta.status == TicketStatus.failed and "503" in ta.last_error
+    store.claim(rb)
+    store.record_unknown(rb, "could not verify")
+    assert store.get_reply(rb).status == ReplyStatus.unknown
+    assert store.get_ticket(b.ticket_id).status == TicketStatus.open
+    assert store.stats()["replies_by_status"] == {"failed": 1, "unknown": 1}
+
+
+def test_rate_limit_retry_gives_the_attempt_back(store):
+    rid = store.add_tickets([enriched_tweet("1")], _text).replies[0]
+    store.claim(rid)
+    store.record_retry(rid, "429", datetime.now(timezone.utc), count_attempt=False)
+    assert store.get_reply(rid).attempts == 0
+
+
+def test_dry_run_batch(store):
+    tws = [enriched_tweet(str(i)) for i in range(10)]
+    ids = store.add_tickets(tws, _text).replies
+    assert store.record_dry_run(ids) == 10
+    assert store.record_dry_run(ids) == 0  # only queued replies
+    assert store.stats()["tickets_by_status"]["replied"] == 10
+    r = store.get_reply(ids[0])
+    assert r.status == ReplyStatus.dry_run and r.dry_run and r.posted_at is not None
+
+
+def test_manual_replies_are_idempotent_by_key(store):
+    tw = enriched_tweet("1")
+    store.add_tickets([tw], _text)
+    r1, c1 = store.queue_reply("1", "hello", key="abc")
+    r2, c2 = store.queue_reply("1", "hello", key="abc")
+    r3, c3 = store.queue_reply("1", "hello")
+    assert (c1, c2, c3) == (True, False, True) and r1.id == r2.id != r3.id
+    with pytest.raises(LookupError):
+        store.queue_reply("404", "hello")
+
+
+def test_listing_filters_and_pages(store):
+    tws = [enriched_tweet(str(i), topic="Online Booking" if i % 2 else "Baggage Issue") for i in range(7)]
+    store.add_tickets(tws)
+    page = store.list_tickets(topic="Online Booking", limit=2)
+    assert page.total == 3 and len(page.items) == 2
+    rest = store.list_tickets(topic="Online Booking", limit=2, offset=2)
+    assert len(rest.items) == 1
+    assert {t.ticket_id for t in page.items + rest.items} == {t.ticket_id for t in tws if t.topic == "Online Booking"}
+    assert store.list_tickets(status="resolved").total == 0
+    store.resolve(tws[0].ticket_id)
+    assert store.list_tickets(status="resolved", sentiment="negative").total == 1
+    assert store.resolve("BAG-22222222-X") is None
+
+
+def test_concurrent_claims_post_each_reply_once(store):
+    """Many threads racing for the same queued replies: each reply is claimed exactly once."""
+    ids = store.add_tickets([enriched_tweet(str(i)) for i in range(30)], _text).replies
+    won: list[int] = []
+    lock = threading.Lock()
+
+    def worker():
+        for rid in ids:
+            if store.claim(rid) is not None:
+                with lock:
+                    won.append(rid)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(won) == sorted(ids)
+
+
+def test_concurrent_ingest_of_the_same_records(store):
+    tws = [enriched_tweet(str(i)) for i in range(50)]
+    results = []
+
+    def worker():
+        results.append(store.add_tickets(tws, _text))
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(len(r.created) for r in results) == 50
+    assert sum(len(r.replies) for r in results) == 50
+    assert store.stats()["tickets"] == 50
+
+
+def test_url_forms():
+    assert normalise_url("postgres://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert normalise_url("postgresql://h/db") == "postgresql+psycopg://h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="unavailable|cannot open") as e:
+        TicketStore("postgresql://nobody:secret@127.0.0.1:9/none")
+    assert "secret" not in str(e.value)
+
+
+def test_default_store_is_a_sqlite_file_in_work_dir(tmp_path):
+    from tweetdesk.config import Settings
+
+    s = TicketStore.from_settings(Settings(work_dir=tmp_path / "w"))
+    assert s.dialect == "sqlite" and (tmp_path / "w" / "tickets.db").exists()
