@@ -18,7 +18,6 @@ import json
 import random
 import string
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from tweetdesk.config import SAMPLE_TWEETS
 from tweetdesk.ingest.snowflake import snowflake

@@ -23,6 +23,19 @@ SAMPLE_BAD = SAMPLE_TWEETS.parent / "sample_bad.jsonl"
 __all__ = ["IngestStats", "Publisher", "PublishError", "SAMPLE_BAD", "ingest_command"]
 
 
+def _ready(settings: Settings, timeout: float = 10.0) -> Settings:
+    """Check the cluster answers and our two topics exist (created if not): a one-line error otherwise."""
+    from confluent_kafka import KafkaException
+
+    from tweetdesk.kafka import ensure_topics
+
+    try:
+        ensure_topics(settings, [settings.topic_raw, settings.topic_dead], timeout=timeout)
+    except KafkaException as e:
+        raise ConfigError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {e.args[0].str()}") from None
+    return settings
+
+
 def ingest_command(
     settings: Settings,
     source: str = "replay",
@@ -36,8 +49,6 @@ def ingest_command(
     An embedded broker started here would vanish with this process (and the tweets with it), so ingest insists
     on a running one: ``tweetdesk broker`` in another shell, or ``tweetdesk demo``, which runs everything.
     """
-    from tweetdesk.broker import kafka_settings
-
     if source == "replay":
         from tweetdesk.ingest.replay import _check_file
 
@@ -57,24 +68,20 @@ def ingest_command(
             "TWEETDESK_KAFKA_BOOTSTRAP it prints (or run `tweetdesk demo`, which starts everything)"
         )
 
-    with kafka_settings(settings) as bound:
+    bound = _ready(settings)
+    desc = f"replay {(path or SAMPLE_TWEETS).name}" if source == "replay" else "X stream"
+    pub = Publisher(bound, total=limit, desc=desc)
+    try:
         if source == "replay":
             from tweetdesk.ingest.replay import replay
 
-            pub = Publisher(bound, total=None, desc=f"replay {(path or SAMPLE_TWEETS).name}")
-            try:
-                replay(bound, path, rate=rate, limit=limit, loop=loop, publisher=pub)
-            finally:
-                stats = pub.flush()
-                click.echo(f"{source}: {stats.summary()} -> {bound.topic_raw} / {bound.topic_dead}", err=True)
+            replay(bound, path, rate=rate, limit=limit, loop=loop, publisher=pub)
         else:
             from tweetdesk.ingest.xstream import run_x_stream
 
-            pub = Publisher(bound, total=limit, desc="X stream")
-            try:
-                run_x_stream(bound, limit=limit, publisher=pub)
-            finally:
-                stats = pub.flush()
-                click.echo(f"{source}: {stats.summary()} -> {bound.topic_raw} / {bound.topic_dead}", err=True)
-        pub.raise_for_failures()
+            run_x_stream(bound, limit=limit, publisher=pub)
+    finally:
+        stats = pub.flush()
+        click.echo(f"{source}: {stats.summary()} -> {bound.topic_raw} / {bound.topic_dead}", err=True)
+    pub.raise_for_failures()
     return stats

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -38,6 +37,7 @@ from pydantic import ValidationError
 from tweetdesk.config import Settings
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.ingest.publisher import IngestStats, Publisher
+from tweetdesk.ingest.replay import brand_of
 from tweetdesk.records import DeadLetter, Tweet
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ TWEET_FIELDS = [
 EXPANSIONS = ["author_id"]
 USER_FIELDS = ["username"]
 FATAL_STATUS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found"}
-_MENTION = re.compile(r"(?<![\w@])@(\w{1,15})")
 
 
 class XStreamError(TweetdeskError):
@@ -124,11 +123,6 @@ class ConnectBudget:
 
 
 # --- payload -> Tweet ------------------------------------------------------------------------------------------
-def _first_mention(text: str | None) -> str | None:
-    m = _MENTION.search(text or "")
-    return m.group(1).lower() if m else None
-
-
 def tweet_from_payload(payload: dict, rules: dict[str, str] | None = None) -> Tweet:
     """Map one filtered-stream message (``data`` + ``includes.users`` + ``matching_rules``) to a ``Tweet``.
 
@@ -164,7 +158,7 @@ def tweet_from_payload(payload: dict, rules: dict[str, str] | None = None) -> Tw
         "author_id": author_id,
         "created_at": data.get("created_at"),
         "lang": data.get("lang"),
-        "brand": _first_mention(text) or _first_mention(rule_value or rule),
+        "brand": brand_of(text or "") or brand_of(rule_value or rule or ""),
         "rule": rule,
         "in_reply_to_tweet_id": replied_to,
         "in_reply_to_user_id": data.get("in_reply_to_user_id"),
