@@ -1,0 +1,214 @@
+"""``tweetdesk demo``: the whole flow on embedded defaults, in one process, with a summary at the end.
+
+broker (tansu) -> reply service (dry-run, dashboard) -> Spark stream job -> replay of the shipped sample (plus a
+few malformed lines, to show dead letters) -> wait until every tweet is in Parquet and ticketed -> summary.
+
+Each run starts from a clean ``<work_dir>/demo`` folder: the embedded broker keeps nothing across runs, so an old
+checkpoint would point past the end of the new, empty topics.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from tweetdesk.config import SAMPLE_TWEETS, Settings
+from tweetdesk.errors import TweetdeskError
+
+log = logging.getLogger(__name__)
+
+WAIT_TIMEOUT_S = 150.0
+# Broken records published straight to tweets.raw, to show the stream job dead-lettering with a reason.
+STREAM_GARBAGE = (b'{"id": "1897000000000000999", "text": "truncated', b"\xff\xfe not even UTF-8")
+
+
+@dataclass
+class DemoResult:
+    replayed: int = 0
+    dead_at_ingest: int = 0
+    parquet_rows: int = 0
+    dead_in_stream: int = 0
+    tickets: int = 0
+    replies: dict[str, int] = field(default_factory=dict)
+    by_sentiment: dict[str, int] = field(default_factory=dict)
+    by_topic: dict[str, int] = field(default_factory=dict)
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+    seconds: float = 0.0
+    dashboard: str = ""
+    parquet_dir: Path | None = None
+    log_dir: Path | None = None
+    example: dict | None = None
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def _setup_logging(log_dir: Path) -> None:
+    # The terminal shows progress bars and the summary; everything else goes to the log file.
+    log_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_dir / "demo.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for noisy in ("py4j", "werkzeug", "waitress"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _wait(what: str, done, total: int, timeout: float, failed=lambda: None) -> None:
+    """Poll ``done()`` (a count) until it reaches ``total``, with a progress bar; raise on timeout or failure."""
+    from tqdm import tqdm
+
+    deadline = time.monotonic() + timeout
+    with tqdm(total=total, desc=what, unit=" tweets", dynamic_ncols=True, leave=True) as bar:
+        while True:
+            n = done()
+            bar.update(max(0, min(n, total) - bar.n))
+            if n >= total:
+                return
+            err = failed()
+            if err:
+                raise TweetdeskError(f"{what}: {err}")
+            if time.monotonic() > deadline:
+                raise TweetdeskError(f"{what}: only {n} of {total} after {timeout:.0f} s; see the logs")
+            time.sleep(0.25)
+
+
+def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool = False,
+             stop: threading.Event | None = None) -> DemoResult:
+    from tweetdesk.broker import kafka_settings
+    from tweetdesk.ingest import SAMPLE_BAD, Publisher
+    from tweetdesk.ingest.replay import replay
+    from tweetdesk.reply.service import ReplyService
+    from tweetdesk.stream.job import StreamJob
+    from tweetdesk.stream.sink import read_enriched
+    from tweetdesk.stream.spark import build_spark
+
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    work = Path(settings.work_dir) / "demo"
+    shutil.rmtree(work, ignore_errors=True)
+    s = settings.model_copy(update={"work_dir": work})
+    _setup_logging(s.log_dir)
+    res = DemoResult(parquet_dir=s.parquet_dir.resolve(), log_dir=s.log_dir.resolve())
+
+    click.echo("tweetdesk demo: starting the embedded broker, the reply service (dry-run) and Spark (local[2]) …")
+    with kafka_settings(s) as bound:
+        port = bound.port if _port_free(bound.host, bound.port) else 0
+        service = ReplyService(bound, port=port).start()
+        spark = handle = None
+        try:
+            res.dashboard = service.url + "/"
+            click.echo(f"dashboard: {res.dashboard}")
+            spark = build_spark(bound, app_name="tweetdesk-demo")
+            handle = StreamJob(bound).start(spark)
+
+            good = replay(bound, SAMPLE_TWEETS, limit=limit, stop=stop)
+            # Malformed lines: the replay source dead-letters them itself (stage "ingest") …
+            bad = replay(bound, SAMPLE_BAD, stop=stop, progress=False)
+            # … and records that reach tweets.raw broken (another producer's bug) are the stream job's to catch.
+            raw_pub = Publisher(bound, progress=False)
+            for value in STREAM_GARBAGE:
+                raw_pub.publish_raw(value)
+            raw_pub.flush()
+            res.replayed = good.published
+            res.dead_at_ingest = good.dead + bad.dead
+            expected_dead_in_stream = len(STREAM_GARBAGE)
+            if stop.is_set():
+                return res
+
+            def query_error():
+                return None if handle.active else "the stream query stopped; see " + str(s.log_dir / "demo.log")
+
+            _wait("stream → Parquet", lambda: handle.totals.enriched, res.replayed, WAIT_TIMEOUT_S, query_error)
+            _wait("dead letters", lambda: handle.totals.dead, expected_dead_in_stream, 30, query_error)
+            consumer = service.consumer
+            _wait("tickets + replies", lambda: consumer.stats["records"], handle.totals.enriched, 60)
+
+            df = read_enriched(bound.parquet_dir)
+            res.parquet_rows = len(df)
+            res.dead_in_stream = handle.totals.dead
+            res.by_sentiment = df["sentiment"].value_counts().to_dict()
+            res.by_topic = df["topic"].value_counts().to_dict()
+            lat = (df["processed_at"] - df["ingested_at"]).dt.total_seconds().dropna()
+            if len(lat):
+                res.latency_p50_s = float(lat.quantile(0.5))
+                res.latency_p95_s = float(lat.quantile(0.95))
+            st = service.store.stats()
+            res.tickets = st["tickets"]
+            res.replies = st["replies_by_status"]
+            outbox = service.store.list_replies(limit=1)
+            if outbox:
+                r = outbox[0]
+                res.example = {"ticket_id": r.ticket_id, "tweet_id": r.tweet_id, "text": r.text}
+            res.seconds = time.monotonic() - started
+            print_summary(res)
+            if keep_running and not stop.is_set():
+                click.echo(f"\nservices keep running; dashboard at {res.dashboard} — Ctrl-C stops everything.")
+                stop.wait()
+            return res
+        finally:
+            click.echo("stopping …", err=True)
+            if handle is not None:
+                handle.stop()
+            service.stop()
+            if spark is not None:
+                spark.stop()
+
+
+def _fmt_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def print_summary(r: DemoResult) -> None:
+    lat = (f"p50 {r.latency_p50_s:.2f} s, p95 {r.latency_p95_s:.2f} s"
+           if r.latency_p50_s is not None else "n/a")
+    lines = [
+        "",
+        "── tweetdesk demo summary " + "─" * 50,
+        f"tweets replayed        {r.replayed}",
+        f"rows in Parquet        {r.parquet_rows}",
+        f"dead letters           {r.dead_at_ingest + r.dead_in_stream} "
+        f"({r.dead_at_ingest} at ingest, {r.dead_in_stream} in the stream job; topic tweets.dead)",
+        f"by sentiment           {_fmt_counts(r.by_sentiment)}",
+        f"by topic               {_fmt_counts(r.by_topic)}",
+        f"tickets issued         {r.tickets}",
+        f"replies                {_fmt_counts(r.replies) or 'none'} (dry-run outbox: no X credentials)",
+        f"latency ingest→Parquet {lat}",
+        f"Parquet                {r.parquet_dir}",
+        f"logs                   {r.log_dir}",
+        f"dashboard              {r.dashboard}",
+        f"took                   {r.seconds:.1f} s",
+    ]
+    if r.example:
+        lines.append(f"example reply          [{r.example['ticket_id']}] {r.example['text']}")
+    click.echo("\n".join(lines))
+
+
+def demo_command(settings: Settings, limit: int | None = None, keep_running: bool = False) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        click.echo("\ninterrupted: stopping cleanly …", err=True)
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_signal)
+    try:
+        run_demo(settings, limit=limit, keep_running=keep_running, stop=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
