@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.fixtures.browser import make_tweet, seed_store
+from tests.fixtures.browser import axe_violations, make_tweet, seed_store
 from tweetdesk.config import Settings
 from tweetdesk.records import DeadLetter
 from tweetdesk.reply.app import create_app
@@ -186,16 +186,36 @@ def test_phone_width_has_no_horizontal_scroll(site, chromium, tmp_path):
             "dashboard": "/",
             "track": f"/t/{tw.ticket_id}",
             "track-typo": f"/t/{typo}",
+            "track-unknown": f"/t/{ticket_id_for('7', 'Online Booking')}",
             "agent": f"/tickets/{tw.ticket_id}",
-            "login": "/login",
+            "dashboard-filtered": "/?topic=Delay+and+Customer+Service&sentiment=negative",
         }
         for name, path in pages.items():
             page.goto(site.url + path)
-            if name == "dashboard":
+            if name.startswith("dashboard"):
                 page.wait_for_function("() => window.Chart && Chart.getChart('chart-sentiment')")
             width = page.evaluate("() => document.documentElement.scrollWidth")
             inner = page.evaluate("() => window.innerWidth")
             page.screenshot(path=str(tmp_path / f"phone-{name}.png"), full_page=True)
             assert width <= inner, f"{path}: page is {width}px wide on a {inner}px screen"
+            # Contrast and reflow at phone width too.
+            assert axe_violations(page) == [], path
     finally:
         context.close()
+
+
+def test_pages_pass_accessibility_checks(site, browser_page):
+    """axe-core's WCAG rules (labels, landmarks, headings, contrast, ARIA) on every page."""
+    page = browser_page
+    tw = site.ticket("replied")
+    typo = tw.ticket_id[:-1] + ALPHABET[(ALPHABET.index(tw.ticket_id[-1]) + 1) % 32]
+    page.goto(f"{site.url}/login")
+    assert axe_violations(page) == [], "/login"
+    _sign_in(page, site)
+    for path in ["/", "/?sentiment=positive", "/t", f"/t/{tw.ticket_id}", f"/t/{typo}",
+                 f"/t/{ticket_id_for('7', 'Online Booking')}", f"/tickets/{tw.ticket_id}", f"/tickets/{typo}"]:
+        page.goto(site.url + path)
+        if path.startswith("/?") or path == "/":
+            page.wait_for_function("() => window.Chart && Chart.getChart('chart-topic')")
+            page.locator("details.data-table").first.evaluate("d => d.open = true")
+        assert axe_violations(page) == [], path

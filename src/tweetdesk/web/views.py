@@ -199,7 +199,12 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
         }
     payload = {
         "filters": {"topic": s.filters.topic, "sentiment": s.filters.sentiment},
-        "totals": {"tweets": s.tweets, "tickets": s.tickets, "dead_letters": s.dead_letters},
+        "totals": {
+            "tweets": s.tweets,
+            "tickets": s.tickets,
+            "tickets_note": "matching filters" if s.filters.active else "all time",
+            "dead_letters": s.dead_letters,
+        },
         "by_status": [{"status": k, "count": v} for k, v in s.by_status.items()],
         "by_topic": [{"topic": k, "count": v} for k, v in s.by_topic.items()],
         "by_sentiment": [{"sentiment": k, "count": v} for k, v in s.by_sentiment.items()],
