@@ -31,10 +31,14 @@ def _texts(path: Path, n: int, seed: int) -> list[str]:
     return texts[:n]
 
 
-def _timed(fn, texts):
-    t0 = time.perf_counter()
-    out = fn(texts)
-    return out, len(texts) / (time.perf_counter() - t0)
+def _timed(fn, texts, repeat: int):
+    # best of `repeat` runs: the machine is shared, and the best run is the least disturbed one
+    best = 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn(texts)
+        best = max(best, len(texts) / (time.perf_counter() - t0))
+    return out, best
 
 
 def main() -> None:
@@ -46,6 +50,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--show-missed", type=int, default=0, help="print this many entities the gate lost")
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per variant; the best is printed")
+    ap.add_argument("--n-process", type=int, default=1, help="also time the gated run with this many processes")
     args = ap.parse_args()
 
     texts = _texts(args.data, args.n, args.seed)
@@ -59,11 +65,11 @@ def main() -> None:
         import spacy
 
         naive = spacy.load(settings.spacy_model, exclude=["tagger", "parser", "attribute_ruler", "lemmatizer"])
-        _, rate = _timed(lambda ts: list(naive.pipe(ts, batch_size=args.batch_size)), texts)
+        _, rate = _timed(lambda ts: list(naive.pipe(ts, batch_size=args.batch_size)), texts, args.repeat)
         print(f"naive  {naive.pipe_names} on raw text, every tweet: {rate:8.0f} tweets/s")
 
-    full, full_rate = _timed(full_ex.extract_many, texts)
-    gated, gated_rate = _timed(gated_ex.extract_many, texts)
+    full, full_rate = _timed(full_ex.extract_many, texts, args.repeat)
+    gated, gated_rate = _timed(gated_ex.extract_many, texts, args.repeat)
     passed = sum(needs_ner(t) for t in texts)
 
     def keys(ents):
@@ -88,6 +94,10 @@ def main() -> None:
           f" (lost by label: {dict(lost) or 'none'})")
     print(f"tweets with identical entities:          {same}/{len(texts)} = {same / len(texts):.2%}")
     print(f"entities per tweet (full run):           {sum(map(len, full)) / len(texts):.2f}  {dict(by_label.most_common())}")
+    if args.n_process > 1:
+        multi = EntityExtractor(nlp, gate=True, batch_size=args.batch_size, n_process=args.n_process)
+        _, rate = _timed(multi.extract_many, texts, args.repeat)
+        print(f"gated  with n_process={args.n_process}:                   {rate:8.0f} tweets/s (incl. process start-up)")
     for label, ent, t in missed[: args.show_missed]:
         print(f"  missed {label:5} {ent!r:24} in {t!r}")
 

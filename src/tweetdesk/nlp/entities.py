@@ -171,7 +171,7 @@ def _booking_refs(text: str) -> list[_Span]:
 
 # --- airport codes ----------------------------------------------------------------------------------------
 # Busiest airports (FAA large and medium hubs, Canada's and the world's largest): a bare upper-case mention of
-# one of these is taken as the airport. Any other IATA code needs route/airport context (see _AIRPORT_BEFORE).
+# one of these is taken as the airport. Any other IATA code needs route/airport context (see _is_airport).
 MAJOR_AIRPORTS = frozenset(
     # US large hubs
     "ATL DFW DEN ORD LAX JFK LAS MCO MIA CLT SEA PHX EWR SFO IAH BOS FLL MSP LGA DTW PHL SLC BWI DCA SAN IAD "
@@ -202,17 +202,18 @@ _AIRPORT_CANDIDATE = re.compile(
 )
 # Between two codes of a route: "SFO-EWR", "SFO/EWR", "SFO->EWR", "SFO to EWR", "LAS2SFO", "BWI, and PIT".
 _SEP = r"(?:\s*(?:-+|–|—|/|>|&gt;|-+&gt;|-+>|→|✈️?|&amp;|&|:)\s*|\s*,\s*(?i:and\s+)?|\s+(?i:to|2|and|or)\s+|2)"
-_AIRPORT_BEFORE = re.compile(
+_CUE_BEFORE = re.compile(
     r"(?:@\s*|(?i:\b(?:from|to|at|in|into|via|thru|through|out\s+of|leaving|leave|left|departing|depart|departs|"
     r"arriving|arrive|arrived|arrives|landing|land|landed|lands|fly|flying|flew|flight|connecting|"
     r"connection|layover|stuck|stranded|hub|inbound|outbound|2))\W{0,3})$"
-    rf"|\b[A-Z]{{3}}(?:\s*\d{{1,4}})?{_SEP}#?$"
 )
-_AIRPORT_AFTER = re.compile(
-    rf"^(?:\s*\d{{1,4}})?{_SEP}#?[A-Z]{{3}}(?![A-Za-z])"
-    r"|^'?s?\s*(?i:airport|intl|international|gate|terminal|tower|tsa|security|lounge|baggage|ticket|"
+_ROUTE_BEFORE = re.compile(rf"\b([A-Z]{{3}})(?:\s*\d{{1,4}})?{_SEP}#?$")
+_ROUTE_AFTER = re.compile(rf"^(?:\s*\d{{1,4}})?{_SEP}#?([A-Z]{{3}})(?![A-Za-z])")
+_AIRPORT_WORD_AFTER = re.compile(
+    r"^'?s?\s*(?i:airport|intl|international|gate|terminal|tower|tsa|security|lounge|baggage|ticket|"
     r"counter|hub|bound|departures?|arrivals?|flights?)\b"
 )
+_CAPS_WORD_AFTER = re.compile(r"^\s+[A-Z]{2,}\b")
 
 
 @lru_cache(maxsize=1)
@@ -243,15 +244,21 @@ def _is_airport(text: str, code: str, start: int, end: int) -> bool:
     if code not in _iata() or code in NOT_AIRPORTS:
         return False
     before, after = text[max(0, start - 30) : start], text[end : end + 30]
-    context = bool(
-        _AIRPORT_BEFORE.search(before)
-        or _AIRPORT_AFTER.search(after)
-        or (before.endswith("(") and after.startswith(")"))  # "Hayden (HDN)"
+    # strong: one end of a route of known codes ("SFO-EWR", "LAS2SFO", "DFW to LIT"), or in brackets after a
+    # city ("Hayden (HDN)"); weak: "from X", "at X", "X airport", "X gate".
+    route = _ROUTE_BEFORE.search(before) or _ROUTE_AFTER.search(after)
+    strong = bool(
+        (route and route.group(1) in _iata() and route.group(1) not in NOT_AIRPORTS)
+        or (before.endswith("(") and after.startswith(")"))
+    )
+    context = (
+        strong
+        or bool(_CUE_BEFORE.search(before) or _AIRPORT_WORD_AFTER.search(after))
         or (code in MAJOR_AIRPORTS and before.endswith("#"))  # "#DEN"
     )
-    if code.lower() in common_words():  # DEN, SEA, MAD, but also THE, AND, GET
+    if code.lower() in common_words():  # DEN, SEA, MAD, but also THE, AND, GET ("I WANT TO GET HOME")
         if code not in MAJOR_AIRPORTS:
-            return context
+            return strong and not _CAPS_WORD_AFTER.match(after)  # not "DEN -ALL DELAYED"
         # "DEN" in a tweet in normal case is Denver; "CAN" may be emphasis, and in a shouted tweet anything is.
         return context or (code not in EMPHASIS_WORDS and not _shouted(text))
     return code in MAJOR_AIRPORTS or context
@@ -319,7 +326,7 @@ def _prepare(text: str) -> tuple[str, list[int], list[int]]:
 # --- the gate ---------------------------------------------------------------------------------------------
 _CURRENCY = re.compile(r"[$£€¥]|(?i:\b(?:usd|eur|gbp|cad|dollars?|bucks?|cents?|euros?)\b)")
 _TIME_WORDS = re.compile(
-    r"(?i:\b(?:today|tonight|tonite|tomorrow|tmrw|tmr|yesterday|morning|mornings|afternoon|evening|night|nights|"
+    r"(?i:\b(?:today|tonight|tonite|tomorrow|tmrw|tmr|tmw|2day|2nite|2morrow|yesterday|quarter|morning|mornings|afternoon|evening|night|nights|"
     r"overnight|noon|midnight|weekend|weekends|week|weeks|month|months|year|years|day|days|hours?|hrs?|"
     r"minutes?|mins?|seconds?|secs?|ago|daily|weekly|monthly|annual|holidays?|christmas|xmas|thanksgiving|"
     r"easter|valentine'?s?|winter|summer|spring|autumn|season|decade|century|"
@@ -333,6 +340,8 @@ _DATE_TIME_DIGITS = re.compile(
     r"\d:\d\d|\d\s?(?i:[ap]\.?m)\b|\d(?i:[ap])\b|\b\d{1,4}[/.-]\d{1,2}\b|\b(?:19|20)\d\d\b"
     r"|\d(?i:st|nd|rd|th|s|'s)\b|\d\s?(?i:mins?|minutes?|hrs?|hours?|h|days?|d|wks?|weeks?|mths?|months?|yrs?|years?)\b"
 )
+# Regions in lower case: "the west coast", "north east cities", "the midwest".
+_REGION_WORDS = re.compile(r"(?i:\b(?:north|south|east|west)(?:east|west|ern)?\b|\bcoast\b|\bmidwest\b)")
 _CAP_WORD = re.compile(r"(?<![\w'’])[A-Z][A-Za-z]*")
 _WORD = re.compile(r"(?<![\w'’])[A-Za-z]+")
 _SENTENCE_END = re.compile(r"[.!?:;\"“”\n]\s*$")
@@ -379,12 +388,13 @@ def needs_ner(text: str, spans: list[_Span] | None = None) -> bool:
 
     True when, after blanking mentions, URLs, HTML entities and rule entities, the text has a date/time-like
     number ("10:30", "5pm", "2/24", "2015", "21st", "2hrs"), a currency sign or word, a date/time word
-    ("today", "hours", "Friday", "Feb"), or a capitalised word whose lower case is neither a common English word
+    ("today", "hours", "Friday", "Feb"), a region word ("west coast"), a lower-case word of a city name with an
+    airport ("chicago"), a place abbreviation ("US", "NYC"), or a capitalised word whose lower case is neither a common English word
     nor an airline/tweet word (places: "Boston", "NYC", "Vegas"); a common word in capitals counts too when it is
     not the first word of a sentence ("Long Beach", "Love Field").
     """
     g = _gate_text(text, _rule_spans(text) if spans is None else spans)
-    if _DATE_TIME_DIGITS.search(g) or _CURRENCY.search(g) or _TIME_WORDS.search(g):
+    if _DATE_TIME_DIGITS.search(g) or _CURRENCY.search(g) or _TIME_WORDS.search(g) or _REGION_WORDS.search(g):
         return True
     common = common_words()
     places = place_words()
