@@ -157,6 +157,13 @@ def broker_command(settings: Settings, port: int = 0) -> None:
         raise BrokerError(
             f"TWEETDESK_KAFKA_BOOTSTRAP is set ({settings.kafka_bootstrap}): that cluster is used, nothing to start"
         )
+    import signal
+
+    def _terminate(signum, _frame):
+        # SIGTERM (systemd, kill, a supervisor) must stop tansu too, exactly like Ctrl-C does.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     broker = EmbeddedBroker(port=port, log_path=settings.log_dir / "broker.log").start()
     bound = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
     from tweetdesk.kafka import ensure_topics
