@@ -131,8 +131,9 @@ def test_rate_limit_retry_gives_the_attempt_back(store):
 def test_dry_run_batch(store):
     tws = [enriched_tweet(str(i)) for i in range(10)]
     ids = store.add_tickets(tws, _text).replies
-    assert store.record_dry_run(ids) == 10
-    assert store.record_dry_run(ids) == 0  # only queued replies
+    done = store.record_dry_run(ids)
+    assert sorted(r.id for r in done) == sorted(ids) and {r.tweet_id for r in done} == {t.id for t in tws}
+    assert store.record_dry_run(ids) == []  # only queued replies
     assert store.stats()["tickets_by_status"]["replied"] == 10
     r = store.get_reply(ids[0])
     assert r.status == ReplyStatus.dry_run and r.dry_run and r.posted_at is not None

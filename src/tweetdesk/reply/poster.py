@@ -41,7 +41,6 @@ from typing import Literal
 import requests
 import tweepy
 
-from tweetdesk.records import ReplyStatus
 from tweetdesk.tickets.store import StoredReply, StoreError, TicketStore
 
 log = logging.getLogger(__name__)
@@ -307,13 +306,10 @@ class Poster:
     def _dry_run(self, ids: list[int]) -> None:
         if not ids:
             return
-        n = self.store.record_dry_run(ids)
-        self.counts["dry_run"] += n
-        if log.isEnabledFor(logging.INFO):
-            for rid in ids:
-                r = self.store.get_reply(rid)
-                if r and r.status == ReplyStatus.dry_run:
-                    log.info("DRY-RUN reply to tweet %s (ticket %s): %s", r.tweet_id, r.ticket_id, r.text)
+        done = self.store.record_dry_run(ids)
+        self.counts["dry_run"] += len(done)
+        for r in done:
+            log.info("DRY-RUN reply to tweet %s (ticket %s): %s", r.tweet_id, r.ticket_id, r.text)
 
     def attempt(self, reply_id: int) -> Outcome:
         """One live attempt at one reply, if it is still queued (else ``skipped``)."""

@@ -54,13 +54,13 @@ class ReplyTextError(InputError):
     """A reply text breaks a rule (too long, a URL, a foreign @mention, empty)."""
 
 
+_HEAVY = re.compile("[^%s]" % "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in _LIGHT_RANGES))
+
+
 def weighted_length(text: str) -> int:
     """Length of ``text`` as X counts it (conservative: never below X's own count)."""
-    total = 0
-    for ch in unicodedata.normalize("NFC", text):
-        cp = ord(ch)
-        total += 1 if any(lo <= cp <= hi for lo, hi in _LIGHT_RANGES) else 2
-    return total
+    text = unicodedata.normalize("NFC", text)
+    return len(text) + len(_HEAVY.findall(text))
 
 
 def find_urls(text: str) -> list[str]:

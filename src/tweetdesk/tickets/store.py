@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -226,6 +226,13 @@ class StoredReply(Reply):
     posted_at: datetime | None = None
 
 
+class DryRunRecord(NamedTuple):
+    id: int
+    ticket_id: str
+    tweet_id: str
+    text: str
+
+
 @dataclass
 class IngestResult:
     created: list[str] = field(default_factory=list)  # ticket ids opened by this call
@@ -403,33 +410,45 @@ class TicketStore:
         if not tweets:
             return result
         now = self.clock()
-        # RETURNING tells whether the row went in (SQLAlchemy reports no rowcount for it on psycopg).
-        ins_ticket = self._insert(tickets).on_conflict_do_nothing().returning(tickets.c.ticket_id)
-        ins_reply = self._insert(replies).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        # A few set-based statements per batch, not several per record: this is the hot path.
         with self._tx(write=True) as conn:
+            ids = list(dict.fromkeys(tw.id for tw in tweets))
+            held: set[str] = set()
+            for i in range(0, len(ids), 500):
+                held.update(conn.execute(sa.select(tickets.c.tweet_id).where(tickets.c.tweet_id.in_(ids[i : i + 500]))).scalars())
+            fresh: dict[str, EnrichedTweet] = {}
             for tw in tweets:
-                row = _ticket_row(tw, now)
-                if conn.execute(ins_ticket, row).first() is not None:
-                    result.created.append(tw.ticket_id)
-                    text = reply_text(tw) if reply_text else None
-                    if text:
-                        conn.execute(
-                            tickets.update().where(tickets.c.ticket_id == tw.ticket_id).values(reply_text=text)
-                        )
-                        rid = conn.execute(
-                            ins_reply.returning(replies.c.id),
-                            _reply_row(tw.ticket_id, tw.id, text, ReplyKind.auto, f"auto:{tw.ticket_id}", now),
-                        ).scalar()
-                        if rid is not None:
-                            result.replies.append(rid)
-                    continue
-                held = conn.execute(sa.select(tickets.c.ticket_id).where(tickets.c.tweet_id == tw.id)).scalar()
-                if held is not None:
+                if tw.id in held or tw.id in fresh:
                     result.duplicates.append(tw.id)
+                else:
+                    fresh[tw.id] = tw
+            if not fresh:
+                return result
+            texts = {tid: (reply_text(tw) if reply_text else None) for tid, tw in fresh.items()}
+            rows = [{**_ticket_row(tw, now), "reply_text": texts[tw.id]} for tw in fresh.values()]
+            # Insert-if-absent; RETURNING names the rows that went in (a concurrent writer on
+            # PostgreSQL may have won some; SQLAlchemy gives no rowcount for these on psycopg).
+            ins = self._insert(tickets).on_conflict_do_nothing().returning(tickets.c.ticket_id, tickets.c.tweet_id)
+            inserted = {tweet_id for _tid, tweet_id in conn.execute(ins, rows)}
+            for tw in fresh.values():
+                if tw.id in inserted:
+                    result.created.append(tw.ticket_id)
+                elif conn.execute(sa.select(tickets.c.ticket_id).where(tickets.c.tweet_id == tw.id)).scalar() is not None:
+                    result.duplicates.append(tw.id)  # a concurrent writer stored it first
                 else:
                     # The ticket ID is taken by another tweet: a hash collision (~1e-12). Never drop
                     # it silently: the caller dead-letters it.
                     result.rejected.append((tw.id, f"ticket id {tw.ticket_id} already belongs to another tweet"))
+            reply_rows = [
+                _reply_row(tw.ticket_id, tw.id, texts[tw.id], ReplyKind.auto, f"auto:{tw.ticket_id}", now)
+                for tw in fresh.values()
+                if tw.id in inserted and texts[tw.id]
+            ]
+            if reply_rows:
+                ins_reply = (
+                    self._insert(replies).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(replies.c.id)
+                )
+                result.replies.extend(sorted(conn.execute(ins_reply, reply_rows).scalars()))
         return result
 
     def queue_reply(
@@ -503,20 +522,22 @@ class TicketStore:
         status = ReplyStatus.dry_run if dry_run else ReplyStatus.posted
         return self._finish(reply_id, status, posted_id=posted_id, error=None, dry_run=dry_run)
 
-    def record_dry_run(self, reply_ids: Iterable[int]) -> int:
+    def record_dry_run(self, reply_ids: Iterable[int]) -> list[DryRunRecord]:
         """queued → dry_run for many replies in one transaction (nothing leaves the building, so no
-        separate intent is needed). Returns how many were recorded."""
+        separate intent is needed). Returns the replies recorded (those still queued)."""
         ids = list(reply_ids)
         if not ids:
-            return 0
+            return []
         now = self.clock()
-        done = 0
+        done: list[DryRunRecord] = []
         with self._tx(write=True) as conn:
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 rows = (
                     conn.execute(
-                        sa.select(replies.c.id, replies.c.ticket_id, replies.c.text, replies.c.attempts).where(
+                        sa.select(
+                        replies.c.id, replies.c.ticket_id, replies.c.in_reply_to_tweet_id, replies.c.text, replies.c.attempts
+                    ).where(
                             replies.c.id.in_(chunk), replies.c.status == ReplyStatus.queued.value
                         )
                     )
@@ -552,7 +573,9 @@ class TicketStore:
                     ),
                     [{"tid": r["ticket_id"], "txt": r["text"], "att": r["attempts"] + 1} for r in rows],
                 )
-                done += len(rows)
+                done.extend(
+                    DryRunRecord(r["id"], r["ticket_id"], r["in_reply_to_tweet_id"], r["text"]) for r in rows
+                )
         return done
 
     def record_retry(self, reply_id: int, error: str, not_before: datetime, *, count_attempt: bool = True) -> bool:
@@ -809,6 +832,7 @@ def _reply_dict(row) -> dict[str, Any]:
 
 
 __all__ = [
+    "DryRunRecord",
     "IngestResult",
     "MIGRATIONS",
     "Page",
