@@ -219,3 +219,41 @@ def test_pages_pass_accessibility_checks(site, browser_page):
             page.wait_for_function("() => window.Chart && Chart.getChart('chart-topic')")
             page.locator("details.data-table").first.evaluate("d => d.open = true")
         assert axe_violations(page) == [], path
+
+
+def test_dashboard_under_the_reply_service(tmp_path, browser_page):
+    """As in ``tweetdesk serve`` / the demo: waitress, the dry-run poster, no API key. A ticket that
+    arrives with a queued reply shows up, then turns "replied" when the poster records the reply."""
+    from tweetdesk.reply.service import ReplyService
+
+    settings = Settings(work_dir=tmp_path, api_key=None)
+    store = TicketStore(settings.db_url)
+    seeded = seed_store(store, n=8)
+    svc = ReplyService(settings, store=store, consume=False, port=0)
+    svc.app.config["TWEETDESK_WEB_REFRESH_SECONDS"] = 1.0
+    with svc:
+        page = browser_page
+        page.goto(svc.url + "/")
+        # The poster settles the seed's queued replies (dry run) as soon as it runs.
+        replied = seeded["counts"].get("replied", 0) + seeded["counts"].get("open", 0)
+        page.wait_for_function(
+            f"() => document.querySelector('[data-kpi=\"status.replied\"]').textContent.trim() === '{replied}'"
+        )
+        new = make_tweet(200, sentiment="negative", topic="Delay and Customer Service",
+                         text="@united flight UA 88 delayed 4 hours at SFO, no updates at all")
+        store.add_tickets([new], reply_text=lambda tw: f"@{tw.author} We are sorry about the wait. Ticket {tw.ticket_id}")
+        svc.poster.wake()
+        page.wait_for_function("() => document.querySelector('[data-kpi=\"totals.tickets\"]').textContent.trim() === '9'")
+        page.wait_for_function(
+            f"() => document.querySelector('[data-kpi=\"status.replied\"]').textContent.trim() === '{replied + 1}'"
+        )
+        first = page.locator(".ticket-list > li").first
+        assert first.get_attribute("data-ticket") == new.ticket_id
+        first.locator(".reply").wait_for()
+        assert "dry run" in first.locator(".reply-label").inner_text().lower()
+        page.shot("service-dashboard")
+        # Links go to the public page (no agent view without a key), which shows the new status.
+        first.get_by_role("link", name=new.ticket_id).click()
+        page.wait_for_url(f"{svc.url}/t/{new.ticket_id}")
+        assert page.locator("#ticket-status").get_attribute("data-status") == "replied"
+    store.close()

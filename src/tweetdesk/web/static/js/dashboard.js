@@ -89,8 +89,11 @@
     };
   }
 
-  // Replace a chart's data in place (keeps the canvas; 'none' = no animation on refresh).
+  // Replace a chart's data in place (keeps the canvas; 'none' = no animation on refresh). A running
+  // animation (the first draw takes a second) is stopped first: left running, it would carry the
+  // bars on to its old targets after this update.
   function setChartData(chart, data) {
+    chart.stop();
     chart.data.labels = data.labels;
     data.datasets.forEach(function (ds, i) {
       if (chart.data.datasets[i]) { Object.assign(chart.data.datasets[i], ds); }
