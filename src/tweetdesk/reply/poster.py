@@ -284,9 +284,10 @@ class Poster:
             return 1.0
         return max(0.0, min(1.0, (nxt - self._now()).total_seconds()))
 
-    def run(self, stop: threading.Event) -> None:
-        """The background loop: recover, then drain until ``stop`` is set."""
-        while not stop.is_set():
+    def run(self, stop: threading.Event, *, recover: bool = True) -> None:
+        """The background loop: recover (unless the caller already did, before anything else could
+        claim a reply), then drain until ``stop`` is set."""
+        while recover and not stop.is_set():
             try:
                 self.recover()
                 break
@@ -340,7 +341,9 @@ class Poster:
             return self._verify(r, f"no answer from X ({type(e).__name__})")
         except (KeyError, TypeError, ValueError) as e:  # 2xx with a body we cannot read: it was posted
             return self._verify(r, f"unreadable answer from X ({type(e).__name__}: {e})")
-        self.store.record_posted(r.id, posted_id)
+        if not self.store.record_posted(r.id, posted_id):
+            # Someone moved the row while we posted (two services on one store?): say so loudly.
+            log.error("reply %s was posted as %s but was no longer 'posting' in the store", r.id, posted_id)
         self.counts["posted"] += 1
         log.info("posted reply %s to tweet %s (ticket %s): %s", posted_id, r.tweet_id, r.ticket_id, r.text)
         return Outcome("posted", posted_id)

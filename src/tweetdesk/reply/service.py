@@ -76,7 +76,9 @@ class ReplyService:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "ReplyService":
-        self._spawn("tweetdesk-poster", self.poster.run, self.stopping)
+        # Settle replies a previous process left mid-post *before* any thread can claim one.
+        self.poster.recover()
+        self._spawn("tweetdesk-poster", lambda stop: self.poster.run(stop, recover=False), self.stopping)
         if self.consumer is not None:
             self._spawn("tweetdesk-consumer", self.consumer.run, self.stopping)
         if self.serve_http:
@@ -144,8 +146,11 @@ def serve_command(settings) -> None:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Templates and store first: a typo there should fail in a second, before any broker starts.
+    templates = ReplyTemplates.from_settings(settings)
+    store = TicketStore.from_settings(settings)
     with kafka_settings(settings) as bound:
-        svc = ReplyService(bound).start()
+        svc = ReplyService(bound, store=store, templates=templates).start()
         print(
             f"tweetdesk reply service on {svc.url} (replies: {svc.poster.mode}; Kafka {bound.kafka_bootstrap}; "
             f"store {_redact(svc.store.url)})",
@@ -160,3 +165,4 @@ def serve_command(settings) -> None:
         finally:
             signal.signal(signal.SIGTERM, previous)
             svc.stop()
+            store.close()
