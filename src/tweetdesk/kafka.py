@@ -86,3 +86,31 @@ def topic_partitions(settings: Settings, topic: str, timeout: float = 10.0) -> l
     if t is None or t.error is not None:
         raise ConfigError(f"Kafka topic '{topic}' does not exist on {settings.kafka_bootstrap}")
     return sorted(t.partitions)
+
+
+def read_topic(settings: Settings, topic: str, timeout: float = 20.0) -> list:
+    """Every message now in ``topic`` (all partitions, earliest to end), read with an assigned consumer.
+
+    Stops at end-of-partition as reported by fetches (correct on tansu, whose ListOffsets watermark can
+    lag the last record batch), or at ``timeout``. For tests, tools and summaries, not for streaming.
+    """
+    import time
+
+    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+    parts = topic_partitions(settings, topic)
+    c = make_consumer(settings, "tweetdesk-read-topic", **{"enable.partition.eof": True, "fetch.wait.max.ms": 50})
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        pending, out = set(parts), []
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for m in c.consume(num_messages=10_000, timeout=0.2):
+                err = m.error()
+                if err is None:
+                    out.append(m)
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(m.partition())
+        return out
+    finally:
+        c.close()

@@ -1,0 +1,208 @@
+"""The stream job: Kafka ``tweets.raw`` -> parse/validate -> enrich -> Parquet + ``tweets.enriched`` (+ ``tweets.dead``).
+
+    job = StreamJob(settings)
+    handle = job.start(spark)            # runs until handle.stop()
+    handle.process_all_available()       # block until everything in Kafka now is in Parquet
+    run_available_now(spark, settings)   # process what is in Kafka now, then return the totals
+
+One streaming query, checkpointed under ``settings.checkpoint_dir / "stream"``: restarting with the same
+settings resumes from the checkpoint, exactly once into Parquet (see ``sink.py``). Under spark-submit the
+same code runs unchanged: ``spark-submit --master spark://host:7077 -m``-style launchers call
+``stream_command`` through ``python -m tweetdesk.stream.job``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tweetdesk.config import Settings
+from tweetdesk.errors import ConfigError, TweetdeskError
+from tweetdesk.stream.kafka_source import read_kafka_stream, source_kind
+from tweetdesk.stream.schema import TRANSFORM_SCHEMA
+from tweetdesk.stream.sink import BatchSink, Totals, clean_stale_staging
+from tweetdesk.stream.transform import DEFAULT_ENRICHER, Transformer
+
+log = logging.getLogger(__name__)
+
+QUERY_NAME = "stream"
+
+
+class StreamError(TweetdeskError):
+    pass
+
+
+@dataclass
+class StreamHandle:
+    """A running stream query and what it has written so far (this process)."""
+
+    query: object  # pyspark.sql.streaming.StreamingQuery
+    totals: Totals
+    source: str  # "python" | "native"
+    checkpoint: Path
+    parquet_dir: Path
+
+    @property
+    def active(self) -> bool:
+        return self.query.isActive
+
+    def process_all_available(self) -> None:
+        """Block until every record in Kafka at call time has been processed (raises if the query died)."""
+        try:
+            self.query.processAllAvailable()
+        except Exception as e:
+            raise StreamError(f"stream query failed: {_first_line(e)}") from e
+
+    def await_termination(self, timeout: float | None = None) -> bool:
+        try:
+            return bool(self.query.awaitTermination(timeout)) if timeout is not None else \
+                (self.query.awaitTermination() or True)
+        except Exception as e:
+            raise StreamError(f"stream query failed: {_first_line(e)}") from e
+
+    awaitTermination = await_termination
+
+    def stop(self) -> None:
+        """Stop after the current micro-batch (an interrupted batch is replayed by the next start)."""
+        if self.query.isActive:
+            self.query.stop()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+class ResetWarner:
+    """Repeats, in the driver's log, the source's reason for not resuming from the checkpoint's offsets.
+
+    The Python source plans offsets in a Spark-managed Python process whose log the user may never see;
+    it writes the reason into the batch's end offset, and this listener reports it once per batch.
+    """
+
+    _installed: dict[int, object] = {}
+
+    @classmethod
+    def install(cls, spark) -> None:
+        if id(spark) in cls._installed:
+            return
+        from pyspark.sql.streaming import StreamingQueryListener
+
+        class _Listener(StreamingQueryListener):
+            seen: set[str] = set()
+
+            def onQueryStarted(self, event):
+                pass
+
+            def onQueryProgress(self, event):
+                for src in event.progress.sources:
+                    reason = _reset_reason(src.endOffset)
+                    if reason and src.endOffset not in self.seen:
+                        self.seen.add(src.endOffset)
+                        log.warning("stream source reset (batch %d): %s", event.progress.batchId, reason)
+
+            def onQueryIdle(self, event):
+                pass
+
+            def onQueryTerminated(self, event):
+                pass
+
+        listener = _Listener()
+        spark.streams.addListener(listener)
+        cls._installed[id(spark)] = listener
+
+
+def _reset_reason(offset_json) -> str | None:
+    import json
+
+    try:
+        off = json.loads(offset_json) if isinstance(offset_json, str) else offset_json
+    except (TypeError, ValueError):
+        return None
+    return off.get("reset") if isinstance(off, dict) else None
+
+
+class StreamJob:
+    """Builds and starts the one streaming query. ``enricher`` is 'module:function' (the benchmark swaps it)."""
+
+    def __init__(self, settings: Settings, enricher: str = DEFAULT_ENRICHER, query_name: str = QUERY_NAME,
+                 on_batch=None):
+        if not settings.kafka_bootstrap:
+            raise ConfigError("the stream job needs a Kafka: set TWEETDESK_KAFKA_BOOTSTRAP "
+                              "(e.g. run `tweetdesk broker` in another shell)")
+        self.settings = settings
+        self.enricher = enricher
+        self.query_name = query_name
+        self.on_batch = on_batch
+        self.checkpoint = (Path(settings.checkpoint_dir) / query_name).resolve()
+        self.parquet_dir = Path(settings.parquet_dir).resolve()
+
+    def start(self, spark, available_now: bool = False) -> StreamHandle:
+        from tweetdesk.kafka import ensure_topics
+
+        ensure_topics(self.settings)
+        clean_stale_staging(self.parquet_dir)
+        kind = source_kind(spark, self.settings)
+        raw = read_kafka_stream(spark, self.settings)
+        transformed = raw.mapInPandas(Transformer(self.settings, self.enricher), TRANSFORM_SCHEMA)
+        sink = BatchSink(self.settings, on_batch=self.on_batch)
+        writer = (transformed.writeStream
+                  .option("checkpointLocation", str(self.checkpoint))
+                  .foreachBatch(sink))
+        if available_now:
+            writer = writer.trigger(availableNow=True)
+        elif self.settings.trigger_seconds > 0:
+            writer = writer.trigger(processingTime=f"{self.settings.trigger_seconds} seconds")
+        ResetWarner.install(spark)
+        query = writer.start()
+        log.info("stream query %s started (%s Kafka source, checkpoint %s)", query.id, kind, self.checkpoint)
+        return StreamHandle(query, sink.totals, kind, self.checkpoint, self.parquet_dir)
+
+
+def run_available_now(spark, settings: Settings, **job_kw) -> Totals:
+    """Process everything currently in ``tweets.raw`` (from the checkpoint on) and return the totals."""
+    handle = StreamJob(settings, **job_kw).start(spark, available_now=True)
+    handle.await_termination()
+    return handle.totals
+
+
+def stream_command(settings: Settings, available_now: bool = False) -> None:
+    """`tweetdesk stream [--master M] [--available-now]`."""
+    import click
+    from tqdm import tqdm
+
+    from tweetdesk.stream.spark import build_spark
+
+    if not settings.kafka_bootstrap:
+        raise ConfigError("no Kafka to read from: start one with `tweetdesk broker` and export "
+                          "TWEETDESK_KAFKA_BOOTSTRAP=<host:port> (or point it at your cluster)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    spark = build_spark(settings, app_name="tweetdesk-stream")
+    bar = tqdm(unit=" tweets", desc="stream", dynamic_ncols=True)
+
+    def on_batch(r):
+        bar.update(r.enriched + r.dead)
+        bar.set_postfix(batch=r.batch_id, enriched=r.enriched, dead=r.dead)
+
+    job = StreamJob(settings, on_batch=on_batch)
+    handle = job.start(spark, available_now=available_now)
+    click.echo(f"stream: {settings.topic_raw} -> {handle.parquet_dir} + {settings.topic_enriched} "
+               f"(dead letters: {settings.topic_dead}); {handle.source} Kafka source; master "
+               f"{spark.sparkContext.master}; checkpoint {handle.checkpoint}", err=True)
+    try:
+        handle.await_termination()
+    except KeyboardInterrupt:
+        click.echo("stream: stopping (the current micro-batch is replayed on the next start)", err=True)
+        handle.stop()
+    finally:
+        bar.close()
+        t = handle.totals
+        click.echo(f"stream: {t.enriched} tweets to Parquet, {t.dead} dead letters, {t.batches} micro-batches",
+                   err=True)
+        spark.stop()
+
+
+if __name__ == "__main__":  # spark-submit path: spark-submit --master … src/tweetdesk/stream/job.py [--available-now]
+    stream_command(Settings(), available_now="--available-now" in sys.argv[1:])

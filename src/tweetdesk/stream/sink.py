@@ -1,0 +1,171 @@
+"""Where each micro-batch goes: Parquet (exactly once), then ``tweets.enriched`` and ``tweets.dead``.
+
+Exactly-once in Parquet. The stream runs one query whose ``foreachBatch`` writes Parquet partitioned by
+``day`` (UTC day of ``created_at``) and ``batch_id``, with dynamic partition overwrite. Spark's checkpoint
+guarantees that a micro-batch replayed after a crash (even a SIGKILL between the Parquet write and the
+checkpoint commit) has the same batch id and the same Kafka offsets, hence the same records and the same
+``day`` values; so the replay replaces the partitions ``day=*/batch_id=N`` it wrote the first time instead
+of adding a second copy. Spark's commit protocol stages files under ``.spark-staging-*`` / ``_temporary``
+(names every Parquet reader ignores) and moves whole partition folders into place, so any reader --
+Spark, pyarrow, pandas, DuckDB -- sees each tweet once. (Spark's streaming file sink gives the same
+guarantee only to readers that honour its ``_spark_metadata`` log, and cannot feed three outputs from
+one pass over the models.)
+
+``day`` is the tweet's creation day, not the processing day: processing time changes when a batch is
+replayed (e.g. across midnight), which would leave the first attempt's partition behind.
+
+At-least-once on the topics. Records are published after the Parquet write; a crash between the two
+(or during publishing) replays the batch and publishes its records again. The idempotent producer
+removes duplicates from producer retries, not from replays. Consumers dedupe: the reply service keys
+on tweet id (its ticket store has a unique key on it), dead letters carry topic/partition/offset.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tweetdesk.config import Settings
+from tweetdesk.stream.schema import (
+    BATCH_COLUMN,
+    DAY_COLUMN,
+    ENRICHED_COLUMNS,
+    KIND_DEAD,
+    KIND_ENRICHED,
+    PARQUET_PARTITIONS,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    batch_id: int
+    enriched: int
+    dead: int
+    seconds: float
+
+
+@dataclass
+class Totals:
+    """Running counts of what this process's query has written (a replayed batch counts again)."""
+
+    batches: int = 0
+    enriched: int = 0
+    dead: int = 0
+    last: BatchResult | None = None
+    history: list[BatchResult] = field(default_factory=list)
+
+    def add(self, r: BatchResult) -> None:
+        self.batches += 1
+        self.enriched += r.enriched
+        self.dead += r.dead
+        self.last = r
+        self.history.append(r)
+        del self.history[:-1000]
+
+
+class Publisher:
+    """mapInArrow function: produce each row to tweets.enriched / tweets.dead; yields per-kind counts."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def __call__(self, batches):
+        import pyarrow as pa
+
+        from tweetdesk.kafka import make_producer
+
+        topics = {KIND_ENRICHED: self.settings.topic_enriched, KIND_DEAD: self.settings.topic_dead}
+        producer = make_producer(self.settings, **{"linger.ms": 20})
+        failed: list[str] = []
+
+        def on_delivery(err, _msg):
+            if err is not None:
+                failed.append(str(err))
+
+        counts = {KIND_ENRICHED: 0, KIND_DEAD: 0}
+        for b in batches:
+            for kind, key, payload in zip(*(b.column(c).to_pylist() for c in ("kind", "out_key", "payload"))):
+                while True:
+                    try:
+                        producer.produce(topics[kind], key=key, value=payload, on_delivery=on_delivery)
+                        break
+                    except BufferError:  # local queue full: let deliveries drain, then retry
+                        producer.poll(0.5)
+                counts[kind] += 1
+            producer.poll(0)
+        left = producer.flush(120)
+        if failed or left:
+            # Failing the task fails the batch: Spark does not commit it and the restart replays it.
+            raise RuntimeError(f"publishing to Kafka failed: {len(failed)} errors ({failed[:3]}), {left} undelivered")
+        yield pa.RecordBatch.from_pydict({"kind": list(counts), "n": list(counts.values())})
+
+
+class BatchSink:
+    """The ``foreachBatch`` function. ``df`` is the transformed micro-batch (schema.TRANSFORM_SCHEMA)."""
+
+    def __init__(self, settings: Settings, on_batch=None):
+        self.settings = settings
+        self.path = str(Path(settings.parquet_dir).resolve())
+        self.on_batch = on_batch
+        self.totals = Totals()
+
+    def __call__(self, df, batch_id: int) -> None:
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+
+        t0 = time.monotonic()
+        # Enrichment is the expensive part: run it once, then feed Parquet and Kafka from the cache.
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            counts = {r["kind"]: r["count"] for r in df.groupBy("kind").count().collect()}
+            n_ok, n_dead = counts.get(KIND_ENRICHED, 0), counts.get(KIND_DEAD, 0)
+            t1 = time.monotonic()
+            if n_ok:
+                (df.where(F.col("kind") == KIND_ENRICHED)
+                   .select(*ENRICHED_COLUMNS, DAY_COLUMN, F.lit(batch_id).cast("long").alias(BATCH_COLUMN))
+                   .write.mode("overwrite")
+                   .option("partitionOverwriteMode", "dynamic")  # replace this batch's partitions only
+                   .partitionBy(*PARQUET_PARTITIONS)
+                   .parquet(self.path))
+            t2 = time.monotonic()
+            if n_ok or n_dead:
+                df.select("kind", "out_key", "payload").mapInArrow(Publisher(self.settings), "kind string, n long") \
+                  .collect()
+        finally:
+            df.unpersist()
+        log.debug("batch %d: transform %.2f s, Parquet %.2f s, publish %.2f s", batch_id, t1 - t0, t2 - t1,
+                  time.monotonic() - t2)
+        result = BatchResult(batch_id, n_ok, n_dead, time.monotonic() - t0)
+        self.totals.add(result)
+        if n_ok or n_dead:
+            log.info("batch %d: %d enriched, %d dead-lettered in %.2f s", batch_id, n_ok, n_dead, result.seconds)
+        if self.on_batch is not None:
+            self.on_batch(result)
+
+
+def clean_stale_staging(parquet_dir: Path) -> None:
+    """Remove what a killed writer left behind (staging folders no reader looks at); the batch is replayed."""
+    root = Path(parquet_dir)
+    if not root.exists():
+        return
+    for p in [*root.glob(".spark-staging-*"), root / "_temporary"]:
+        if p.exists():
+            log.info("removing %s left by an interrupted write", p)
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def read_enriched(parquet_dir: Path | str, columns: list[str] | None = None):
+    """The enriched tweets in Parquet as a pandas DataFrame (empty, with the right columns, if none yet)."""
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    root = Path(parquet_dir)
+    if not root.exists() or not any(root.glob(f"{DAY_COLUMN}=*")):
+        return pd.DataFrame(columns=columns or [*ENRICHED_COLUMNS, *PARQUET_PARTITIONS])
+    dataset = ds.dataset(root, format="parquet", partitioning="hive")
+    return dataset.to_table(columns=columns).to_pandas()

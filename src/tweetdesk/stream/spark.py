@@ -1,0 +1,56 @@
+"""The SparkSession: ``local[2]`` by default, any master from settings, and unchanged under spark-submit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from tweetdesk.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Small, fixed defaults that suit a streaming job of small micro-batches on a few cores. Anything set
+# by spark-submit (--conf) or spark-defaults.conf wins: we only fill in what is missing.
+DEFAULT_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",  # days and timestamps in Parquet are UTC, whatever the host says
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.streaming.numRecentProgressUpdates": "1000",
+    "spark.ui.showConsoleProgress": "false",
+    # Parquet written by this job is read by pyarrow/pandas too: plain microsecond timestamps.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+
+def _prepare_env() -> None:
+    # Workers must run this interpreter (the venv's), or they fail with "Python worker failed to
+    # connect back"; the driver binds to loopback so a laptop's changing network does not matter.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+def build_spark(settings: Settings | None = None, app_name: str = "tweetdesk", ui: bool = False,
+                conf: dict[str, str] | None = None):
+    """Get or create the SparkSession.
+
+    The master comes from ``settings.spark_master`` unless spark-submit already chose one (then
+    ``--master`` of spark-submit wins and this function changes nothing about where it runs).
+    """
+    _prepare_env()
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    settings = settings or Settings()
+    existing = SparkConf()  # under spark-submit this already holds --master and --conf values
+    builder = SparkSession.builder.appName(app_name)
+    if not existing.contains("spark.master"):
+        builder = builder.master(settings.spark_master)
+    wanted = {**DEFAULT_CONF, "spark.ui.enabled": "true" if ui else "false", **(conf or {})}
+    for k, v in wanted.items():
+        if conf and k in conf or not existing.contains(k):
+            builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("Spark %s on %s", spark.version, spark.sparkContext.master)
+    return spark

@@ -1,0 +1,130 @@
+"""The per-record work of the stream job, run inside Spark's Python workers through ``mapInPandas``:
+parse + validate each Kafka record as a ``records.Tweet``, enrich the valid ones in batches with
+``enrich_batch`` (models load once per worker process, inside the enrich module), and turn every record
+into exactly one output row: an enriched tweet, or a dead letter with its reason. Nothing is dropped.
+
+Output rows follow ``schema.TRANSFORM_SCHEMA``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterator
+from datetime import timezone
+
+from pydantic import ValidationError
+
+from tweetdesk.records import DeadLetter, EnrichedTweet, Tweet
+from tweetdesk.stream.schema import KIND_DEAD, KIND_ENRICHED
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENRICHER = "tweetdesk.enrich:enrich_batch"
+# Pydantic error types that mean "not a JSON object at all" rather than "a tweet with bad fields".
+_PARSE_ERRORS = {"json_invalid", "json_type", "model_type", "model_attributes_type"}
+
+
+def load_enricher(ref: str) -> Callable:
+    """'package.module:function' -> the function (imported in the worker, so it loads models there)."""
+    mod, _, fn = ref.partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def _reason(e: ValidationError) -> tuple[str, str]:
+    """(stage, one-line reason) without echoing the input (a 1 MB text must not become a 1 MB reason)."""
+    errs = e.errors(include_input=False, include_url=False)
+    stage = "parse" if any(x["type"] in _PARSE_ERRORS for x in errs) else "validate"
+    parts = [(".".join(str(p) for p in x["loc"]) + ": " if x["loc"] else "") + x["msg"] for x in errs]
+    return stage, "; ".join(parts)
+
+
+def parse_record(value: bytes | None, max_text_chars: int) -> Tweet | tuple[str, str]:
+    """A valid Tweet, or (stage, reason) for a dead letter."""
+    if value is None:
+        return "parse", "empty Kafka record (no value)"
+    try:
+        tweet = Tweet.model_validate_json(value)
+    except ValidationError as e:
+        return _reason(e)
+    if len(tweet.text) > max_text_chars:
+        return "validate", f"text: {len(tweet.text)} characters, longer than the limit of {max_text_chars}"
+    return tweet
+
+
+def _decode(b: bytes | None) -> str | None:
+    return None if b is None else bytes(b).decode("utf-8", "replace")
+
+
+class Transformer:
+    """Picklable callable for ``mapInPandas``: pandas batches of Kafka rows -> TRANSFORM_SCHEMA rows."""
+
+    def __init__(self, settings, enricher: str = DEFAULT_ENRICHER):
+        self.settings = settings
+        self.enricher = enricher
+        self.batch_size = settings.inference_batch_size
+        # The Tweet model itself caps text at records.MAX_TEXT_CHARS; settings may set a lower limit.
+        self.max_text_chars = settings.max_text_chars
+
+    def __call__(self, batches: Iterator) -> Iterator:
+        import pandas as pd
+
+        from tweetdesk.stream.schema import TRANSFORM_SCHEMA
+
+        enrich = load_enricher(self.enricher)
+        columns = TRANSFORM_SCHEMA.fieldNames()
+        for pdf in batches:
+            rows = self.transform(pdf, enrich)
+            # Column lists keep None as None (from_records would turn a missing list into NaN).
+            out = pd.DataFrame({c: [r.get(c) for r in rows] for c in columns})
+            for c in ("created_at", "ingested_at", "processed_at"):
+                out[c] = pd.to_datetime(out[c], utc=True)
+            yield out
+
+    def transform(self, pdf, enrich: Callable) -> list[dict]:
+        rows: list[dict] = []
+        valid: list[tuple[Tweet, dict]] = []
+        for key, value, topic, part, offset in zip(pdf["key"], pdf["value"], pdf["topic"], pdf["partition"],
+                                                   pdf["offset"]):
+            meta = {"key": _decode(key), "source_topic": topic, "partition": int(part), "offset": int(offset)}
+            parsed = parse_record(value, self.max_text_chars)
+            if isinstance(parsed, Tweet):
+                valid.append((parsed, meta))
+            else:
+                rows.append(_dead_row(DeadLetter.of(value, parsed[1], parsed[0], **meta)))
+        for i in range(0, len(valid), self.batch_size):
+            rows.extend(self._enrich(valid[i:i + self.batch_size], enrich))
+        return rows
+
+    def _enrich(self, chunk: list[tuple[Tweet, dict]], enrich: Callable) -> list[dict]:
+        tweets = [t for t, _ in chunk]
+        try:
+            done = enrich(tweets, self.settings)
+            if len(done) != len(tweets):
+                raise RuntimeError(f"enrich_batch returned {len(done)} results for {len(tweets)} tweets")
+            return [_enriched_row(e) for e in done]
+        except Exception as e:
+            if len(chunk) == 1:
+                t, meta = chunk[0]
+                log.warning("enrichment failed for tweet %s: %s", t.id, e)
+                raw = t.model_dump_json().encode()
+                return [_dead_row(DeadLetter.of(raw, f"{type(e).__name__}: {e}", "enrich", **meta))]
+        # One bad tweet must not sink its batch: retry one by one, dead-letter only the ones that fail.
+        log.warning("enrich_batch failed on a batch of %d; retrying one by one", len(chunk))
+        out: list[dict] = []
+        for item in chunk:
+            out.extend(self._enrich([item], enrich))
+        return out
+
+
+def _enriched_row(e: EnrichedTweet) -> dict:
+    row = e.model_dump(mode="python")
+    row["kind"] = KIND_ENRICHED
+    row["out_key"] = e.id
+    row["payload"] = e.model_dump_json()
+    row["day"] = e.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return row
+
+
+def _dead_row(d: DeadLetter) -> dict:
+    return {"kind": KIND_DEAD, "out_key": d.key, "payload": d.model_dump_json(), "day": None}
