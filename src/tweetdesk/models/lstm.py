@@ -1,0 +1,226 @@
+"""The LSTM text classifier (plain PyTorch) used for both sentiment and topic, with its vocabulary.
+
+Architecture: embedding -> bidirectional LSTM over the packed sequence -> [max-pool ; mean-pool] of
+the hidden states -> dropout -> linear. Packing makes each tweet's output independent of what else
+is in its batch (no padding leaks into the backward direction), so batching never changes a result.
+
+Saved as one folder per model: ``<name>.pt`` (state dict, float16 to halve the size) and
+``<name>.json`` (config, label names, vocabulary).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from tweetdesk.errors import ModelNotFoundError
+
+PAD, UNK = "<pad>", "<unk>"
+
+
+class Vocab:
+    """Token -> id. Id 0 is padding, 1 is unknown; the rest by training-set frequency."""
+
+    def __init__(self, tokens: list[str]):
+        self.itos = tokens
+        self.stoi = {t: i for i, t in enumerate(tokens)}
+
+    @classmethod
+    def build(cls, docs: list[list[str]], min_freq: int = 2, max_size: int = 20_000) -> "Vocab":
+        counts = Counter(w for d in docs for w in d)
+        words = [w for w, c in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if c >= min_freq]
+        return cls([PAD, UNK] + words[: max_size - 2])
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, docs: list[list[str]], max_len: int) -> tuple[list[list[int]], np.ndarray]:
+        """Ids per doc (the *last* max_len tokens: complaints tend to end on their point) and lengths.
+        An empty doc becomes one <unk> so the LSTM always has a step to read."""
+        ids = []
+        for d in docs:
+            row = [self.stoi.get(w, 1) for w in d][-max_len:] or [1]
+            ids.append(row)
+        return ids, np.array([len(r) for r in ids], dtype=np.int64)
+
+
+@dataclass
+class LSTMConfig:
+    name: str
+    labels: list[str]
+    vocab_size: int
+    max_len: int = 40
+    embed_dim: int = 128
+    hidden: int = 96
+    dropout: float = 0.4
+    embed_dropout: float = 0.2
+    tokens: str = "all_tokens"  # which CleanedText field feeds the model: all_tokens | tokens
+    extra: dict = field(default_factory=dict)
+
+
+class LSTMClassifier(nn.Module):
+    def __init__(self, cfg: LSTMConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)
+        self.embed_drop = nn.Dropout(cfg.embed_dropout)
+        self.lstm = nn.LSTM(cfg.embed_dim, cfg.hidden, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(4 * cfg.hidden, len(cfg.labels))
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.embed_drop(self.embed(ids))
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        h, _ = self.lstm(packed)
+        h, _ = pad_packed_sequence(h, batch_first=True, total_length=ids.shape[1])
+        mask = (torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+        maxed = h.masked_fill(~mask, -1e4).max(dim=1).values
+        mean = (h * mask).sum(dim=1) / lengths[:, None].clamp(min=1)
+        return self.out(self.drop(torch.cat([maxed, mean], dim=1)))
+
+
+def _pad(rows: list[list[int]]) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    out = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
+@torch.inference_mode()
+def predict_proba(model: LSTMClassifier, vocab: Vocab, docs: list[list[str]], batch_size: int = 512) -> np.ndarray:
+    """Class probabilities, (n_docs, n_labels). Docs are sorted by length inside so each batch is
+    padded as little as possible; rows come back in input order."""
+    model.eval()
+    if not docs:
+        return np.zeros((0, len(model.cfg.labels)), dtype=np.float32)
+    ids, lengths = vocab.encode(docs, model.cfg.max_len)
+    order = np.argsort(-lengths, kind="stable")
+    out = np.empty((len(docs), len(model.cfg.labels)), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = _pad([ids[i] for i in idx])
+        logits = model(batch, torch.from_numpy(lengths[idx]))
+        out[idx] = torch.softmax(logits.float(), dim=1).numpy()
+    return out
+
+
+@dataclass
+class History:
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    val_macro_f1: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+def train_model(
+    cfg: LSTMConfig,
+    vocab: Vocab,
+    train_docs: list[list[str]],
+    train_y: np.ndarray,
+    val_docs: list[list[str]],
+    val_y: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    val_weight: np.ndarray | None = None,
+    epochs: int = 15,
+    patience: int = 3,
+    seed: int = 42,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    class_weight_power: float = 0.5,
+    desc: str = "",
+) -> tuple[LSTMClassifier, History]:
+    """Train with early stopping on validation macro-F1; returns the best epoch's model.
+
+    Class imbalance: the loss weights each class by (n / n_class) ** class_weight_power (0.5 = the
+    square root of inverse frequency: lifts minority classes without wrecking accuracy).
+    """
+    from sklearn.metrics import accuracy_score, f1_score
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    n_cls = len(cfg.labels)
+    counts = np.bincount(train_y, minlength=n_cls).astype(np.float64)
+    cw = (counts.sum() / np.maximum(counts, 1) / n_cls) ** class_weight_power
+    class_w = torch.tensor(cw / cw.mean(), dtype=torch.float32)
+    sw = np.ones(len(train_docs), dtype=np.float32) if sample_weight is None else sample_weight.astype(np.float32)
+
+    model = LSTMClassifier(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss(weight=class_w, reduction="none")
+    ids, lengths = vocab.encode(train_docs, cfg.max_len)
+    hist = History()
+    best_score, best_state, bad = -math.inf, None, 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        perm = rng.permutation(len(ids))
+        total, seen = 0.0, 0
+        bar = tqdm(range(0, len(perm), batch_size), desc=f"{desc} epoch {epoch}/{epochs}", unit="batch", leave=False)
+        for start in bar:
+            idx = perm[start : start + batch_size]
+            logits = model(_pad([ids[i] for i in idx]), torch.from_numpy(lengths[idx]))
+            w = torch.from_numpy(sw[idx])
+            loss = (loss_fn(logits, torch.from_numpy(train_y[idx])) * w).sum() / w.sum()
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += loss.item() * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{total / seen:.3f}")
+        probs = predict_proba(model, vocab, val_docs)
+        pred = probs.argmax(1)
+        vw = np.ones(len(val_y)) if val_weight is None else val_weight
+        val_loss = float(-(np.log(probs[np.arange(len(val_y)), val_y] + 1e-9) * vw).sum() / vw.sum())
+        acc = accuracy_score(val_y, pred, sample_weight=vw)
+        f1 = f1_score(val_y, pred, average="macro", sample_weight=vw)
+        hist.train_loss.append(total / max(seen, 1))
+        hist.val_loss.append(val_loss)
+        hist.val_accuracy.append(float(acc))
+        hist.val_macro_f1.append(float(f1))
+        tqdm.write(f"{desc} epoch {epoch}: train loss {total / max(seen, 1):.4f}  val loss {val_loss:.4f}  "
+                   f"val acc {acc:.4f}  val macro-F1 {f1:.4f}")
+        score = f1 + acc
+        if score > best_score:
+            best_score, bad, hist.best_epoch = score, 0, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= patience:
+                tqdm.write(f"{desc}: early stop (no val improvement for {patience} epochs), best epoch {hist.best_epoch}")
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, hist
+
+
+def save_model(model: LSTMClassifier, vocab: Vocab, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    name = model.cfg.name
+    # float16 halves the artifact; the weights are cast back to float32 on load (no accuracy change
+    # worth measuring for an embedding + LSTM of this size; the round-trip test checks agreement).
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, folder / f"{name}.pt")
+    meta = {"config": asdict(model.cfg), "vocab": vocab.itos}
+    (folder / f"{name}.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+
+def load_model(folder: Path, name: str) -> tuple[LSTMClassifier, Vocab]:
+    weights, meta_path = folder / f"{name}.pt", folder / f"{name}.json"
+    if not weights.exists() or not meta_path.exists():
+        raise ModelNotFoundError(f"model '{name}' not found in {folder} (run `tweetdesk train`)")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    model = LSTMClassifier(LSTMConfig(**meta["config"]))
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model.eval()
+    return model, Vocab(meta["vocab"])

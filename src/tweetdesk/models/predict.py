@@ -1,0 +1,117 @@
+"""Load a trained model folder and classify cleaned tweets, batched.
+
+An artifact folder (``<artifacts_dir>/<version>/``) holds ``model.json`` (the manifest: version,
+members, split seed, metrics, training history), one ``<member>.pt`` + ``<member>.json`` per LSTM,
+``lda/`` (the guided LDA that made the topic weak labels) and ``MODEL_CARD.md``.
+``model_version = "latest"`` resolves to the name in ``<artifacts_dir>/LATEST``, else to the
+newest folder name (names are date-based and sort in time order).
+
+Sentiment may be a small ensemble of LSTMs trained from different seeds: their class probabilities
+are averaged. A tweet with no words left after cleaning gets ``UNCLASSIFIABLE`` with score 0.0.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tweetdesk.errors import ModelNotFoundError
+from tweetdesk.models.features import model_tokens
+from tweetdesk.models.lstm import LSTMClassifier, Vocab, load_model, predict_proba
+from tweetdesk.nlp.clean import CleanedText
+from tweetdesk.records import UNCLASSIFIABLE
+
+MANIFEST = "model.json"
+LATEST = "LATEST"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    sentiment: str
+    sentiment_score: float
+    topic: str
+    topic_score: float
+
+
+def resolve_version(artifacts_dir: Path, version: str = "latest") -> Path:
+    """The artifact folder for ``version`` ("latest" = LATEST file, else newest folder)."""
+    artifacts_dir = Path(artifacts_dir)
+    if version != "latest":
+        folder = artifacts_dir / version
+        if not (folder / MANIFEST).exists():
+            have = ", ".join(sorted(p.parent.name for p in artifacts_dir.glob(f"*/{MANIFEST}"))) or "none"
+            raise ModelNotFoundError(f"model version '{version}' not found in {artifacts_dir} (available: {have})")
+        return folder
+    pointer = artifacts_dir / LATEST
+    if pointer.exists():
+        name = pointer.read_text(encoding="utf-8").strip()
+        if (artifacts_dir / name / MANIFEST).exists():
+            return artifacts_dir / name
+    found = sorted(p.parent for p in artifacts_dir.glob(f"*/{MANIFEST}"))
+    if not found:
+        raise ModelNotFoundError(f"no trained model in {artifacts_dir}: run `tweetdesk train`")
+    return found[-1]
+
+
+class Classifier:
+    """Both LSTMs of one artifact folder. Thread-safe for inference (torch modules in eval mode)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        try:
+            self.manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ModelNotFoundError(f"cannot read {self.folder / MANIFEST}: {e}") from None
+        self.version: str = self.manifest["version"]
+        self.sentiment: list[tuple[LSTMClassifier, Vocab]] = [load_model(self.folder, n) for n in self.manifest["sentiment"]]
+        self.topic: list[tuple[LSTMClassifier, Vocab]] = [load_model(self.folder, n) for n in self.manifest["topic"]]
+        self.sentiment_labels = self.sentiment[0][0].cfg.labels
+        self.topic_labels = self.topic[0][0].cfg.labels
+
+    @staticmethod
+    def _ensemble(members: list[tuple[LSTMClassifier, Vocab]], cleaned: list[CleanedText], batch_size: int) -> np.ndarray:
+        total = None
+        for model, vocab in members:
+            docs = [model_tokens(c, model.cfg.tokens) for c in cleaned]
+            p = predict_proba(model, vocab, docs, batch_size=batch_size)
+            total = p if total is None else total + p
+        return total / len(members)
+
+    def proba(self, cleaned: list[CleanedText], batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """(sentiment probabilities, topic probabilities) for cleaned tweets (empty ones included)."""
+        return self._ensemble(self.sentiment, cleaned, batch_size), self._ensemble(self.topic, cleaned, batch_size)
+
+    def predict_cleaned(self, cleaned: list[CleanedText], batch_size: int = 512) -> list[Prediction]:
+        keep = [i for i, c in enumerate(cleaned) if not c.empty]
+        out = [Prediction(UNCLASSIFIABLE, 0.0, UNCLASSIFIABLE, 0.0)] * len(cleaned)
+        if keep:
+            ps, pt = self.proba([cleaned[i] for i in keep], batch_size)
+            si, ti = ps.argmax(1), pt.argmax(1)
+            for row, i in enumerate(keep):
+                out[i] = Prediction(
+                    self.sentiment_labels[si[row]], float(ps[row, si[row]]),
+                    self.topic_labels[ti[row]], float(pt[row, ti[row]]),
+                )
+        return out
+
+
+_cache: dict[Path, Classifier] = {}
+_lock = threading.Lock()
+
+
+def get_classifier(settings=None) -> Classifier:
+    """The process-wide classifier for ``settings`` (loaded on first use, then reused)."""
+    if settings is None:
+        from tweetdesk.config import get_settings
+
+        settings = get_settings()
+    folder = resolve_version(settings.artifacts_dir, settings.model_version).resolve()
+    with _lock:
+        clf = _cache.get(folder)
+        if clf is None:
+            clf = _cache[folder] = Classifier(folder)
+    return clf

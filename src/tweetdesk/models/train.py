@@ -1,0 +1,475 @@
+"""`tweetdesk train` and `tweetdesk evaluate`.
+
+train: load + deduplicate + split the data set -> clean -> guided LDA on the training split -> weak
+topic labels -> sentiment LSTM(s) on the human sentiment labels and topic LSTM on the confident weak
+labels (early stopping on validation) -> artifact folder + model card -> evaluation (reports/).
+
+evaluate: the same evaluation for the shipped (or chosen) model folder, on the same split (the seed
+is in the manifest). Neither touches ``negativereason`` except to measure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tweetdesk.errors import TweetdeskError
+from tweetdesk.models import labels as L
+from tweetdesk.models.dataset import Split, load_dataset, split_dataset
+from tweetdesk.models.features import model_tokens
+from tweetdesk.records import SENTIMENTS, TOPICS
+
+EARLIER_LABELS_NAME = "airline_tweets_topic_labelled.csv"
+# Hyper-parameters chosen on the validation split (see the model card).
+SENTIMENT_CFG = dict(max_len=40, embed_dim=100, hidden=64, dropout=0.5, embed_dropout=0.3, tokens="all_tokens")
+TOPIC_CFG = dict(max_len=30, embed_dim=100, hidden=64, dropout=0.5, embed_dropout=0.3, tokens="tokens")
+SENTIMENT_SEEDS = 3  # ensemble members (different seeds); probabilities are averaged
+TOPIC_MIN_CONFIDENCE = 0.6  # weak labels below this LDA confidence are not trained on
+LR = 1e-3
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _clean(texts: list[str], desc: str):
+    from tqdm.auto import tqdm
+
+    from tweetdesk.nlp.clean import clean_many
+
+    out = []
+    step = 2000
+    for i in tqdm(range(0, len(texts), step), desc=f"cleaning {desc}", unit="chunk", file=sys.stderr):
+        out.extend(clean_many(texts[i : i + step]))
+    return out
+
+
+def _set_threads() -> None:
+    import torch
+
+    # Two cores shared with other work: more threads than cores only thrash.
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+# --------------------------------------------------------------------------------------------- training
+
+
+def train_command(settings, epochs: int = 15, seed: int = 42, version: str | None = None) -> Path:
+    import torch
+    from tqdm.auto import tqdm
+
+    from tweetdesk.models.lda import MAPPING_FILE, fit_lda, load_mapping
+    from tweetdesk.models.lstm import LSTMConfig, Vocab, save_model, train_model
+    from tweetdesk.models.predict import LATEST, MANIFEST, Classifier
+
+    _set_threads()
+    data_path = Path(settings.data_path)
+    split = split_dataset(load_dataset(data_path), seed=seed)
+    version = version or datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
+    folder = Path(settings.artifacts_dir) / version
+    if (folder / MANIFEST).exists():
+        raise TweetdeskError(f"model version '{version}' already exists in {folder.parent}: pick another --version")
+    tqdm.write(f"data {data_path}: {split.dedup['rows']} rows, {split.dedup['unique']} after dedup; split {split.sizes()}")
+    cleaned = {k: _clean(list(getattr(split, k)["text"]), k) for k in ("train", "val", "test")}
+
+    # 1. guided LDA on the training split -> weak topic labels
+    mapping = load_mapping()
+    tqdm.write(f"fitting guided LDA ({mapping.n_topics} topics, mapping version {mapping.version})…")
+    labeller = fit_lda([c.tokens for c in cleaned["train"]], mapping, seed=seed)
+    for k, name, words in labeller.top_words(10):
+        tqdm.write(f"  LDA {k:>2} {name or '(unmapped)':<28} {' '.join(words)}")
+    weak = {k: labeller.weak_labels([c.tokens for c in cleaned[k]]) for k in ("train", "val")}
+
+    folder.mkdir(parents=True, exist_ok=True)
+    histories: dict[str, dict] = {}
+
+    # 2. sentiment LSTM ensemble on the human labels
+    def prep(k: str, field: str) -> list[list[str]]:
+        return [model_tokens(c, field) or ["<unk>"] for c in cleaned[k]]
+
+    s_train, s_val = prep("train", "all_tokens"), prep("val", "all_tokens")
+    y_train = split.train["airline_sentiment"].map(L.SENTIMENT_INDEX).to_numpy()
+    y_val = split.val["airline_sentiment"].map(L.SENTIMENT_INDEX).to_numpy()
+    # Crowd agreement as a sample weight: tweets the annotators disagreed on teach less.
+    conf = split.train["airline_sentiment_confidence"].astype(float).fillna(1.0).to_numpy()
+    vocab = Vocab.build(s_train)
+    sentiment_members = []
+    for i in range(SENTIMENT_SEEDS):
+        name = f"sentiment_{i}"
+        cfg = LSTMConfig(name=name, labels=list(SENTIMENTS), vocab_size=len(vocab), **SENTIMENT_CFG)
+        model, hist = train_model(cfg, vocab, s_train, y_train, s_val, y_val, sample_weight=conf, epochs=epochs,
+                                  seed=seed + i, lr=LR, desc=name)
+        save_model(model, vocab, folder)
+        sentiment_members.append(name)
+        histories[name] = hist.__dict__
+
+    # 3. topic LSTM on confident weak labels (validation = weak labels too; never negativereason)
+    t_train, t_val = prep("train", "tokens"), prep("val", "tokens")
+
+    def confident(k: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lab, c = weak[k]
+        keep = np.array([x is not None and ci >= TOPIC_MIN_CONFIDENCE for x, ci in zip(lab, c)])
+        y = np.array([L.TOPIC_INDEX[x] if x else -1 for x in lab])
+        return keep, y, c
+
+    keep_tr, yt_tr, c_tr = confident("train")
+    keep_va, yt_va, c_va = confident("val")
+    tvocab = Vocab.build([d for d, k in zip(t_train, keep_tr) if k])
+    tcfg = LSTMConfig(name="topic_0", labels=list(TOPICS), vocab_size=len(tvocab), **TOPIC_CFG)
+    tmodel, thist = train_model(
+        tcfg, tvocab,
+        [d for d, k in zip(t_train, keep_tr) if k], yt_tr[keep_tr],
+        [d for d, k in zip(t_val, keep_va) if k], yt_va[keep_va],
+        sample_weight=c_tr[keep_tr], epochs=epochs, seed=seed, lr=LR, desc="topic",
+    )
+    save_model(tmodel, tvocab, folder)
+    histories["topic_0"] = thist.__dict__
+
+    # 4. the LDA and its mapping travel with the models (evaluate re-labels with them)
+    (folder / "lda").mkdir(exist_ok=True)
+    labeller.model.save(str(folder / "lda" / "lda.gensim"))
+    labeller.dictionary.save(str(folder / "lda" / "dictionary.gensim"))
+    shutil.copy(MAPPING_FILE, folder / "topic_mapping.toml")
+
+    manifest = {
+        "version": version,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sentiment": sentiment_members,
+        "topic": ["topic_0"],
+        "labels": {"sentiment": list(SENTIMENTS), "topic": list(TOPICS)},
+        "split_seed": seed,
+        "data": {"file": data_path.name, "sha256": _sha256(data_path), **split.dedup, "split": split.sizes()},
+        "topic_mapping_version": mapping.version,
+        "topic_training": {
+            "min_confidence": TOPIC_MIN_CONFIDENCE,
+            "train_examples": int(keep_tr.sum()),
+            "val_examples": int(keep_va.sum()),
+            "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
+        },
+        "hyperparameters": {"sentiment": SENTIMENT_CFG, "topic": TOPIC_CFG, "lr": LR, "max_epochs": epochs,
+                            "sentiment_members": SENTIMENT_SEEDS},
+        "history": histories,
+        "torch": torch.__version__,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+
+    metrics = evaluate_folder(Classifier(folder), settings, split=split, cleaned=cleaned)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    write_model_card(folder, manifest, metrics)
+    (Path(settings.artifacts_dir) / LATEST).write_text(version + "\n", encoding="utf-8")
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    tqdm.write(f"saved {folder} ({size / 1e6:.1f} MB); LATEST -> {version}")
+    return folder
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+
+
+def evaluate_command(settings) -> dict:
+    from tweetdesk.models.predict import get_classifier
+
+    _set_threads()
+    clf = get_classifier(settings)
+    metrics = evaluate_folder(clf, settings)
+    print(json.dumps({k: metrics[k] for k in ("version", "sentiment_test", "topic_vs_negativereason_test")}, indent=1))
+    return metrics
+
+
+def _load_labeller(folder: Path):
+    from gensim.corpora import Dictionary
+    from gensim.models import LdaModel
+
+    from tweetdesk.models.lda import LdaLabeller, load_mapping
+
+    return LdaLabeller(
+        LdaModel.load(str(folder / "lda" / "lda.gensim")),
+        Dictionary.load(str(folder / "lda" / "dictionary.gensim")),
+        load_mapping(folder / "topic_mapping.toml"),
+    )
+
+
+def _load_earlier(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    df = pd.read_csv(path, dtype={"tweet_id": str})
+    df["topic"] = df["topic_desc"].replace({"Phone and Online Booking": "Online Booking"})
+    return df[["tweet_id", "topic"]].drop_duplicates("tweet_id")
+
+
+def _cls_metrics(y_true: list[str], y_pred: list[str], label_set: list[str]) -> dict:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    return {
+        "n": len(y_true),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=label_set, average="macro", zero_division=0)),
+        "per_class_f1": dict(zip(label_set, map(float, f1_score(y_true, y_pred, labels=label_set, average=None, zero_division=0)))),
+        "labels": label_set,
+        "confusion": confusion_matrix(y_true, y_pred, labels=label_set).tolist(),
+    }
+
+
+def evaluate_folder(clf, settings, split: Split | None = None, cleaned: dict | None = None) -> dict:
+    """Metrics for one artifact folder; writes reports/metrics.json and the PNGs; returns the metrics."""
+    from tqdm.auto import tqdm
+
+    seed = int(clf.manifest.get("split_seed", 42))
+    data_path = Path(settings.data_path)
+    split = split or split_dataset(load_dataset(data_path), seed=seed)
+    cleaned = cleaned or {k: _clean(list(getattr(split, k)["text"]), k) for k in ("train", "val", "test")}
+    tqdm.write("evaluating on the test split…")
+    test = split.test
+    preds = clf.predict_cleaned(cleaned["test"])
+    # A test tweet with no words left is counted as wrong (its label is never "unclassifiable").
+    sent = _cls_metrics(list(test["airline_sentiment"]), [p.sentiment for p in preds], list(SENTIMENTS))
+    labeller = _load_labeller(clf.folder)
+    weak_test, _ = labeller.weak_labels([c.tokens for c in cleaned["test"]])
+    has_weak = [i for i, w in enumerate(weak_test) if w]
+    topic_weak = _cls_metrics([weak_test[i] for i in has_weak], [preds[i].topic for i in has_weak], list(TOPICS))
+    neg = (test["airline_sentiment"] == "negative").to_numpy()
+    topic_gold = L.topic_agreement(test["negativereason"][neg], [p.topic for p, m in zip(preds, neg) if m])
+    gold_rows = [i for i in np.flatnonzero(neg) if L.map_negativereason(test["negativereason"].iloc[i])]
+    topic_gold["confusion"] = _cls_metrics(
+        [L.eval_label(L.map_negativereason(test["negativereason"].iloc[i])) for i in gold_rows],
+        [L.eval_label(preds[i].topic) for i in gold_rows], list(L.EVAL_LABELS),
+    )["confusion"]
+    topic_gold["labels"] = list(L.EVAL_LABELS)
+    topic_gold["how"] = (
+        "test-split negative tweets whose negativereason maps to a topic (Can't Tell and empty excluded); "
+        "both sides collapsed with EVAL_COLLAPSE (Online Booking and Reservation Issue -> 'Online Booking / "
+        "Reservation'); macro-F1 = unweighted mean F1 over the 5 EVAL_LABELS; predictions outside them are misses"
+    )
+    comparison = compare_with_earlier(clf, labeller, split, cleaned, data_path.parent / EARLIER_LABELS_NAME)
+    metrics = {
+        "version": clf.version,
+        "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data": {"file": data_path.name, "split_seed": seed, **split.dedup, "split": split.sizes(),
+                 "dedup_rule": "first row per tweet_id, then first row per normalised text (lower case, URLs removed, "
+                               "whitespace collapsed), before splitting"},
+        "sentiment_test": sent,
+        "topic_vs_weak_labels_test": topic_weak,
+        "topic_vs_negativereason_test": topic_gold,
+        "negativereason_mapping": L.NEGATIVEREASON_TO_TOPIC,
+        "label_comparison": comparison,
+        "unclassifiable_in_test": sum(p.sentiment == "unclassifiable" for p in preds),
+        "targets": {
+            "sentiment_accuracy>=0.80": sent["accuracy"] >= 0.80,
+            "sentiment_macro_f1>=0.75": sent["macro_f1"] >= 0.75,
+            "topic_macro_f1_vs_negativereason>=0.60": (topic_gold["macro_f1"] or 0) >= 0.60,
+        },
+    }
+    reports = Path(settings.reports_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    write_plots(reports, metrics, clf.manifest.get("history", {}))
+    tqdm.write(
+        f"sentiment test: accuracy {sent['accuracy']:.4f}, macro-F1 {sent['macro_f1']:.4f} | topic vs weak labels: "
+        f"macro-F1 {topic_weak['macro_f1']:.4f} | topic vs negativereason: macro-F1 {topic_gold['macro_f1']:.4f} "
+        f"(n={topic_gold['n']}) | wrote {reports / 'metrics.json'}"
+    )
+    return metrics
+
+
+def compare_with_earlier(clf, labeller, split: Split, cleaned: dict, earlier_path: Path) -> dict:
+    """Balance and agreement with negativereason: our LDA weak labels, our topic LSTM and the earlier
+    LDA file, all on the same tweets (the negative tweets present in both)."""
+    earlier = _load_earlier(earlier_path)
+    if earlier is None:
+        return {"note": f"{earlier_path} not found: no comparison"}
+    frames = []
+    for k in ("train", "val", "test"):
+        df = getattr(split, k)[["tweet_id", "airline_sentiment", "negativereason"]].copy()
+        df["split"] = k
+        df["tokens"] = [c.tokens for c in cleaned[k]]
+        df["cleaned"] = cleaned[k]
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    df = df[df["airline_sentiment"] == "negative"].merge(earlier, on="tweet_id", how="inner")
+    weak, _ = labeller.weak_labels(list(df["tokens"]))
+    df["ours_lda"] = [w or "unclassifiable" for w in weak]
+    df["ours_lstm"] = [p.topic for p in clf.predict_cleaned(list(df["cleaned"]))]
+
+    def block(sub: pd.DataFrame) -> dict:
+        return {
+            name: {"balance": L.balance(sub[col]), "agreement": L.topic_agreement(sub["negativereason"], list(sub[col]))}
+            for name, col in (("earlier_lda_file", "topic"), ("ours_lda_weak_labels", "ours_lda"), ("ours_topic_lstm", "ours_lstm"))
+        }
+
+    return {
+        "tweets": "negative tweets in both our deduplicated data and the earlier file, joined on tweet_id",
+        "all": {"n": len(df), **block(df)},
+        "test_split": {"n": int((df["split"] == "test").sum()), **block(df[df["split"] == "test"])},
+    }
+
+
+# ---------------------------------------------------------------------------------------------- reports
+
+
+def write_plots(reports: Path, metrics: dict, history: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def confusion(m: dict, title: str, path: Path) -> None:
+        cm = np.array(m["confusion"])
+        labels = m["labels"]
+        fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.0 * len(labels) + 2))
+        ax.imshow(cm, cmap="Blues")
+        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+
+    s = metrics["sentiment_test"]
+    confusion(s, f"Sentiment, test split (acc {s['accuracy']:.3f}, macro-F1 {s['macro_f1']:.3f})",
+              reports / "confusion_sentiment.png")
+    t = metrics["topic_vs_negativereason_test"]
+    confusion(t, f"Topic vs mapped negativereason, test negatives (macro-F1 {t['macro_f1']:.3f})",
+              reports / "confusion_topic_negativereason.png")
+    w = metrics["topic_vs_weak_labels_test"]
+    confusion(w, f"Topic vs LDA weak labels, test split (macro-F1 {w['macro_f1']:.3f})",
+              reports / "confusion_topic_weak_labels.png")
+    if history:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for name, h in history.items():
+            epochs = range(1, len(h["train_loss"]) + 1)
+            axes[0].plot(epochs, h["train_loss"], label=f"{name} train")
+            axes[0].plot(epochs, h["val_loss"], "--", label=f"{name} val")
+            axes[1].plot(epochs, h["val_macro_f1"], label=f"{name} val macro-F1")
+        axes[0].set_title("loss")
+        axes[1].set_title("validation macro-F1 (topic: vs weak labels)")
+        for ax in axes:
+            ax.set_xlabel("epoch")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(reports / "training_curves.png", dpi=90)
+        plt.close(fig)
+
+
+def _fmt_cmp(block: dict) -> str:
+    rows = ["| labels | largest share | smallest topic | normalised entropy | macro-F1 vs negativereason | accuracy |",
+            "|---|---|---|---|---|---|"]
+    for name, v in block.items():
+        if name == "n":
+            continue
+        b, a = v["balance"], v["agreement"]
+        rows.append(f"| {name} | {b['largest_share']:.1%} | {b['smallest_count']} | {b['normalised_entropy']:.3f} | "
+                    f"{a['macro_f1']:.3f} | {a['accuracy']:.3f} |")
+    return "\n".join(rows)
+
+
+def write_model_card(folder: Path, manifest: dict, metrics: dict) -> None:
+    s, t, w = metrics["sentiment_test"], metrics["topic_vs_negativereason_test"], metrics["topic_vs_weak_labels_test"]
+    d = manifest["data"]
+    cmp = metrics["label_comparison"]
+    mapping_rows = "\n".join(f"| {k} | {v} |" for k, v in L.NEGATIVEREASON_TO_TOPIC.items())
+    counts_rows = ""
+    if "all" in cmp:
+        counts_rows = "\n".join(
+            f"| {topic} | {cmp['all']['earlier_lda_file']['balance']['counts'][topic]} | "
+            f"{cmp['all']['ours_lda_weak_labels']['balance']['counts'][topic]} | "
+            f"{cmp['all']['ours_topic_lstm']['balance']['counts'][topic]} |"
+            for topic in TOPICS
+        )
+    hp = manifest["hyperparameters"]
+    text = f"""# Model card: tweetdesk {manifest['version']}
+
+Created {manifest['created']} with torch {manifest['torch']}. Two LSTM classifiers for customer tweets to
+airlines: **sentiment** (negative / neutral / positive) and **topic** (the eight ticket queues).
+
+## Data
+- `{d['file']}` (sha256 `{d['sha256'][:16]}…`): Twitter US Airline Sentiment (Crowdflower, Feb 2015),
+  {d['rows']} rows. License CC BY-NC-SA 4.0 (non-commercial): these weights inherit it.
+- **Deduplicated before splitting**: {d['duplicate_ids']} repeated tweet_ids and then {d['duplicate_texts']} repeated
+  texts (normalised: lower case, URLs removed, whitespace collapsed) dropped, first row kept -> {d['unique']} tweets.
+  So no test tweet has a copy in training.
+- Split: stratified on sentiment, seed {manifest['split_seed']}, 80/10/10 -> train {d['split']['train']},
+  validation {d['split']['val']}, test {d['split']['test']}. Both models use the same split.
+
+## Sentiment model
+Ensemble of {hp['sentiment_members']} BiLSTMs (seeds differ; probabilities averaged). Input: cleaned lemmas with stop
+words kept (`CleanedText.all_tokens`) plus markers for "?", "!", links and extra mentions (`models/features.py`).
+Config {hp['sentiment']}; AdamW lr {hp['lr']}; loss weighted by class (square root of inverse frequency) and by
+the annotators' `airline_sentiment_confidence`; early stopping on validation accuracy + macro-F1.
+
+**Test split: accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}** (n={s['n']};
+per class {', '.join(f'{k} {v:.3f}' for k, v in s['per_class_f1'].items())}).
+
+## Topic model
+Trained **only on weak labels** from a guided (seeded) LDA: gensim LdaModel fitted on the training split's
+cleaned tokens, with an `eta` prior and a seeded start that anchor each LDA topic to a few seed words, and
+a reviewed mapping file (`topic_mapping.toml`, version {manifest['topic_mapping_version']}, copied into this folder)
+from LDA topic id to topic name. Each tweet's weak label is the name with the most LDA probability; only
+training tweets whose weak label has confidence >= {manifest['topic_training']['min_confidence']} are used
+({manifest['topic_training']['train_examples']} tweets), weighted by that confidence. Validation (early stopping)
+uses weak labels too. Neutral and positive tweets get a topic the same way (a thank-you mostly lands in
+"Customer Experience"). Config {hp['topic']}.
+
+The human `negativereason` column is **never** used for training or early stopping. The seed words were
+chosen by a person for each topic name and revised after looking at agreement on the *training* split; the
+test split was not used for any choice.
+
+- Agreement with the LDA weak labels, test split: accuracy {w['accuracy']:.4f}, macro-F1 {w['macro_f1']:.4f}.
+- **Agreement with the human negativereason, test negatives: macro-F1 {t['macro_f1']:.4f}**, accuracy
+  {t['accuracy']:.4f} (n={t['n']}; per class {', '.join(f'{k} {v:.3f}' for k, v in t['per_class_f1'].items())}).
+
+How that macro-F1 is computed: gold = test-split negative tweets whose `negativereason` maps to a topic by
+the table below ("Can't Tell" and empty excluded). Because the human label "Flight Booking Problems" covers
+both of our "Online Booking" and "Reservation Issue", both sides are collapsed so either prediction counts
+("Online Booking / Reservation"). Macro-F1 is the unweighted mean F1 over the 5 resulting labels
+(Baggage Issue, Customer Experience, Delay and Customer Service, Online Booking / Reservation, Reschedule
+and Refund); a prediction of "Extra Charges" or "Seating Preferences" (no human counterpart) is a miss.
+
+| negativereason | topic |
+|---|---|
+{mapping_rows}
+| Can't Tell | (excluded) |
+
+## Our labels vs the earlier LDA file
+On the same tweets: the {cmp.get('all', {}).get('n', 0)} negative tweets in both our deduplicated data and
+`airline_tweets_topic_labelled.csv` (joined on tweet_id). Most are training tweets, so the topic LSTM row
+for "all" is partly in-sample (for weak labels, not for negativereason); the test-split rows are out-of-sample.
+
+All shared negative tweets:
+
+{_fmt_cmp(cmp['all']) if 'all' in cmp else cmp.get('note', '')}
+
+Test split only (n={cmp.get('test_split', {}).get('n', 0)}):
+
+{_fmt_cmp(cmp['test_split']) if 'test_split' in cmp else ''}
+
+Counts per topic (all shared negative tweets):
+
+| topic | earlier file | our LDA weak labels | our topic LSTM |
+|---|---|---|---|
+{counts_rows}
+
+## Use and limits
+- Unclassifiable: a tweet with no words left after cleaning (only mentions/links/numbers) gets sentiment and
+  topic `unclassifiable` with score 0.0, and still a ticket (prefix GEN).
+- Topic labels come from keyword-anchored LDA: a tweet about two things gets one topic; "Extra Charges" and
+  "Seating Preferences" have no human yardstick here. Scores are softmax probabilities, not calibrated.
+- 2015 US airline tweets in English: other brands, languages or eras will score lower.
+- Reproduce: `tweetdesk train --seed {manifest['split_seed']}`; `tweetdesk evaluate` rewrites reports/.
+"""
+    (folder / "MODEL_CARD.md").write_text(text, encoding="utf-8")
