@@ -20,6 +20,7 @@ from typing import Any
 
 from tweetdesk.reply.app import create_app
 from tweetdesk.reply.consumer import DEFAULT_GROUP, ReplyConsumer
+from tweetdesk.reply.dead_letters import DeadLetterConsumer
 from tweetdesk.reply.poster import Poster
 from tweetdesk.reply.templates import ReplyTemplates
 from tweetdesk.tickets.store import TicketStore, _redact
@@ -52,6 +53,8 @@ class ReplyService:
         self.consumer = (
             ReplyConsumer(settings, self.store, self.poster, self.templates, group_id=group_id) if consume else None
         )
+        # Dead letters of every stage (topic_dead) into the store, for the dashboard's count.
+        self.dead_letters = DeadLetterConsumer(settings, self.store, group_id=f"{group_id}-dead") if consume else None
         self.host = host or settings.host
         self.port = settings.port if port is None else port
         self.serve_http = serve_http
@@ -61,7 +64,9 @@ class ReplyService:
             self.store,
             poster=self.poster,
             templates=self.templates,
-            health={"consumer": self._consumer_health} if self.consumer else {},
+            health={"consumer": self._consumer_health, "dead_letters": lambda: dict(self.dead_letters.stats)}
+            if self.consumer
+            else {},
         )
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -81,6 +86,8 @@ class ReplyService:
         self._spawn("tweetdesk-poster", lambda stop: self.poster.run(stop, recover=False), self.stopping)
         if self.consumer is not None:
             self._spawn("tweetdesk-consumer", self.consumer.run, self.stopping)
+        if self.dead_letters is not None:
+            self._spawn("tweetdesk-dead-letters", self.dead_letters.run, self.stopping)
         if self.serve_http:
             import waitress
 
