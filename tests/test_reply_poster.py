@@ -227,6 +227,19 @@ def test_partial_credentials_are_dry_run(tmp_path):
     assert Poster(s, TicketStore(s.db_url)).mode == "dry-run"
 
 
+def test_dry_run_can_be_forced_with_credentials_set(tmp_path, caplog, xapi):
+    """What the demo does: credentials in the environment, yet nothing leaves the machine."""
+    settings = live_settings(tmp_path, xapi)
+    store = TicketStore(settings.db_url)
+    with caplog.at_level(logging.WARNING, logger="tweetdesk.reply.poster"):
+        poster = Poster(settings, store, live=False)
+    _, rid = _open(store)
+    poster.step()
+    assert poster.mode == "dry-run" and store.get_reply(rid).status == ReplyStatus.dry_run
+    assert any("DRY-RUN mode (asked for)" in r.getMessage() for r in caplog.records)
+    assert not xapi.requests
+
+
 def test_background_loop_honours_a_real_reset_header(tmp_path, xapi):
     """The same 429 path with the real clock and the poster thread (reset one second ahead)."""
     import time

@@ -110,7 +110,8 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
     click.echo("tweetdesk demo: starting the embedded broker, the reply service (dry-run) and Spark (local[2]) …")
     with kafka_settings(s) as bound:
         port = bound.port if _port_free(bound.host, bound.port) else 0
-        service = ReplyService(bound, port=port).start()
+        # Always dry-run, even with X credentials in the environment: the sample's tweets are not ours to answer.
+        service = ReplyService(bound, port=port, poster_kwargs={"live": False}).start()
         spark = handle = None
         try:
             res.dashboard = service.url + "/"
@@ -188,7 +189,7 @@ def print_summary(r: DemoResult) -> None:
         f"by sentiment           {_fmt_counts(r.by_sentiment)}",
         f"by topic               {_fmt_counts(r.by_topic)}",
         f"tickets issued         {r.tickets}",
-        f"replies                {_fmt_counts(r.replies) or 'none'} (dry-run outbox: no X credentials)",
+        f"replies                {_fmt_counts(r.replies) or 'none'} (dry-run outbox: the demo never posts)",
         f"latency ingest→Parquet {lat}",
         f"Parquet                {r.parquet_dir}",
         f"logs                   {r.log_dir}",

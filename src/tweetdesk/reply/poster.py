@@ -181,7 +181,9 @@ class Poster:
         self.max_attempts = settings.reply_max_attempts
         self._wake = threading.Event()
         self.counts = {"posted": 0, "dry_run": 0, "retry": 0, "failed": 0, "unknown": 0}
-        if not self.live:
+        if not self.live and settings.x_user_credentials:
+            log.warning("replies run in DRY-RUN mode (asked for), although X credentials are set: nothing is posted")
+        elif not self.live:
             log.warning(
                 "X user-context credentials are not set (TWEETDESK_X_CONSUMER_KEY/_SECRET, "
                 "TWEETDESK_X_ACCESS_TOKEN/_SECRET): replies run in DRY-RUN mode, written to the outbox "
