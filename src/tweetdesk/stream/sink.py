@@ -47,6 +47,7 @@ class BatchResult:
     enriched: int
     dead: int
     seconds: float
+    written_at: float = 0.0  # wall clock (time.time()) when the batch's Parquet files were in place
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Totals:
         self.dead += r.dead
         self.last = r
         self.history.append(r)
-        del self.history[:-1000]
+        del self.history[:-100_000]
 
 
 class Publisher:
@@ -133,6 +134,7 @@ class BatchSink:
                    .partitionBy(*PARQUET_PARTITIONS)
                    .parquet(self.path))
             t2 = time.monotonic()
+            written_at = time.time()
             if n_ok or n_dead:
                 df.select("kind", "out_key", "payload").mapInArrow(Publisher(self.settings), "kind string, n long") \
                   .collect()
@@ -140,7 +142,7 @@ class BatchSink:
             df.unpersist()
         log.debug("batch %d: transform %.2f s, Parquet %.2f s, publish %.2f s", batch_id, t1 - t0, t2 - t1,
                   time.monotonic() - t2)
-        result = BatchResult(batch_id, n_ok, n_dead, time.monotonic() - t0)
+        result = BatchResult(batch_id, n_ok, n_dead, time.monotonic() - t0, written_at)
         self.totals.add(result)
         if n_ok or n_dead:
             log.info("batch %d: %d enriched, %d dead-lettered in %.2f s", batch_id, n_ok, n_dead, result.seconds)
@@ -157,6 +159,16 @@ def clean_stale_staging(parquet_dir: Path) -> None:
         if p.exists():
             log.info("removing %s left by an interrupted write", p)
             shutil.rmtree(p, ignore_errors=True)
+
+
+def parquet_latency(df, totals: Totals):
+    """Seconds from ingest (``ingested_at``, stamped by the producer) to the row's Parquet file being in place,
+    per row of ``df`` (from ``read_enriched``) written by this process's query; rows of other batches are NaN."""
+    import pandas as pd
+
+    written = {r.batch_id: r.written_at for r in totals.history}
+    done = pd.to_datetime(df[BATCH_COLUMN].astype("int64").map(written), unit="s", utc=True)
+    return (done - pd.to_datetime(df["ingested_at"], utc=True)).dt.total_seconds()
 
 
 def read_enriched(parquet_dir: Path | str, columns: list[str] | None = None):
