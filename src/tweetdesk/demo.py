@@ -159,6 +159,8 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
                 res.example = {"ticket_id": r.ticket_id, "tweet_id": r.tweet_id, "text": r.text}
             res.seconds = time.monotonic() - started
             print_summary(res)
+            if not keep_running:
+                click.echo("(the dashboard stops with the demo; `tweetdesk demo --keep-running` keeps it open)")
             if keep_running and not stop.is_set():
                 click.echo(f"\nservices keep running; dashboard at {res.dashboard} — Ctrl-C stops everything.")
                 stop.wait()
