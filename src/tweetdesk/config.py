@@ -8,6 +8,8 @@ folder), then the defaults below. Every stage takes a ``Settings``; none reads t
 from __future__ import annotations
 
 import os
+import re
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -30,6 +32,50 @@ SAMPLE_TWEETS = PACKAGE_DIR / "data" / "sample_tweets.jsonl"
 
 def _toml_path() -> Path:
     return Path(os.environ.get("TWEETDESK_CONFIG", "tweetdesk.toml"))
+
+
+# Settings that are secrets wherever they come from (SecretStr fields are added by name below), and the
+# parts of others that are: a password inside the database URL, password/secret keys of kafka_config.
+_SECRET_KAFKA_KEY = re.compile(r"password|secret", re.I)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)", re.I)
+
+
+def redact_url(url: str) -> str:
+    """``scheme://user:password@host/db`` -> ``scheme://user:***@host/db`` (other URLs unchanged)."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + "***", url)
+
+
+def _secrets_in(data: dict) -> list[str]:
+    """Names of the secret settings present in a dict read from a settings file."""
+    from pydantic import SecretStr as _S
+
+    names = [k for k, f in Settings.model_fields.items() if f.annotation in (_S, _S | None) and data.get(k)]
+    url = data.get("database_url")
+    if isinstance(url, str) and _URL_PASSWORD.search(url):
+        names.append("database_url (password)")
+    kc = data.get("kafka_config")
+    if isinstance(kc, dict):
+        names += [f"kafka_config.{k}" for k in kc if _SECRET_KAFKA_KEY.search(str(k))]
+    return names
+
+
+class _GuardedToml(TomlConfigSettingsSource):
+    """The settings file may hold secrets only when no one but its owner can read it (chmod 600)."""
+
+    def __call__(self) -> dict:
+        data = super().__call__()
+        path = _toml_path()
+        secrets = _secrets_in(data) if data else []
+        if secrets and path.exists():
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                from tweetdesk.errors import ConfigError
+
+                raise ConfigError(
+                    f"{path} holds secrets ({', '.join(secrets)}) but is readable by other users (mode "
+                    f"{mode:04o}): run `chmod 600 {path}` or pass them as TWEETDESK_* environment variables"
+                )
+        return data
 
 
 class Settings(BaseSettings):
@@ -112,8 +158,17 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
+            _GuardedToml(settings_cls, toml_file=_toml_path()),
         )
+
+    def __repr_args__(self):
+        # SecretStr fields already print as '**********'; hide the other secret-bearing values too.
+        for k, v in super().__repr_args__():
+            if k == "database_url" and isinstance(v, str):
+                v = redact_url(v)
+            elif k == "kafka_config" and isinstance(v, dict):
+                v = {ck: ("**********" if _SECRET_KAFKA_KEY.search(str(ck)) else cv) for ck, cv in v.items()}
+            yield k, v
 
     # --- derived paths -----------------------------------------------------------------------
     @property

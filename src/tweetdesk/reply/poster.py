@@ -67,8 +67,21 @@ class RebasedSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
+# oauthlib and requests-oauthlib log the consumer key and access token (and the signed Authorization
+# header) at DEBUG: never let them below INFO, whatever level the application turns on.
+_CREDENTIAL_LOGGERS = ("oauthlib", "requests_oauthlib")
+
+
+def _quiet_credential_loggers() -> None:
+    for name in _CREDENTIAL_LOGGERS:
+        lg = logging.getLogger(name)
+        if lg.level < logging.INFO:  # NOTSET (inherits) or DEBUG
+            lg.setLevel(logging.INFO)
+
+
 def make_x_client(settings, *, timeout: float | tuple[float, float] = (5.0, 30.0)) -> tweepy.Client:
     """A tweepy Client with OAuth 1.0a user context, pointed at ``settings.x_api_base``."""
+    _quiet_credential_loggers()
 
     def secret(s):
         return s.get_secret_value() if s is not None else None
