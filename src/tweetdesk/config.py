@@ -125,7 +125,10 @@ class Settings(BaseSettings):
     reply_limit: int = Field(100, ge=1, description="Posts allowed per window (X: 100 per 15 min per user).")
     reply_window_seconds: int = Field(900, ge=1)
     reply_daily_app_limit: int = Field(10_000, ge=1)
-    reply_cost_usd: float = 0.015
+    reply_cost_usd: float = Field(0.015, ge=0, description="X's price per post.")
+    reply_url_cost_usd: float = Field(0.20, ge=0, description="X's price per post containing a URL (we never post one).")
+    reply_burst: int = Field(10, ge=1, description="Posts the budget lets out at once before pacing to limit/window.")
+    reply_budget_dry_run: bool = Field(False, description="Apply the posting budget in dry-run too (a rehearsal).")
     reply_max_attempts: int = Field(5, ge=1)
     flood_per_author: int = Field(5, ge=1, description="New tickets per author per flood window.")
     flood_per_rule: int = Field(1_000, ge=1, description="New tickets per stream rule per flood window.")
