@@ -42,6 +42,12 @@ def build_spark(settings: Settings | None = None, app_name: str = "tweetdesk", u
     from pyspark.sql import SparkSession
 
     settings = settings or Settings()
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Under spark-submit the JVM is already up: connect to it first, or SparkConf() below is a bare
+        # Python dict that knows nothing of --master/--conf, and local[2] would silently win.
+        from pyspark import SparkContext
+
+        SparkContext._ensure_initialized()
     existing = SparkConf()  # under spark-submit this already holds --master and --conf values
     builder = SparkSession.builder.appName(app_name)
     if not existing.contains("spark.master"):
