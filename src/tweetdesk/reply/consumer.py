@@ -5,7 +5,9 @@ Order per batch, which is what makes replays harmless:
 1. parse each record (``EnrichedTweet``); a record that does not parse, or whose ticket ID fails its
    check, goes to the dead-letter topic with the reason (nothing is dropped silently);
 2. one store transaction: insert-if-absent the tickets (unique tweet id) and queue each new ticket's
-   reply (unique per ticket) — a re-delivered record changes nothing;
+   reply (unique per ticket) — a re-delivered record changes nothing. A later tweet of a customer's
+   conversation joins its open ticket, our own tweets and flood-guarded ones are recorded without a
+   ticket (``tweetdesk.tickets.intake``); each reply is queued with its budget priority;
 3. the poster tries the new replies at once (dry-run: recorded instantly; live: one attempt each,
    within the posting budget), so normally the *outcome* is stored before step 5. A reply that has
    to wait (rate limit, X outage) stays queued in the store, which owns it from then on;
@@ -30,7 +32,9 @@ from typing import Literal
 from pydantic import ValidationError
 
 from tweetdesk.records import DeadLetter, EnrichedTweet
+from tweetdesk.reply.budget import priority_of
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
+from tweetdesk.tickets.intake import Intake
 from tweetdesk.tickets.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,9 @@ class BatchResult:
     duplicates: int = 0
     dead: int = 0
     replies_queued: int = 0
+    threaded: int = 0  # joined an open ticket of their conversation
+    own: int = 0  # our own tweets, not ticketed
+    capped: int = 0  # held back by the flood guard
     settled: dict[str, int] = field(default_factory=dict)
 
 
@@ -65,6 +72,7 @@ class ReplyConsumer:
         self.store = store
         self.poster = poster
         self.templates = templates
+        self.intake = Intake.from_settings(settings)  # threads, our own handles, the flood guard
         self.group_id = group_id
         self.mode = mode
         self.batch_size = batch_size
@@ -75,6 +83,9 @@ class ReplyConsumer:
             "records": 0,
             "tickets_created": 0,
             "duplicates": 0,
+            "threaded": 0,
+            "own": 0,
+            "capped": 0,
             "dead_letters": 0,
             "commits": 0,
             "offsets": {},
@@ -96,11 +107,14 @@ class ReplyConsumer:
                 tweets.append(tw)
             except (ValidationError, ValueError, TicketIdError) as e:
                 dead.append(self._dead(value, _reason(e), meta))
-        ingest = self.store.add_tickets(tweets, self.templates.render)
+        ingest = self.store.add_tickets(tweets, self.templates.render, intake=self.intake, priority=priority_of)
         for tweet_id, reason in ingest.rejected:
             tw = next(t for t in tweets if t.id == tweet_id)
             dead.append(self._dead(tw.model_dump_json().encode(), reason, {"key": tweet_id}))
         res.created, res.duplicates, res.replies_queued = len(ingest.created), len(ingest.duplicates), len(ingest.replies)
+        res.threaded, res.own, res.capped = len(ingest.threaded), len(ingest.own), len(ingest.capped)
+        for tweet_id, reason in ingest.capped:
+            log.info("tweet %s not ticketed: %s", tweet_id, reason)
         if ingest.replies and self.poster is not None:
             try:
                 res.settled = self.poster.deliver(ingest.replies)
@@ -113,6 +127,9 @@ class ReplyConsumer:
         self.stats["records"] += res.records
         self.stats["tickets_created"] += res.created
         self.stats["duplicates"] += res.duplicates
+        self.stats["threaded"] += res.threaded
+        self.stats["own"] += res.own
+        self.stats["capped"] += res.capped
         self.stats["dead_letters"] += res.dead
         return res
 

@@ -39,11 +39,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.records import EnrichedTweet, Entity, Reply, ReplyStatus, utcnow
+from tweetdesk.tickets.intake import CAPPED, OPENED, OWN, THREADED, FloodCounter, Intake, author_key
 
 log = logging.getLogger(__name__)
 
 # Bump when the schema changes, and add the step that upgrades N-1 -> N to MIGRATIONS below.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StoreError(TweetdeskError):
@@ -131,6 +132,9 @@ tickets = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("replied_at", UTCDateTime),
     sa.Column("resolved_at", UTCDateTime),
+    # v2: customer tweets in the ticket's thread, and the newest of them (the one a reply answers).
+    sa.Column("message_count", sa.Integer, nullable=False, default=1, server_default="1"),
+    sa.Column("last_tweet_id", sa.String(32)),
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_topic", "topic"),
     sa.Index("ix_tickets_sentiment", "sentiment"),
@@ -155,14 +159,67 @@ replies = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("posted_at", UTCDateTime),
+    # v2: the reply budget's order (lower first; see tweetdesk.reply.budget) and what the post cost.
+    sa.Column("priority", sa.Integer, nullable=False, default=3, server_default="3"),
+    sa.Column("cost_usd", sa.Float),
     sa.Index("ix_replies_status_due", "status", "not_before"),
     sa.Index("ix_replies_posted_at", "posted_at"),
+    sa.Index("ix_replies_status_priority", "status", "priority", "created_at"),
 )
+
+# v2: every tweet taken in, ticketed or not (see tweetdesk.tickets.intake for the dispositions).
+tweets_table = sa.Table(
+    "tweets",
+    metadata,
+    sa.Column("tweet_id", sa.String(32), primary_key=True),
+    sa.Column("ticket_id", sa.String(16), sa.ForeignKey("tickets.ticket_id"), index=True),
+    sa.Column("disposition", sa.String(16), nullable=False),  # opened | threaded | own | capped
+    sa.Column("reason", sa.Text),
+    sa.Column("conversation_key", sa.String(32), nullable=False),  # conversation_id, else the root we know
+    sa.Column("in_reply_to_tweet_id", sa.String(32)),
+    sa.Column("author", sa.String(64), nullable=False),
+    sa.Column("author_key", sa.String(80), nullable=False),  # author_id, else '@' + lower-case handle
+    sa.Column("rule", sa.String(256)),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("sentiment", sa.String(16)),
+    sa.Column("topic", sa.String(64)),
+    sa.Column("tweet_created_at", UTCDateTime, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Index("ix_tweets_conversation", "conversation_key", "author_key"),
+    sa.Index("ix_tweets_author_time", "author_key", "disposition", "tweet_created_at"),
+    sa.Index("ix_tweets_rule_time", "rule", "disposition", "tweet_created_at"),
+    sa.Index("ix_tweets_disposition_received", "disposition", "received_at"),
+)
+
+
+def _migrate_v2(conn: Connection) -> None:
+    """v1 → v2: threads, flood guard and reply budget (issue 7)."""
+    for table, column in (
+        ("tickets", "message_count INTEGER NOT NULL DEFAULT 1"),
+        ("tickets", "last_tweet_id VARCHAR(32)"),
+        ("replies", "priority INTEGER NOT NULL DEFAULT 3"),
+        ("replies", "cost_usd FLOAT"),
+    ):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+    next(i for i in replies.indexes if i.name == "ix_replies_status_priority").create(conn)
+    tweets_table.create(conn)
+    # Every ticket's tweet opened it; live posts so far cost the plain price.
+    conn.execute(
+        sa.text(
+            "INSERT INTO tweets (tweet_id, ticket_id, disposition, conversation_key, in_reply_to_tweet_id, author, "
+            "author_key, rule, text, sentiment, topic, tweet_created_at, received_at) "
+            "SELECT tweet_id, ticket_id, 'opened', COALESCE(conversation_id, tweet_id), in_reply_to_tweet_id, author, "
+            "COALESCE(author_id, '@' || LOWER(author)), rule, text, sentiment, topic, "
+            "COALESCE(tweet_created_at, created_at), created_at FROM tickets"
+        )
+    )
+    conn.execute(sa.text("UPDATE tickets SET last_tweet_id = tweet_id"))
+    conn.execute(sa.text("UPDATE replies SET cost_usd = 0.015 WHERE status = 'posted'"))
 
 # version -> function upgrading a database from version-1 to version. A fresh database is created
 # from ``metadata`` at SCHEMA_VERSION directly; existing ones run the missing steps in order.
 # Append only; never edit a step that has shipped.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_v2}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,6 +257,8 @@ class Ticket(BaseModel):
     updated_at: datetime
     replied_at: datetime | None = None
     resolved_at: datetime | None = None
+    message_count: int = 1
+    last_tweet_id: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What anyone holding the ticket ID may see: no handle, no tweet text, no reply."""
@@ -224,6 +283,8 @@ class StoredReply(Reply):
     created_at: datetime
     updated_at: datetime
     posted_at: datetime | None = None
+    priority: int = 3
+    cost_usd: float | None = None
 
 
 class DryRunRecord(NamedTuple):
@@ -239,6 +300,9 @@ class IngestResult:
     duplicates: list[str] = field(default_factory=list)  # tweet ids already held (re-deliveries)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (tweet id, reason)
     replies: list[int] = field(default_factory=list)  # reply ids queued by this call
+    threaded: list[str] = field(default_factory=list)  # tweet ids that joined an open ticket
+    own: list[str] = field(default_factory=list)  # tweet ids from our own accounts (not ticketed)
+    capped: list[tuple[str, str]] = field(default_factory=list)  # (tweet id, flood-guard reason)
 
 
 @dataclass
@@ -399,23 +463,35 @@ class TicketStore:
         self,
         tweets: Sequence[EnrichedTweet],
         reply_text: Callable[[EnrichedTweet], str | None] | None = None,
+        *,
+        intake: Intake | None = None,
+        priority: Callable[[EnrichedTweet], int] | None = None,
     ) -> IngestResult:
-        """Open a ticket per new tweet and queue its automatic reply, in one transaction.
+        """Take in a batch of tweets in one transaction: open a ticket per new conversation and queue
+        its automatic reply; attach later tweets of a conversation to its open ticket; record our
+        own tweets and flood-guarded ones without a ticket (see ``tweetdesk.tickets.intake``).
 
-        Insert-if-absent on the tweet id: a tweet already held is reported in ``duplicates`` and
-        changes nothing (not its ticket, not its reply). ``reply_text(tweet)`` gives the reply to
-        queue for a new ticket (None = no automatic reply).
+        Insert-if-absent on the tweet id: a tweet already held (ticketed or not) is reported in
+        ``duplicates`` and changes nothing. ``reply_text(tweet)`` gives the reply to queue for a new
+        ticket (None = no automatic reply); ``priority(tweet)`` its place in the reply budget's
+        queue (lower first). ``intake`` defaults to ``Intake()``: threads, no own handles, no caps.
         """
+        intake = intake or Intake()
         result = IngestResult()
         if not tweets:
             return result
         now = self.clock()
+        T = tweets_table
         # A few set-based statements per batch, not several per record: this is the hot path.
         with self._tx(write=True) as conn:
+
+            def each(col, keys, *cond, cols=None):
+                keys = list(dict.fromkeys(k for k in keys if k))
+                for i in range(0, len(keys), 500):
+                    yield from conn.execute(sa.select(*(cols or [col])).where(col.in_(keys[i : i + 500]), *cond))
+
             ids = list(dict.fromkeys(tw.id for tw in tweets))
-            held: set[str] = set()
-            for i in range(0, len(ids), 500):
-                held.update(conn.execute(sa.select(tickets.c.tweet_id).where(tickets.c.tweet_id.in_(ids[i : i + 500]))).scalars())
+            held = {r[0] for r in each(T.c.tweet_id, ids)} | {r[0] for r in each(tickets.c.tweet_id, ids)}
             fresh: dict[str, EnrichedTweet] = {}
             for tw in tweets:
                 if tw.id in held or tw.id in fresh:
@@ -424,24 +500,134 @@ class TicketStore:
                     fresh[tw.id] = tw
             if not fresh:
                 return result
-            texts = {tid: (reply_text(tw) if reply_text else None) for tid, tw in fresh.items()}
-            rows = [{**_ticket_row(tw, now), "reply_text": texts[tw.id]} for tw in fresh.values()]
-            # Insert-if-absent; RETURNING names the rows that went in (a concurrent writer on
-            # PostgreSQL may have won some; SQLAlchemy gives no rowcount for these on psycopg).
-            ins = self._insert(tickets).on_conflict_do_nothing().returning(tickets.c.ticket_id, tickets.c.tweet_id)
-            inserted = {tweet_id for _tid, tweet_id in conn.execute(ins, rows)}
-            for tw in fresh.values():
+            order = sorted(fresh.values(), key=lambda t: t.created_at)  # stable: same time keeps batch order
+
+            # Parents we hold: a customer tweet (its conversation) or one of our posted replies (its ticket).
+            parents = [tw.in_reply_to_tweet_id for tw in order]
+            parent_conv: dict[str, str] = {}
+            parent_ticket: dict[str, str] = {}
+            for tid, conv, ticket in each(T.c.tweet_id, parents, cols=[T.c.tweet_id, T.c.conversation_key, T.c.ticket_id]):
+                parent_conv[tid] = conv
+                if ticket:
+                    parent_ticket[tid] = ticket
+            keys = [p for p in parents if p]
+            for i in range(0, len(keys), 500):
+                q = (
+                    sa.select(replies.c.posted_id, replies.c.ticket_id, sa.func.coalesce(tickets.c.conversation_id, tickets.c.tweet_id))
+                    .join(tickets, tickets.c.ticket_id == replies.c.ticket_id)
+                    .where(replies.c.posted_id.in_(keys[i : i + 500]))
+                )
+                for pid, ticket, conv in conn.execute(q):
+                    parent_ticket[pid] = ticket
+                    parent_conv.setdefault(pid, conv)
+
+            conv_of: dict[str, str] = {}
+
+            def conversation(tw: EnrichedTweet) -> str:
+                p = tw.in_reply_to_tweet_id
+                return tw.conversation_id or parent_conv.get(p) or conv_of.get(p) or tw.id
+
+            # Open tickets of these conversations, per customer (the latest wins).
+            convs = [conversation(tw) for tw in order]
+            thread: dict[tuple[str, str], str] = {}
+            conv_ticket: dict[str, str] = {}
+            for i in range(0, len(convs), 500):
+                q = (
+                    sa.select(T.c.conversation_key, T.c.author_key, T.c.ticket_id)
+                    .join(tickets, tickets.c.ticket_id == T.c.ticket_id)
+                    .where(
+                        T.c.conversation_key.in_(list(dict.fromkeys(convs[i : i + 500]))),
+                        T.c.disposition.in_([OPENED, THREADED]),
+                        tickets.c.status != TicketStatus.resolved.value,
+                    )
+                    .order_by(tickets.c.created_at, tickets.c.ticket_id)
+                )
+                for conv, akey, ticket in conn.execute(q):
+                    thread[(conv, akey)] = ticket
+                    conv_ticket[conv] = ticket
+
+            # The flood guard's counts so far, within the window before the earliest tweet.
+            flood = FloodCounter(intake)
+            since = order[0].created_at - intake.window
+            if intake.per_author is not None:
+                akeys = [author_key(tw.author, tw.author_id) for tw in order]
+                for akey, at in each(
+                    T.c.author_key, akeys, T.c.disposition == OPENED, T.c.tweet_created_at > since,
+                    cols=[T.c.author_key, T.c.tweet_created_at],
+                ):
+                    flood.seed("author", akey, at)
+            if intake.per_rule is not None:
+                for rule, at in each(
+                    T.c.rule, [tw.rule for tw in order], T.c.disposition == OPENED, T.c.tweet_created_at > since,
+                    cols=[T.c.rule, T.c.tweet_created_at],
+                ):
+                    flood.seed("rule", rule, at)
+
+            # Decide, oldest first.
+            openers: list[EnrichedTweet] = []
+            rows: dict[str, dict[str, Any]] = {}  # tweet id -> its tweets row
+            for tw in order:
+                conv = conversation(tw)
+                conv_of[tw.id] = conv
+                akey = author_key(tw.author, tw.author_id)
+                row = _tweet_row(tw, conv, akey, now)
+                rows[tw.id] = row
+                if intake.is_ours(tw.author):
+                    row.update(disposition=OWN, reason="our own account",
+                               ticket_id=parent_ticket.get(tw.in_reply_to_tweet_id) or conv_ticket.get(conv))
+                    result.own.append(tw.id)
+                    continue
+                ticket = thread.get((conv, akey))
+                if ticket:
+                    row.update(disposition=THREADED, ticket_id=ticket)
+                    continue
+                reason = flood.reason(tw.author, akey, tw.rule, tw.created_at)
+                if reason:
+                    row.update(disposition=CAPPED, reason=reason)
+                    result.capped.append((tw.id, reason))
+                    continue
+                row.update(disposition=OPENED, ticket_id=tw.ticket_id)
+                flood.opened(akey, tw.rule, tw.created_at)
+                thread[(conv, akey)] = tw.ticket_id
+                conv_ticket.setdefault(conv, tw.ticket_id)
+                openers.append(tw)
+
+            inserted: set[str] = set()
+            texts: dict[str, str | None] = {}
+            if openers:
+                texts = {tw.id: (reply_text(tw) if reply_text else None) for tw in openers}
+                ticket_rows = [{**_ticket_row(tw, now), "reply_text": texts[tw.id]} for tw in openers]
+                # Insert-if-absent; RETURNING names the rows that went in (a concurrent writer on
+                # PostgreSQL may have won some; SQLAlchemy gives no rowcount for these on psycopg).
+                ins = self._insert(tickets).on_conflict_do_nothing().returning(tickets.c.ticket_id, tickets.c.tweet_id)
+                inserted = {tweet_id for _tid, tweet_id in conn.execute(ins, ticket_rows)}
+            lost: set[str] = set()  # ticket ids this batch meant to open but could not
+            for tw in openers:
                 if tw.id in inserted:
                     result.created.append(tw.ticket_id)
-                elif conn.execute(sa.select(tickets.c.ticket_id).where(tickets.c.tweet_id == tw.id)).scalar() is not None:
+                    continue
+                del rows[tw.id]  # not ours to record: stored by another writer, or rejected
+                if conn.execute(sa.select(tickets.c.ticket_id).where(tickets.c.tweet_id == tw.id)).scalar() is not None:
                     result.duplicates.append(tw.id)  # a concurrent writer stored it first
                 else:
                     # The ticket ID is taken by another tweet: a hash collision (~1e-12). Never drop
                     # it silently: the caller dead-letters it.
+                    lost.add(tw.ticket_id)
                     result.rejected.append((tw.id, f"ticket id {tw.ticket_id} already belongs to another tweet"))
+            for tid, row in list(rows.items()):
+                if row["ticket_id"] in lost:  # a thread tweet of a rejected opener goes with it
+                    if row["disposition"] == OWN:
+                        row["ticket_id"] = None
+                    else:
+                        del rows[tid]
+                        result.rejected.append((tid, f"its thread's ticket {row['ticket_id']} could not be opened"))
+                elif row["disposition"] == THREADED:
+                    result.threaded.append(tid)
+
             reply_rows = [
-                _reply_row(tw.ticket_id, tw.id, texts[tw.id], ReplyKind.auto, f"auto:{tw.ticket_id}", now)
-                for tw in fresh.values()
+                {**_reply_row(tw.ticket_id, tw.id, texts[tw.id], ReplyKind.auto, f"auto:{tw.ticket_id}", now),
+                 "priority": priority(tw) if priority else 3}
+                for tw in openers
                 if tw.id in inserted and texts[tw.id]
             ]
             if reply_rows:
@@ -449,6 +635,43 @@ class TicketStore:
                     self._insert(replies).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(replies.c.id)
                 )
                 result.replies.extend(sorted(conn.execute(ins_reply, reply_rows).scalars()))
+            if rows:
+                conn.execute(self._insert(T).on_conflict_do_nothing(index_elements=["tweet_id"]), list(rows.values()))
+
+            # Thread tweets: count them on their ticket; a reply still queued answers the newest
+            # tweet and moves up if the thread got more urgent ("update: now it's cancelled").
+            joined: dict[str, dict[str, Any]] = {}
+            for tid in result.threaded:
+                tw, row = fresh[tid], rows[tid]
+                j = joined.setdefault(row["ticket_id"], {"tid": row["ticket_id"], "n": 0, "last": tid, "p": 99})
+                j["n"] += 1
+                j["last"] = tid
+                j["p"] = min(j["p"], priority(tw) if priority else 99)
+            if joined:
+                conn.execute(
+                    tickets.update()
+                    .where(tickets.c.ticket_id == sa.bindparam("tid"))
+                    .values(
+                        message_count=tickets.c.message_count + sa.bindparam("n"),
+                        last_tweet_id=sa.bindparam("last"),
+                        updated_at=now,
+                    ),
+                    [{"tid": j["tid"], "n": j["n"], "last": j["last"]} for j in joined.values()],
+                )
+                p = sa.bindparam("p")
+                conn.execute(
+                    replies.update()
+                    .where(
+                        replies.c.dedupe_key == sa.bindparam("key"),
+                        replies.c.status == ReplyStatus.queued.value,
+                    )
+                    .values(
+                        in_reply_to_tweet_id=sa.bindparam("last"),
+                        priority=sa.case((replies.c.priority > p, p), else_=replies.c.priority),
+                        updated_at=now,
+                    ),
+                    [{"key": f"auto:{j['tid']}", "last": j["last"], "p": j["p"]} for j in joined.values()],
+                )
         return result
 
     def queue_reply(
@@ -476,13 +699,14 @@ class TicketStore:
 
     # --- the outbox state machine --------------------------------------------------------------
     def due_replies(self, limit: int = 100, *, now: datetime | None = None) -> list[int]:
-        """Queued replies whose wait is over, oldest first."""
+        """Queued replies whose wait is over: by priority (lower first; agents' replies are 0), then
+        oldest first."""
         now = now or self.clock()
         q = (
             sa.select(replies.c.id)
             .where(replies.c.status == ReplyStatus.queued.value)
             .where(sa.or_(replies.c.not_before.is_(None), replies.c.not_before <= now))
-            .order_by(replies.c.created_at, replies.c.id)
+            .order_by(replies.c.priority, replies.c.created_at, replies.c.id)
             .limit(limit)
         )
         with self._tx() as conn:
@@ -517,10 +741,13 @@ class TicketStore:
             )
             return StoredReply.model_validate(_reply_dict(row))
 
-    def record_posted(self, reply_id: int, posted_id: str | None, *, dry_run: bool = False) -> bool:
-        """posting → posted (X accepted it, ``posted_id`` is the new tweet) and the ticket → replied."""
+    def record_posted(
+        self, reply_id: int, posted_id: str | None, *, dry_run: bool = False, cost_usd: float | None = None
+    ) -> bool:
+        """posting → posted (X accepted it, ``posted_id`` is the new tweet) and the ticket → replied.
+        ``cost_usd``: what X charges for this post (the reply budget's spend)."""
         status = ReplyStatus.dry_run if dry_run else ReplyStatus.posted
-        return self._finish(reply_id, status, posted_id=posted_id, error=None, dry_run=dry_run)
+        return self._finish(reply_id, status, posted_id=posted_id, error=None, dry_run=dry_run, cost_usd=cost_usd)
 
     def record_dry_run(self, reply_ids: Iterable[int]) -> list[DryRunRecord]:
         """queued → dry_run for many replies in one transaction (nothing leaves the building, so no
@@ -619,7 +846,14 @@ class TicketStore:
         return self.record_retry(reply_id, reason, self.clock())
 
     def _finish(
-        self, reply_id: int, status: ReplyStatus, *, posted_id: str | None, error: str | None, dry_run: bool = False
+        self,
+        reply_id: int,
+        status: ReplyStatus,
+        *,
+        posted_id: str | None,
+        error: str | None,
+        dry_run: bool = False,
+        cost_usd: float | None = None,
     ) -> bool:
         now = self.clock()
         err = error[:2000] if error else None
@@ -632,6 +866,7 @@ class TicketStore:
                     posted_id=posted_id,
                     error=err,
                     dry_run=dry_run,
+                    cost_usd=cost_usd,
                     updated_at=now,
                     posted_at=now if status in (ReplyStatus.posted, ReplyStatus.dry_run) else None,
                 )
@@ -670,14 +905,136 @@ class TicketStore:
             ).mappings()
             return [StoredReply.model_validate(_reply_dict(r)) for r in rows]
 
-    def posted_since(self, since: datetime) -> int:
-        """Live posts accepted by X since ``since`` (the rate limiter's window)."""
+    def posted_since(self, since: datetime, *, dry_run: bool = False) -> int:
+        """Live posts accepted by X since ``since`` (the rate limiter's window); ``dry_run=True``
+        counts dry-run "posts" too."""
+        statuses = [ReplyStatus.posted.value] + ([ReplyStatus.dry_run.value] if dry_run else [])
         with self._tx() as conn:
             return conn.execute(
                 sa.select(sa.func.count())
                 .select_from(replies)
-                .where(replies.c.status == ReplyStatus.posted.value, replies.c.posted_at >= since)
+                .where(replies.c.status.in_(statuses), replies.c.posted_at >= since)
             ).scalar_one()
+
+    def post_times(self, since: datetime, *, dry_run: bool = False) -> list[datetime]:
+        """When each post since ``since`` was made, oldest first (the reply budget's window and
+        pacing). ``dry_run=True`` counts dry-run "posts" too (a budget rehearsed without credentials)."""
+        statuses = [ReplyStatus.posted.value] + ([ReplyStatus.dry_run.value] if dry_run else [])
+        with self._tx() as conn:
+            return list(
+                conn.execute(
+                    sa.select(replies.c.posted_at)
+                    .where(replies.c.status.in_(statuses), replies.c.posted_at >= since)
+                    .order_by(replies.c.posted_at)
+                ).scalars()
+            )
+
+    def spend_since(self, since: datetime) -> float:
+        """US dollars X charged for our posts since ``since`` (each post's price is stored with it)."""
+        with self._tx() as conn:
+            return float(
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(replies.c.cost_usd), 0.0)).where(
+                        replies.c.status == ReplyStatus.posted.value, replies.c.posted_at >= since
+                    )
+                ).scalar_one()
+            )
+
+    def queue_stats(self) -> dict[str, Any]:
+        """The reply queue: replies waiting (queued or being posted), by priority, and the oldest."""
+        with self._tx() as conn:
+            by_priority = {
+                p: n
+                for p, n in conn.execute(
+                    sa.select(replies.c.priority, sa.func.count())
+                    .where(replies.c.status == ReplyStatus.queued.value)
+                    .group_by(replies.c.priority)
+                )
+            }
+            oldest = conn.execute(
+                sa.select(sa.func.min(replies.c.created_at)).where(replies.c.status == ReplyStatus.queued.value)
+            ).scalar()
+            posting = conn.execute(
+                sa.select(sa.func.count()).select_from(replies).where(replies.c.status == ReplyStatus.posting.value)
+            ).scalar_one()
+        return {"queued": sum(by_priority.values()), "posting": posting, "by_priority": by_priority, "oldest": oldest}
+
+    def intake_stats(self, since: datetime | None = None) -> dict[str, Any]:
+        """Tweets taken in by disposition (opened, threaded, own, capped) and the flood guard's
+        reasons with how many tweets each held back, most first (for the dashboard and the API)."""
+        T = tweets_table
+        cond = [T.c.received_at >= since] if since is not None else []
+        with self._tx() as conn:
+            by = {d: n for d, n in conn.execute(sa.select(T.c.disposition, sa.func.count()).where(*cond).group_by(T.c.disposition))}
+            reasons = conn.execute(
+                sa.select(T.c.reason, sa.func.count().label("n"))
+                .where(T.c.disposition == CAPPED, *cond)
+                .group_by(T.c.reason)
+                .order_by(sa.desc("n"), T.c.reason)
+            ).all()
+        return {
+            "tweets": sum(by.values()),
+            "by_disposition": {d: by.get(d, 0) for d in (OPENED, THREADED, OWN, CAPPED)},
+            "flood_reasons": [(r, n) for r, n in reasons],
+        }
+
+    def held_back(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Tweets the flood guard held back, newest first, with the reason."""
+        T = tweets_table
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(T.c.tweet_id, T.c.author, T.c.rule, T.c.reason, T.c.tweet_created_at, T.c.received_at)
+                .where(T.c.disposition == CAPPED)
+                .order_by(T.c.received_at.desc(), T.c.tweet_id.desc())
+                .limit(limit)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def tweet_disposition(self, tweet_id: str) -> dict[str, Any] | None:
+        """What became of one tweet: its disposition, ticket and reason; None if never taken in."""
+        with self._tx() as conn:
+            row = conn.execute(sa.select(tweets_table).where(tweets_table.c.tweet_id == tweet_id)).mappings().first()
+        return dict(row) if row else None
+
+    def conversation(self, ticket_id: str) -> list[dict[str, Any]]:
+        """The ticket's whole conversation in order: the customer's tweets, our own tweets that came
+        back through the stream, and our replies (with their outbox status)."""
+        T = tweets_table
+        with self._tx() as conn:
+            tw = conn.execute(
+                sa.select(T.c.tweet_id, T.c.author, T.c.text, T.c.disposition, T.c.tweet_created_at, T.c.in_reply_to_tweet_id)
+                .where(T.c.ticket_id == ticket_id)
+            ).mappings().all()
+            rs = conn.execute(sa.select(replies).where(replies.c.ticket_id == ticket_id)).mappings().all()
+        seen = {r["tweet_id"] for r in tw}
+        items = [
+            {
+                "kind": "own" if r["disposition"] == OWN else "customer",
+                "tweet_id": r["tweet_id"],
+                "author": r["author"],
+                "text": r["text"],
+                "at": r["tweet_created_at"],
+                "in_reply_to_tweet_id": r["in_reply_to_tweet_id"],
+                "status": None,
+            }
+            for r in tw
+        ]
+        for r in rs:
+            if r["posted_id"] and r["posted_id"] in seen:
+                continue  # our reply, already shown as it came back through the stream
+            items.append(
+                {
+                    "kind": "reply",
+                    "tweet_id": r["posted_id"],
+                    "author": None,
+                    "text": r["text"],
+                    "at": r["posted_at"] or r["created_at"],
+                    "in_reply_to_tweet_id": r["in_reply_to_tweet_id"],
+                    "status": r["status"],
+                }
+            )
+        items.sort(key=lambda i: (i["at"], i["tweet_id"] or ""))
+        return items
 
     # --- queries ------------------------------------------------------------------------------
     def get_ticket(self, ticket_id: str) -> Ticket | None:
@@ -803,6 +1160,27 @@ def _ticket_row(tw: EnrichedTweet, now: datetime) -> dict[str, Any]:
         "updated_at": now,
         "replied_at": None,
         "resolved_at": None,
+        "message_count": 1,
+        "last_tweet_id": tw.id,
+    }
+
+
+def _tweet_row(tw: EnrichedTweet, conversation_key: str, akey: str, now: datetime) -> dict[str, Any]:
+    return {
+        "tweet_id": tw.id,
+        "ticket_id": None,
+        "disposition": CAPPED,
+        "reason": None,
+        "conversation_key": conversation_key,
+        "in_reply_to_tweet_id": tw.in_reply_to_tweet_id,
+        "author": tw.author,
+        "author_key": akey,
+        "rule": tw.rule,
+        "text": tw.text,
+        "sentiment": tw.sentiment,
+        "topic": tw.topic,
+        "tweet_created_at": tw.created_at,
+        "received_at": now,
     }
 
 
@@ -822,6 +1200,8 @@ def _reply_row(ticket_id: str, tweet_id: str, text: str, kind: ReplyKind, key: s
         "created_at": now,
         "updated_at": now,
         "posted_at": None,
+        "priority": 0 if kind is ReplyKind.manual else 3,
+        "cost_usd": None,
     }
 
 
@@ -848,4 +1228,5 @@ __all__ = [
     "replies",
     "schema_version",
     "tickets",
+    "tweets_table",
 ]
