@@ -25,6 +25,10 @@ Exactly once, across crashes (the outbox state machine lives in ``tickets.store`
 
 Delays are injectable (``clock``, ``backoff_base``) so tests need no real waiting; rate limits are
 honoured through the stored ``not_before`` rather than by sleeping in a thread.
+
+The reply budget (``tweetdesk.reply.budget``) decides how many replies may go now and the queue's
+order (priority, then oldest); X's 429 stays the backstop. A reply holding a URL is failed, never
+posted. Dry-run has no budget unless ``reply_budget_dry_run`` rehearses it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Literal
 import requests
 import tweepy
 
+from tweetdesk.reply.budget import ReplyBudget, UrlInReply
 from tweetdesk.tickets.store import StoredReply, StoreError, TicketStore
 
 log = logging.getLogger(__name__)
@@ -180,6 +185,7 @@ class Poster:
         backoff_base: float = 2.0,
         backoff_cap: float = 300.0,
         batch: int = 500,
+        budget: ReplyBudget | None = None,
     ):
         self.settings = settings
         self.store = store
@@ -192,6 +198,9 @@ class Poster:
         self.backoff_cap = backoff_cap
         self.batch = batch
         self.max_attempts = settings.reply_max_attempts
+        self.budget = budget or ReplyBudget(settings, store, clock=clock, live=self.live)
+        self._drain_lock = threading.Lock()  # the consumer and the poster thread share one budget
+        self._x_reset: datetime | None = None  # X said 429 until then: post nothing before
         self._wake = threading.Event()
         self.counts = {"posted": 0, "dry_run": 0, "retry": 0, "failed": 0, "unknown": 0}
         if not self.live and settings.x_user_credentials:
@@ -243,7 +252,7 @@ class Poster:
             self.counts["unknown"] += 1
             return Outcome("unknown", msg)
         if found:
-            self.store.record_posted(r.id, found)
+            self.store.record_posted(r.id, found, cost_usd=self.budget.cost_of(r.text))
             log.info("reply %s (ticket %s) verified as posted: %s", r.id, r.ticket_id, found)
             self.counts["posted"] += 1
             return Outcome("posted", found)
@@ -255,45 +264,55 @@ class Poster:
         self._wake.set()
 
     def budget_wait(self) -> float:
-        """Seconds until the local posting budget (reply_limit per reply_window_seconds) allows a
-        post; 0 = now. Dry-run posts nothing, so it has no budget."""
-        if not self.live:
-            return 0.0
-        window = timedelta(seconds=self.settings.reply_window_seconds)
-        now = self._now()
-        if self.store.posted_since(now - window) < self.settings.reply_limit:
-            return 0.0
-        return min(60.0, float(self.settings.reply_window_seconds))  # re-check later; X's 429 is the backstop
+        """Seconds until the posting budget (``tweetdesk.reply.budget``) allows a post; 0 = now.
+        Dry-run posts nothing, so it has no budget unless ``reply_budget_dry_run`` is set."""
+        a = self.budget.allowance(self._now())
+        return 0.0 if a.posts else a.wait
 
     def deliver(self, reply_ids: Iterable[int]) -> dict[str, int]:
-        """Try these replies now (the consumer calls this before acknowledging Kafka). Anything
-        not settled here stays queued in the store for the background loop."""
+        """Post what the budget allows now (the consumer calls this before acknowledging Kafka):
+        in dry-run without a budget, these replies; otherwise the most urgent due replies, which
+        may or may not be these. Anything not settled stays queued for the background loop."""
         ids = list(reply_ids)
         before = dict(self.counts)
-        if not self.live:
+        if not self.budget.enforced:
             self._dry_run(ids)
         else:
-            for rid in ids:
-                if self.budget_wait() > 0:
-                    break
-                self.attempt(rid)
+            self._drain()
         return {k: self.counts[k] - before[k] for k in self.counts}
+
+    def _drain(self) -> float | None:
+        """Post due replies, most urgent first, as long as the budget allows. Returns the seconds
+        the budget asks to wait, or None when nothing is due."""
+        with self._drain_lock:
+            for _ in range(100):
+                now = self._now()
+                if self._x_reset is not None and now < self._x_reset:
+                    return (self._x_reset - now).total_seconds()
+                a = self.budget.allowance(now)
+                if not a.posts:
+                    return a.wait
+                ids = self.store.due_replies(min(a.posts, self.batch), now=now)
+                if not ids:
+                    return None
+                if self.live:
+                    for rid in ids:
+                        self.attempt(rid)
+                else:
+                    self._dry_run(ids)
+            return 0.0
 
     def step(self) -> float:
         """Process the due replies once; return seconds until the next is due (capped at 1 s idle)."""
-        if not self.live:
+        if not self.budget.enforced:
             ids = self.store.due_replies(self.batch, now=self._now())
             self._dry_run(ids)
             if len(ids) == self.batch:
                 return 0.0
         else:
-            wait = self.budget_wait()
-            if wait > 0:
-                return wait
-            for rid in self.store.due_replies(self.batch, now=self._now()):
-                self.attempt(rid)
-                if self.budget_wait() > 0:
-                    break
+            wait = self._drain()
+            if wait:
+                return min(wait, 60.0)  # re-check at least every minute; a wake() comes sooner
         nxt = self.store.next_due_at()
         if nxt is None:
             return 1.0
@@ -333,10 +352,15 @@ class Poster:
         if r is None:
             return Outcome("skipped")
         try:
+            self.budget.check(r.text)
+        except UrlInReply as e:  # templates and the API refuse links already: this is the last guard
+            return self._fail(r, str(e))
+        try:
             posted_id = self.transport.post(r.text, r.tweet_id)
         except tweepy.TooManyRequests as e:
             reset = e.reset_time or int(self.clock()) + 60
             until = datetime.fromtimestamp(reset + 1, timezone.utc)
+            self._x_reset = until
             self.store.record_retry(r.id, f"X API 429 rate limited until {until.isoformat()}", until, count_attempt=False)
             log.warning("X rate limit (429): reply %s waits until %s", r.id, until.isoformat())
             self.counts["retry"] += 1
@@ -356,7 +380,7 @@ class Poster:
             return self._verify(r, f"no answer from X ({type(e).__name__})")
         except (KeyError, TypeError, ValueError) as e:  # 2xx with a body we cannot read: it was posted
             return self._verify(r, f"unreadable answer from X ({type(e).__name__}: {e})")
-        if not self.store.record_posted(r.id, posted_id):
+        if not self.store.record_posted(r.id, posted_id, cost_usd=self.budget.cost_of(r.text)):
             # Someone moved the row while we posted (two services on one store?): say so loudly.
             log.error("reply %s was posted as %s but was no longer 'posting' in the store", r.id, posted_id)
         self.counts["posted"] += 1

@@ -1,0 +1,218 @@
+"""The reply budget: which queued reply goes out when, under X's posting limits.
+
+X lets one account post ``reply_limit`` replies per ``reply_window_seconds`` (100 per 15 minutes) and
+an app ``reply_daily_app_limit`` per 24 hours, and charges per post ($0.015; $0.20 with a URL). In an
+outage a desk gets far more complaints than that, so the budget decides:
+
+**Order** (``priority_of``, stored on each reply when it is queued; lower goes first, oldest first
+within a class):
+
+====  ==========  =====================================================================================
+ 0    agent       a reply an agent wrote (``POST /api/replies``)
+ 1    urgent      negative, and an urgent topic (Delay and Customer Service, Baggage Issue, Reschedule
+                  and Refund), an urgent word (cancelled, delayed, stranded, missed connection, lost
+                  bag, rebook, medical, …) or a flight number in the tweet
+ 2    negative    any other negative tweet
+ 3    neutral     neutral or unclassifiable
+ 4    positive    thanks and praise
+====  ==========  =====================================================================================
+
+A later tweet in a thread can raise its ticket's queued reply ("update: now it's cancelled" → urgent);
+a ticket gets one reply however many tweets its customer sends while it waits.
+
+**When** (``ReplyBudget.allowance``): a post may go when all three hold, computed from the posts
+recorded in the store (so the budget survives a restart and is shared by every thread):
+
+* fewer than ``reply_limit`` posts in the last ``reply_window_seconds`` (a sliding window: never more
+  than the limit in *any* such span, so X's fixed windows are respected too);
+* fewer than ``reply_daily_app_limit`` posts in the last 24 hours;
+* pacing: at most ``reply_burst`` posts at once, then one per ``window / limit`` (9 s by default;
+  the generic cell-rate algorithm over the recorded post times). Without pacing an outage's first
+  arrivals would take the whole window's budget in a second; paced, each slot goes to the most
+  urgent reply queued at that moment.
+
+**Never a URL**: a reply containing one is failed, not posted (``check``); spend is recorded with
+each post (``cost_of``) and summed per UTC day (``figures``).
+
+The clock is injectable (epoch seconds, like the poster's) so tests and ``benchmarks/budget.py`` run
+hours of traffic in seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from tweetdesk.records import EnrichedTweet
+from tweetdesk.reply.templates import find_urls
+
+AGENT, URGENT, NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2, 3, 4
+PRIORITY_CLASSES: dict[int, str] = {AGENT: "agent", URGENT: "urgent", NEGATIVE: "negative", NEUTRAL: "neutral", POSITIVE: "positive"}
+
+URGENT_TOPICS = frozenset({"Delay and Customer Service", "Baggage Issue", "Reschedule and Refund"})
+URGENT_WORDS = re.compile(
+    r"(?i)\b(?:cancel+(?:ed|led|ation|s)?|delay(?:ed|s)?|stranded|stuck|missed\s+(?:my\s+|our\s+|the\s+)?connection|"
+    r"misconnect\w*|rebook\w*|re-book\w*|lost\s+(?:my\s+|our\s+)?(?:bag|bags|luggage|suitcase)|"
+    r"(?:bag|bags|luggage|suitcase)\s+(?:is\s+|are\s+|was\s+)?(?:lost|missing)|diverted|overbooked|bumped|"
+    r"medical|medication|inhaler|wheelchair|tonight|overnight|sleep(?:ing)?\s+(?:at|in)\s+the\s+airport)\b"
+)
+
+
+def is_urgent(tw: EnrichedTweet) -> bool:
+    """A negative tweet about something that is going wrong for the customer right now."""
+    if tw.sentiment != "negative":
+        return False
+    return (
+        tw.topic in URGENT_TOPICS
+        or URGENT_WORDS.search(tw.text) is not None
+        or any(e.label == "FLIGHT" for e in tw.entities)
+    )
+
+
+def priority_of(tw: EnrichedTweet) -> int:
+    """The tweet's reply class (lower goes first); see the module docstring."""
+    if tw.sentiment == "negative":
+        return URGENT if is_urgent(tw) else NEGATIVE
+    if tw.sentiment == "positive":
+        return POSITIVE
+    return NEUTRAL
+
+
+@dataclass
+class Allowance:
+    posts: int  # how many may go now
+    wait: float  # seconds until the next may go, when posts == 0
+    binding: str = ""  # "window" | "daily" | "pacing" when posts == 0
+
+
+class UrlInReply(ValueError):
+    pass
+
+
+class ReplyBudget:
+    """The posting budget, read from the store's record of posts. ``enforced=False`` (dry-run without
+    ``reply_budget_dry_run``) lets everything through at once, as before."""
+
+    def __init__(
+        self,
+        settings,
+        store,
+        *,
+        clock: Callable[[], float] = time.time,
+        live: bool = True,
+    ):
+        self.store = store
+        self.clock = clock
+        self.limit = settings.reply_limit
+        self.window = timedelta(seconds=settings.reply_window_seconds)
+        self.daily = settings.reply_daily_app_limit
+        self.cost = settings.reply_cost_usd
+        self.url_cost = settings.reply_url_cost_usd
+        self.burst = max(1, min(settings.reply_burst, self.limit))
+        self.interval = self.window / self.limit
+        self.live = live
+        self.enforced = live or settings.reply_budget_dry_run
+        self.count_dry_run = not live  # a rehearsal counts its dry-run "posts"
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), timezone.utc)
+
+    # --- the rules -------------------------------------------------------------------------------
+    def allowance(self, now: datetime | None = None) -> Allowance:
+        now = now or self.now()
+        if not self.enforced:
+            return Allowance(10**9, 0.0)
+        times = [t for t in self.store.post_times(now - self.window, dry_run=self.count_dry_run) if t > now - self.window]
+        room_window = self.limit - len(times)
+        room_daily = self.daily - self.store.posted_since(now - timedelta(days=1), dry_run=self.count_dry_run)
+        # Generic cell-rate algorithm: the theoretical arrival time after the recorded posts.
+        tat: datetime | None = None
+        for t in times:
+            tat = max(tat or t, t) + self.interval
+        tolerance = (self.burst - 1) * self.interval
+        n, t_ = 0, tat
+        while n < min(room_window, room_daily) and (t_ is None or t_ - tolerance <= now):
+            t_ = max(t_ or now, now) + self.interval
+            n += 1
+        if n:
+            return Allowance(n, 0.0)
+        waits: dict[str, float] = {}
+        if room_window <= 0:
+            waits["window"] = (times[-room_window] + self.window - now).total_seconds()
+        if room_daily <= 0:
+            waits["daily"] = 60.0  # re-check; a day's budget frees one post at a time
+        if tat is not None and tat - tolerance > now:
+            waits["pacing"] = (tat - tolerance - now).total_seconds()
+        binding = max(waits, key=waits.get) if waits else "pacing"
+        return Allowance(0, max(0.001, waits.get(binding, 0.001)), binding)
+
+    def check(self, text: str) -> None:
+        """Raise ``UrlInReply`` when the text holds anything X would turn into a link."""
+        urls = find_urls(text)
+        if urls:
+            raise UrlInReply(
+                f"reply contains a URL ({urls[0]}): not posted (replies never carry links; X charges "
+                f"${self.url_cost:.2f} for such a post)"
+            )
+
+    def cost_of(self, text: str) -> float:
+        return self.url_cost if find_urls(text) else self.cost
+
+    # --- figures -----------------------------------------------------------------------------------
+    def figures(self, now: datetime | None = None) -> dict[str, Any]:
+        """Queue length, expected wait, replies this window, spend today, flood-guard reasons (the
+        dashboard's budget panel and ``GET /api/budget``)."""
+        now = now or self.now()
+        q = self.store.queue_stats()
+        in_window = len(
+            [t for t in self.store.post_times(now - self.window, dry_run=self.count_dry_run) if t > now - self.window]
+        )
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        rate = self.limit / self.window.total_seconds()  # sustained posts per second
+        queued = q["queued"]
+        ahead = 0
+        wait_by_class: dict[str, float | None] = {}
+        for p in sorted(PRIORITY_CLASSES):
+            ahead += q["by_priority"].get(p, 0)
+            # A new reply of this class waits behind everything queued at its class or above.
+            wait_by_class[PRIORITY_CLASSES[p]] = (ahead / rate) if self.enforced else 0.0
+        a = self.allowance(now)
+        intake = self.store.intake_stats()
+        return {
+            "queue_length": queued,
+            "expected_wait_seconds": (queued / rate) if self.enforced else 0.0,
+            "replies_this_window": in_window,
+            "reply_limit": self.limit,
+            "window_seconds": int(self.window.total_seconds()),
+            "spend_today_usd": round(self.store.spend_since(day), 6),
+            "flood_reasons": intake["flood_reasons"],
+            # extras for the API
+            "queue_by_class": {PRIORITY_CLASSES.get(p, str(p)): n for p, n in sorted(q["by_priority"].items())},
+            "expected_wait_by_class_seconds": wait_by_class,
+            "next_post_in_seconds": 0.0 if a.posts else a.wait,
+            "posts_allowed_now": min(a.posts, self.limit),
+            "enforced": self.enforced,
+            "intake": intake["by_disposition"],
+        }
+
+
+DASHBOARD_KEYS = (
+    "queue_length",
+    "expected_wait_seconds",
+    "replies_this_window",
+    "reply_limit",
+    "window_seconds",
+    "spend_today_usd",
+    "flood_reasons",
+)
+
+
+def dashboard_figures(store, settings, *, live: bool | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    """The seven figures of the dashboard's budget panel (``web.queries.BudgetFigures``'s fields)."""
+    live = settings.x_user_credentials if live is None else live
+    f = ReplyBudget(settings, store, clock=clock, live=live).figures()
+    return {k: f[k] for k in DASHBOARD_KEYS}
