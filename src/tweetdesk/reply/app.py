@@ -160,6 +160,9 @@ def ticket_full(t: Ticket, store: TicketStore) -> dict[str, Any]:
         }
         for r in store.replies_for(t.ticket_id)
     ]
+    d["conversation"] = [
+        {**m, "at": _iso(m["at"])} for m in store.conversation(t.ticket_id)
+    ]
     return d
 
 
@@ -286,6 +289,24 @@ def post_reply():
         "created": created,
     }
     return jsonify(out), (202 if created else 200)
+
+
+@api.get("/api/budget")
+@admin_required
+def budget():
+    """The reply budget and the intake: queue, expected wait, posts this window, spend today, the
+    flood guard's reasons and the tweets it held back most recently."""
+    from tweetdesk.reply.budget import ReplyBudget
+
+    c = ctx()
+    b = c.poster.budget if c.poster is not None else ReplyBudget(c.settings, c.store, live=c.settings.x_user_credentials)
+    f = b.figures()
+    f["flood_reasons"] = [{"reason": r, "count": n} for r, n in f["flood_reasons"]]
+    f["held_back"] = [
+        {**h, "tweet_created_at": _iso(h["tweet_created_at"]), "received_at": _iso(h["received_at"])}
+        for h in c.store.held_back(_int_arg("held_back", 20, 0, 200))
+    ]
+    return jsonify(f)
 
 
 @api.get("/api/openapi.json")

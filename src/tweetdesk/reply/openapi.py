@@ -161,6 +161,23 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/budget": {
+                "get": {
+                    "summary": "Reply budget and intake: queue, expected wait, posts this window, spend today, flood guard (admin)",
+                    "operationId": "getBudget",
+                    "security": _ADMIN,
+                    "parameters": [
+                        {"name": "held_back", "in": "query", "description": "How many held-back tweets to list, newest first.",
+                         "schema": {"type": "integer", "minimum": 0, "maximum": 200, "default": 20}},
+                    ],
+                    "responses": {
+                        "200": _json("Budget", "The budget's figures"),
+                        "400": _err("A parameter is invalid"),
+                        "401": _err("Missing or wrong API key"),
+                        "403": _err("Admin API disabled"),
+                    },
+                }
+            },
             "/api/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -261,7 +278,25 @@ def openapi_document() -> dict[str, Any]:
                         "updated_at": {"type": "string", "format": "date-time"},
                         "replied_at": _TS,
                         "resolved_at": _TS,
+                        "message_count": {"type": "integer", "description": "Customer tweets in the ticket's thread."},
+                        "last_tweet_id": _STR_NULL,
                         "replies": {"type": "array", "items": {"$ref": "#/components/schemas/Reply"}},
+                        "conversation": {
+                            "type": "array",
+                            "description": "The thread in order: the customer's tweets, our own tweets seen on the stream, our replies.",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "kind": {"type": "string", "enum": ["customer", "own", "reply"]},
+                                    "tweet_id": _STR_NULL,
+                                    "author": _STR_NULL,
+                                    "text": {"type": "string"},
+                                    "at": _TS,
+                                    "in_reply_to_tweet_id": _STR_NULL,
+                                    "status": {"type": ["string", "null"], "description": "A reply's outbox status."},
+                                },
+                            },
+                        },
                     },
                 },
                 "TicketPage": {
@@ -293,6 +328,28 @@ def openapi_document() -> dict[str, Any]:
                         "text": {"type": "string"},
                         "status": {"type": "string", "enum": [s.value for s in ReplyStatus]},
                         "created": {"type": "boolean"},
+                    },
+                },
+                "Budget": {
+                    "type": "object",
+                    "properties": {
+                        "queue_length": {"type": "integer", "description": "Replies queued."},
+                        "expected_wait_seconds": {"type": "number", "description": "Until a reply queued now at the back goes out."},
+                        "expected_wait_by_class_seconds": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+                        "queue_by_class": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "replies_this_window": {"type": "integer"},
+                        "reply_limit": {"type": "integer"},
+                        "window_seconds": {"type": "integer"},
+                        "spend_today_usd": {"type": "number", "description": "What X charged for today's posts (UTC day)."},
+                        "next_post_in_seconds": {"type": "number"},
+                        "posts_allowed_now": {"type": "integer"},
+                        "enforced": {"type": "boolean", "description": "False in dry-run unless the budget is rehearsed."},
+                        "intake": {"type": "object", "description": "Tweets taken in: opened, threaded, own, capped."},
+                        "flood_reasons": {
+                            "type": "array",
+                            "items": {"type": "object", "properties": {"reason": {"type": "string"}, "count": {"type": "integer"}}},
+                        },
+                        "held_back": {"type": "array", "items": {"type": "object"}},
                     },
                 },
                 "Health": {

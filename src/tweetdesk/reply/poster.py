@@ -297,7 +297,8 @@ class Poster:
                     return None
                 if self.live:
                     for rid in ids:
-                        self.attempt(rid)
+                        if self.attempt(rid).detail == "rate limited":
+                            break  # X's own limit: nothing more until its reset
                 else:
                     self._dry_run(ids)
             return 0.0
