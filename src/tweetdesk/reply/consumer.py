@@ -73,6 +73,7 @@ class ReplyConsumer:
         self.poster = poster
         self.templates = templates
         self.intake = Intake.from_settings(settings)  # threads, our own handles, the flood guard
+        self.priority = priority_of  # each reply's place in the budget's queue
         self.group_id = group_id
         self.mode = mode
         self.batch_size = batch_size
@@ -107,7 +108,7 @@ class ReplyConsumer:
                 tweets.append(tw)
             except (ValidationError, ValueError, TicketIdError) as e:
                 dead.append(self._dead(value, _reason(e), meta))
-        ingest = self.store.add_tickets(tweets, self.templates.render, intake=self.intake, priority=priority_of)
+        ingest = self.store.add_tickets(tweets, self.templates.render, intake=self.intake, priority=self.priority)
         for tweet_id, reason in ingest.rejected:
             tw = next(t for t in tweets if t.id == tweet_id)
             dead.append(self._dead(tw.model_dump_json().encode(), reason, {"key": tweet_id}))
