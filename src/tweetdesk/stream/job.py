@@ -43,6 +43,7 @@ class StreamHandle:
     source: str  # "python" | "native"
     checkpoint: Path
     parquet_dir: Path
+    sink: BatchSink | None = None
 
     @property
     def active(self) -> bool:
@@ -68,6 +69,8 @@ class StreamHandle:
         """Stop after the current micro-batch (an interrupted batch is replayed by the next start)."""
         if self.query.isActive:
             self.query.stop()
+        if self.sink is not None:
+            self.sink.publisher.close()
 
 
 def _first_line(e: BaseException) -> str:
@@ -158,13 +161,16 @@ class StreamJob:
         ResetWarner.install(spark)
         query = writer.start()
         log.info("stream query %s started (%s Kafka source, checkpoint %s)", query.id, kind, self.checkpoint)
-        return StreamHandle(query, sink.totals, kind, self.checkpoint, self.parquet_dir)
+        return StreamHandle(query, sink.totals, kind, self.checkpoint, self.parquet_dir, sink)
 
 
 def run_available_now(spark, settings: Settings, **job_kw) -> Totals:
     """Process everything currently in ``tweets.raw`` (from the checkpoint on) and return the totals."""
     handle = StreamJob(settings, **job_kw).start(spark, available_now=True)
-    handle.await_termination()
+    try:
+        handle.await_termination()
+    finally:
+        handle.stop()  # the query has ended; this closes the sink's Kafka producer
     return handle.totals
 
 

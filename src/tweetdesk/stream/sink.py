@@ -70,18 +70,25 @@ class Totals:
 
 
 class Publisher:
-    """mapInArrow function: produce each row to tweets.enriched / tweets.dead; yields per-kind counts."""
+    """Produces a micro-batch's output records to tweets.enriched / tweets.dead from the driver.
+
+    One long-lived idempotent producer for the whole query: a micro-batch is at most
+    ``max_offsets_per_trigger`` records of a few KB, small enough to collect, and a producer per Spark
+    task (a new connection and producer id per batch) cost more than the publishing itself.
+    """
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.topics = {KIND_ENRICHED: settings.topic_enriched, KIND_DEAD: settings.topic_dead}
+        self._producer = None
 
-    def __call__(self, batches):
-        import pyarrow as pa
-
+    def publish(self, table) -> dict[str, int]:
+        """Produce every row of an Arrow table (kind, out_key, payload); raise unless all are acknowledged."""
         from tweetdesk.kafka import make_producer
 
-        topics = {KIND_ENRICHED: self.settings.topic_enriched, KIND_DEAD: self.settings.topic_dead}
-        producer = make_producer(self.settings, **{"linger.ms": 20})
+        if self._producer is None:
+            self._producer = make_producer(self.settings, **{"linger.ms": 20})
+        producer = self._producer
         failed: list[str] = []
 
         def on_delivery(err, _msg):
@@ -89,21 +96,25 @@ class Publisher:
                 failed.append(str(err))
 
         counts = {KIND_ENRICHED: 0, KIND_DEAD: 0}
-        for b in batches:
-            for kind, key, payload in zip(*(b.column(c).to_pylist() for c in ("kind", "out_key", "payload"))):
-                while True:
-                    try:
-                        producer.produce(topics[kind], key=key, value=payload, on_delivery=on_delivery)
-                        break
-                    except BufferError:  # local queue full: let deliveries drain, then retry
-                        producer.poll(0.5)
-                counts[kind] += 1
-            producer.poll(0)
+        cols = [table.column(c).to_pylist() for c in ("kind", "out_key", "payload")]
+        for kind, key, payload in zip(*cols):
+            while True:
+                try:
+                    producer.produce(self.topics[kind], key=key, value=payload, on_delivery=on_delivery)
+                    break
+                except BufferError:  # local queue full: let deliveries drain, then retry
+                    producer.poll(0.5)
+            counts[kind] += 1
         left = producer.flush(120)
         if failed or left:
-            # Failing the task fails the batch: Spark does not commit it and the restart replays it.
+            # Failing the batch: Spark does not commit it and the restart replays it.
             raise RuntimeError(f"publishing to Kafka failed: {len(failed)} errors ({failed[:3]}), {left} undelivered")
-        yield pa.RecordBatch.from_pydict({"kind": list(counts), "n": list(counts.values())})
+        return counts
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(30)
+            self._producer = None
 
 
 class BatchSink:
@@ -114,17 +125,20 @@ class BatchSink:
         self.path = str(Path(settings.parquet_dir).resolve())
         self.on_batch = on_batch
         self.totals = Totals()
+        self.publisher = Publisher(settings)
 
     def __call__(self, df, batch_id: int) -> None:
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
         t0 = time.monotonic()
-        # Enrichment is the expensive part: run it once, then feed Parquet and Kafka from the cache.
+        # Enrichment is the expensive part: run it once, then feed Parquet and Kafka from the cache. The
+        # messages to publish are collected first (that action runs the transform and fills the cache).
         df = df.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            counts = {r["kind"]: r["count"] for r in df.groupBy("kind").count().collect()}
-            n_ok, n_dead = counts.get(KIND_ENRICHED, 0), counts.get(KIND_DEAD, 0)
+            out = df.select("kind", "out_key", "payload").toArrow()
+            kinds = out.column("kind").to_pylist()
+            n_ok, n_dead = kinds.count(KIND_ENRICHED), kinds.count(KIND_DEAD)
             t1 = time.monotonic()
             if n_ok:
                 (df.where(F.col("kind") == KIND_ENRICHED)
@@ -133,13 +147,12 @@ class BatchSink:
                    .option("partitionOverwriteMode", "dynamic")  # replace this batch's partitions only
                    .partitionBy(*PARQUET_PARTITIONS)
                    .parquet(self.path))
-            t2 = time.monotonic()
-            written_at = time.time()
-            if n_ok or n_dead:
-                df.select("kind", "out_key", "payload").mapInArrow(Publisher(self.settings), "kind string, n long") \
-                  .collect()
         finally:
             df.unpersist()
+        t2 = time.monotonic()
+        written_at = time.time()
+        if n_ok or n_dead:
+            self.publisher.publish(out)
         log.debug("batch %d: transform %.2f s, Parquet %.2f s, publish %.2f s", batch_id, t1 - t0, t2 - t1,
                   time.monotonic() - t2)
         result = BatchResult(batch_id, n_ok, n_dead, time.monotonic() - t0, written_at)
