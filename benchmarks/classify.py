@@ -1,0 +1,118 @@
+"""Classification speed: ``enrich_batch`` end to end, and the two LSTMs alone on one core.
+
+Prints tweets/s for
+  enrich_batch - cleaning + both LSTMs + entities (spaCy NER + rules) + ticket IDs + EnrichedTweet records,
+                 on N tweets (default 10,000) of the airline data set (the shipped sample if it is absent),
+                 in batches of ``inference_batch_size``, torch limited to one thread;
+  LSTMs alone  - from cleaned tokens to class probabilities, sentiment (every ensemble member) + topic,
+                 one thread (``torch.set_num_threads(1)``); the target is >= 5,000 tweets/s;
+  cleaning     - ``clean_many`` alone, for reference.
+Each figure is the best of ``--repeat`` runs (the machine is shared; the best run is the least disturbed).
+
+    .venv/bin/python benchmarks/classify.py [--n 10000] [--repeat 2] [--data PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from tweetdesk.config import SAMPLE_TWEETS, get_settings
+
+
+def _texts(path: Path, n: int, seed: int) -> list[str]:
+    if path.exists():
+        with path.open(newline="", encoding="utf-8") as fh:
+            texts = [row["text"] for row in csv.DictReader(fh)]
+    else:
+        print(f"{path} not found: using the shipped sample {SAMPLE_TWEETS}", file=sys.stderr)
+        with SAMPLE_TWEETS.open(encoding="utf-8") as fh:
+            texts = [json.loads(line)["text"] for line in fh if line.strip()]
+    rnd = random.Random(seed)
+    out = []
+    while len(out) < n:  # repeat (reshuffled) when the source is smaller than n
+        rnd.shuffle(texts)
+        out.extend(texts[: n - len(out)])
+    return out
+
+
+def _best(label: str, fn, n: int, repeat: int) -> float:
+    best = 0.0
+    for r in range(repeat):
+        t0 = time.perf_counter()
+        fn(f"{label} run {r + 1}/{repeat}")
+        best = max(best, n / (time.perf_counter() - t0))
+    return best
+
+
+def main() -> None:
+    import torch
+
+    from tweetdesk.enrich import enrich_batch
+    from tweetdesk.models.features import model_tokens
+    from tweetdesk.models.lstm import predict_proba
+    from tweetdesk.models.predict import get_classifier
+    from tweetdesk.nlp.clean import clean_many
+    from tweetdesk.nlp.entities import get_extractor
+    from tweetdesk.records import Tweet
+
+    settings = get_settings()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=settings.data_path)
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=2, help="timed runs per figure; the best is printed")
+    ap.add_argument("--batch-size", type=int, default=settings.inference_batch_size)
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    texts = _texts(args.data, args.n, args.seed)
+    now = datetime.now(timezone.utc)
+    tweets = [Tweet(id=str(10**15 + i), text=t, author="bench", created_at=now) for i, t in enumerate(texts)]
+    clf = get_classifier(settings)
+    get_extractor(settings)
+    enrich_batch(tweets[:64], settings)  # warm-up: model and pipeline loading is not counted
+    bs = args.batch_size
+    print(f"{len(texts)} tweets, model {clf.version} ({len(clf.sentiment)} sentiment LSTM(s) + {len(clf.topic)} topic), "
+          f"pipeline {settings.spacy_model}, batch {bs}, torch threads {torch.get_num_threads()}, one process")
+
+    def run_enrich(desc: str) -> None:
+        for s in tqdm(range(0, len(tweets), bs), desc=desc, unit="batch", file=sys.stderr, leave=False):
+            enrich_batch(tweets[s : s + bs], settings)
+
+    rate_enrich = _best("enrich_batch", run_enrich, len(tweets), args.repeat)
+    print(f"enrich_batch (clean + LSTMs + NER + ticket ids): {rate_enrich:9.0f} tweets/s")
+
+    cleaned = []
+    def run_clean(desc: str) -> None:
+        cleaned.clear()
+        for s in tqdm(range(0, len(texts), bs), desc=desc, unit="batch", file=sys.stderr, leave=False):
+            cleaned.extend(clean_many(texts[s : s + bs]))
+
+    rate_clean = _best("cleaning", run_clean, len(texts), args.repeat)
+    print(f"cleaning alone (clean_many):                     {rate_clean:9.0f} tweets/s")
+
+    members = [*clf.sentiment, *clf.topic]
+    docs = {id(m): [model_tokens(c, m.cfg.tokens) or ["<unk>"] for c in cleaned] for m, _ in members}
+
+    def run_lstms(desc: str) -> None:
+        for s in tqdm(range(0, len(cleaned), bs), desc=desc, unit="batch", file=sys.stderr, leave=False):
+            for m, v in members:
+                predict_proba(m, v, docs[id(m)][s : s + bs], batch_size=bs)
+
+    rate_lstm = _best("LSTMs", run_lstms, len(cleaned), args.repeat)
+    verdict = "meets" if rate_lstm >= 5000 else "MISSES"
+    print(f"LSTMs alone ({len(members)} BiLSTMs, 1 thread):            {rate_lstm:9.0f} tweets/s "
+          f"({verdict} the 5,000 tweets/s target)")
+
+
+if __name__ == "__main__":
+    main()

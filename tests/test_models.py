@@ -1,0 +1,205 @@
+"""The models: label mapping, vocabulary, save/load round trip, batching, the shipped artifacts and
+their evaluation. The default run uses the shipped artifacts; training from scratch is marked slow."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tweetdesk.config import ARTIFACTS_DIR, Settings
+from tweetdesk.errors import ModelNotFoundError
+from tweetdesk.models import labels as L
+from tweetdesk.models.lstm import LSTMConfig, Vocab, load_model, predict_proba, save_model, train_model
+from tweetdesk.models.predict import LATEST, MANIFEST, Classifier, resolve_version
+from tweetdesk.records import SENTIMENTS, TOPICS
+
+# ------------------------------------------------------------------------------------------ label mapping
+
+
+def test_negativereason_mapping_table():
+    assert L.map_negativereason("Lost Luggage") == "Baggage Issue"
+    assert L.map_negativereason("Damaged Luggage") == "Baggage Issue"
+    assert L.map_negativereason("Late Flight") == "Delay and Customer Service"
+    assert L.map_negativereason("Cancelled Flight") == "Reschedule and Refund"
+    assert L.map_negativereason("Flight Booking Problems") == "Online Booking"
+    assert L.map_negativereason("Bad Flight") == "Customer Experience"
+    # no topic: excluded, empty, missing, unknown
+    for reason in ("Can't Tell", "", None, float("nan"), "Something New"):
+        assert L.map_negativereason(reason) is None
+    assert set(L.NEGATIVEREASON_TO_TOPIC.values()) <= set(TOPICS)
+
+
+def test_topic_agreement_collapses_booking_and_reservation():
+    reasons = ["Flight Booking Problems", "Flight Booking Problems", "Lost Luggage", "Can't Tell", None]
+    predicted = ["Reservation Issue", "Online Booking", "Baggage Issue", "Extra Charges", "Baggage Issue"]
+    a = L.topic_agreement(reasons, predicted)
+    assert a["n"] == 3  # Can't Tell and missing reasons are not gold
+    assert a["accuracy"] == 1.0
+    assert a["per_class_f1"]["Online Booking / Reservation"] == 1.0
+    # a prediction with no human counterpart is a miss
+    miss = L.topic_agreement(["Lost Luggage"], ["Seating Preferences"])
+    assert miss["accuracy"] == 0.0 and miss["macro_f1"] == 0.0
+    assert L.topic_agreement(["Can't Tell"], ["Baggage Issue"])["n"] == 0
+
+
+def test_balance_measures_a_degenerate_labelling():
+    even = L.balance([t for t in TOPICS for _ in range(10)])
+    assert even["largest_share"] == pytest.approx(1 / 8) and even["normalised_entropy"] == pytest.approx(1.0)
+    skewed = L.balance(["Reschedule and Refund"] * 71 + ["Baggage Issue"] * 29)
+    assert skewed["largest_share"] == pytest.approx(0.71)
+    assert skewed["smallest_count"] == 0 and skewed["normalised_entropy"] < 0.4
+
+
+# -------------------------------------------------------------------------------- vocabulary, round trip
+
+
+def test_vocab_encodes_unknown_empty_and_keeps_the_tail():
+    v = Vocab.build([["bag", "lost"], ["bag", "late"], ["lost"]], min_freq=2)
+    assert v.itos[:2] == ["<pad>", "<unk>"] and set(v.itos[2:]) == {"bag", "lost"}
+    ids, lengths = v.encode([["bag", "zzz"], [], ["a", "b", "lost"]], max_len=2)
+    assert ids[0] == [v.stoi["bag"], 1]
+    assert ids[1] == [1]  # empty doc: one <unk> so the LSTM has a step
+    assert ids[2] == [1, v.stoi["lost"]]  # the last max_len tokens
+    assert lengths.tolist() == [2, 1, 2]
+
+
+def _tiny_data(n: int = 240):
+    rng = np.random.default_rng(0)
+    words = {0: ["lost", "bag", "luggage"], 1: ["late", "delay", "hour"], 2: ["thank", "great", "crew"]}
+    docs, y = [], []
+    for i in range(n):
+        k = i % 3
+        docs.append(list(rng.choice(words[k], size=rng.integers(2, 6))) + list(rng.choice(["the", "flight", "my"], 2)))
+        y.append(k)
+    return docs, np.array(y)
+
+
+def test_save_load_round_trip_and_batch_independence(tmp_path):
+    docs, y = _tiny_data()
+    vocab = Vocab.build(docs, min_freq=1)
+    cfg = LSTMConfig(name="tiny", labels=["a", "b", "c"], vocab_size=len(vocab), max_len=8, embed_dim=16, hidden=8)
+    model, hist = train_model(cfg, vocab, docs[:180], y[:180], docs[180:], y[180:], epochs=4, patience=2, lr=1e-2)
+    assert 1 <= hist.best_epoch <= 4 and len(hist.train_loss) >= hist.best_epoch
+    before = predict_proba(model, vocab, docs[180:])
+    assert (before.argmax(1) == y[180:]).mean() > 0.8  # it learnt the three word groups
+
+    save_model(model, vocab, tmp_path)
+    assert (tmp_path / "tiny.pt").exists() and (tmp_path / "tiny.json").exists()
+    loaded, lvocab = load_model(tmp_path, "tiny")
+    assert lvocab.itos == vocab.itos and loaded.cfg == model.cfg
+    after = predict_proba(loaded, lvocab, docs[180:])
+    # weights are stored as float16: probabilities agree closely, decisions exactly
+    assert np.abs(after - before).max() < 0.02
+    assert (after.argmax(1) == before.argmax(1)).all()
+    # one at a time, or all together: the same probabilities
+    single = np.vstack([predict_proba(loaded, lvocab, [d]) for d in docs[180:200]])
+    assert np.abs(single - after[:20]).max() < 1e-5
+    assert predict_proba(loaded, lvocab, []).shape == (0, 3)
+
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        load_model(tmp_path, "missing")
+
+
+def test_resolve_version(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="tweetdesk train"):
+        resolve_version(tmp_path)
+    for name in ("2026-01-01-0000", "2026-02-01-0000"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / MANIFEST).write_text("{}")
+    assert resolve_version(tmp_path).name == "2026-02-01-0000"  # newest without a LATEST pointer
+    (tmp_path / LATEST).write_text("2026-01-01-0000\n")
+    assert resolve_version(tmp_path).name == "2026-01-01-0000"
+    with pytest.raises(ModelNotFoundError, match="available: 2026-01-01-0000, 2026-02-01-0000"):
+        resolve_version(tmp_path, "nope")
+
+
+# ---------------------------------------------------------------------------------- shipped artifacts
+
+
+def _shipped():
+    return resolve_version(ARTIFACTS_DIR)
+
+
+def test_shipped_artifacts_are_complete_and_small():
+    folder = _shipped()
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for name in manifest["sentiment"] + manifest["topic"]:
+        assert (folder / f"{name}.pt").exists() and (folder / f"{name}.json").exists()
+    for f in ("MODEL_CARD.md", "metrics.json", "topic_mapping.toml", "lda/lda.gensim", "lda/dictionary.gensim"):
+        assert (folder / f).exists(), f
+    assert manifest["labels"] == {"sentiment": list(SENTIMENTS), "topic": list(TOPICS)}
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert size <= 20 * 1024 * 1024
+    card = (folder / "MODEL_CARD.md").read_text()
+    for words in ("## Data", "Split", "accuracy", "macro-F1", "negativereason", manifest["version"]):
+        assert words in card
+
+
+def test_shipped_classifier_loads_once_and_handles_empty_text():
+    from tweetdesk.models.predict import get_classifier
+    from tweetdesk.nlp.clean import clean_many
+
+    settings = Settings()
+    clf = get_classifier(settings)
+    assert get_classifier(settings) is clf  # cached per process
+    preds = clf.predict_cleaned(clean_many(["@united lost my bag at the carousel", "@united https://t.co/x", ""]))
+    assert preds[0].sentiment == "negative" and preds[0].topic == "Baggage Issue"
+    for p in preds[1:]:
+        assert (p.sentiment, p.sentiment_score, p.topic, p.topic_score) == ("unclassifiable", 0.0, "unclassifiable", 0.0)
+
+
+def test_evaluate_reproduces_the_shipped_metrics(airline_csv, tmp_path):
+    """`tweetdesk evaluate` on the shipped models gives the figures written at training time, and
+    writes metrics.json plus the plots."""
+    from tweetdesk.models.train import evaluate_command
+
+    settings = Settings(data_path=airline_csv, reports_dir=tmp_path)
+    metrics = evaluate_command(settings)
+    shipped = json.loads((_shipped() / "metrics.json").read_text())
+    for key in ("accuracy", "macro_f1"):
+        assert metrics["sentiment_test"][key] == pytest.approx(shipped["sentiment_test"][key], abs=2e-3)
+    assert metrics["topic_vs_negativereason_test"]["macro_f1"] == pytest.approx(
+        shipped["topic_vs_negativereason_test"]["macro_f1"], abs=5e-3
+    )
+    assert metrics["sentiment_test"]["n"] == metrics["data"]["split"]["test"]
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(written["targets"]) == {
+        "sentiment_accuracy>=0.80", "sentiment_macro_f1>=0.75", "topic_macro_f1_vs_negativereason>=0.60"
+    }
+    for png in ("confusion_sentiment.png", "confusion_topic_negativereason.png", "training_curves.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the LDA comparison: ours far better balanced than the earlier file, on the same tweets
+    cmp = written["label_comparison"]
+    if "all" in cmp:
+        earlier, ours = cmp["all"]["earlier_lda_file"], cmp["all"]["ours_lda_weak_labels"]
+        assert ours["balance"]["largest_share"] < earlier["balance"]["largest_share"]
+        assert ours["agreement"]["macro_f1"] > earlier["agreement"]["macro_f1"]
+
+
+def test_train_reports_missing_data_in_one_line(tmp_path, capsys):
+    from tweetdesk.cli import main
+
+    rc = main(["train", "--data", str(tmp_path / "absent.csv")])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("tweetdesk: error: data file") and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_train_end_to_end_small(airline_csv, tmp_path):
+    """`tweetdesk train` on a 1,500-tweet slice, one epoch: a complete, loadable artifact folder."""
+    import pandas as pd
+
+    from tweetdesk.models.train import train_command
+
+    small = tmp_path / "small.csv"
+    pd.read_csv(airline_csv, dtype={"tweet_id": str}).sample(1500, random_state=0).to_csv(small, index=False)
+    settings = Settings(data_path=small, artifacts_dir=tmp_path / "art", reports_dir=tmp_path / "reports")
+    folder = train_command(settings, epochs=1, version="t1")
+    assert (folder / "MODEL_CARD.md").exists() and (tmp_path / "reports" / "metrics.json").exists()
+    clf = Classifier(folder)
+    m = json.loads((folder / "metrics.json").read_text())
+    assert not math.isnan(m["sentiment_test"]["accuracy"])
+    assert clf.version == "t1"
