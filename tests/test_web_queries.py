@@ -53,6 +53,20 @@ def test_filters_apply_to_every_figure(store):
     assert Filters.parse("Lost Dogs", "furious") == Filters()
 
 
+def test_tweets_count_the_intake_not_the_tickets(store):
+    """A thread's later tweets join its ticket: more tweets than tickets on the dashboard."""
+    from tests.fixtures.store import enriched_tweet
+
+    root = enriched_tweet("300", conversation_id="300")
+    follow = enriched_tweet("301", conversation_id="300", in_reply_to_tweet_id="300",
+                            created_at=root.created_at + timedelta(minutes=5))
+    store.add_tickets([root])
+    store.add_tickets([follow])
+    s = queries.summary(store, Filters())
+    assert (s.tweets, s.tickets) == (2, 1)
+    assert queries.summary(store, Filters.parse(None, "positive")).tweets == 2  # the intake is not filtered
+
+
 def test_sentiment_over_time_buckets(store):
     base = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
     # Three negative in the first 5-minute bucket, one positive 12 minutes later (third bucket).

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, Entity, utcnow
-from tweetdesk.tickets.store import TicketStatus, TicketStore, UTCDateTime, replies, tickets
+from tweetdesk.tickets.store import TicketStatus, TicketStore, UTCDateTime, replies, tickets, tweets_table
 
 # What the filters and charts offer: the model's classes plus the bucket for empty tweets.
 SENTIMENT_CHOICES: tuple[str, ...] = (*SENTIMENTS, UNCLASSIFIABLE)
@@ -309,14 +309,9 @@ def summary(store: TicketStore, filters: Filters, *, settings: Any = None, newes
     with store.engine.connect() as conn:
         by_status = _counts(conn, tickets.c.status, filters)
         tickets_n = sum(by_status.values())
-        # Every tweet that reached the service opened a ticket (one ticket per tweet id), so the
-        # tweet count is the unfiltered ticket count. Issue 7 (flood guard, threads) stores tweets
-        # that open no ticket: count those here once they have a table.
-        tweets_n = (
-            tickets_n
-            if not filters.active
-            else conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar_one()
-        )
+        # The intake, unfiltered: every tweet taken in, ticketed or not (a thread's later tweets,
+        # our own tweets, the flood-capped ones; see tweetdesk.tickets.intake).
+        tweets_n = conn.execute(sa.select(sa.func.count()).select_from(tweets_table)).scalar_one()
         result = Summary(
             filters=filters,
             tweets=tweets_n,
