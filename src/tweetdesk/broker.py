@@ -2,7 +2,7 @@
 
 Used only when ``settings.kafka_bootstrap`` is unset; with it set, nothing is started and that cluster is
 used. The embedded broker keeps its data in memory (this tansu build has no other storage engine), so a
-broker restart loses every topic: see docs/operations.md. A real Kafka cluster removes that limit.
+broker restart loses every topic: see docs/scale-out.md. A real Kafka cluster removes that limit.
 """
 
 from __future__ import annotations
