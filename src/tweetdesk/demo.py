@@ -26,6 +26,7 @@ from tweetdesk.errors import TweetdeskError
 log = logging.getLogger(__name__)
 
 WAIT_TIMEOUT_S = 150.0
+DEMO_MAX_OFFSETS_PER_TRIGGER = 64  # unless TWEETDESK_MAX_OFFSETS_PER_TRIGGER says otherwise
 # Broken records published straight to tweets.raw, to show the stream job dead-lettering with a reason.
 STREAM_GARBAGE = (b'{"id": "1897000000000000999", "text": "truncated', b"\xff\xfe not even UTF-8")
 
@@ -104,6 +105,10 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
     work = Path(settings.work_dir) / "demo"
     shutil.rmtree(work, ignore_errors=True)
     s = settings.model_copy(update={"work_dir": work})
+    if "max_offsets_per_trigger" not in settings.model_fields_set:
+        # Small micro-batches, so that the dashboard fills while the demo runs (with one batch for the
+        # whole sample, every ticket landed in the last second before the demo stopped).
+        s = s.model_copy(update={"max_offsets_per_trigger": DEMO_MAX_OFFSETS_PER_TRIGGER})
     _setup_logging(s.log_dir)
     res = DemoResult(parquet_dir=s.parquet_dir.resolve(), log_dir=s.log_dir.resolve())
 
