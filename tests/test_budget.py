@@ -224,6 +224,7 @@ def test_the_service_on_the_broker_holds_replies_back_and_reports_the_budget(fre
         time.sleep(1.0)  # the poster thread gets its chance to overspend (it must not)
         f = requests.get(f"{svc.url}/api/budget", headers={"X-API-Key": "k"}, timeout=5).json()
         assert requests.get(f"{svc.url}/api/budget", timeout=5).status_code in (401, 403)
+        panel = dashboard_figures(svc.store, settings)
     assert len(xapi.posts) == 5 and not any(find_urls(x["text"]) for x in xapi.posts)
     assert f["replies_this_window"] == 5 and f["reply_limit"] == 5 and f["queue_length"] == 12 + 3 - 5
     assert f["spend_today_usd"] == pytest.approx(5 * 0.015) and f["enforced"] is True
@@ -232,3 +233,5 @@ def test_the_service_on_the_broker_holds_replies_back_and_reports_the_budget(fre
     ]
     assert {h["author"] for h in f["held_back"]} == {"loud"} and len(f["held_back"]) == 3
     assert f["expected_wait_seconds"] == pytest.approx(10 * 900 / 5)
+    # The dashboard panel's figures (web.queries.BudgetFigures) say the same.
+    assert panel == {k: f[k] for k in panel}

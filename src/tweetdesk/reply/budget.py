@@ -212,7 +212,10 @@ DASHBOARD_KEYS = (
 
 
 def dashboard_figures(store, settings, *, live: bool | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
-    """The seven figures of the dashboard's budget panel (``web.queries.BudgetFigures``'s fields)."""
+    """The seven figures of the dashboard's budget panel (``web.queries.BudgetFigures``'s fields);
+    ``flood_reasons`` as ``{"reason", "count"}`` objects (what the template and the JSON read)."""
     live = settings.x_user_credentials if live is None else live
     f = ReplyBudget(settings, store, clock=clock, live=live).figures()
-    return {k: f[k] for k in DASHBOARD_KEYS}
+    out = {k: f[k] for k in DASHBOARD_KEYS}
+    out["flood_reasons"] = [{"reason": r, "count": n} for r, n in f["flood_reasons"]]
+    return out
