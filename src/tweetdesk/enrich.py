@@ -143,15 +143,20 @@ def read_input(path: Path) -> list[tuple[str, object]]:
                 text = obj.get("text")
                 rows.append((_norm_id(obj.get("tweet_id", obj.get("id")), text), text))
         return rows
+    # csv's default field limit (128 KiB) would stop the whole file at one oversized text.
+    csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
     with open(path, encoding="utf-8", errors="replace", newline="") as f:
         reader = csv.DictReader(f)
-        if not reader.fieldnames or "text" not in reader.fieldnames:
-            found = ", ".join(reader.fieldnames or []) or "none"
-            raise InputError(f"{path} has no 'text' column (columns: {found[:200]})")
-        id_col = "tweet_id" if "tweet_id" in reader.fieldnames else ("id" if "id" in reader.fieldnames else None)
-        for row in reader:
-            text = row.get("text")
-            rows.append((_norm_id(row.get(id_col) if id_col else None, text), text))
+        try:
+            if not reader.fieldnames or "text" not in reader.fieldnames:
+                found = ", ".join(reader.fieldnames or []) or "none"
+                raise InputError(f"{path} has no 'text' column (columns: {found[:200]})")
+            id_col = "tweet_id" if "tweet_id" in reader.fieldnames else ("id" if "id" in reader.fieldnames else None)
+            for row in reader:
+                text = row.get("text")
+                rows.append((_norm_id(row.get(id_col) if id_col else None, text), text))
+        except csv.Error as e:
+            raise InputError(f"{path}:{reader.line_num}: not valid CSV ({e})") from None
     return rows
 
 

@@ -80,6 +80,9 @@ class CleanedText:
 _local = threading.local()
 
 
+MAX_SPACY_CHARS = 1_000_000  # spaCy's default nlp.max_length
+
+
 @lru_cache(maxsize=1)
 def _stop_words() -> frozenset[str]:
     from spacy.lang.en.stop_words import STOP_WORDS
@@ -124,7 +127,9 @@ def _prepare(text: str) -> tuple[str, list[str], list[str], list[str], int]:
         text = emoji.replace_emoji(text, replace=_emoji_words).replace("\u200d", "")
     text = _EMOTICON.sub(lambda m: _EMOTICONS[m.group(0)], text)
     # Lower case before the lookup lemmatiser: its table is case-sensitive ("Bags" would stay "bags").
-    return text.lower(), mentions, hashtags, found, urls
+    # spaCy refuses a text longer than its max_length (1,000,000 characters, ValueError E088): only the
+    # classify CLI can pass one (a Tweet holds at most 25,000), and the models read the first words anyway.
+    return text.lower()[:MAX_SPACY_CHARS], mentions, hashtags, found, urls
 
 
 def _lemmas(doc) -> list[str]:
