@@ -19,8 +19,6 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     # Parquet written by this job is read by pyarrow/pandas too: plain microsecond timestamps.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    # Python workers are forked from a daemon that has the models loaded already (see stream/daemon.py).
-    "spark.python.daemon.module": "tweetdesk.stream.daemon",
 }
 
 
