@@ -266,3 +266,99 @@ def test_bad_records_through_the_real_stream_job(spark, fresh_topics, tmp_path, 
     assert {t.id for t in good} <= set(df["id"])
     assert all(d.reason and d.stage in ("parse", "validate", "enrich") for d in letters)
     assert len(enriched) == len(df)
+
+
+# --- the API ----------------------------------------------------------------------------------------------
+
+API_KEY = "bad-input-admin-key"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    """The real Flask app (API + web pages) over a real SQLite store holding one ticket."""
+    from pydantic import SecretStr
+
+    from tests.fixtures.store import enriched_tweet
+    from tweetdesk.config import Settings
+    from tweetdesk.reply.app import create_app
+    from tweetdesk.reply.templates import ReplyTemplates
+    from tweetdesk.tickets.store import TicketStore
+
+    work = tmp_path_factory.mktemp("api")
+    settings = Settings(work_dir=work, api_key=SecretStr(API_KEY))
+    store = TicketStore(settings.db_url)
+    templates = ReplyTemplates.from_settings(settings)
+    tw = enriched_tweet("1895000000000000777")
+    store.add_tickets([tw], templates.render)
+    app = create_app(settings, store, templates=templates)
+    yield app.test_client(), tw
+    store.close()
+
+
+def _no_server_error(resp, what) -> None:
+    assert resp.status_code < 500, (what, resp.status_code, resp.get_data(as_text=True)[:500])
+
+
+@FAST
+@given(st.one_of(texts, st.text(alphabet=st.characters(codec="utf-8"), max_size=60),
+                 st.sampled_from(["BAG-7KQ4M2XZ-H", "bag 7kq4m2xz h", "GEN-00000000-0", "../../etc/passwd", "%00",
+                                  "x" * 5000])))
+def test_api_ticket_lookup_takes_any_id(api, raw):
+    from urllib.parse import quote
+
+    client, _ = api
+    path = quote(no_surrogates(raw), safe="")
+    for url in (f"/api/tickets/{path}", f"/t/{path}", f"/t?id={path}", f"/tickets/{path}"):
+        r = client.get(url, headers={"X-API-Key": API_KEY})
+        _no_server_error(r, url)
+    r = client.get(f"/api/tickets/{path}")
+    assert r.status_code in (200, 400, 404, 405) and (r.status_code == 405 or "error" in r.get_json() or
+                                                     r.status_code == 200)
+
+
+body_values = st.one_of(json_values, tweet_fields, st.fixed_dictionaries({
+    "tweet_id": st.one_of(st.text(max_size=40), st.integers(), st.none(), st.just("1895000000000000777"),
+                          st.just("١٢٣"), st.just("²³")),
+    "text": st.one_of(texts.map(no_surrogates), st.integers(), st.none(), st.lists(st.integers(), max_size=2)),
+}, optional={"idempotency_key": st.one_of(st.text(max_size=120), st.integers(), st.none())}))
+
+
+@FAST
+@given(st.one_of(body_values.map(lambda v: json.dumps(v).encode()), st.binary(max_size=200)),
+       st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", None]))
+def test_api_post_reply_takes_any_body(api, body, content_type):
+    client, _ = api
+    headers = {"X-API-Key": API_KEY}
+    if content_type:
+        headers["Content-Type"] = content_type
+    r = client.post("/api/replies", data=body, headers=headers)
+    _no_server_error(r, body[:200])
+    assert r.is_json and ("error" in r.get_json() or r.status_code in (200, 202))
+
+
+@FAST
+@given(st.dictionaries(st.sampled_from(["status", "topic", "sentiment", "limit", "offset", "page"]),
+                       st.one_of(st.text(max_size=20), st.integers(min_value=-10**20, max_value=10**20).map(str)),
+                       max_size=5))
+def test_api_ticket_list_takes_any_query(api, query):
+    client, _ = api
+    r = client.get("/api/tickets", query_string=query, headers={"X-API-Key": API_KEY})
+    assert r.status_code in (200, 400), (query, r.get_data(as_text=True)[:300])
+
+
+@FAST
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=300))
+def test_api_key_header_takes_anything(api, key):
+    client, _ = api
+    for headers, can_pass in (({"X-API-Key": key}, True), ({"Authorization": f"Bearer {key}"}, True),
+                              ({"Authorization": key}, False)):
+        r = client.get("/api/tickets", headers=headers)
+        assert r.status_code in (200, 401, 403) and r.is_json
+        assert (r.status_code == 200) == (can_pass and key.strip() == API_KEY)
+    assert client.get("/api/tickets", headers={"X-API-Key": API_KEY}).status_code == 200
+
+
+def test_api_refuses_an_oversized_body_with_json(api):
+    client, tw = api
+    r = client.post("/api/replies", json={"tweet_id": tw.id, "text": "x" * 50_000}, headers={"X-API-Key": API_KEY})
+    assert r.status_code == 400 and r.is_json and "too large" in r.get_json()["error"]
