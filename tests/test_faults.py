@@ -461,3 +461,48 @@ def test_x_api_down_for_a_while_replies_queue_then_drain_within_the_rate_limit(f
     assert all(t >= back - 1 for t in accepted)  # nothing got through while X was down
     assert busiest <= limit  # the local budget kept to X's limit...
     assert not any(s == 429 for _, s in x.answers)  # ...so X never had to refuse a post for it
+
+
+def test_x_api_down_longer_than_the_retry_budget_fails_replies_visibly(fresh_topics, tmp_path):
+    """The limit of the test above: an outage outlasting the poster's retries (``reply_max_attempts``, default 5,
+    with exponential backoff from ``backoff_base``, default 2 s: about 30 s) fails the queued replies, each with
+    its reason, and marks their tickets failed for an agent. Nothing is posted twice and nothing vanishes; an
+    agent's reply (POST /api/replies) goes out once X is back. Scaled down here: 0.2 s backoff base."""
+    from tweetdesk.reply.service import ReplyService
+    from tweetdesk.tickets.store import TicketStatus
+
+    x = FlakyXApi(limit=100, window=60).start()
+    x.down.set()
+    settings = fresh_topics.model_copy(update={
+        "work_dir": tmp_path / "work", "x_api_base": x.base_url, "x_consumer_key": SecretStr("ck"),
+        "x_consumer_secret": SecretStr("cs"), "x_access_token": SecretStr("at"),
+        "x_access_token_secret": SecretStr("ats"), "api_key": SecretStr("agent-key"),
+    })
+    records = enriched_records(5, start=7_300_000)
+    produce_enriched(settings, records)
+    import requests
+
+    try:
+        with ReplyService(settings, port=0, poster_kwargs={"backoff_base": 0.2}) as svc:
+            store = svc.store
+            wait_for(lambda: store.stats()["replies_by_status"].get("failed", 0) == len(records), 60,
+                     "replies failed after the last attempt")
+            failed = store.list_replies(ReplyStatus.failed)
+            attempts_503 = sum(1 for _, s in x.answers if s == 503)
+            x.down.clear()
+            r = records[0]
+            resp = requests.post(f"{svc.url}/api/replies", headers={"X-API-Key": "agent-key"}, timeout=10,
+                                 json={"tweet_id": r.id, "text": f"@{r.author} Sorry for the wait: {r.ticket_id} is "
+                                                                 f"being handled."})
+            assert resp.status_code == 202, resp.text
+            wait_for(lambda: len(x.posts) == 1, 30, "the agent's reply posted")
+            tickets = [store.get_ticket(r.ticket_id) for r in records]
+    finally:
+        x.stop()
+    record("X API down longer than the retries", replies=len(records), answers_503=attempts_503,
+           failed_with_reason=len(failed), posted_during_outage=0, agent_replies_posted=len(x.posts),
+           duplicates=0 if len(x.posts) == len({p["in_reply_to_tweet_id"] for p in x.posts}) else "yes")
+    assert all("503" in (f.error or "") and "attempts" in (f.error or "") for f in failed)
+    assert attempts_503 == len(records) * settings.reply_max_attempts  # each tried exactly max_attempts times
+    assert sum(t.status == TicketStatus.failed for t in tickets) >= len(records) - 1
+    assert [p["in_reply_to_tweet_id"] for p in x.posts] == [records[0].id]
