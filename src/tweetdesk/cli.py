@@ -50,11 +50,12 @@ def classify(text: str | None, file: Path | None, json_out: bool) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True, help="Maximum epochs (early stopping).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--version", "version", help="Artifact folder name (default: date-based).")
-def train(data: Path | None, epochs: int, seed: int, version: str | None) -> None:
+@click.option("--reuse-sentiment", metavar="VERSION", help="Copy this version's sentiment models; retrain the topic side only.")
+def train(data: Path | None, epochs: int, seed: int, version: str | None, reuse_sentiment: str | None) -> None:
     """Train the LDA topic labeller and both LSTM models; write artifacts and reports/."""
     from tweetdesk.models.train import train_command
 
-    train_command(_settings(data_path=data), epochs=epochs, seed=seed, version=version)
+    train_command(_settings(data_path=data), epochs=epochs, seed=seed, version=version, reuse_sentiment=reuse_sentiment)
 
 
 @app.command()

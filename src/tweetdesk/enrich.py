@@ -4,7 +4,7 @@
 nothing (models load on the first call, once per process, and are cached), and the function is a
 plain module-level function, so it pickles by reference.
 
-Unclassifiable: a tweet whose cleaned text is empty (only mentions, links, numbers or stop words)
+Unclassifiable: a tweet with no words left after cleaning (only mentions, links, numbers, punctuation)
 gets sentiment and topic ``records.UNCLASSIFIABLE`` with score 0.0, and still a ticket (prefix GEN).
 In ``classify --file``, a row whose text is missing, empty or not a string gets the same result.
 """

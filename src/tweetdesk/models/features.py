@@ -15,7 +15,9 @@ MARKERS = ("<q>", "<excl>", "<url>", "<mention>")
 
 
 def model_tokens(c: CleanedText, field: str = "all_tokens") -> list[str]:
-    words = list(c.all_tokens if field == "all_tokens" else c.tokens)
+    # A tweet of stop words only ("@united done", "why not me?") still has words: the topic model
+    # then reads them all rather than nothing.
+    words = list(c.all_tokens if field == "all_tokens" else (c.tokens or c.all_tokens))
     if not words:
         return []  # nothing to classify: the caller reports the tweet as unclassifiable
     text = c.original if isinstance(c.original, str) else ""

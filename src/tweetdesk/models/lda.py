@@ -11,8 +11,10 @@ A tweet's weak label: sum the LDA document-topic probabilities of the LDA topics
 name, take the largest; its confidence is that sum. Topics fitted beyond the mapping (``--topics``
 larger than the file) print as "unmapped" and their probability mass is left out.
 
-Neutral and positive tweets go through the same LDA: every tweet gets one of the eight topics
-(a thank-you for the crew lands in "Customer Experience"), so every tweet gets a ticket queue.
+The LDA is fitted on the negative tweets (complaints carry the themes; praise would form topics of
+its own and pull sarcastic complaints towards them). Neutral and positive tweets then go through
+the same LDA: every tweet gets one of the eight topics (a thank-you for the crew lands in "Customer
+Experience"), so every tweet gets a ticket queue.
 """
 
 from __future__ import annotations
@@ -203,8 +205,11 @@ def lda_command(settings, n_topics: int = 12) -> None:
     split = split_dataset(load_dataset(settings.data_path))
     print(f"cleaning {len(split.train)} training tweets…", file=sys.stderr)
     docs = [c.tokens for c in clean_many(list(split.train["text"]))]
-    labeller = fit_lda(docs, mapping, n_topics=n_topics)
-    print(f"guided LDA, {labeller.model.num_topics} topics, mapping {MAPPING_FILE.name} version {mapping.version}")
+    neg = split.train["airline_sentiment"].to_numpy() == "negative"
+    # as in training: fitted on the complaints (negative tweets), then applied to every tweet
+    labeller = fit_lda([d for d, m in zip(docs, neg) if m], mapping, n_topics=n_topics)
+    print(f"guided LDA, {labeller.model.num_topics} topics, fitted on {int(neg.sum())} negative training tweets, "
+          f"mapping {MAPPING_FILE.name} version {mapping.version}")
     if labeller.seeds_missing:
         print(f"seed words not in the vocabulary: {', '.join(labeller.seeds_missing)}")
     for k, name, words in labeller.top_words():
@@ -214,7 +219,6 @@ def lda_command(settings, n_topics: int = 12) -> None:
     print("\nweak labels on the training split:")
     for t, c in b["counts"].items():
         print(f"  {t:<28} {c:>6}  ({c / b['n']:.1%})")
-    neg = split.train["airline_sentiment"].to_numpy() == "negative"
     agree = topic_agreement(split.train["negativereason"][neg], [x or "" for x, m in zip(labels, neg) if m])
     print(f"agreement with mapped negativereason (training negatives, n={agree['n']}): "
           f"macro-F1 {agree['macro_f1']:.3f}, accuracy {agree['accuracy']:.3f}")

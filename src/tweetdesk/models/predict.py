@@ -7,7 +7,9 @@ members, split seed, metrics, training history), one ``<member>.pt`` + ``<member
 newest folder name (names are date-based and sort in time order).
 
 Sentiment may be a small ensemble of LSTMs trained from different seeds: their class probabilities
-are averaged. A tweet with no words left after cleaning gets ``UNCLASSIFIABLE`` with score 0.0.
+are averaged. A tweet with no words left after cleaning (only mentions, links, numbers, punctuation or
+emoji the cleaner drops) gets ``UNCLASSIFIABLE`` with score 0.0; a tweet of stop words only ("@united
+done") is still classified.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class Classifier:
         return self._ensemble(self.sentiment, cleaned, batch_size), self._ensemble(self.topic, cleaned, batch_size)
 
     def predict_cleaned(self, cleaned: list[CleanedText], batch_size: int = 512) -> list[Prediction]:
-        keep = [i for i, c in enumerate(cleaned) if not c.empty]
+        keep = [i for i, c in enumerate(cleaned) if c.all_tokens]
         out = [Prediction(UNCLASSIFIABLE, 0.0, UNCLASSIFIABLE, 0.0)] * len(cleaned)
         if keep:
             ps, pt = self.proba([cleaned[i] for i in keep], batch_size)

@@ -65,7 +65,14 @@ def _set_threads() -> None:
 # --------------------------------------------------------------------------------------------- training
 
 
-def train_command(settings, epochs: int = 15, seed: int = 42, version: str | None = None) -> Path:
+def train_command(
+    settings, epochs: int = 15, seed: int = 42, version: str | None = None, reuse_sentiment: str | None = None
+) -> Path:
+    """Train and write a new artifact version. ``reuse_sentiment`` names an existing version whose
+    sentiment ensemble is copied instead of retrained (same split seed required): for retraining the
+    topic side only, which is cheap, on a shared machine."""
+    import time
+
     import torch
     from tqdm.auto import tqdm
 
@@ -74,7 +81,17 @@ def train_command(settings, epochs: int = 15, seed: int = 42, version: str | Non
     from tweetdesk.models.predict import LATEST, MANIFEST, Classifier
 
     _set_threads()
+    started = time.monotonic()
     data_path = Path(settings.data_path)
+    reuse_folder = None
+    if reuse_sentiment:
+        from tweetdesk.models.predict import resolve_version
+
+        reuse_folder = resolve_version(settings.artifacts_dir, reuse_sentiment)
+        reused = json.loads((reuse_folder / MANIFEST).read_text(encoding="utf-8"))
+        if int(reused.get("split_seed", -1)) != seed:
+            raise TweetdeskError(f"--reuse-sentiment {reuse_sentiment}: it was trained with split seed "
+                                 f"{reused.get('split_seed')}, not {seed}")
     split = split_dataset(load_dataset(data_path), seed=seed)
     version = version or datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
     folder = Path(settings.artifacts_dir) / version
@@ -83,10 +100,14 @@ def train_command(settings, epochs: int = 15, seed: int = 42, version: str | Non
     tqdm.write(f"data {data_path}: {split.dedup['rows']} rows, {split.dedup['unique']} after dedup; split {split.sizes()}")
     cleaned = {k: _clean(list(getattr(split, k)["text"]), k) for k in ("train", "val", "test")}
 
-    # 1. guided LDA on the training split -> weak topic labels
+    # 1. guided LDA on the training split's complaints -> weak topic labels for every tweet. Fitted on
+    # the negative tweets only (the human sentiment label, not negativereason): praise and chit-chat
+    # otherwise form their own themes and pull complaints ("thanks for nothing") towards them.
     mapping = load_mapping()
-    tqdm.write(f"fitting guided LDA ({mapping.n_topics} topics, mapping version {mapping.version})…")
-    labeller = fit_lda([c.tokens for c in cleaned["train"]], mapping, seed=seed)
+    lda_docs = [c.tokens for c, s in zip(cleaned["train"], split.train["airline_sentiment"]) if s == "negative"]
+    tqdm.write(f"fitting guided LDA ({mapping.n_topics} topics, mapping version {mapping.version}) "
+               f"on {len(lda_docs)} negative training tweets…")
+    labeller = fit_lda(lda_docs, mapping, seed=seed)
     for k, name, words in labeller.top_words(10):
         tqdm.write(f"  LDA {k:>2} {name or '(unmapped)':<28} {' '.join(words)}")
     weak = {k: labeller.weak_labels([c.tokens for c in cleaned[k]]) for k in ("train", "val")}
@@ -105,7 +126,7 @@ def train_command(settings, epochs: int = 15, seed: int = 42, version: str | Non
     conf = split.train["airline_sentiment_confidence"].astype(float).fillna(1.0).to_numpy()
     vocab = Vocab.build(s_train)
     sentiment_members = []
-    for i in range(SENTIMENT_SEEDS):
+    for i in range(0 if reuse_folder else SENTIMENT_SEEDS):
         name = f"sentiment_{i}"
         cfg = LSTMConfig(name=name, labels=list(SENTIMENTS), vocab_size=len(vocab), **SENTIMENT_CFG)
         model, hist = train_model(cfg, vocab, s_train, y_train, s_val, y_val, sample_weight=conf, epochs=epochs,
@@ -113,6 +134,13 @@ def train_command(settings, epochs: int = 15, seed: int = 42, version: str | Non
         save_model(model, vocab, folder)
         sentiment_members.append(name)
         histories[name] = hist.__dict__
+    if reuse_folder:
+        for name in reused["sentiment"]:
+            for ext in (".pt", ".json"):
+                shutil.copy(reuse_folder / f"{name}{ext}", folder / f"{name}{ext}")
+            sentiment_members.append(name)
+            histories[name] = reused.get("history", {}).get(name, {})
+        tqdm.write(f"sentiment ensemble {sentiment_members} copied from {reuse_folder.name}")
 
     # 3. topic LSTM on confident weak labels (validation = weak labels too; never negativereason)
     t_train, t_val = prep("train", "tokens"), prep("val", "tokens")
@@ -158,10 +186,14 @@ def train_command(settings, epochs: int = 15, seed: int = 42, version: str | Non
             "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
         },
         "hyperparameters": {"sentiment": SENTIMENT_CFG, "topic": TOPIC_CFG, "lr": LR, "max_epochs": epochs,
-                            "sentiment_members": SENTIMENT_SEEDS},
+                            "sentiment_members": len(sentiment_members)},
+        "sentiment_from": reuse_folder.name if reuse_folder else None,
+        "lda_fitted_on": f"{len(lda_docs)} negative training tweets",
+        "training_seconds": None,
         "history": histories,
         "torch": torch.__version__,
     }
+    manifest["training_seconds"] = round(time.monotonic() - started, 1)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
 
     metrics = evaluate_folder(Classifier(folder), settings, split=split, cleaned=cleaned)
@@ -169,7 +201,7 @@ def train_command(settings, epochs: int = 15, seed: int = 42, version: str | Non
     write_model_card(folder, manifest, metrics)
     (Path(settings.artifacts_dir) / LATEST).write_text(version + "\n", encoding="utf-8")
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    tqdm.write(f"saved {folder} ({size / 1e6:.1f} MB); LATEST -> {version}")
+    tqdm.write(f"saved {folder} ({size / 1e6:.1f} MB) after {time.monotonic() - started:.0f} s; LATEST -> {version}")
     return folder
 
 
@@ -378,6 +410,11 @@ def _fmt_cmp(block: dict) -> str:
     return "\n".join(rows)
 
 
+def _reuse_note(manifest: dict) -> str:
+    src = manifest.get("sentiment_from")
+    return f"; the sentiment ensemble was copied unchanged from version {src} (`--reuse-sentiment`)" if src else ""
+
+
 def write_model_card(folder: Path, manifest: dict, metrics: dict) -> None:
     s, t, w = metrics["sentiment_test"], metrics["topic_vs_negativereason_test"], metrics["topic_vs_weak_labels_test"]
     d = manifest["data"]
@@ -396,6 +433,7 @@ def write_model_card(folder: Path, manifest: dict, metrics: dict) -> None:
 
 Created {manifest['created']} with torch {manifest['torch']}. Two LSTM classifiers for customer tweets to
 airlines: **sentiment** (negative / neutral / positive) and **topic** (the eight ticket queues).
+Training took {manifest.get('training_seconds') or '?'} s on a shared 2-core machine (torch 2 threads){_reuse_note(manifest)}.
 
 ## Data
 - `{d['file']}` (sha256 `{d['sha256'][:16]}…`): Twitter US Airline Sentiment (Crowdflower, Feb 2015),
@@ -416,8 +454,9 @@ the annotators' `airline_sentiment_confidence`; early stopping on validation acc
 per class {', '.join(f'{k} {v:.3f}' for k, v in s['per_class_f1'].items())}).
 
 ## Topic model
-Trained **only on weak labels** from a guided (seeded) LDA: gensim LdaModel fitted on the training split's
-cleaned tokens, with an `eta` prior and a seeded start that anchor each LDA topic to a few seed words, and
+Trained **only on weak labels** from a guided (seeded) LDA: gensim LdaModel fitted on the cleaned tokens of
+the training split's negative tweets ({manifest.get('lda_fitted_on', 'the training split')}; complaints carry
+the themes, praise would form topics of its own), applied to every tweet, with an `eta` prior and a seeded start that anchor each LDA topic to a few seed words, and
 a reviewed mapping file (`topic_mapping.toml`, version {manifest['topic_mapping_version']}, copied into this folder)
 from LDA topic id to topic name. Each tweet's weak label is the name with the most LDA probability; only
 training tweets whose weak label has confidence >= {manifest['topic_training']['min_confidence']} are used
@@ -426,7 +465,8 @@ uses weak labels too. Neutral and positive tweets get a topic the same way (a th
 "Customer Experience"). Config {hp['topic']}.
 
 The human `negativereason` column is **never** used for training or early stopping. The seed words were
-chosen by a person for each topic name and revised after looking at agreement on the *training* split; the
+chosen by a person for each topic name and revised after looking at agreement on the *training* and
+validation splits (as were the LDA corpus and the weak-label confidence threshold); the
 test split was not used for any choice.
 
 - Agreement with the LDA weak labels, test split: accuracy {w['accuracy']:.4f}, macro-F1 {w['macro_f1']:.4f}.
@@ -465,8 +505,9 @@ Counts per topic (all shared negative tweets):
 {counts_rows}
 
 ## Use and limits
-- Unclassifiable: a tweet with no words left after cleaning (only mentions/links/numbers) gets sentiment and
-  topic `unclassifiable` with score 0.0, and still a ticket (prefix GEN).
+- Unclassifiable: a tweet with no words left after cleaning (only mentions/links/numbers/punctuation) gets
+  sentiment and topic `unclassifiable` with score 0.0, and still a ticket (prefix GEN). In the test split that
+  happened to {metrics.get('unclassifiable_in_test', 0)} tweet(s); they count as errors in the figures above.
 - Topic labels come from keyword-anchored LDA: a tweet about two things gets one topic; "Extra Charges" and
   "Seating Preferences" have no human yardstick here. Scores are softmax probabilities, not calibrated.
 - 2015 US airline tweets in English: other brands, languages or eras will score lower.
