@@ -6,9 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tests.fixtures.browser import make_tweet, seed_store
+from tweetdesk.config import Settings
 from tweetdesk.records import DeadLetter
+from tweetdesk.reply.budget import priority_of
+from tweetdesk.reply.templates import ReplyTemplates
+from tweetdesk.tickets.intake import Intake
 from tweetdesk.web import queries
-from tweetdesk.web.queries import Filters
+from tweetdesk.web.queries import BudgetFigures, FloodReason, Filters
 
 
 def test_summary_counts_match_the_store(store):
@@ -95,7 +99,7 @@ def test_empty_store(store):
     s = queries.summary(store, Filters())
     assert s.tickets == s.tweets == s.dead_letters == 0
     assert s.newest == [] and s.over_time.starts == []
-    assert s.budget is None  # issue 7 fills the reply budget panel
+    assert s.budget is None  # no settings: no budget panel
 
 
 def test_dead_letters_recorded_once(store):
@@ -115,3 +119,69 @@ def test_public_status_has_no_personal_data(store):
     assert st.ticket_id == tid and st.status == seeded["statuses"][tid]
     assert set(st.__dict__) == {"ticket_id", "status", "topic", "created_at", "updated_at", "replied_at", "resolved_at"}
     assert queries.public_status(store, "BAG-22222222-2") is None
+
+
+def test_budget_figures_from_the_store(store, tmp_path):
+    """The dashboard's reply budget panel on a real store: queued and posted replies, and tweets the
+    flood guard held back; the figures, the page's view-model and its JSON agree."""
+    from tweetdesk.web.views import summary_payload
+
+    settings = Settings(
+        work_dir=tmp_path,
+        x_api_base="http://127.0.0.1:9",  # live budget rules (credentials set); nothing is posted here
+        x_consumer_key="ck", x_consumer_secret="cs", x_access_token="at", x_access_token_secret="ats",
+        flood_per_author=2,
+    )
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+    store.clock = lambda: now
+    clock = lambda: now.timestamp()  # noqa: E731 - the budget's clock, in epoch seconds
+    base = now - timedelta(minutes=30)
+    customers = [make_tweet(i, when=base + timedelta(minutes=i)) for i in range(6)]
+    # One author opens two tickets; the flood guard holds back their next three tweets.
+    loud = [
+        make_tweet(40 + i, when=base + timedelta(minutes=10, seconds=i), text=f"@united answer me ({i})")
+        .model_copy(update={"author": "loud"})
+        for i in range(5)
+    ]
+    res = store.add_tickets(customers + loud, ReplyTemplates.load().render, intake=Intake.from_settings(settings),
+                            priority=priority_of)
+    assert len(res.replies) == 8  # 6 customers + 2 of loud's tweets
+    for rid in res.replies[:3]:  # three posted, at $0.015 each; five stay queued
+        store.claim(rid)
+        store.record_posted(rid, f"9{rid}", cost_usd=0.015)
+
+    b = queries.budget_figures(store, settings, clock=clock)
+    assert b == BudgetFigures(
+        queue_length=5,
+        expected_wait_seconds=5 * 900 / 100,
+        replies_this_window=3,
+        reply_limit=100,
+        window_seconds=900,
+        spend_today_usd=0.045,
+        flood_reasons=[FloodReason("flood guard: @loud opened 2 tickets within 1 h (limit 2)", 3)],
+    )
+    assert queries.budget_figures(store, None) is None
+
+    s = queries.summary(store, Filters(), settings=settings, clock=clock)
+    assert s.budget == b
+    # Filters narrow the ticket figures, not the budget (it is the whole desk's).
+    assert queries.summary(store, Filters.parse(None, "positive"), settings=settings, clock=clock).budget == b
+    payload = summary_payload(s)["budget"]
+    assert payload == {
+        "queue_length": 5,
+        "expected_wait_seconds": 45.0,
+        "expected_wait": "under 1 min",
+        "replies_this_window": "3 / 100",
+        "window_text": "limit per 15 min",
+        "spend_today_usd": 0.045,
+        "spend_today": "$0.045",
+        "flood_reasons": [{"reason": "flood guard: @loud opened 2 tickets within 1 h (limit 2)", "count": 3}],
+    }
+
+    # Sixteen minutes on, the three posts have left the window; the day's spend stays.
+    later = now + timedelta(minutes=16)
+    b2 = queries.budget_figures(store, settings, clock=lambda: later.timestamp())
+    assert (b2.replies_this_window, b2.spend_today_usd, b2.queue_length) == (0, 0.045, 5)
+    # Without X credentials (dry run, budget not rehearsed) replies go at once: no wait.
+    dry = Settings(work_dir=tmp_path, flood_per_author=2)
+    assert queries.budget_figures(store, dry, clock=clock).expected_wait_seconds == 0.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, Entity, utcnow
+from tweetdesk.reply.budget import dashboard_figures
 from tweetdesk.tickets.store import TicketStatus, TicketStore, UTCDateTime, replies, tickets, tweets_table
 
 # What the filters and charts offer: the model's classes plus the bucket for empty tweets.
@@ -162,10 +163,16 @@ class SentimentSeries:
     series: dict[str, list[int]]  # sentiment -> count per bucket, aligned with ``starts``
 
 
+@dataclass(frozen=True)
+class FloodReason:
+    reason: str  # the flood guard's reason, as stored with each tweet it held back
+    count: int  # tweets held back for it
+
+
 @dataclass
 class BudgetFigures:
-    """Reply queue and budget (issue 7): filled by ``budget_figures``; the dashboard shows the panel
-    only when figures exist."""
+    """Reply queue and budget (issue 7): filled by ``budget_figures`` from the reply scheduler
+    (``tweetdesk.reply.budget.dashboard_figures``); the dashboard shows the panel only when figures exist."""
 
     queue_length: int
     expected_wait_seconds: float | None
@@ -173,7 +180,7 @@ class BudgetFigures:
     reply_limit: int
     window_seconds: int
     spend_today_usd: float
-    flood_reasons: list[tuple[str, int]] = field(default_factory=list)  # (reason, tweets held back)
+    flood_reasons: list[FloodReason] = field(default_factory=list)  # most tweets held back first
 
 
 @dataclass
@@ -298,13 +305,44 @@ def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[Newes
     return out
 
 
-def budget_figures(store: TicketStore, settings: Any) -> BudgetFigures | None:
-    """Issue 7 hook: queue length, expected wait, replies this window, spend today and flood-guard
-    reasons come from the reply scheduler. Until it exists, no figures (the panel stays hidden)."""
-    return None
+def budget_figures(
+    store: TicketStore,
+    settings: Any,
+    *,
+    live: bool | None = None,
+    clock: Callable[[], float] | None = None,
+) -> BudgetFigures | None:
+    """Queue length, expected wait, replies this window, spend today and the flood guard's reasons,
+    from the reply scheduler (``tweetdesk.reply.budget``). Without settings (no limits to measure
+    against) there are no figures and the panel stays hidden. ``live``/``clock``: the poster's, when
+    this process posts, so the panel agrees with ``GET /api/budget``; by default the budget decides
+    from the settings (live when X credentials are set) on the wall clock."""
+    if settings is None:
+        return None
+    kw: dict[str, Any] = {"live": live}
+    if clock is not None:
+        kw["clock"] = clock
+    f = dashboard_figures(store, settings, **kw)
+    return BudgetFigures(
+        queue_length=int(f["queue_length"]),
+        expected_wait_seconds=None if f["expected_wait_seconds"] is None else float(f["expected_wait_seconds"]),
+        replies_this_window=int(f["replies_this_window"]),
+        reply_limit=int(f["reply_limit"]),
+        window_seconds=int(f["window_seconds"]),
+        spend_today_usd=float(f["spend_today_usd"]),
+        flood_reasons=[FloodReason(reason=str(r["reason"]), count=int(r["count"])) for r in f["flood_reasons"]],
+    )
 
 
-def summary(store: TicketStore, filters: Filters, *, settings: Any = None, newest: int = 10) -> Summary:
+def summary(
+    store: TicketStore,
+    filters: Filters,
+    *,
+    settings: Any = None,
+    newest: int = 10,
+    live: bool | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Summary:
     ensure_schema(store.engine)
     with store.engine.connect() as conn:
         by_status = _counts(conn, tickets.c.status, filters)
@@ -326,7 +364,7 @@ def summary(store: TicketStore, filters: Filters, *, settings: Any = None, newes
             budget=None,
             generated_at=utcnow(),
         )
-    result.budget = budget_figures(store, settings)
+    result.budget = budget_figures(store, settings, live=live, clock=clock)
     return result
 
 

@@ -169,7 +169,9 @@ def _bucket_labels(starts: list[datetime], width: int) -> list[str]:
 
 
 def _money(usd: float) -> str:
-    return f"${usd:,.2f}"
+    # X charges $0.015 a post: keep the tenth of a cent when there is one ($0.045, not $0.04).
+    usd = round(usd, 3)
+    return f"${usd:,.2f}" if round(usd, 2) == usd else f"${usd:,.3f}"
 
 
 def _duration(seconds: float | None) -> str:
@@ -195,7 +197,7 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
             "window_text": f"limit per {b.window_seconds // 60} min",
             "spend_today_usd": b.spend_today_usd,
             "spend_today": _money(b.spend_today_usd),
-            "flood_reasons": [{"reason": r, "count": n} for r, n in b.flood_reasons],
+            "flood_reasons": [{"reason": r.reason, "count": r.count} for r in b.flood_reasons],
         }
     payload = {
         "filters": {"topic": s.filters.topic, "sentiment": s.filters.sentiment},
@@ -233,7 +235,17 @@ def _filters() -> queries.Filters:
 
 
 def _summary() -> tuple[queries.Summary, dict[str, Any]]:
-    s = queries.summary(_store(), _filters(), settings=_settings(), newest=NEWEST)
+    # The budget panel measures with the poster's budget when this process posts (as /api/budget does).
+    poster = getattr(current_app.extensions["tweetdesk"], "poster", None)
+    budget = getattr(poster, "budget", None)
+    s = queries.summary(
+        _store(),
+        _filters(),
+        settings=_settings(),
+        newest=NEWEST,
+        live=budget.live if budget is not None else None,
+        clock=budget.clock if budget is not None else None,
+    )
     return s, summary_payload(s)
 
 

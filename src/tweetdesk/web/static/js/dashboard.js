@@ -124,6 +124,38 @@
     return path.split(".").reduce(function (o, k) { return o == null ? undefined : o[k]; }, obj);
   }
 
+  // The flood guard's reasons under the budget panel (same markup as the template's).
+  function fillFloodReasons(budget) {
+    var box = document.getElementById("flood-reasons");
+    if (!box || !budget) { return; }
+    var reasons = budget.flood_reasons || [];
+    if (!reasons.length) {
+      var p = document.createElement("p");
+      p.className = "empty";
+      p.textContent = "No tweets held back.";
+      box.replaceChildren(p);
+      return;
+    }
+    var table = document.createElement("table");
+    var head = table.createTHead().insertRow();
+    [["Reason", ""], ["Tweets held back", "num"]].forEach(function (h) {
+      var th = document.createElement("th");
+      th.scope = "col";
+      if (h[1]) { th.className = h[1]; }
+      th.textContent = h[0];
+      head.appendChild(th);
+    });
+    var body = table.createTBody();
+    reasons.forEach(function (r) {
+      var tr = body.insertRow();
+      tr.insertCell().textContent = r.reason;
+      var n = tr.insertCell();
+      n.className = "num";
+      n.textContent = r.count;
+    });
+    box.replaceChildren(table);
+  }
+
   function render(s) {
     var statusCounts = {};
     s.by_status.forEach(function (r) { statusCounts[r.status] = r.count; });
@@ -142,6 +174,7 @@
       return [label].concat(Object.keys(sot.series).map(function (k) { return sot.series[k][i]; }));
     }));
     document.getElementById("bucket-note").textContent = sot.bucket_text;
+    fillFloodReasons(s.budget);
     // The server renders the newest tickets with the same template as the first page load (escaped HTML).
     document.getElementById("newest").innerHTML = s.newest_html;
   }
