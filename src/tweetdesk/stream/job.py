@@ -182,7 +182,8 @@ class StreamJob:
         clean_stale_staging(self.parquet_dir)
         kind = source_kind(spark, self.settings)
         raw = read_kafka_stream(spark, self.settings)
-        transformed = raw.mapInPandas(Transformer(self.settings, self.enricher), TRANSFORM_SCHEMA)
+        threads = int(spark.conf.get("spark.task.cpus", "1") or 1)
+        transformed = raw.mapInPandas(Transformer(self.settings, self.enricher, threads), TRANSFORM_SCHEMA)
         sink = BatchSink(self.settings, on_batch=self.on_batch)
         writer = (transformed.writeStream
                   .option("checkpointLocation", str(self.checkpoint))

@@ -59,9 +59,12 @@ def _decode(b: bytes | None) -> str | None:
 class Transformer:
     """Picklable callable for ``mapInPandas``: pandas batches of Kafka rows -> TRANSFORM_SCHEMA rows."""
 
-    def __init__(self, settings, enricher: str = DEFAULT_ENRICHER):
+    def __init__(self, settings, enricher: str = DEFAULT_ENRICHER, threads: int = 1):
         self.settings = settings
         self.enricher = enricher
+        # Cores per Spark task (spark.task.cpus): Spark runs one task per core, so torch's own thread pool
+        # (all cores by default) would only make the concurrent tasks compete for the same cores.
+        self.threads = max(1, threads)
         self.batch_size = settings.inference_batch_size
         # The Tweet model itself caps text at records.MAX_TEXT_CHARS; settings may set a lower limit.
         self.max_text_chars = settings.max_text_chars
@@ -71,6 +74,7 @@ class Transformer:
 
         from tweetdesk.stream.schema import TRANSFORM_SCHEMA
 
+        _limit_threads(self.threads)
         enrich = load_enricher(self.enricher)
         columns = TRANSFORM_SCHEMA.fieldNames()
         for pdf in batches:
@@ -115,6 +119,15 @@ class Transformer:
         for item in chunk:
             out.extend(self._enrich([item], enrich))
         return out
+
+
+def _limit_threads(n: int) -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def _enriched_row(e: EnrichedTweet) -> dict:
