@@ -13,6 +13,7 @@ import pytest
 from tests.fixtures.browser import axe_violations, make_tweet, seed_store
 from tweetdesk.config import Settings
 from tweetdesk.records import DeadLetter
+from tweetdesk.tickets.intake import Intake
 from tweetdesk.reply.app import create_app
 from tweetdesk.tickets.ids import ALPHABET, ticket_id_for
 from tweetdesk.tickets.store import TicketStore
@@ -219,6 +220,70 @@ def test_pages_pass_accessibility_checks(site, browser_page):
             page.wait_for_function("() => window.Chart && Chart.getChart('chart-topic')")
             page.locator("details.data-table").first.evaluate("d => d.open = true")
         assert axe_violations(page) == [], path
+
+
+def test_budget_panel_shows_queue_spend_and_flood_guard(tmp_path, live_server_for, browser_page):
+    """The reply queue and budget panel (issue 7), with X credentials set (the budget's live rules):
+    queued and posted replies and tweets the flood guard held back, drawn on load, refreshed live,
+    and passing the accessibility checks."""
+    settings = Settings(
+        work_dir=tmp_path, api_key=KEY, x_api_base="http://127.0.0.1:9",  # no poster here: nothing is posted
+        x_consumer_key="ck", x_consumer_secret="cs", x_access_token="at", x_access_token_secret="ats",
+        flood_per_author=1,
+    )
+    store = TicketStore(f"sqlite:///{tmp_path / 'tickets.db'}")
+    seeded = seed_store(store, n=24)  # four replies stay queued
+    reply = lambda tw: f"@{tw.author} Sorry to hear that. Ticket {tw.ticket_id}"  # noqa: E731
+    intake = Intake.from_settings(settings)
+
+    def loud(i):
+        return make_tweet(60 + i, text=f"@united why is nobody answering me? ({i})").model_copy(update={"author": "loud"})
+
+    res = store.add_tickets([loud(0), loud(1), loud(2)], reply_text=reply, intake=intake)
+    assert len(res.replies) == 1  # @loud's first tweet opens a ticket; the flood guard holds back two
+    queued = seeded["open_replies"] + res.replies
+    for rid in queued[:2]:  # X took two: $0.015 each
+        store.claim(rid)
+        store.record_posted(rid, f"9{rid}", cost_usd=0.015)
+    app = create_app(settings, store)
+    app.config["TWEETDESK_WEB_REFRESH_SECONDS"] = 1.0
+    site = Site(live_server_for(app).url, store, seeded)
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _sign_in(page, site)
+    panel = page.get_by_role("region", name="Reply queue and budget")
+    panel.wait_for()
+    assert _kpi(page, "budget.queue_length") == "3"
+    assert _kpi(page, "budget.replies_this_window") == "2 / 100"
+    assert _kpi(page, "budget.window_text") == "limit per 15 min"
+    assert _kpi(page, "budget.spend_today") == "$0.03"
+    assert _kpi(page, "budget.expected_wait") == "under 1 min"  # 3 replies at 100 per 15 min
+    reason = "flood guard: @loud opened 1 tickets within 1 h (limit 1)"
+    rows = panel.locator("#flood-reasons tbody tr")
+    assert rows.count() == 1
+    assert rows.first.locator("td").all_inner_texts() == [reason, "2"]
+    page.shot("budget-panel")
+    page.wait_for_function("() => window.Chart && Chart.getChart('chart-topic')")
+    assert axe_violations(page) == []
+
+    # X takes another; @loud tweets again: the panel follows without a reload.
+    page.evaluate("() => { window.__noReload = true; }")
+    store.claim(queued[2])
+    store.record_posted(queued[2], f"9{queued[2]}", cost_usd=0.015)
+    assert store.add_tickets([loud(3)], reply_text=reply, intake=intake).replies == []
+    page.wait_for_function("() => document.querySelector('[data-kpi=\"budget.queue_length\"]').textContent.trim() === '2'")
+    page.wait_for_function(
+        "() => document.querySelector('#flood-reasons tbody td.num')?.textContent.trim() === '3'"
+    )
+    assert _kpi(page, "budget.spend_today") == "$0.045"
+    assert _kpi(page, "budget.replies_this_window") == "3 / 100"
+    assert rows.first.locator("td").all_inner_texts() == [reason, "3"]
+    assert page.evaluate("() => window.__noReload") is True
+    page.shot("budget-panel-updated")
+    assert axe_violations(page) == []
+    assert errors == []
+    store.close()
 
 
 def test_dashboard_under_the_reply_service(tmp_path, browser_page):
