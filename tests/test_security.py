@@ -306,3 +306,21 @@ def test_without_a_configured_key_admin_routes_refuse(tmp_path, sqlite_store):
     c = create_app(Settings(work_dir=tmp_path, api_key=None), sqlite_store).test_client()
     assert c.get("/api/tickets", headers={"X-API-Key": "anything"}).status_code == 403
     assert c.get("/api/tickets").status_code == 403
+
+
+def test_the_stream_job_plan_never_shows_the_kafka_password(spark, fresh_topics):
+    """The Python Kafka source gets the client settings as a Spark option; Spark's plan strings (explain, the
+    query description in a failure message) redact it."""
+    import contextlib
+    import io
+
+    from tweetdesk.stream.kafka_source import read_kafka_stream
+
+    s = fresh_topics.model_copy(update={"kafka_config": {"sasl.username": "td", "sasl.password": KAFKA_PASSWORD}})
+    df = read_kafka_stream(spark, s)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        df.explain(True)
+    plan = df._jdf.queryExecution().toString()
+    assert KAFKA_PASSWORD not in out.getvalue() and KAFKA_PASSWORD not in plan
+    assert "redacted" in plan
