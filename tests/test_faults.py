@@ -360,9 +360,10 @@ def test_embedded_broker_restart_during_ingest_is_reported_not_hidden(own_broker
         ensure_topics(settings)  # what `tweetdesk broker` does on start
 
     pub, stats, acks, window = ingest_with_fault(settings, items, rate=300, fault=restart, fault_after=2.0)
-    with pytest.raises(PublishError) as e:
-        pub.raise_for_failures()
-    assert "did not acknowledge" in str(e.value) and "\n" not in str(e.value)
+    if acks.failed:  # this tansu build: the new broker refuses the old producer id, so sends time out
+        with pytest.raises(PublishError) as e:
+            pub.raise_for_failures()
+        assert "did not acknowledge" in str(e.value) and "\n" not in str(e.value)
     ids_after = {m.key().decode() for m in read_topic(settings, settings.topic_raw)}
     acked_before = {k for k, t in acks.acked.items() if t < window["start"]}
     acked_after = set(acks.acked) - acked_before
