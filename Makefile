@@ -10,7 +10,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: install demo test test-all bench train clean
+.PHONY: install demo test test-all test-faults bench train clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# Only the fault tests (also part of `make test`): SIGKILLs, broker freeze/restart, X API outage; prints the figures.
+test-faults: $(STAMP)
+	$(BIN)/pytest tests/test_faults.py
 
 # Includes the slow tests (model training).
 test-all: $(STAMP)
