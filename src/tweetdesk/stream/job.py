@@ -220,6 +220,7 @@ def stream_command(settings: Settings, available_now: bool = False) -> None:
         raise ConfigError("no Kafka to read from: start one with `tweetdesk broker` and export "
                           "TWEETDESK_KAFKA_BOOTSTRAP=<host:port> (or point it at your cluster)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # one line per Python<->JVM call otherwise
     spark = build_spark(settings, app_name="tweetdesk-stream")
     bar = tqdm(unit=" tweets", desc="stream", dynamic_ncols=True)
 
