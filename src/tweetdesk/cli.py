@@ -47,7 +47,7 @@ def classify(text: str | None, file: Path | None, json_out: bool) -> None:
 
 @app.command()
 @click.option("--data", type=PathArg, help="Labelled CSV (airline data set format).")
-@click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True, help="Maximum epochs (early stopping).")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Maximum epochs (early stopping).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--version", "version", help="Artifact folder name (default: date-based).")
 @click.option("--reuse-sentiment", metavar="VERSION", help="Copy this version's sentiment models; retrain the topic side only.")

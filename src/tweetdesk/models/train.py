@@ -32,6 +32,7 @@ SENTIMENT_CFG = dict(max_len=40, embed_dim=100, hidden=64, dropout=0.5, embed_dr
 TOPIC_CFG = dict(max_len=30, embed_dim=100, hidden=64, dropout=0.5, embed_dropout=0.3, tokens="tokens")
 SENTIMENT_SEEDS = 3  # ensemble members (different seeds); probabilities are averaged
 TOPIC_MIN_CONFIDENCE = 0.6  # weak labels below this LDA confidence are not trained on
+TOPIC_SELF_TRAIN = 0.7  # round 1 adds tweets the round-0 topic LSTM labels with at least this probability
 LR = 1e-3
 
 
@@ -66,7 +67,7 @@ def _set_threads() -> None:
 
 
 def train_command(
-    settings, epochs: int = 15, seed: int = 42, version: str | None = None, reuse_sentiment: str | None = None
+    settings, epochs: int = 20, seed: int = 42, version: str | None = None, reuse_sentiment: str | None = None
 ) -> Path:
     """Train and write a new artifact version. ``reuse_sentiment`` names an existing version whose
     sentiment ensemble is copied instead of retrained (same split seed required): for retraining the
@@ -77,7 +78,7 @@ def train_command(
     from tqdm.auto import tqdm
 
     from tweetdesk.models.lda import MAPPING_FILE, fit_lda, load_mapping
-    from tweetdesk.models.lstm import LSTMConfig, Vocab, save_model, train_model
+    from tweetdesk.models.lstm import LSTMConfig, Vocab, predict_proba, save_model, train_model
     from tweetdesk.models.predict import LATEST, MANIFEST, Classifier
 
     _set_threads()
@@ -153,14 +154,32 @@ def train_command(
 
     keep_tr, yt_tr, c_tr = confident("train")
     keep_va, yt_va, c_va = confident("val")
-    tvocab = Vocab.build([d for d, k in zip(t_train, keep_tr) if k])
-    tcfg = LSTMConfig(name="topic_0", labels=list(TOPICS), vocab_size=len(tvocab), **TOPIC_CFG)
-    tmodel, thist = train_model(
-        tcfg, tvocab,
-        [d for d, k in zip(t_train, keep_tr) if k], yt_tr[keep_tr],
-        [d for d, k in zip(t_val, keep_va) if k], yt_va[keep_va],
-        sample_weight=c_tr[keep_tr], epochs=epochs, seed=seed, lr=LR, desc="topic",
-    )
+
+    def fit_topic(keep, y, w, keep_v, y_v, desc):
+        vocab_t = Vocab.build([d for d, k in zip(t_train, keep) if k])
+        cfg_t = LSTMConfig(name="topic_0", labels=list(TOPICS), vocab_size=len(vocab_t), **TOPIC_CFG)
+        model_t, hist_t = train_model(
+            cfg_t, vocab_t,
+            [d for d, k in zip(t_train, keep) if k], y[keep],
+            [d for d, k in zip(t_val, keep_v) if k], y_v[keep_v],
+            sample_weight=w[keep], epochs=epochs, seed=seed, lr=LR, desc=desc,
+        )
+        return model_t, vocab_t, hist_t
+
+    # round 0: the confident weak labels only
+    tmodel, tvocab, thist = fit_topic(keep_tr, yt_tr, c_tr, keep_va, yt_va, "topic round 0")
+    # round 1 (self-training): keep those labels, and add the tweets the round-0 LSTM labels with
+    # probability >= TOPIC_SELF_TRAIN (weighted by it); retrain from scratch on the larger set.
+    p_tr = predict_proba(tmodel, tvocab, t_train)
+    p_va = predict_proba(tmodel, tvocab, t_val)
+    keep2_tr = keep_tr | (p_tr.max(1) >= TOPIC_SELF_TRAIN)
+    keep2_va = keep_va | (p_va.max(1) >= TOPIC_SELF_TRAIN)
+    y2_tr = np.where(keep_tr, yt_tr, p_tr.argmax(1))
+    w2_tr = np.where(keep_tr, c_tr, p_tr.max(1))
+    y2_va = np.where(keep_va, yt_va, p_va.argmax(1))
+    tqdm.write(f"topic self-training: {int(keep_tr.sum())} weak labels + {int((keep2_tr & ~keep_tr).sum())} "
+               f"LSTM labels with probability >= {TOPIC_SELF_TRAIN}")
+    tmodel, tvocab, thist = fit_topic(keep2_tr, y2_tr, w2_tr, keep2_va, y2_va, "topic round 1")
     save_model(tmodel, tvocab, folder)
     histories["topic_0"] = thist.__dict__
 
@@ -181,8 +200,10 @@ def train_command(
         "topic_mapping_version": mapping.version,
         "topic_training": {
             "min_confidence": TOPIC_MIN_CONFIDENCE,
-            "train_examples": int(keep_tr.sum()),
-            "val_examples": int(keep_va.sum()),
+            "weak_label_examples": int(keep_tr.sum()),
+            "self_training_threshold": TOPIC_SELF_TRAIN,
+            "train_examples": int(keep2_tr.sum()),
+            "val_examples": int(keep2_va.sum()),
             "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
         },
         "hyperparameters": {"sentiment": SENTIMENT_CFG, "topic": TOPIC_CFG, "lr": LR, "max_epochs": epochs,
@@ -458,10 +479,13 @@ Trained **only on weak labels** from a guided (seeded) LDA: gensim LdaModel fitt
 the training split's negative tweets ({manifest.get('lda_fitted_on', 'the training split')}; complaints carry
 the themes, praise would form topics of its own), applied to every tweet, with an `eta` prior and a seeded start that anchor each LDA topic to a few seed words, and
 a reviewed mapping file (`topic_mapping.toml`, version {manifest['topic_mapping_version']}, copied into this folder)
-from LDA topic id to topic name. Each tweet's weak label is the name with the most LDA probability; only
-training tweets whose weak label has confidence >= {manifest['topic_training']['min_confidence']} are used
-({manifest['topic_training']['train_examples']} tweets), weighted by that confidence. Validation (early stopping)
-uses weak labels too. Neutral and positive tweets get a topic the same way (a thank-you mostly lands in
+from LDA topic id to topic name. Each tweet's weak label is the name with the most LDA probability; round 0
+trains on the training tweets whose weak label has confidence >= {manifest['topic_training']['min_confidence']}
+({manifest['topic_training'].get('weak_label_examples', '?')} tweets), weighted by that confidence. Round 1
+(self-training) keeps those labels, adds the tweets the round-0 LSTM labels with probability >=
+{manifest['topic_training'].get('self_training_threshold', '?')} ({manifest['topic_training']['train_examples']} tweets in all), and
+trains a fresh LSTM on them; that one ships. Validation (early stopping) uses the same kind of labels on the
+validation split. Neutral and positive tweets get a topic the same way (a thank-you mostly lands in
 "Customer Experience"). Config {hp['topic']}.
 
 The human `negativereason` column is **never** used for training or early stopping. The seed words were
