@@ -203,3 +203,15 @@ def test_train_end_to_end_small(airline_csv, tmp_path):
     m = json.loads((folder / "metrics.json").read_text())
     assert not math.isnan(m["sentiment_test"]["accuracy"])
     assert clf.version == "t1"
+
+
+@pytest.mark.slow
+def test_lda_command_prints_top_words_per_topic(airline_csv, capsys):
+    from tweetdesk.models.lda import lda_command, load_mapping
+
+    lda_command(Settings(data_path=airline_csv))
+    out = capsys.readouterr().out
+    mapping = load_mapping()
+    for t in mapping.topics:
+        assert f"{t.id:>3}  {t.name}" in out
+    assert "macro-F1" in out and "weak labels on the training split" in out
