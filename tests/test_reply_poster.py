@@ -111,7 +111,9 @@ def test_429_waits_until_reset_then_succeeds(live, xapi, clock):
 
 
 def test_5xx_backs_off_then_the_ticket_fails_with_the_reason(live, xapi, clock):
-    settings, store, poster = live  # reply_max_attempts=3, backoff 10 s, 20 s
+    settings, store, _ = live  # reply_max_attempts=3, backoff 10 s, 20 s
+    # Give-up time 0: the last attempt fails the reply (by default it must also be an hour past its first try).
+    poster = Poster(settings.model_copy(update={"reply_give_up_after_seconds": 0}), store, clock=clock, backoff_base=10.0)
     tw, rid = _open(store)
     xapi.script(xapi.unavailable(), xapi.unavailable(), xapi.unavailable(), xapi.ok())
     assert poster.attempt(rid).kind == "retry"
@@ -145,7 +147,7 @@ def test_a_4xx_fails_at_once(live, xapi):
 def test_unreachable_x_is_retried_not_guessed(tmp_path, clock):
     settings = Settings(
         work_dir=tmp_path, x_api_base="http://127.0.0.1:9", x_consumer_key="a", x_consumer_secret="b",
-        x_access_token="c", x_access_token_secret="d", reply_max_attempts=2,
+        x_access_token="c", x_access_token_secret="d", reply_max_attempts=2, reply_give_up_after_seconds=0,
     )
     store = TicketStore(settings.db_url, clock=clock.dt)
     poster = Poster(settings, store, clock=clock, backoff_base=1.0)
@@ -274,3 +276,83 @@ def test_local_budget_holds_posts_back(tmp_path, xapi, clock):
     clock.t += 901
     poster.step()
     assert len(xapi.posts) == 3
+
+
+def _x_down_until(xapi, clock, until: float) -> dict[str, list[float]]:
+    """Make the stand-in answer 503 to every POST while the fake clock is before ``until``; returns the
+    fake-clock times of the 503s and of the accepted posts."""
+    seen: dict[str, list[float]] = {"down": [], "accepted": []}
+    real = xapi._answer_post
+
+    def answer(headers, body):
+        if clock() < until:
+            seen["down"].append(clock())
+            return 503, {"title": "Service Unavailable", "status": 503, "detail": "down"}, {}
+        status, out, hdrs = real(headers, body)
+        if status == 201:
+            seen["accepted"].append(clock())
+        return status, out, hdrs
+
+    xapi._answer_post = answer
+    return seen
+
+
+def test_an_outage_pauses_the_drain_and_the_queue_drains_after_it_within_the_rate_limit(tmp_path, xapi, clock):
+    """Issue 6: X down for 20 minutes (simulated clock) with 50 replies queued, default retry settings
+    (5 attempts, backoff from 2 s capped at 300 s, give up after an hour). One probe per backoff step,
+    not one request per reply per step; nothing failed; everything posted once after X returns, within
+    the posting limit."""
+    limit, window = 20, 600
+    settings = live_settings(tmp_path, xapi, reply_limit=limit, reply_window_seconds=window)
+    assert settings.reply_max_attempts == 5 and settings.reply_give_up_after_seconds == 3600
+    store = TicketStore(settings.db_url, clock=clock.dt)
+    poster = Poster(settings, store, clock=clock)  # default backoff: 2 s, doubling, capped at 300 s
+    ids = [_open(store, str(3000 + i))[1] for i in range(50)]
+    start = clock()
+    back = start + 20 * 60
+    seen = _x_down_until(xapi, clock, back)
+    poster.deliver(ids)  # what the consumer does as the replies arrive
+    while clock() < back + 4 * 3600 and len(xapi.posts) < len(ids):
+        clock.t += max(poster.step(), 0.5)
+        assert not store.list_replies(ReplyStatus.failed)
+    during = len(seen["down"])
+    accepted = sorted(seen["accepted"])
+    busiest = max(sum(1 for t in accepted if s <= t < s + window) for s in accepted)
+    drain = accepted[-1] - back
+    print(f"\noutage 20 min, 50 replies queued: {during} requests during the outage, first post "
+          f"{accepted[0] - back:.0f} s after X returned, all {len(accepted)} posted {drain:.0f} s after it returned; "
+          f"busiest {window} s window: {busiest}/{limit}")
+    assert during <= 15  # one probe per backoff step (2, 4, … 300 s), not 50 per step
+    assert all(t >= back for t in accepted)  # nothing got through while X was down
+    assert accepted[0] - back <= 300  # the next probe comes within the backoff cap
+    assert not store.list_replies(ReplyStatus.failed)
+    assert all(store.get_reply(r).status == ReplyStatus.posted for r in ids)
+    per_tweet = [p["in_reply_to_tweet_id"] for p in xapi.posts]
+    assert len(per_tweet) == len(set(per_tweet)) == len(ids)  # each posted exactly once
+    assert busiest <= limit  # the budget scheduler still paces the drain
+    assert sum(store.get_reply(r).attempts > 1 for r in ids) == 1  # only the probe's attempts counted
+
+
+def test_a_reply_fails_only_after_its_attempts_and_the_give_up_time(tmp_path, xapi, clock):
+    """X stays down: the probed reply is failed, with the reason, once it has had reply_max_attempts
+    *and* its first attempt is reply_give_up_after_seconds old; the others were never tried."""
+    settings = live_settings(tmp_path, xapi, reply_max_attempts=3, reply_give_up_after_seconds=600)
+    store = TicketStore(settings.db_url, clock=clock.dt)
+    poster = Poster(settings, store, clock=clock, backoff_base=10.0, backoff_cap=120.0)
+    ids = [_open(store, str(4000 + i))[1] for i in range(5)]
+    start = clock()
+    seen = _x_down_until(xapi, clock, start + 10 * 3600)
+    poster.deliver(ids)
+    failed_at = None
+    while clock() < start + 900:
+        clock.t += max(poster.step(), 0.5)
+        if failed_at is None and store.list_replies(ReplyStatus.failed):
+            failed_at = clock() - start
+    [failed] = store.list_replies(ReplyStatus.failed)
+    assert failed.id == ids[0] and failed.attempts > 3  # 3 attempts came within 30 s: not enough
+    assert 600 <= failed_at <= 600 + 120 + 60
+    assert "503" in failed.error and "attempts" in failed.error
+    assert store.get_ticket(failed.ticket_id).status == TicketStatus.failed
+    assert all(store.get_reply(r).attempts == 0 for r in ids[2:])  # the next probe is the next reply alone
+    assert store.get_reply(ids[1]).status == ReplyStatus.queued
+    assert len(seen["down"]) <= 12

@@ -129,7 +129,11 @@ class Settings(BaseSettings):
     reply_url_cost_usd: float = Field(0.20, ge=0, description="X's price per post containing a URL (we never post one).")
     reply_burst: int = Field(10, ge=1, description="Posts the budget lets out at once before pacing to limit/window.")
     reply_budget_dry_run: bool = Field(False, description="Apply the posting budget in dry-run too (a rehearsal).")
-    reply_max_attempts: int = Field(5, ge=1)
+    reply_max_attempts: int = Field(5, ge=1, description="Tries before a reply may be failed (see the next).")
+    reply_give_up_after_seconds: float = Field(
+        3600, ge=0, description="A reply is failed only after reply_max_attempts tries AND this long since its first "
+        "try; an X outage (5xx, unreachable) pauses all posting with backoff capped at 300 s, one probe per step.",
+    )
     flood_per_author: int = Field(5, ge=1, description="New tickets per author per flood window.")
     flood_per_rule: int = Field(1_000, ge=1, description="New tickets per stream rule per flood window.")
     flood_window_seconds: int = Field(3_600, ge=1)

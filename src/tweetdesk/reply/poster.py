@@ -13,7 +13,7 @@ Exactly once, across crashes (the outbox state machine lives in ``tickets.store`
 1. ``claim``: ``queued → posting`` is committed **before** the HTTP call (the intent).
 2. The call; then the outcome is committed: ``posted`` (with X's id), ``queued`` again with a
    ``not_before`` (429: X's reset time; 5xx or a connection refused: exponential backoff), or
-   ``failed`` with the reason after the last attempt (or at once for a 4xx).
+   ``failed`` with the reason (at once for a 4xx; see "Outages" for the rest).
 3. A row still ``posting`` when the poster starts means the process died during a call: X may hold
    the post. It is **verified, never blindly re-posted**: the account's recent timeline (``GET
    /2/users/:id/tweets``) is searched for a reply to that tweet with that text. Found → ``posted``
@@ -22,6 +22,18 @@ Exactly once, across crashes (the outbox state machine lives in ``tickets.store`
    way). Verification impossible (API down, no access) → ``unknown``: shown to agents, never
    re-posted automatically. A call that may have reached X but got no answer (read timeout, reset
    connection) goes through the same verification.
+
+Outages
+-------
+A 5xx or "cannot reach X" is taken as X being down, not as a fault of that one reply: the poster
+pauses the **whole drain** (as it does until a 429's reset), for ``backoff_base``·2^(n-1) seconds
+after the n-th failure in a row, capped at ``backoff_cap`` (300 s). When the pause ends, one probe
+goes out (the most urgent due reply); only that reply's attempt counts. Success (or any answer that
+shows X is up: 2xx, 4xx, 429) ends the outage and the queue drains under the budget. A reply is failed
+only when its attempts reach ``reply_max_attempts`` **and** its first attempt is older than
+``reply_give_up_after_seconds`` (default 3600). The first attempt's time is what this process saw (in
+memory; a reply already tried by an earlier process counts from its first attempt here), so a restart
+can only delay a give-up, never hasten it.
 
 Delays are injectable (``clock``, ``backoff_base``) so tests need no real waiting; rate limits are
 honoured through the stored ``not_before`` rather than by sleeping in a thread.
@@ -198,6 +210,10 @@ class Poster:
         self.backoff_cap = backoff_cap
         self.batch = batch
         self.max_attempts = settings.reply_max_attempts
+        self.give_up_after = float(getattr(settings, "reply_give_up_after_seconds", 3600))
+        self._first_attempt: dict[int, datetime] = {}  # reply id -> first attempt seen by this process
+        self._outage_failures = 0  # 5xx / unreachable answers in a row (0: X is up, as far as we know)
+        self._x_down_until: datetime | None = None  # X is down: no probe before then
         self.budget = budget or ReplyBudget(settings, store, clock=clock, live=self.live)
         self._drain_lock = threading.Lock()  # the consumer and the poster thread share one budget
         self._x_reset: datetime | None = None  # X said 429 until then: post nothing before
@@ -248,11 +264,13 @@ class Poster:
         except (tweepy.TweepyException, requests.RequestException, KeyError, TypeError, ValueError) as e:
             msg = f"{why}; X may hold the post and it could not be verified ({type(e).__name__}: {e}): check by hand"
             self.store.record_unknown(r.id, msg[:2000])
+            self._first_attempt.pop(r.id, None)
             log.error("reply %s (ticket %s): %s", r.id, r.ticket_id, msg)
             self.counts["unknown"] += 1
             return Outcome("unknown", msg)
         if found:
             self.store.record_posted(r.id, found, cost_usd=self.budget.cost_of(r.text))
+            self._first_attempt.pop(r.id, None)
             log.info("reply %s (ticket %s) verified as posted: %s", r.id, r.ticket_id, found)
             self.counts["posted"] += 1
             return Outcome("posted", found)
@@ -287,8 +305,9 @@ class Poster:
         with self._drain_lock:
             for _ in range(100):
                 now = self._now()
-                if self._x_reset is not None and now < self._x_reset:
-                    return (self._x_reset - now).total_seconds()
+                hold = self._hold_until(now)
+                if hold is not None:
+                    return (hold - now).total_seconds()
                 a = self.budget.allowance(now)
                 if not a.posts:
                     return a.wait
@@ -297,11 +316,22 @@ class Poster:
                     return None
                 if self.live:
                     for rid in ids:
-                        if self.attempt(rid).detail == "rate limited":
-                            break  # X's own limit: nothing more until its reset
+                        self.attempt(rid)
+                        if self._hold_until(self._now()) is not None:
+                            break  # X's own limit (429) or X down: nothing more until then
                 else:
                     self._dry_run(ids)
             return 0.0
+
+    def _hold_until(self, now: datetime) -> datetime | None:
+        """Until when nothing may be sent to X (a 429's reset, or an outage's backoff), or None."""
+        holds = [t for t in (self._x_reset, self._x_down_until) if t is not None and now < t]
+        return max(holds) if holds else None
+
+    @property
+    def outage(self) -> dict[str, object]:
+        """The poster's view of X: failures in a row and when the next probe may go (None: X is up)."""
+        return {"failures_in_a_row": self._outage_failures, "next_probe_at": self._x_down_until}
 
     def step(self) -> float:
         """Process the due replies once; return seconds until the next is due (capped at 1 s idle)."""
@@ -352,6 +382,7 @@ class Poster:
         r = self.store.claim(reply_id)  # intent committed: from here on a crash means "verify"
         if r is None:
             return Outcome("skipped")
+        self._first_attempt.setdefault(r.id, self._now())
         try:
             self.budget.check(r.text)
         except UrlInReply as e:  # templates and the API refuse links already: this is the last guard
@@ -359,6 +390,7 @@ class Poster:
         try:
             posted_id = self.transport.post(r.text, r.tweet_id)
         except tweepy.TooManyRequests as e:
+            self._x_is_up()  # X answers; it only asks us to wait
             reset = e.reset_time or int(self.clock()) + 60
             until = datetime.fromtimestamp(reset + 1, timezone.utc)
             self._x_reset = until
@@ -367,20 +399,24 @@ class Poster:
             self.counts["retry"] += 1
             return Outcome("retry", "rate limited")
         except tweepy.TwitterServerError as e:
-            return self._retry_or_fail(r, _http_reason(e))
+            return self._retry_or_fail(r, _http_reason(e), outage=True)
         except tweepy.Forbidden as e:
+            self._x_is_up()
             if any("duplicate" in str(m).lower() for m in (e.api_messages or [])) or "duplicate" in str(e).lower():
                 # X refuses identical text from the same account: this reply is already out there.
                 return self._verify(r, "X refused it as duplicate content")
             return self._fail(r, _http_reason(e))
         except tweepy.HTTPException as e:  # other 4xx: our request is wrong; retrying will not help
+            self._x_is_up()
             return self._fail(r, _http_reason(e))
         except requests.RequestException as e:
             if _never_sent(e):
-                return self._retry_or_fail(r, f"cannot reach X API: {type(e).__name__}")
+                return self._retry_or_fail(r, f"cannot reach X API: {type(e).__name__}", outage=True)
             return self._verify(r, f"no answer from X ({type(e).__name__})")
         except (KeyError, TypeError, ValueError) as e:  # 2xx with a body we cannot read: it was posted
             return self._verify(r, f"unreadable answer from X ({type(e).__name__}: {e})")
+        self._x_is_up()
+        self._first_attempt.pop(r.id, None)
         if not self.store.record_posted(r.id, posted_id, cost_usd=self.budget.cost_of(r.text)):
             # Someone moved the row while we posted (two services on one store?): say so loudly.
             log.error("reply %s was posted as %s but was no longer 'posting' in the store", r.id, posted_id)
@@ -388,16 +424,38 @@ class Poster:
         log.info("posted reply %s to tweet %s (ticket %s): %s", posted_id, r.tweet_id, r.ticket_id, r.text)
         return Outcome("posted", posted_id)
 
-    def _retry_or_fail(self, r: StoredReply, reason: str) -> Outcome:
-        if r.attempts >= self.max_attempts:
-            return self._fail(r, f"{reason} (after {r.attempts} attempts)")
-        delay = self.backoff(r.attempts)
-        self.store.record_retry(r.id, reason, self._now() + timedelta(seconds=delay))
-        log.warning("reply %s attempt %d/%d: %s; retry in %.1f s", r.id, r.attempts, self.max_attempts, reason, delay)
+    def _x_is_up(self) -> None:
+        if self._outage_failures:
+            log.warning("X API answers again after %d failed probes: the outbox drains", self._outage_failures)
+        self._outage_failures = 0
+        self._x_down_until = None
+
+    def _retry_or_fail(self, r: StoredReply, reason: str, *, outage: bool = False) -> Outcome:
+        """Queue ``r`` again after a backoff, or fail it once it has had ``reply_max_attempts`` and its
+        first attempt is older than ``reply_give_up_after_seconds``. ``outage``: X is down (5xx, cannot
+        connect): the whole drain pauses for the backoff, not just this reply."""
+        now = self._now()
+        first = self._first_attempt.setdefault(r.id, now)
+        age = (now - first).total_seconds()
+        if r.attempts >= self.max_attempts and age >= self.give_up_after:
+            self._first_attempt.pop(r.id, None)
+            return self._fail(r, f"{reason} (after {r.attempts} attempts over {age:.0f} s)")
+        if outage:
+            self._outage_failures += 1
+            delay = self.backoff(self._outage_failures)
+            self._x_down_until = now + timedelta(seconds=delay)
+        else:
+            delay = self.backoff(r.attempts)
+        self.store.record_retry(r.id, reason, now + timedelta(seconds=delay))
+        log.warning(
+            "reply %s attempt %d (give up after %d and %.0f s): %s; %s in %.1f s", r.id, r.attempts,
+            self.max_attempts, self.give_up_after, reason, "all posting paused, next probe" if outage else "retry", delay,
+        )
         self.counts["retry"] += 1
         return Outcome("retry", reason)
 
     def _fail(self, r: StoredReply, reason: str) -> Outcome:
+        self._first_attempt.pop(r.id, None)
         self.store.record_failed(r.id, reason)
         log.error("reply %s to tweet %s (ticket %s) failed: %s", r.id, r.tweet_id, r.ticket_id, reason)
         self.counts["failed"] += 1
