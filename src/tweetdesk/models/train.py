@@ -434,6 +434,10 @@ def _fmt_cmp(block: dict) -> str:
     return "\n".join(rows)
 
 
+def _targets(metrics: dict) -> str:
+    return "; ".join(f"{k} {'met' if v else '**missed**'}" for k, v in metrics.get("targets", {}).items())
+
+
 def _reuse_note(manifest: dict) -> str:
     src = manifest.get("sentiment_from")
     return f"; the sentiment ensemble was copied unchanged from version {src} (`--reuse-sentiment`)" if src else ""
@@ -459,6 +463,8 @@ Created {manifest['created']} with torch {manifest['torch']}. Two LSTM classifie
 airlines: **sentiment** (negative / neutral / positive) and **topic** (the eight ticket queues).
 Training took {manifest.get('training_seconds') or '?'} s on a shared 2-core machine (torch 2 threads){_reuse_note(manifest)}.
 
+Targets on the test split: {_targets(metrics)}.
+
 ## Data
 - `{d['file']}` (sha256 `{d['sha256'][:16]}…`): Twitter US Airline Sentiment (Crowdflower, Feb 2015),
   {d['rows']} rows. License CC BY-NC-SA 4.0 (non-commercial): these weights inherit it.
@@ -471,9 +477,9 @@ Training took {manifest.get('training_seconds') or '?'} s on a shared 2-core mac
 ## Sentiment model
 Ensemble of {hp['sentiment_members']} BiLSTMs (seeds differ; probabilities averaged). Input: cleaned lemmas with stop
 words kept (`CleanedText.all_tokens`) plus markers for "?", "!", links and extra mentions (`models/features.py`).
-Config {hp['sentiment']}; AdamW lr {hp['lr']}; loss weighted by class (inverse frequency to the power
-{hp.get('sentiment_class_weight_power', 0.5)}) and by
-the annotators' `airline_sentiment_confidence`; early stopping on validation accuracy + macro-F1.
+Config {hp['sentiment']}; AdamW lr {hp['lr']};
+loss weighted by class (inverse frequency to the power {hp.get('sentiment_class_weight_power', 0.5)}) and by the annotators'
+`airline_sentiment_confidence`; early stopping on validation accuracy + macro-F1.
 
 **Test split: accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}** (n={s['n']};
 per class {', '.join(f'{k} {v:.3f}' for k, v in s['per_class_f1'].items())}).
