@@ -35,6 +35,8 @@ SENTIMENT_SEEDS = 2  # ensemble members (different seeds), probabilities average
 SENTIMENT_CLASS_WEIGHT_POWER = 0.3  # loss weight per class = (inverse frequency) ** this; 0.3 beat 0.5 on validation
 TOPIC_MIN_CONFIDENCE = 0.6  # weak labels below this LDA confidence are not trained on
 TOPIC_SELF_TRAIN = 0.7  # round 1 adds tweets the round-0 topic LSTM labels with at least this probability
+TOPIC_SELF_TRAIN_ROUNDS = 1  # validation macro-F1 vs negativereason: 0.585 (0 rounds), 0.590 (1); a trained
+# 2-round model scored 0.580 on validation (2026-11-25.5, not shipped)
 LR = 1e-3
 
 
@@ -170,18 +172,21 @@ def train_command(
 
     # round 0: the confident weak labels only
     tmodel, tvocab, thist = fit_topic(keep_tr, yt_tr, c_tr, keep_va, yt_va, "topic round 0")
-    # round 1 (self-training): keep those labels, and add the tweets the round-0 LSTM labels with
-    # probability >= TOPIC_SELF_TRAIN (weighted by it); retrain from scratch on the larger set.
-    p_tr = predict_proba(tmodel, tvocab, t_train)
-    p_va = predict_proba(tmodel, tvocab, t_val)
-    keep2_tr = keep_tr | (p_tr.max(1) >= TOPIC_SELF_TRAIN)
-    keep2_va = keep_va | (p_va.max(1) >= TOPIC_SELF_TRAIN)
-    y2_tr = np.where(keep_tr, yt_tr, p_tr.argmax(1))
-    w2_tr = np.where(keep_tr, c_tr, p_tr.max(1))
-    y2_va = np.where(keep_va, yt_va, p_va.argmax(1))
-    tqdm.write(f"topic self-training: {int(keep_tr.sum())} weak labels + {int((keep2_tr & ~keep_tr).sum())} "
-               f"LSTM labels with probability >= {TOPIC_SELF_TRAIN}")
-    tmodel, tvocab, thist = fit_topic(keep2_tr, y2_tr, w2_tr, keep2_va, y2_va, "topic round 1")
+    # rounds 1..TOPIC_SELF_TRAIN_ROUNDS (self-training): keep the confident weak labels, add the tweets the
+    # previous round's LSTM labels with probability >= TOPIC_SELF_TRAIN (weighted by it), and train a fresh
+    # LSTM on the larger set.
+    keep2_tr, keep2_va = keep_tr, keep_va
+    for rnd in range(1, TOPIC_SELF_TRAIN_ROUNDS + 1):
+        p_tr = predict_proba(tmodel, tvocab, t_train)
+        p_va = predict_proba(tmodel, tvocab, t_val)
+        keep2_tr = keep_tr | (p_tr.max(1) >= TOPIC_SELF_TRAIN)
+        keep2_va = keep_va | (p_va.max(1) >= TOPIC_SELF_TRAIN)
+        y2_tr = np.where(keep_tr, yt_tr, p_tr.argmax(1))
+        w2_tr = np.where(keep_tr, c_tr, p_tr.max(1))
+        y2_va = np.where(keep_va, yt_va, p_va.argmax(1))
+        tqdm.write(f"topic self-training round {rnd}: {int(keep_tr.sum())} weak labels + "
+                   f"{int((keep2_tr & ~keep_tr).sum())} LSTM labels with probability >= {TOPIC_SELF_TRAIN}")
+        tmodel, tvocab, thist = fit_topic(keep2_tr, y2_tr, w2_tr, keep2_va, y2_va, f"topic round {rnd}")
     save_model(tmodel, tvocab, folder)
     histories["topic_0"] = thist.__dict__
 
@@ -204,6 +209,7 @@ def train_command(
             "min_confidence": TOPIC_MIN_CONFIDENCE,
             "weak_label_examples": int(keep_tr.sum()),
             "self_training_threshold": TOPIC_SELF_TRAIN,
+            "self_training_rounds": TOPIC_SELF_TRAIN_ROUNDS,
             "train_examples": int(keep2_tr.sum()),
             "val_examples": int(keep2_va.sum()),
             "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
@@ -491,10 +497,10 @@ the themes, praise would form topics of its own), applied to every tweet, with a
 a reviewed mapping file (`topic_mapping.toml`, version {manifest['topic_mapping_version']}, copied into this folder)
 from LDA topic id to topic name. Each tweet's weak label is the name with the most LDA probability; round 0
 trains on the training tweets whose weak label has confidence >= {manifest['topic_training']['min_confidence']}
-({manifest['topic_training'].get('weak_label_examples', '?')} tweets), weighted by that confidence. Round 1
-(self-training) keeps those labels, adds the tweets the round-0 LSTM labels with probability >=
-{manifest['topic_training'].get('self_training_threshold', '?')} ({manifest['topic_training']['train_examples']} tweets in all), and
-trains a fresh LSTM on them; that one ships. Validation (early stopping) uses the same kind of labels on the
+({manifest['topic_training'].get('weak_label_examples', '?')} tweets), weighted by that confidence. Then
+{manifest['topic_training'].get('self_training_rounds', 1)} round(s) of self-training: keep those labels, add the tweets the previous round's LSTM
+labels with probability >= {manifest['topic_training'].get('self_training_threshold', '?')} ({manifest['topic_training']['train_examples']} tweets in all), and
+train a fresh LSTM on them; the last one ships. Validation (early stopping) uses the same kind of labels on the
 validation split. Neutral and positive tweets get a topic the same way (a thank-you mostly lands in
 "Customer Experience"). Config {hp['topic']}.
 
