@@ -112,10 +112,43 @@ class LdaLabeller:
                 theta[i, k] = p
         return theta
 
-    def name_probs(self, docs: list[list[str]]) -> np.ndarray:
+    def doc_topics_fixed(self, docs: list[list[str]]) -> np.ndarray:
+        """Like ``doc_topics`` but deterministic and thread-safe: gensim starts each document's variational
+        posterior from random draws of a shared generator (so a tweet's result depends on what was inferred
+        before it); here every document starts from gamma = 1 (the mean of gensim's start) and runs the same
+        updates (Hoffman's online LDA E-step). For inference on live tweets; the weak labels use ``doc_topics``."""
+        from scipy.special import psi
+
+        m = self.model
+        alpha = np.asarray(m.alpha, dtype=np.float64)
+        exp_elog_beta = np.asarray(m.expElogbeta, dtype=np.float64)
+        theta = np.zeros((len(docs), m.num_topics), dtype=np.float32)
+        eps = np.finfo(np.float64).eps
+        for i, doc in enumerate(docs):
+            bow = self.dictionary.doc2bow([w for w in doc if w not in self.mapping.ignore])
+            if not bow:
+                continue
+            ids = [wid for wid, _ in bow]
+            cts = np.array([c for _, c in bow], dtype=np.float64)
+            beta_d = exp_elog_beta[:, ids]
+            gamma = np.ones(m.num_topics)
+            exp_theta = np.exp(psi(gamma) - psi(gamma.sum()))
+            phinorm = exp_theta @ beta_d + eps
+            for _ in range(m.iterations):
+                last = gamma
+                gamma = alpha + exp_theta * ((cts / phinorm) @ beta_d.T)
+                exp_theta = np.exp(psi(gamma) - psi(gamma.sum()))
+                phinorm = exp_theta @ beta_d + eps
+                if np.mean(np.abs(gamma - last)) < m.gamma_threshold:
+                    break
+            theta[i] = gamma / gamma.sum()
+        return theta
+
+    def name_probs(self, docs: list[list[str]], fixed: bool = False) -> np.ndarray:
         """(n_docs, 8) probability per topic name (columns in records.TOPICS order). Rows sum to at
-        most 1: the mass of unmapped catch-all topics is left out, so a generic tweet scores low."""
-        theta = self.doc_topics(docs)
+        most 1: the mass of unmapped catch-all topics is left out, so a generic tweet scores low.
+        ``fixed``: deterministic inference (``doc_topics_fixed``)."""
+        theta = self.doc_topics_fixed(docs) if fixed else self.doc_topics(docs)
         out = np.zeros((len(docs), len(TOPICS)), dtype=np.float32)
         for t in self.mapping.topics:
             if t.id < theta.shape[1]:
@@ -129,6 +162,19 @@ class LdaLabeller:
         conf = probs.max(axis=1)
         labels = [TOPICS[i] if c > 0 else None for i, c in zip(idx, conf)]
         return labels, conf
+
+
+def load_labeller(folder: Path) -> LdaLabeller:
+    """The guided LDA saved in an artifact folder (``lda/``) with that folder's copy of the mapping."""
+    from gensim.corpora import Dictionary
+    from gensim.models import LdaModel
+
+    folder = Path(folder)
+    return LdaLabeller(
+        LdaModel.load(str(folder / "lda" / "lda.gensim")),
+        Dictionary.load(str(folder / "lda" / "dictionary.gensim")),
+        load_mapping(folder / "topic_mapping.toml"),
+    )
 
 
 def fit_lda(

@@ -73,6 +73,19 @@ class Classifier:
         self.topic: list[tuple[LSTMClassifier, Vocab]] = [load_model(self.folder, n) for n in self.manifest["topic"]]
         self.sentiment_labels = self.sentiment[0][0].cfg.labels
         self.topic_labels = self.topic[0][0].cfg.labels
+        # Optional: average the topic LSTM with the guided LDA that labelled its training data (see the model card).
+        self.topic_lda_weight = float(self.manifest.get("topic_lda_weight", 0.0))
+        self.lda = None
+        if self.topic_lda_weight > 0:
+            from tweetdesk.models.lda import load_labeller
+            from tweetdesk.records import TOPICS
+
+            if list(self.topic_labels) != list(TOPICS):
+                raise ModelNotFoundError(f"{self.folder}: topic labels {self.topic_labels} are not in records.TOPICS order")
+            try:
+                self.lda = load_labeller(self.folder)
+            except (OSError, ValueError) as e:
+                raise ModelNotFoundError(f"cannot load the topic LDA in {self.folder / 'lda'}: {e}") from None
 
     @staticmethod
     def _ensemble(members: list[tuple[LSTMClassifier, Vocab]], cleaned: list[CleanedText], batch_size: int) -> np.ndarray:
@@ -85,7 +98,17 @@ class Classifier:
 
     def proba(self, cleaned: list[CleanedText], batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """(sentiment probabilities, topic probabilities) for cleaned tweets (empty ones included)."""
-        return self._ensemble(self.sentiment, cleaned, batch_size), self._ensemble(self.topic, cleaned, batch_size)
+        ps, pt = self._ensemble(self.sentiment, cleaned, batch_size), self._ensemble(self.topic, cleaned, batch_size)
+        if self.lda is not None:
+            # LDA posterior over the eight names, renormalised (unmapped catch-all topics left out); a tweet with no
+            # word the LDA knows keeps the LSTM's probabilities. Deterministic: a tweet scores the same in any batch.
+            pl = self.lda.name_probs([c.tokens for c in cleaned], fixed=True)
+            mass = pl.sum(axis=1)
+            has = mass > 0
+            w = self.topic_lda_weight
+            pt = pt.copy()
+            pt[has] = (1 - w) * pt[has] + w * (pl[has] / mass[has, None])
+        return ps, pt
 
     def predict_cleaned(self, cleaned: list[CleanedText], batch_size: int = 512) -> list[Prediction]:
         keep = [i for i, c in enumerate(cleaned) if c.all_tokens]
