@@ -164,16 +164,19 @@ def broker_command(settings: Settings, port: int = 0) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
-    broker = EmbeddedBroker(port=port, log_path=settings.log_dir / "broker.log").start()
-    bound = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
-    from tweetdesk.kafka import ensure_topics
-
-    ensure_topics(bound)
-    click.echo(f"tansu broker on {broker.bootstrap} (in-memory); topics "
-               f"{bound.topic_raw}, {bound.topic_enriched}, {bound.topic_dead}")
-    click.echo(f"use it from another shell: export TWEETDESK_KAFKA_BOOTSTRAP={broker.bootstrap}")
-    click.echo(f"log: {broker.log_path}. Ctrl-C stops it.")
+    broker = EmbeddedBroker(port=port, log_path=settings.log_dir / "broker.log")
+    # Everything after the handler sits inside try: a SIGTERM that lands while we are still printing
+    # the banner must stop tansu too (it once left an orphaned broker holding its port).
     try:
+        broker.start()
+        bound = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+        from tweetdesk.kafka import ensure_topics
+
+        ensure_topics(bound)
+        click.echo(f"tansu broker on {broker.bootstrap} (in-memory); topics "
+                   f"{bound.topic_raw}, {bound.topic_enriched}, {bound.topic_dead}")
+        click.echo(f"use it from another shell: export TWEETDESK_KAFKA_BOOTSTRAP={broker.bootstrap}")
+        click.echo(f"log: {broker.log_path}. Ctrl-C stops it.")
         while broker.running:
             time.sleep(0.5)
         raise BrokerError(f"tansu stopped unexpectedly; see {broker.log_path}")
