@@ -114,3 +114,116 @@ def read_topic(settings: Settings, topic: str, timeout: float = 20.0) -> list:
         return out
     finally:
         c.close()
+
+
+class StoreThenCommitConsumer:
+    """The loop both reply-service consumers share: partitions of one topic are **assigned** from the
+    group's committed offsets (no slow group join on the embedded broker), each batch is stored by
+    ``process`` and only then are its offsets committed, so a crash replays rather than loses.
+
+    Subclasses set ``name`` (for logs), ``retry_on`` (store errors worth retrying the batch for),
+    ``topic`` and ``process``; they may override ``close`` for their own clean-up.
+    """
+
+    name = "consumer"
+    retry_on: tuple[type[BaseException], ...] = ()
+    mode = "assign"  # or "subscribe": a normal group join (for several instances sharing the topic)
+
+    def __init__(self, settings: Settings, group_id: str, *, batch_size: int = 500, poll_timeout: float = 0.5):
+        import threading
+
+        self.settings = settings
+        self.group_id = group_id
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.ready = threading.Event()  # set once partitions are assigned and reading can start
+        self.stats: dict = {"records": 0, "commits": 0, "offsets": {}, "last_error": None}
+
+    @property
+    def topic(self) -> str:
+        raise NotImplementedError
+
+    def process(self, values: list[tuple[bytes | None, dict]]):
+        """Store a batch of (message value, meta with key/partition/offset/timestamp_ms)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once the Kafka consumer is closed."""
+
+    def _open(self) -> "Consumer":
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        consumer = make_consumer(self.settings, self.group_id)
+        if self.mode == "subscribe":
+            consumer.subscribe([self.topic])
+            return consumer
+        parts = [TopicPartition(self.topic, p) for p in topic_partitions(self.settings, self.topic)]
+        committed = consumer.committed(parts, timeout=15)
+        start = [
+            TopicPartition(self.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+            for tp in committed
+        ]
+        consumer.assign(start)
+        log.info(
+            "%s: group %s assigned %s from %s", self.name, self.group_id, self.topic,
+            {tp.partition: (tp.offset if tp.offset >= 0 else "beginning") for tp in start},
+        )
+        return consumer
+
+    def run(self, stop) -> None:
+        """Consume until ``stop`` (a threading.Event) is set."""
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+        consumer = None
+        while consumer is None and not stop.is_set():
+            try:
+                consumer = self._open()
+            except Exception as e:  # broker not up yet, topic missing: keep trying
+                self.stats["last_error"] = str(e)
+                log.error("%s cannot start: %s; retrying in 5 s", self.name, e)
+                stop.wait(5)
+        if consumer is None:
+            return
+        self.ready.set()
+        try:
+            while not stop.is_set():
+                msgs = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
+                batch, last = [], {}
+                for m in msgs or []:
+                    err = m.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            log.warning("kafka (%s): %s", self.name, err)
+                            self.stats["last_error"] = str(err)
+                        continue
+                    key = m.key().decode("utf-8", "replace") if m.key() else None
+                    _, ts = m.timestamp()
+                    batch.append((m.value(), {"key": key, "partition": m.partition(), "offset": m.offset(),
+                                              "timestamp_ms": ts}))
+                    last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
+                if not batch:
+                    continue
+                # Until the batch is stored, nothing is acknowledged; a store outage retries it.
+                while not stop.is_set():
+                    try:
+                        self.process(batch)
+                        break
+                    except self.retry_on as e:
+                        self.stats["last_error"] = str(e)
+                        log.error("%s: %s; retrying the batch in 2 s", self.name, e)
+                        stop.wait(2)
+                else:
+                    return  # stopping with the batch unstored: it is replayed on restart
+                try:
+                    consumer.commit(offsets=[TopicPartition(self.topic, p, o + 1) for p, o in last.items()],
+                                    asynchronous=False)
+                except KafkaException as e:
+                    # Harmless: the batch is stored; a later commit covers it, or a restart replays it.
+                    log.warning("%s: offset commit failed: %s", self.name, e)
+                    self.stats["last_error"] = str(e)
+                    continue
+                self.stats["commits"] += 1
+                self.stats["offsets"].update({str(p): o + 1 for p, o in last.items()})
+        finally:
+            consumer.close()
+            self.close()

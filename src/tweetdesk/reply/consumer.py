@@ -25,12 +25,12 @@ no members; the broker accepts its commits). Run one instance per group in this 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import ValidationError
 
+from tweetdesk.kafka import StoreThenCommitConsumer
 from tweetdesk.records import DeadLetter, EnrichedTweet
 from tweetdesk.reply.budget import priority_of
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
@@ -55,7 +55,10 @@ class BatchResult:
     settled: dict[str, int] = field(default_factory=dict)
 
 
-class ReplyConsumer:
+class ReplyConsumer(StoreThenCommitConsumer):
+    name = "reply consumer"
+    retry_on = (StoreError, RuntimeError)
+
     def __init__(
         self,
         settings,
@@ -68,30 +71,19 @@ class ReplyConsumer:
         batch_size: int = 500,
         poll_timeout: float = 0.5,
     ):
-        self.settings = settings
+        super().__init__(settings, group_id, batch_size=batch_size, poll_timeout=poll_timeout)
         self.store = store
         self.poster = poster
         self.templates = templates
         self.intake = Intake.from_settings(settings)  # threads, our own handles, the flood guard
         self.priority = priority_of  # each reply's place in the budget's queue
-        self.group_id = group_id
         self.mode = mode
-        self.batch_size = batch_size
-        self.poll_timeout = poll_timeout
         self._producer = None
-        self.ready = threading.Event()  # set once partitions are assigned and reading can start
-        self.stats = {
-            "records": 0,
-            "tickets_created": 0,
-            "duplicates": 0,
-            "threaded": 0,
-            "own": 0,
-            "capped": 0,
-            "dead_letters": 0,
-            "commits": 0,
-            "offsets": {},
-            "last_error": None,
-        }
+        self.stats.update(tickets_created=0, duplicates=0, threaded=0, own=0, capped=0, dead_letters=0)
+
+    @property
+    def topic(self) -> str:
+        return self.settings.topic_enriched
 
     # --- one batch, no Kafka needed (tests call this directly) --------------------------------
     def process(self, values: list[tuple[bytes | None, dict]]) -> BatchResult:
@@ -157,89 +149,10 @@ class ReplyConsumer:
         if left:
             raise RuntimeError(f"{left} dead letters not acknowledged by Kafka; not committing offsets")
 
-    # --- the Kafka loop -----------------------------------------------------------------------
-    def _open(self):
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-        from tweetdesk.kafka import make_consumer, topic_partitions
-
-        topic = self.settings.topic_enriched
-        consumer = make_consumer(self.settings, self.group_id)
-        if self.mode == "subscribe":
-            consumer.subscribe([topic])
-            return consumer
-        parts = [TopicPartition(topic, p) for p in topic_partitions(self.settings, topic)]
-        committed = consumer.committed(parts, timeout=15)
-        start = [
-            TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING) for tp in committed
-        ]
-        consumer.assign(start)
-        log.info(
-            "reply consumer: group %s assigned %s from %s",
-            self.group_id,
-            topic,
-            {tp.partition: (tp.offset if tp.offset >= 0 else "beginning") for tp in start},
-        )
-        return consumer
-
-    def run(self, stop: threading.Event) -> None:
-        from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
-        consumer = None
-        while consumer is None and not stop.is_set():
-            try:
-                consumer = self._open()
-            except Exception as e:  # broker not up yet, topic missing: keep trying
-                self.stats["last_error"] = str(e)
-                log.error("reply consumer cannot start: %s; retrying in 5 s", e)
-                stop.wait(5)
-        if consumer is None:
-            return
-        self.ready.set()
-        try:
-            while not stop.is_set():
-                msgs = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
-                if not msgs:
-                    continue
-                batch, last = [], {}
-                for m in msgs:
-                    err = m.error()
-                    if err is not None:
-                        if err.code() != KafkaError._PARTITION_EOF:
-                            log.warning("kafka: %s", err)
-                            self.stats["last_error"] = str(err)
-                        continue
-                    key = m.key().decode("utf-8", "replace") if m.key() else None
-                    batch.append((m.value(), {"key": key, "partition": m.partition(), "offset": m.offset()}))
-                    last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
-                if not batch:
-                    continue
-                # Until the batch is stored, nothing is acknowledged; a store outage retries it.
-                while not stop.is_set():
-                    try:
-                        self.process(batch)
-                        break
-                    except (StoreError, RuntimeError) as e:
-                        self.stats["last_error"] = str(e)
-                        log.error("reply consumer: %s; retrying the batch in 2 s", e)
-                        stop.wait(2)
-                else:
-                    return  # stopping with the batch unstored: it is replayed on restart
-                offsets = [TopicPartition(self.settings.topic_enriched, p, o + 1) for p, o in last.items()]
-                try:
-                    consumer.commit(offsets=offsets, asynchronous=False)
-                except KafkaException as e:
-                    # Harmless: the batch is stored; a later commit covers it, or a restart replays it.
-                    log.warning("offset commit failed: %s", e)
-                    self.stats["last_error"] = str(e)
-                    continue
-                self.stats["commits"] += 1
-                self.stats["offsets"].update({str(p): o + 1 for p, o in last.items()})
-        finally:
-            consumer.close()
-            if self._producer is not None:
-                self._producer.flush(10)
-
+    # --- the Kafka loop: tweetdesk.kafka.StoreThenCommitConsumer.run -----------------------
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(10)
 
 def _reason(e: Exception) -> str:
     if isinstance(e, ValidationError):

@@ -14,12 +14,12 @@ that a re-delivery has the same digest.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timezone
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from tweetdesk.kafka import StoreThenCommitConsumer
 from tweetdesk.records import DeadLetter
 from tweetdesk.tickets.store import StoreError
 
@@ -28,16 +28,19 @@ log = logging.getLogger(__name__)
 DEFAULT_DEAD_GROUP = "tweetdesk-dead-letters"
 
 
-class DeadLetterConsumer:
+class DeadLetterConsumer(StoreThenCommitConsumer):
+    name = "dead-letter consumer"
+    retry_on = (StoreError, SQLAlchemyError)
+
     def __init__(self, settings, store, *, group_id: str = DEFAULT_DEAD_GROUP, batch_size: int = 500,
                  poll_timeout: float = 0.5):
-        self.settings = settings
+        super().__init__(settings, group_id, batch_size=batch_size, poll_timeout=poll_timeout)
         self.store = store
-        self.group_id = group_id
-        self.batch_size = batch_size
-        self.poll_timeout = poll_timeout
-        self.ready = threading.Event()
-        self.stats = {"records": 0, "recorded": 0, "unreadable": 0, "commits": 0, "last_error": None}
+        self.stats.update(recorded=0, unreadable=0)
+
+    @property
+    def topic(self) -> str:
+        return self.settings.topic_dead
 
     def parse(self, value: bytes | None, meta: dict) -> DeadLetter:
         """A message of the dead-letter topic as a ``DeadLetter`` (a foreign one is wrapped, with the reason)."""
@@ -63,69 +66,3 @@ class DeadLetterConsumer:
         self.stats["records"] += len(values)
         self.stats["recorded"] += new
         return new
-
-    def _open(self):
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-        from tweetdesk.kafka import make_consumer, topic_partitions
-
-        topic = self.settings.topic_dead
-        consumer = make_consumer(self.settings, self.group_id)
-        parts = [TopicPartition(topic, p) for p in topic_partitions(self.settings, topic)]
-        committed = consumer.committed(parts, timeout=15)
-        consumer.assign([
-            TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING) for tp in committed
-        ])
-        return consumer
-
-    def run(self, stop: threading.Event) -> None:
-        from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
-        consumer = None
-        while consumer is None and not stop.is_set():
-            try:
-                consumer = self._open()
-            except Exception as e:  # broker not up yet, topic missing: keep trying
-                self.stats["last_error"] = str(e)
-                log.error("dead-letter consumer cannot start: %s; retrying in 5 s", e)
-                stop.wait(5)
-        if consumer is None:
-            return
-        self.ready.set()
-        try:
-            while not stop.is_set():
-                msgs = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
-                batch, last = [], {}
-                for m in msgs or []:
-                    err = m.error()
-                    if err is not None:
-                        if err.code() != KafkaError._PARTITION_EOF:
-                            log.warning("kafka (dead letters): %s", err)
-                            self.stats["last_error"] = str(err)
-                        continue
-                    key = m.key().decode("utf-8", "replace") if m.key() else None
-                    _, ts = m.timestamp()
-                    batch.append((m.value(), {"key": key, "partition": m.partition(), "offset": m.offset(),
-                                              "timestamp_ms": ts}))
-                    last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
-                if not batch:
-                    continue
-                while not stop.is_set():
-                    try:
-                        self.process(batch)
-                        break
-                    except (StoreError, SQLAlchemyError) as e:
-                        self.stats["last_error"] = str(e)
-                        log.error("dead-letter consumer: %s; retrying the batch in 2 s", e)
-                        stop.wait(2)
-                else:
-                    return  # stopping with the batch unstored: replayed on restart
-                try:
-                    consumer.commit(offsets=[TopicPartition(self.settings.topic_dead, p, o + 1) for p, o in last.items()],
-                                    asynchronous=False)
-                    self.stats["commits"] += 1
-                except KafkaException as e:  # harmless: stored; a later commit or a replay covers it
-                    log.warning("dead-letter offset commit failed: %s", e)
-                    self.stats["last_error"] = str(e)
-        finally:
-            consumer.close()
