@@ -40,6 +40,7 @@ from tweetdesk.ingest.replay import iter_tweets
 from tweetdesk.kafka import ensure_topics, make_producer, read_topic
 from tweetdesk.records import ReplyStatus, Tweet
 from tweetdesk.tickets.store import TicketStore
+from tests.fixtures.waiting import wait_for
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -63,15 +64,6 @@ def publish(settings, items: list[Tweet]) -> None:
             pub.publish(t)
     pub.raise_for_failures()
 
-
-def wait_for(predicate, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def base_env(settings, tmp_path: Path, **extra) -> dict[str, str]:

@@ -3,7 +3,6 @@ dead-letter consumer on the real session broker (tansu), with the dashboard read
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import requests
@@ -14,6 +13,7 @@ from tweetdesk.reply.dead_letters import DeadLetterConsumer
 from tweetdesk.reply.service import ReplyService
 from tweetdesk.tickets.store import TicketStore
 from tweetdesk.web.queries import dead_letter_count, dead_letters
+from tests.fixtures.waiting import wait_for
 
 
 def _produce(settings, topic: str, values: list[bytes]) -> None:
@@ -24,15 +24,6 @@ def _produce(settings, topic: str, values: list[bytes]) -> None:
         p.produce(topic, key=b"k", value=v)
     assert p.flush(15) == 0
 
-
-def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _letters(n: int, stage: str) -> list[bytes]:
@@ -63,8 +54,8 @@ def test_service_records_every_dead_letter_once_and_the_dashboard_counts_them(fr
     try:
         with ReplyService(settings, store=store, port=0) as svc:
             svc.app.config["TWEETDESK_WEB_REFRESH_SECONDS"] = 1.0
-            _wait(lambda: dead_letter_count(store) == 5, what="5 dead letters stored")
-            _wait(lambda: svc.dead_letters.stats["commits"] >= 1 and svc.dead_letters.stats["records"] == 6,
+            wait_for(lambda: dead_letter_count(store) == 5, what="5 dead letters stored")
+            wait_for(lambda: svc.dead_letters.stats["commits"] >= 1 and svc.dead_letters.stats["records"] == 6,
                   what="dead-letter offsets committed")
             summary = requests.get(f"{svc.url}/web/api/summary", timeout=5).json()
             assert summary["totals"]["dead_letters"] == 5
@@ -93,9 +84,9 @@ def test_service_records_every_dead_letter_once_and_the_dashboard_counts_them(fr
 
         # A restart resumes after the committed offsets and replays nothing into the count.
         with ReplyService(settings, store=store, port=0) as svc:
-            _wait(lambda: svc.dead_letters.ready.is_set(), what="dead-letter consumer ready")
+            wait_for(lambda: svc.dead_letters.ready.is_set(), what="dead-letter consumer ready")
             _produce(settings, settings.topic_dead, _letters(2, "late"))
-            _wait(lambda: dead_letter_count(store) == 8, what="the two new dead letters")
+            wait_for(lambda: dead_letter_count(store) == 8, what="the two new dead letters")
             assert svc.dead_letters.stats["records"] == 2
     finally:
         store.close()

@@ -20,6 +20,7 @@ from tweetdesk.records import ReplyStatus
 from tweetdesk.reply.consumer import DEFAULT_GROUP
 from tweetdesk.reply.service import ReplyService
 from tweetdesk.tickets.store import TicketStatus, TicketStore
+from tests.fixtures.waiting import wait_for
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -65,15 +66,6 @@ def _read_all(settings, topic: str, expect: int, timeout: float = 15) -> list[by
     return out
 
 
-def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def test_service_turns_records_into_tickets_once_and_commits(fresh_topics, tmp_path):
     settings = fresh_topics.model_copy(update={"work_dir": tmp_path, "api_key": SecretStr("k")})
@@ -82,7 +74,7 @@ def test_service_turns_records_into_tickets_once_and_commits(fresh_topics, tmp_p
     bad_id = enriched_tweet("7003").model_copy(update={"ticket_id": "BAG-22222222-2"}).model_dump_json()
     _produce(settings, [a.model_dump_json(), b.model_dump_json()] * 3 + ["{broken", bad_id])
     with ReplyService(settings, port=0) as svc:
-        _wait(lambda: sum(_committed(settings).values()) == 8, what="offsets committed")
+        wait_for(lambda: sum(_committed(settings).values()) == 8, what="offsets committed")
         health = requests.get(f"{svc.url}/healthz", timeout=5).json()
         public = requests.get(f"{svc.url}/api/tickets/{a.ticket_id}", timeout=5).json()
     assert health["poster"]["mode"] == "dry-run" and health["consumer"]["tickets_created"] == 2
@@ -101,7 +93,7 @@ def test_service_turns_records_into_tickets_once_and_commits(fresh_topics, tmp_p
     c = enriched_tweet("7004")
     _produce(settings, [c.model_dump_json()])
     with ReplyService(settings, port=0) as svc:
-        _wait(lambda: sum(_committed(settings).values()) == 9, what="offset of the new record")
+        wait_for(lambda: sum(_committed(settings).values()) == 9, what="offset of the new record")
         assert svc.consumer.stats["records"] == 1
     assert store.stats()["tickets"] == 3
 
@@ -169,8 +161,8 @@ def test_sigkill_between_storing_and_acknowledging_still_posts_once(fresh_topics
     _produce(settings, [record, record], key=tw.id)  # deliveries two and three
     second = _serve(env, tmp_path)
     try:
-        _wait(lambda: sum(_committed(settings).values()) == 3, what="all three deliveries acknowledged")
-        _wait(lambda: store.list_replies()[0].status == ReplyStatus.posted, what="reply settled as posted")
+        wait_for(lambda: sum(_committed(settings).values()) == 3, what="all three deliveries acknowledged")
+        wait_for(lambda: store.list_replies()[0].status == ReplyStatus.posted, what="reply settled as posted")
     finally:
         second.send_signal(signal.SIGTERM)
         out = second.communicate(timeout=30)[0]
@@ -193,7 +185,7 @@ def test_serve_without_credentials_runs_dry_run_with_a_warning(fresh_topics, xap
     store = None
     try:
         store = TicketStore(f"sqlite:///{tmp_path / 'work' / 'tickets.db'}", migrate=False)
-        _wait(lambda: _safe_status(store, tw.ticket_id) == TicketStatus.replied, what="dry-run reply")
+        wait_for(lambda: _safe_status(store, tw.ticket_id) == TicketStatus.replied, what="dry-run reply")
     finally:
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=30)[0]

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from tests.fixtures.store import enriched_tweet
 from tests.fixtures.xstream import XStandIn, keepalive, tweet
 from tweetdesk.config import Settings
 from tweetdesk.errors import ConfigError
+from tests.fixtures.waiting import wait_for
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -128,15 +128,6 @@ def _env(settings, tmp_path: Path, **extra) -> dict[str, str]:
     )
     return env
 
-
-def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_serve_runs_under_waitress_and_never_logs_or_answers_a_secret(fresh_topics, xapi, tmp_path):
