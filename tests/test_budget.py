@@ -19,19 +19,10 @@ from tweetdesk.reply.poster import Poster
 from tweetdesk.reply.templates import ReplyTemplates, find_urls
 from tweetdesk.tickets.intake import Intake
 from tweetdesk.tickets.store import ReplyKind, TicketStore
+from tests.fixtures.clock import FakeClock
 
 RENDER = ReplyTemplates.load().render
 
-
-class FakeClock:
-    def __init__(self, t: float = 1_760_000_000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def dt(self) -> datetime:
-        return datetime.fromtimestamp(self.t, timezone.utc)
 
 
 def live_settings(tmp_path, xapi=None, **kw) -> Settings:

@@ -111,16 +111,6 @@ def kill_group(proc: subprocess.Popen) -> str:
 # The stream job
 # ------------------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def model_ready(kafka_settings):
-    from tweetdesk.errors import TweetdeskError
-    from tweetdesk.models.predict import resolve_version
-
-    try:
-        resolve_version(kafka_settings.artifacts_dir, kafka_settings.model_version)
-    except TweetdeskError as e:
-        pytest.skip(f"no trained model: {e}")
-
 
 def parquet_batches(parquet_dir: Path) -> set[str]:
     return {p.name for p in Path(parquet_dir).glob("day=*/batch_id=*") if any(p.glob("*.parquet"))}

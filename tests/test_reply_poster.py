@@ -14,19 +14,8 @@ from tweetdesk.records import ReplyStatus
 from tweetdesk.reply.poster import Poster, make_x_client
 from tweetdesk.reply.templates import ReplyTemplates
 from tweetdesk.tickets.store import TicketStatus, TicketStore
+from tests.fixtures.clock import FakeClock
 
-
-class FakeClock:
-    """Epoch seconds that only move when the test says so."""
-
-    def __init__(self, t: float = 1_760_000_000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def dt(self) -> datetime:
-        return datetime.fromtimestamp(self.t, timezone.utc)
 
 
 def live_settings(tmp_path, xapi, **kw) -> Settings:

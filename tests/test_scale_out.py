@@ -163,16 +163,6 @@ def spark_submit(cluster: StandaloneCluster, settings, timeout: float = 420.0) -
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture
-def model_ready(kafka_settings):
-    from tweetdesk.errors import TweetdeskError
-    from tweetdesk.models.predict import resolve_version
-
-    try:
-        resolve_version(kafka_settings.artifacts_dir, kafka_settings.model_version)
-    except TweetdeskError as e:
-        pytest.skip(f"no trained model: {e}")
-
 
 def test_stream_job_runs_on_a_standalone_master_and_worker(cluster, fresh_topics, tmp_path, model_ready):
     settings = fresh_topics.model_copy(update={"work_dir": tmp_path / "work"})
