@@ -35,6 +35,9 @@ from pathlib import Path
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# Spark's Python workers import --enricher modules kept beside this file.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parent),
+                                                       os.environ.get("PYTHONPATH")) if p)
 
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -114,14 +117,15 @@ def broker_alone(settings: Settings, data: Path, n: int, rate: float) -> dict:
 
 # --- stream ---------------------------------------------------------------------------------------------
 class Stream:
-    def __init__(self, settings: Settings, work: Path):
+    def __init__(self, settings: Settings, work: Path, enricher: str | None = None):
         from tweetdesk.stream.job import StreamJob
+        from tweetdesk.stream.transform import DEFAULT_ENRICHER
         from tweetdesk.stream.spark import build_spark
 
         self.s = fresh(settings, "stream").model_copy(update={"work_dir": work})
         t0 = time.monotonic()
         self.spark = build_spark(self.s, app_name="tweetdesk-bench-stream")
-        self.handle = StreamJob(self.s).start(self.spark)
+        self.handle = StreamJob(self.s, enricher=enricher or DEFAULT_ENRICHER).start(self.spark)
         self.spark_start_s = time.monotonic() - t0
 
     def processed(self) -> int:
@@ -179,6 +183,8 @@ def main() -> None:
     ap.add_argument("--max-offsets", type=int, default=None, help="maxOffsetsPerTrigger (default: settings)")
     ap.add_argument("--trigger", type=float, default=None, help="seconds between micro-batches (default: settings)")
     ap.add_argument("--batch", type=int, default=None, help="model inference batch size (default: settings)")
+    ap.add_argument("--enricher", default=None,
+                    help="module:function instead of the real models (e.g. noop_enrich:enrich_batch, from benchmarks/)")
     ap.add_argument("--skip-broker", action="store_true")
     ap.add_argument("--skip-stream", action="store_true")
     args = ap.parse_args()
@@ -201,7 +207,7 @@ def main() -> None:
             results["broker flat out"] = broker_alone(s, data, args.n, 0.0)
             results["broker paced"] = broker_alone(s, data, paced_n, args.rate)
         if not args.skip_stream:
-            stream = Stream(s, Path(tmp) / "stream")
+            stream = Stream(s, Path(tmp) / "stream", args.enricher)
             try:
                 t0 = time.monotonic()
                 stream.run(SAMPLE_TWEETS, 400, 0.0, "warm-up", 600)
