@@ -112,37 +112,86 @@ class LdaLabeller:
                 theta[i, k] = p
         return theta
 
-    def doc_topics_fixed(self, docs: list[list[str]]) -> np.ndarray:
+    def bow_matrix(self, docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Each doc's bag of words as padded rows: ``ids`` (n_docs, width) int64 and ``counts`` (n_docs, width)
+        float64. Row i holds doc i's distinct known words (ignored words left out) in ascending id order, as
+        gensim's ``doc2bow`` gives them; the padding after them has id 0 and count 0, and an empty doc is all
+        padding. ``width`` is the longest row (0 when every doc is empty)."""
+        t2i, ignore = self.dictionary.token2id, self.mapping.ignore
+        per_doc = [[t2i[w] for w in doc if w in t2i and w not in ignore] for doc in docs]
+        n_vocab = max(len(t2i), 1)
+        lens = np.fromiter((len(r) for r in per_doc), dtype=np.int64, count=len(per_doc))
+        doc_of = np.repeat(np.arange(len(per_doc), dtype=np.int64), lens)
+        flat = np.fromiter((w for r in per_doc for w in r), dtype=np.int64, count=int(lens.sum()))
+        keys, counts = np.unique(doc_of * n_vocab + flat, return_counts=True)  # sorted: by doc, then word id
+        row, wid = np.divmod(keys, n_vocab)
+        n_words = np.bincount(row, minlength=len(per_doc))
+        starts = np.concatenate(([0], np.cumsum(n_words)[:-1]))
+        col = np.arange(len(keys)) - starts[row]
+        width = int(n_words.max()) if len(per_doc) else 0
+        ids = np.zeros((len(per_doc), width), dtype=np.int64)
+        cts = np.zeros((len(per_doc), width), dtype=np.float64)
+        ids[row, col] = wid
+        cts[row, col] = counts
+        return ids, cts
+
+    def doc_topics_fixed(self, docs: list[list[str]], chunk: int = 512) -> np.ndarray:
         """Like ``doc_topics`` but deterministic and thread-safe: gensim starts each document's variational
         posterior from random draws of a shared generator (so a tweet's result depends on what was inferred
         before it); here every document starts from gamma = 1 (the mean of gensim's start) and runs the same
-        updates (Hoffman's online LDA E-step). For inference on live tweets; the weak labels use ``doc_topics``."""
+        updates (Hoffman's online LDA E-step). For inference on live tweets; the weak labels use ``doc_topics``.
+
+        Vectorised over documents: docs of similar length are updated together, ``chunk`` at a time, as
+        (docs, words, topics) arrays, and each doc leaves the update the iteration its own change falls below
+        ``gamma_threshold`` -- exactly when a loop over single docs would stop it. The sums over a doc's words
+        run in word order along a non-contiguous axis (numpy adds those one word after the other), so the
+        zero-count padding adds exact zeros: a doc's result does not depend on its batch or padding width."""
         from scipy.special import psi
 
         m = self.model
+        k = m.num_topics
+        theta = np.zeros((len(docs), k), dtype=np.float32)
+        ids, cts = self.bow_matrix(docs)
+        n_words = (cts > 0).sum(axis=1)
+        todo = np.flatnonzero(n_words)
+        if not len(todo):
+            return theta
         alpha = np.asarray(m.alpha, dtype=np.float64)
-        exp_elog_beta = np.asarray(m.expElogbeta, dtype=np.float64)
-        theta = np.zeros((len(docs), m.num_topics), dtype=np.float32)
+        beta_t = self._exp_elog_beta_t()  # (vocab, topics)
         eps = np.finfo(np.float64).eps
-        for i, doc in enumerate(docs):
-            bow = self.dictionary.doc2bow([w for w in doc if w not in self.mapping.ignore])
-            if not bow:
-                continue
-            ids = [wid for wid, _ in bow]
-            cts = np.array([c for _, c in bow], dtype=np.float64)
-            beta_d = exp_elog_beta[:, ids]
-            gamma = np.ones(m.num_topics)
-            exp_theta = np.exp(psi(gamma) - psi(gamma.sum()))
-            phinorm = exp_theta @ beta_d + eps
-            for _ in range(m.iterations):
-                last = gamma
-                gamma = alpha + exp_theta * ((cts / phinorm) @ beta_d.T)
-                exp_theta = np.exp(psi(gamma) - psi(gamma.sum()))
-                phinorm = exp_theta @ beta_d + eps
-                if np.mean(np.abs(gamma - last)) < m.gamma_threshold:
+        thr, iterations = m.gamma_threshold, m.iterations
+        start_theta = np.exp(psi(np.ones(k)) - psi(np.float64(k)))  # gamma = 1 for every doc
+        todo = todo[np.argsort(n_words[todo], kind="stable")]  # similar lengths together: little padding
+        for s in range(0, len(todo), chunk):
+            rows = todo[s : s + chunk]
+            width = int(n_words[rows].max())
+            c = cts[rows, :width]  # (n, w)
+            b = beta_t[ids[rows, :width]]  # (n, w, k); padding reads word 0 with count 0
+            gamma = np.ones((len(rows), k))
+            exp_theta = np.broadcast_to(start_theta, gamma.shape)
+            phinorm = (b * exp_theta[:, None, :]).sum(axis=2) + eps  # (n, w)
+            live = np.arange(len(rows))  # positions (in rows) still updating
+            for _ in range(iterations):
+                new = alpha + exp_theta * ((c / phinorm)[:, :, None] * b).sum(axis=1)
+                done = np.abs(new - gamma).mean(axis=1) < thr
+                gamma = new
+                theta[rows[live[done]]] = gamma[done] / gamma[done].sum(axis=1, keepdims=True)
+                if done.all():
                     break
-            theta[i] = gamma / gamma.sum()
+                if done.any():
+                    keep = ~done
+                    live, gamma, c, b = live[keep], gamma[keep], c[keep], b[keep]
+                exp_theta = np.exp(psi(gamma) - psi(gamma.sum(axis=1))[:, None])
+                phinorm = (b * exp_theta[:, None, :]).sum(axis=2) + eps
+            else:
+                theta[rows[live]] = gamma / gamma.sum(axis=1, keepdims=True)
         return theta
+
+    def _exp_elog_beta_t(self) -> np.ndarray:
+        cached = getattr(self, "_beta_t", None)
+        if cached is None:
+            cached = self._beta_t = np.ascontiguousarray(np.asarray(self.model.expElogbeta, dtype=np.float64).T)
+        return cached
 
     def name_probs(self, docs: list[list[str]], fixed: bool = False) -> np.ndarray:
         """(n_docs, 8) probability per topic name (columns in records.TOPICS order). Rows sum to at
