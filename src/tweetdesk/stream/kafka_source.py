@@ -128,7 +128,10 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         deadline = time.monotonic() + 5.0
         try:
             while pending and time.monotonic() < deadline:
-                for m in c.consume(num_messages=5000, timeout=0.2):
+                # Ask for one event per partition still open: consume() returns as soon as it has that many
+                # (each partition ends with an end-of-partition event), where a larger count would always
+                # wait out the timeout. Records past the watermark just take more rounds.
+                for m in c.consume(num_messages=len(pending), timeout=0.2):
                     err = m.error()
                     if err is None:
                         ends[m.partition()] = max(ends[m.partition()], m.offset() + 1)
@@ -271,7 +274,9 @@ def read_range(options: dict, r: KafkaRange):
     heard = time.monotonic()  # when the broker last answered with data or end-of-partition
     try:
         while next_offset < r.end:
-            msgs = c.consume(num_messages=10_000, timeout=0.5)
+            # consume() returns when it has num_messages or when the timeout expires, whichever comes first:
+            # asking for more than the range holds would wait out the whole timeout on every call.
+            msgs = c.consume(num_messages=min(10_000, r.end - next_offset), timeout=0.5)
             now = time.monotonic()
             for m in msgs:
                 err = m.error()
