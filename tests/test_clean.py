@@ -245,3 +245,22 @@ def test_any_text_cleans_without_crashing(text):
     r = clean(text)
     assert all(w and w == w.lower() for w in r.tokens)
     assert set(r.tokens) <= set(r.all_tokens)
+
+
+# --- the fast lemma path equals spaCy's lemmatizer over Token objects ---------------------------------------
+def _reference_tokens(texts):
+    from tweetdesk.nlp import clean as C
+
+    return [C._lemmas_of_doc(d) for d in C._nlp().pipe(C._prepare(t)[0] for t in texts)]
+
+
+def test_lemmas_equal_the_spacy_token_path_on_examples():
+    texts = ["I can't and won't, ca n't wo n't", "@united 2hrs late, bags lost, crew flew off :( #NeverAgain",
+             "café naïve 😡 3:30pm it's the worst", "don't DON'T Don't", ""]
+    assert [c.all_tokens for c in clean_many(texts)] == _reference_tokens(texts)
+
+
+def test_lemmas_equal_the_spacy_token_path_on_the_data_set(airline_csv):
+    with airline_csv.open(newline="", encoding="utf-8") as fh:
+        texts = [row["text"] for row in itertools.islice(csv.DictReader(fh), 0, 14700, 7)]
+    assert [c.all_tokens for c in clean_many(texts)] == _reference_tokens(texts)

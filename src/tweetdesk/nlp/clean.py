@@ -103,6 +103,79 @@ def _nlp():
     return nlp
 
 
+_CACHE_MAX = 200_000
+
+
+class _Lemmas:
+    """Token text -> its words after lemmatising and the numbers policy, cached per distinct token.
+
+    Same result as running spaCy's lookup lemmatizer and reading ``Token`` objects (``_lemmas_of_doc``), at a
+    fraction of the cost: creating a Python ``Token`` per token cost more than the tokenizer itself. The
+    tokenizer's output is read as arrays (ORTH, IS_PUNCT, IS_SPACE) and every distinct token text is looked up
+    once per process."""
+
+    def __init__(self, nlp):
+        from spacy.attrs import IS_PUNCT, IS_SPACE, ORTH
+
+        self.nlp = nlp
+        self.attrs = [ORTH, IS_PUNCT, IS_SPACE]
+        self.table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_lookup", {})
+        self.strings = nlp.vocab.strings
+        self.cache: dict[int, tuple[str, ...]] = {}
+        self.ca_wo = {self.strings.add("ca"): "can", self.strings.add("wo"): "will"}
+        self.nt = self.strings.add("n't")
+
+    def words(self, text: str) -> tuple[str, ...]:
+        lemma = self.table.get(text, text)
+        lemma = LEMMA_OVERRIDES.get(text) or ((lemma if isinstance(lemma, str) else lemma[0]).lower() or text)
+        return _words_of_lemma(lemma)
+
+    def __call__(self, texts) -> list[list[str]]:
+        out = []
+        cache = self.cache
+        for doc in self.nlp.tokenizer.pipe(texts):
+            arr = doc.to_array(self.attrs)
+            words: list[str] = []
+            n = len(arr)
+            for k in range(n):
+                orth, punct, space = int(arr[k, 0]), arr[k, 1], arr[k, 2]
+                if punct or space:
+                    continue
+                if orth in self.ca_wo and k + 1 < n and int(arr[k + 1, 0]) == self.nt:
+                    words.append(self.ca_wo[orth])
+                    continue
+                parts = cache.get(orth)
+                if parts is None:
+                    if len(cache) >= _CACHE_MAX:  # a long-running stream meets ever new tokens
+                        cache.clear()
+                    parts = cache[orth] = self.words(self.strings[orth])
+                words.extend(parts)
+            out.append(words)
+        return out
+
+
+def _lemmatiser() -> _Lemmas:
+    lem = getattr(_local, "lemmas", None)
+    if lem is None:
+        lem = _local.lemmas = _Lemmas(_nlp())
+    return lem
+
+
+def _words_of_lemma(lemma: str) -> tuple[str, ...]:
+    if lemma == "n't":
+        lemma = "not"
+    # numbers policy: drop digits; keep the letters of mixed tokens ("2hrs" -> "hrs")
+    lemma = re.sub(r"\d+", " ", lemma)
+    out = []
+    for part in lemma.split():
+        m = _WORDISH.search(part)
+        if m:
+            w = m.group(0).strip("'")
+            if w:
+                out.append(w)
+    return tuple(out)
+
+
 def _emoji_words(ch: str, data: dict) -> str:
     name = data["en"].strip(":").replace("_", " ")
     return f" {name} "
@@ -132,7 +205,8 @@ def _prepare(text: str) -> tuple[str, list[str], list[str], list[str], int]:
     return text.lower()[:MAX_SPACY_CHARS], mentions, hashtags, found, urls
 
 
-def _lemmas(doc) -> list[str]:
+def _lemmas_of_doc(doc) -> list[str]:
+    """The reference implementation over spaCy ``Token`` objects (slow; tests check ``_Lemmas`` against it)."""
     out: list[str] = []
     for tok in doc:
         if tok.is_space or tok.is_punct:
@@ -140,20 +214,12 @@ def _lemmas(doc) -> list[str]:
         lemma = LEMMA_OVERRIDES.get(tok.lower_) or (tok.lemma_.lower() if tok.lemma_ else tok.lower_)
         if tok.lower_ in ("ca", "wo") and tok.i + 1 < len(doc) and doc[tok.i + 1].lower_ == "n't":
             lemma = "can" if tok.lower_ == "ca" else "will"
-        if lemma == "n't":
-            lemma = "not"
-        # numbers policy: drop digits; keep the letters of mixed tokens ("2hrs" -> "hrs")
-        lemma = re.sub(r"\d+", " ", lemma)
-        for part in lemma.split():
-            m = _WORDISH.search(part)
-            if m:
-                out.append(m.group(0).strip("'"))
-    return [w for w in out if w]
+        out.extend(_words_of_lemma(lemma))
+    return out
 
 
-def _finish(original: str, prepared: tuple, doc) -> CleanedText:
+def _finish(original: str, prepared: tuple, all_tokens: list[str]) -> CleanedText:
     _, mentions, hashtags, found, urls = prepared
-    all_tokens = _lemmas(doc)
     stops = _stop_words()
     tokens = [w for w in all_tokens if w not in stops and (len(w) > 1 or w in NEGATIONS)]
     return CleanedText(original, tokens, all_tokens, mentions, hashtags, found, urls)
@@ -161,12 +227,11 @@ def _finish(original: str, prepared: tuple, doc) -> CleanedText:
 
 def clean(text: str) -> CleanedText:
     """Clean one tweet. Raises TypeError for non-text input; empty text gives an empty result."""
-    prepared = _prepare(text)
-    return _finish(text, prepared, _nlp()(prepared[0]))
+    return clean_many([text])[0]
 
 
 def clean_many(texts: list[str], batch_size: int = 1000) -> list[CleanedText]:
-    """Clean many tweets in one spaCy pipe call (faster than calling clean() in a loop)."""
+    """Clean many tweets (one tokenizer pass; lemmas looked up once per distinct token)."""
     prepared = [_prepare(t) for t in texts]
-    docs = _nlp().pipe((p[0] for p in prepared), batch_size=batch_size)
-    return [_finish(t, p, d) for t, p, d in zip(texts, prepared, docs)]
+    words = _lemmatiser()(p[0] for p in prepared)
+    return [_finish(t, p, w) for t, p, w in zip(texts, prepared, words)]
