@@ -12,7 +12,7 @@ import pytest
 from tweetdesk.config import ARTIFACTS_DIR, Settings
 from tweetdesk.errors import ModelNotFoundError
 from tweetdesk.models import labels as L
-from tweetdesk.models.lstm import LSTMConfig, Vocab, load_model, predict_proba, save_model, train_model
+from tweetdesk.models.lstm import LSTMClassifier, LSTMConfig, Vocab, load_model, predict_proba, save_model, train_model
 from tweetdesk.models.predict import LATEST, MANIFEST, Classifier, resolve_version
 from tweetdesk.records import SENTIMENTS, TOPICS
 
@@ -101,6 +101,54 @@ def test_save_load_round_trip_and_batch_independence(tmp_path):
 
     with pytest.raises(ModelNotFoundError, match="not found"):
         load_model(tmp_path, "missing")
+
+
+def test_fast_inference_follows_the_weights_and_matches_nn_lstm():
+    """predict_proba's gate-table path computes what nn.LSTM computes, and rebuilds its tables when the
+    weights change in place (as they do between training epochs)."""
+    import torch
+
+    torch.manual_seed(0)
+    docs, _ = _tiny_data(60)
+    vocab = Vocab.build(docs, min_freq=1)
+    cfg = LSTMConfig(name="tiny", labels=["a", "b", "c"], vocab_size=len(vocab), max_len=5, embed_dim=12, hidden=6)
+    model = LSTMClassifier(cfg)
+    docs = docs + [[], ["zzz"], ["lost"] * 9]  # empty (one <unk>), unknown, truncated to max_len
+    for _ in range(2):
+        fast, plain = predict_proba(model, vocab, docs), predict_proba(model, vocab, docs, fast=False)
+        assert np.abs(fast - plain).max() < 1e-5 and (fast.argmax(1) == plain.argmax(1)).all()
+        with torch.no_grad():
+            model.lstm.weight_hh_l0_reverse.mul_(-3.0)
+            model.embed.weight.add_(0.5)
+
+
+def test_fast_inference_matches_nn_lstm_on_the_shipped_models(airline_csv):
+    """The shipped LSTMs on 500 data-set tweets: the gate-table path, nn.LSTM over equal-length rows, and the
+    packed training forward agree to 1e-5, with the same decisions."""
+    import csv
+    import random
+
+    import torch
+
+    from tweetdesk.models.features import model_tokens
+    from tweetdesk.models.lstm import _pad
+    from tweetdesk.nlp.clean import clean_many
+
+    with airline_csv.open(newline="", encoding="utf-8") as fh:
+        texts = [row["text"] for row in csv.DictReader(fh)]
+    random.Random(1).shuffle(texts)
+    cleaned = [c for c in clean_many(texts[:500]) if c.all_tokens]
+    clf = Classifier(_shipped())
+    for model, vocab in [*clf.sentiment, *clf.topic]:
+        docs = [model_tokens(c, model.cfg.tokens) for c in cleaned]
+        fast = predict_proba(model, vocab, docs, batch_size=64)
+        plain = predict_proba(model, vocab, docs, fast=False)
+        ids, lengths = vocab.encode(docs, model.cfg.max_len)
+        with torch.inference_mode():
+            packed = torch.softmax(model(_pad(ids), torch.from_numpy(lengths)), dim=1).numpy()
+        for other in (plain, packed):
+            assert np.abs(fast - other).max() < 1e-5, model.cfg.name
+            assert (fast.argmax(1) == other.argmax(1)).all(), model.cfg.name
 
 
 def test_resolve_version(tmp_path):

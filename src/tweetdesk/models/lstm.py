@@ -4,6 +4,8 @@ Architecture: embedding -> bidirectional LSTM over the packed sequence -> [max-p
 the hidden states -> dropout -> linear. Training packs padded batches; inference groups tweets of
 equal token count (no padding at all). Either way no padding leaks into the backward direction, so
 each tweet's output is independent of what else is in its batch: batching never changes a result.
+Inference runs the BiLSTM from per-word gate tables (embedding times input weights, precomputed) rather
+than through ``nn.LSTM``: the same probabilities to float32 rounding, about a third less CPU per tweet.
 
 Saved as one folder per model: ``<name>.pt`` (state dict, float16 to halve the size) and
 ``<name>.json`` (config, label names, vocabulary).
@@ -96,19 +98,102 @@ def _pad(rows: list[list[int]]) -> torch.Tensor:
     return out
 
 
+class _GateTables:
+    """Inference weights for the fast path of ``predict_proba``, derived from the model's current weights.
+
+    An embedding followed by the LSTM's input projection is linear in a one-hot word, so each word's input
+    contribution to the four gates, ``embed(w) @ W_ih.T + b_ih + b_hh``, is looked up from a per-word table
+    (computed once, in float64) instead of multiplied out at every step: that is 60% of the LSTM's
+    multiply-adds at these sizes. Columns are reordered to (input, forget, output, cell) so one sigmoid covers
+    the three gates, and the cell gate's columns are doubled so that the same sigmoid gives tanh through
+    tanh(x) = 2 sigmoid(2x) - 1 (torch's CPU tanh is several times slower than its sigmoid). Same maths as
+    ``nn.LSTM``: the probabilities agree to float32 rounding (about 1e-6).
+    """
+
+    def __init__(self, model: "LSTMClassifier"):
+        lstm, h = model.lstm, model.lstm.hidden_size
+        self.key = _weights_key(model)
+        order = torch.cat([torch.arange(0, 2 * h), torch.arange(3 * h, 4 * h), torch.arange(2 * h, 3 * h)])
+        scale = torch.ones(4 * h, dtype=torch.float64)
+        scale[3 * h :] = 2.0
+        embed = model.embed.weight.detach().double()
+        tables, w_hh = [], []
+        for sfx in ("_l0", "_l0_reverse"):
+            w_ih = getattr(lstm, f"weight_ih{sfx}").detach().double()
+            bias = (getattr(lstm, f"bias_ih{sfx}").detach().double() + getattr(lstm, f"bias_hh{sfx}").detach().double())
+            tables.append(((embed @ w_ih.T + bias)[:, order] * scale).float())
+            whh = getattr(lstm, f"weight_hh{sfx}").detach().double()[order] * scale[:, None]
+            w_hh.append(whh.T.float().contiguous())
+        self.n_words = embed.shape[0]
+        self.table = torch.cat(tables).contiguous()  # (2 * vocab, 4h): forward direction's rows, then backward's
+        self.w_hh = torch.stack(w_hh)  # (2, h, 4h)
+
+
+def _weights_key(model: "LSTMClassifier") -> tuple:
+    # in-place updates (optimizer steps, load_state_dict) bump a tensor's version: the tables then are stale
+    params = [model.embed.weight, *model.lstm.parameters()]
+    return tuple((p.data_ptr(), p._version) for p in params)
+
+
+def _gate_tables(model: "LSTMClassifier") -> "_GateTables | None":
+    lstm = model.lstm
+    if not (lstm.bidirectional and lstm.num_layers == 1 and lstm.bias and lstm.batch_first and not lstm.proj_size):
+        return None  # not the architecture above: nn.LSTM's own path
+    tables = getattr(model, "_gate_tables", None)
+    if tables is None or tables.key != _weights_key(model):
+        tables = _GateTables(model)
+        object.__setattr__(model, "_gate_tables", tables)  # a plain attribute, not a registered submodule/buffer
+    return tables
+
+
+def _pooled_fast(t: _GateTables, x: torch.Tensor) -> torch.Tensor:
+    """[max-pool ; mean-pool] of the BiLSTM's hidden states for ``x`` (n, length) word ids, all rows of one
+    length: the forward direction reads word s at step s, the backward direction word length-1-s, both in one
+    batched matmul per step."""
+    n, length = x.shape
+    h4 = t.table.shape[1]
+    hid = h4 // 4
+    steps = torch.cat([x.T, x.T.flip(0) + t.n_words], dim=1)  # (length, 2n) table rows per step
+    gates = torch.index_select(t.table, 0, steps[0]).view(2, n, h4)
+    sig = torch.sigmoid_(gates)
+    c = sig[..., :hid] * torch.sub(sig[..., 3 * hid :], 0.5).mul_(2.0)
+    h = sig[..., 2 * hid : 3 * hid] * torch.sigmoid(c * 2.0).sub_(0.5).mul_(2.0)
+    hmax, hsum = h, h.clone()
+    for s in range(1, length):
+        gates = torch.baddbmm(torch.index_select(t.table, 0, steps[s]).view(2, n, h4), h, t.w_hh)
+        sig = torch.sigmoid_(gates)
+        c = torch.addcmul(sig[..., hid : 2 * hid] * c, sig[..., :hid], torch.sub(sig[..., 3 * hid :], 0.5).mul_(2.0))
+        h = sig[..., 2 * hid : 3 * hid] * torch.sigmoid(c * 2.0).sub_(0.5).mul_(2.0)
+        hmax = torch.maximum(hmax, h)
+        hsum += h
+    return torch.cat([hmax[0], hmax[1], hsum[0] / length, hsum[1] / length], dim=1)
+
+
+def _pooled_plain(model: "LSTMClassifier", x: torch.Tensor) -> torch.Tensor:
+    h, _ = model.lstm(model.embed(x))
+    return torch.cat([h.amax(dim=1), h.mean(dim=1)], dim=1)
+
+
 @torch.inference_mode()
-def predict_proba(model: LSTMClassifier, vocab: Vocab, docs: list[list[str]], batch_size: int = 512) -> np.ndarray:
+def predict_proba(
+    model: LSTMClassifier, vocab: Vocab, docs: list[list[str]], batch_size: int = 512, fast: bool = True
+) -> np.ndarray:
     """Class probabilities, (n_docs, n_labels), rows in input order.
 
     Inference groups the docs by exact token count, so a batch has no padding at all and needs no
     packing: the plain LSTM over equal-length rows computes exactly what the packed training path
-    computes (same pooling, no mask needed), about twice as fast on one core. A result therefore
-    never depends on which other tweets share its batch.
+    computes (same pooling, no mask needed). A result therefore never depends on which other tweets
+    share its batch (beyond float32 rounding in the matrix products).
+
+    ``fast`` (default): the BiLSTM runs from per-word gate tables (``_GateTables``), about 35% less CPU per
+    tweet than ``nn.LSTM`` (oneDNN) on one thread; ``fast=False`` runs ``nn.LSTM`` itself. Both give the same
+    probabilities up to float32 rounding (tests/test_models.py checks 1e-5 on the shipped models).
     """
     model.eval()
     n_labels = len(model.cfg.labels)
     if not docs:
         return np.zeros((0, n_labels), dtype=np.float32)
+    tables = _gate_tables(model) if fast else None
     ids, lengths = vocab.encode(docs, model.cfg.max_len)
     order = np.argsort(lengths, kind="stable")
     bounds = np.flatnonzero(np.diff(lengths[order])) + 1
@@ -117,9 +202,8 @@ def predict_proba(model: LSTMClassifier, vocab: Vocab, docs: list[list[str]], ba
         for start in range(0, len(group), batch_size):
             idx = group[start : start + batch_size]
             x = torch.tensor([ids[i] for i in idx], dtype=torch.long)
-            h, _ = model.lstm(model.embed(x))
-            logits = model.out(torch.cat([h.max(dim=1).values, h.mean(dim=1)], dim=1))
-            out[idx] = torch.softmax(logits.float(), dim=1).numpy()
+            pooled = _pooled_fast(tables, x) if tables is not None else _pooled_plain(model, x)
+            out[idx] = torch.softmax(model.out(pooled).float(), dim=1).numpy()
     return out
 
 

@@ -88,17 +88,26 @@ class Classifier:
                 raise ModelNotFoundError(f"cannot load the topic LDA in {self.folder / 'lda'}: {e}") from None
 
     @staticmethod
-    def _ensemble(members: list[tuple[LSTMClassifier, Vocab]], cleaned: list[CleanedText], batch_size: int) -> np.ndarray:
+    def _ensemble(
+        members: list[tuple[LSTMClassifier, Vocab]], cleaned: list[CleanedText], batch_size: int,
+        docs_by_field: dict[str, list[list[str]]] | None = None,
+    ) -> np.ndarray:
+        # members reading the same CleanedText field share one list of model tokens (``docs_by_field``)
+        docs_by_field = {} if docs_by_field is None else docs_by_field
         total = None
         for model, vocab in members:
-            docs = [model_tokens(c, model.cfg.tokens) for c in cleaned]
-            p = predict_proba(model, vocab, docs, batch_size=batch_size)
+            field = model.cfg.tokens
+            if field not in docs_by_field:
+                docs_by_field[field] = [model_tokens(c, field) for c in cleaned]
+            p = predict_proba(model, vocab, docs_by_field[field], batch_size=batch_size)
             total = p if total is None else total + p
         return total / len(members)
 
     def proba(self, cleaned: list[CleanedText], batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """(sentiment probabilities, topic probabilities) for cleaned tweets (empty ones included)."""
-        ps, pt = self._ensemble(self.sentiment, cleaned, batch_size), self._ensemble(self.topic, cleaned, batch_size)
+        docs: dict[str, list[list[str]]] = {}
+        ps = self._ensemble(self.sentiment, cleaned, batch_size, docs)
+        pt = self._ensemble(self.topic, cleaned, batch_size, docs)
         if self.lda is not None:
             # LDA posterior over the eight names, renormalised (unmapped catch-all topics left out); a tweet with no
             # word the LDA knows keeps the LSTM's probabilities. Deterministic: a tweet scores the same in any batch.
