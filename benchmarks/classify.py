@@ -6,6 +6,9 @@ Prints tweets/s for
                  in batches of ``inference_batch_size``, torch limited to one thread;
   LSTMs alone  - from cleaned tokens to class probabilities, sentiment (every ensemble member) + topic,
                  one thread (``torch.set_num_threads(1)``); the target is >= 5,000 tweets/s;
+  topic LDA    - the guided LDA's deterministic E-step (``name_probs(fixed=True)``, vectorised over the batch)
+                 that ``predict_cleaned`` blends into the topic scores, one thread;
+  models       - ``Classifier.predict_cleaned`` (LSTMs + LDA) on cleaned tweets: the whole per-tweet model cost;
   cleaning     - ``clean_many`` alone, for reference.
 Each figure is the best of ``--repeat`` runs (the machine is shared; the best run is the least disturbed), by
 wall clock and per CPU-second of this (single-threaded) process.
@@ -124,6 +127,22 @@ def main() -> None:
     verdict = "meets" if max(wall, cpu) >= 5000 else "MISSES"
     print(f"LSTMs alone ({len(members)} BiLSTMs, 1 thread):            {wall:9.0f} tweets/s  ({cpu:7.0f} per CPU-second; "
           f"{verdict} the 5,000 tweets/s target)")
+    if clf.lda is not None:
+        topic_docs = [c.tokens for c in cleaned if c.all_tokens]
+
+        def run_lda(desc: str) -> None:
+            for s in tqdm(range(0, len(topic_docs), chunk), desc=desc, unit="call", file=sys.stderr, leave=False):
+                clf.lda.name_probs(topic_docs[s : s + chunk], fixed=True)
+
+        wall, cpu = _best("LDA", run_lda, len(topic_docs), args.repeat)
+        print(f"topic LDA alone (E-step over the batch):         {wall:9.0f} tweets/s  ({cpu:7.0f} per CPU-second)")
+
+    def run_models(desc: str) -> None:
+        for s in tqdm(range(0, len(cleaned), chunk), desc=desc, unit="call", file=sys.stderr, leave=False):
+            clf.predict_cleaned(cleaned[s : s + chunk], batch_size=bs)
+
+    wall, cpu = _best("models", run_models, len(cleaned), args.repeat)
+    print(f"models (predict_cleaned: LSTMs + LDA, 1 thread):  {wall:9.0f} tweets/s  ({cpu:7.0f} per CPU-second)")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
