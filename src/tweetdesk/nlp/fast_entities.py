@@ -217,6 +217,8 @@ def places(text: str, mtext: str, taken: list[tuple[int, int]]) -> list[tuple[in
     common = common_words()
     words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(mtext)]
     lows = [w.lower() for _, _, w in words]
+    # Only words that can start a name or are an abbreviation need a look (most words are neither).
+    candidates = [k for k, w in enumerate(lows) if w in longest or words[k][2] in PLACE_ABBREVIATIONS]
     out: list[tuple[int, int, str]] = []
 
     def free(s: int, e: int) -> bool:
@@ -232,8 +234,10 @@ def places(text: str, mtext: str, taken: list[tuple[int, int]]) -> list[tuple[in
         if free(m.start(1), m.end(1)):
             out.append((m.start(1), m.end(1), "GPE"))
     shouted = None
-    i = 0
-    while i < len(words):
+    after = 0  # the first word not yet part of a name found
+    for i in candidates:
+        if i < after:
+            continue
         hit = None
         for n in range(min(longest.get(lows[i], 0), len(words) - i), 0, -1):
             chunk = words[i : i + n]
@@ -266,9 +270,7 @@ def places(text: str, mtext: str, taken: list[tuple[int, int]]) -> list[tuple[in
             s, e, label, n = hit
             if free(s, e):
                 out.append((s, e, label))
-            i += n
-        else:
-            i += 1
+            after = i + n
     return out
 
 
