@@ -141,7 +141,11 @@ class BatchSink:
             n_ok, n_dead = kinds.count(KIND_ENRICHED), kinds.count(KIND_DEAD)
             t1 = time.monotonic()
             if n_ok:
-                (df.where(F.col("kind") == KIND_ENRICHED)
+                # One write task per micro-batch: each task writes a file per day it sees, and on a local disk
+                # every file and directory Hadoop creates costs a forked `chmod` (no native Hadoop library), so
+                # one task writing a file per day is cheaper than one per Kafka partition per day. The rows are
+                # already computed (cached); this only merges the cached partitions, it does not reshuffle.
+                (df.coalesce(1).where(F.col("kind") == KIND_ENRICHED)
                    .select(*ENRICHED_COLUMNS, DAY_COLUMN, F.lit(batch_id).cast("long").alias(BATCH_COLUMN))
                    .write.mode("overwrite")
                    .option("partitionOverwriteMode", "dynamic")  # replace this batch's partitions only
