@@ -81,7 +81,7 @@ def ingest_command(
 
             run_x_stream(bound, limit=limit, publisher=pub)
     finally:
-        stats = pub.flush()
+        stats = pub.close()
         click.echo(f"{source}: {stats.summary()} -> {bound.topic_raw} / {bound.topic_dead}", err=True)
     pub.raise_for_failures()
     return stats

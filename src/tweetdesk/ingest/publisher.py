@@ -168,6 +168,14 @@ class Publisher:
         self._bar.close()
         return self.stats
 
+    def close(self, timeout: float = 60.0) -> IngestStats:
+        """Flush, then let the producer go now. Its error callback points back here, so without this the
+        producer lives until the garbage collector runs -- after a demo has stopped its broker, librdkafka
+        then logs "connection refused" for a run that ended fine."""
+        stats = self.flush(timeout)
+        self.producer = None
+        return stats
+
     def raise_for_failures(self) -> None:
         s = self.stats
         if s.failed or s.unacknowledged or self._fatal:
@@ -181,4 +189,4 @@ class Publisher:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.flush()
+        self.close()

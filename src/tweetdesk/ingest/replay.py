@@ -345,6 +345,6 @@ def replay(
         pub.stats.extra["passes"] = passes + 1
     finally:
         if own:
-            pub.flush()
+            pub.close()
     return pub.stats
 

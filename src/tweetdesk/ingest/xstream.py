@@ -453,7 +453,7 @@ def run_x_stream(
         done.set()
         pub.stats.extra.update({k: v for k, v in x.counts.items() if k != "keep_alives"})
         if own:
-            pub.flush()
+            pub.close()
         if client is None:
             x.close()
     return pub.stats
