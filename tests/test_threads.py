@@ -161,6 +161,27 @@ def test_a_resolved_ticket_is_closed_to_its_thread(store):
     assert r.created == [later.ticket_id] and store.get_ticket(a.ticket_id).status == TicketStatus.resolved
 
 
+def test_a_follow_up_after_our_reply_reopens_the_ticket_without_a_second_reply(store):
+    a = tw("600", conv="600")
+    r = take(store, [a])
+    (reply_id,) = r.replies
+    assert store.claim(reply_id) and store.record_posted(reply_id, "9600")
+    assert store.get_ticket(a.ticket_id).status == TicketStatus.replied
+    # The rest of the first thread, written before our reply went out: nothing changes.
+    before = tw("601", at=60, conv="600", parent="600")
+    take(store, [before])
+    assert store.get_ticket(a.ticket_id).status == TicketStatus.replied
+    # The customer answers our reply: back in the agents' queue, same ticket, no new automatic reply.
+    replied_at = store.get_ticket(a.ticket_id).replied_at
+    after = tw("602", at=(replied_at - T0).total_seconds() + 60, conv="600", parent="9600",
+               text="@united that did not help, still no bag")
+    r2 = take(store, [after])
+    ticket = store.get_ticket(a.ticket_id)
+    assert r2.threaded == ["602"] and not r2.created and not r2.replies
+    assert ticket.status == TicketStatus.open and ticket.message_count == 3 and ticket.last_tweet_id == "602"
+    assert take(store, [after]).threaded == []  # a re-delivery changes nothing
+
+
 def test_schema_v1_database_is_upgraded(store_url):
     """A database written by schema v1 (before threads) gains the tweets table, backfilled."""
     old = sa.MetaData()

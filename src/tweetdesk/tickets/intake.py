@@ -15,7 +15,9 @@ so a re-delivery changes nothing) with a *disposition*:
 Windows are measured on the tweets' own ``created_at`` (X's timestamps), not on when we process
 them: replaying a batch, or catching up after an outage, decides exactly as live ingest did.
 
-A resolved ticket is closed: a later tweet in its conversation opens a new ticket.
+A resolved ticket is closed: a later tweet in its conversation opens a new ticket. A ``replied`` ticket
+is not: a tweet its customer writes after our reply went out joins it and puts it back to ``open``, in
+the agents' queue (no second automatic reply: the customer is waiting for a person now).
 """
 
 from __future__ import annotations

@@ -643,20 +643,30 @@ class TicketStore:
             joined: dict[str, dict[str, Any]] = {}
             for tid in result.threaded:
                 tw, row = fresh[tid], rows[tid]
-                j = joined.setdefault(row["ticket_id"], {"tid": row["ticket_id"], "n": 0, "last": tid, "p": 99})
+                j = joined.setdefault(row["ticket_id"], {"tid": row["ticket_id"], "n": 0, "last": tid, "p": 99,
+                                                         "at": tw.created_at})
                 j["n"] += 1
                 j["last"] = tid
                 j["p"] = min(j["p"], priority(tw) if priority else 99)
+                j["at"] = max(j["at"], tw.created_at)
             if joined:
+                # A customer who writes again *after* our reply went out is waiting on us again: the ticket
+                # goes back to open (the agents' queue). No second automatic reply: an agent answers. A tweet
+                # written before our reply (the rest of the first thread, or a late catch-up) changes nothing.
+                follow_up = sa.and_(
+                    tickets.c.status == TicketStatus.replied.value,
+                    tickets.c.replied_at < sa.bindparam("at", type_=UTCDateTime),
+                )
                 conn.execute(
                     tickets.update()
                     .where(tickets.c.ticket_id == sa.bindparam("tid"))
                     .values(
                         message_count=tickets.c.message_count + sa.bindparam("n"),
                         last_tweet_id=sa.bindparam("last"),
+                        status=sa.case((follow_up, TicketStatus.open.value), else_=tickets.c.status),
                         updated_at=now,
                     ),
-                    [{"tid": j["tid"], "n": j["n"], "last": j["last"]} for j in joined.values()],
+                    [{"tid": j["tid"], "n": j["n"], "last": j["last"], "at": j["at"]} for j in joined.values()],
                 )
                 p = sa.bindparam("p")
                 conn.execute(
