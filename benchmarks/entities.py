@@ -25,8 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from tweetdesk.config import get_settings
-from tweetdesk.nlp.entities import SPACY_LABELS, EntityExtractor, _fast_needs_model, _fast_spans, _rule_spans, \
-    load_pipeline, needs_ner
+from tweetdesk.nlp.entities import SPACY_LABELS, EntityExtractor, asks_model, load_pipeline, needs_ner
 
 
 def _texts(path: Path, n: int, seed: int) -> list[str]:
@@ -79,7 +78,7 @@ def main() -> None:
     gated, gated_rate = _timed(gated_ex.extract_many, texts, args.repeat)
     fast, fast_rate = _timed(fast_ex.extract_many, texts, args.repeat)
     passed = sum(needs_ner(t) for t in texts)
-    modelled = sum(_fast_needs_model(t, _fast_spans(t, _rule_spans(t))) for t in texts)
+    modelled = sum(asks_model(t) for t in texts)
 
     def keys(ents):
         return {(e.start, e.end, e.label) for e in ents if e.label in SPACY_LABELS}

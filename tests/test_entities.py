@@ -398,8 +398,8 @@ def test_fast_mode_does_not_invent_places_or_dates(ex, text):
 def test_fast_mode_asks_the_model_only_about_unknown_places(ex):
     known = "@united stuck in Chicago since yesterday, $200 later"
     unknown = "@united stuck in Brooklyn since noon"
-    assert not E._fast_needs_model(known, E._fast_spans(known, E._rule_spans(known)))
-    assert E._fast_needs_model(unknown, E._fast_spans(unknown, E._rule_spans(unknown)))
+    assert not E.asks_model(known)
+    assert E.asks_model(unknown)
     assert ("GPE", "Brooklyn") in {(e.label, e.text) for e in ex.extract(unknown)}  # the model found it
 
 
@@ -420,5 +420,5 @@ def test_fast_mode_agrees_with_the_model_on_the_data_set(ex, ungated, airline_cs
         # measured on this sample (1,000 tweets): when/money 0.89 / 0.76, places 0.86 / 0.68 (where they differ, the fast
         # spans are mostly real entities the small model missed: "Philly", "24 hrs"; see benchmarks/entities.py)
         assert recall >= 0.8 and precision >= 0.6, (labels, recall, precision)
-    asked = sum(E._fast_needs_model(t, E._fast_spans(t, E._rule_spans(t))) for t in texts)
+    asked = sum(E.asks_model(t) for t in texts)
     assert asked < 0.1 * len(texts)  # the statistical model runs on few tweets (measured: 19 of 1,000)

@@ -437,25 +437,27 @@ def _junk_date(text: str) -> bool:
 
 
 # --- the fast tier (see fast_entities.py) ------------------------------------------------------------------
-def _fast_spans(text: str, rules: list[_Span]) -> list[_Span]:
-    """Rule entities plus the grammar's dates/times/money and the gazetteer's places (rules win overlaps)."""
+def _fast_tier(text: str, rules: list[_Span]) -> tuple[list[_Span], bool]:
+    """Rule entities plus the grammar's dates/times/money and the gazetteer's places (rules win overlaps), and
+    whether the statistical model should still look for an unknown place."""
     from tweetdesk.nlp import fast_entities as F
 
     mtext = F.masked(text)
     taken = [(r.start, r.end) for r in rules]
     spans = list(rules)
     for s, e, label in F.temporal_money(mtext):
-        if not any(s < te and ts < e for ts, te in taken):
+        if not F.overlaps(s, e, taken):
             spans.append(_Span(s, e, label))
             taken.append((s, e))
-    spans.extend(_Span(s, e, label) for s, e, label in F.places(text, mtext, taken))
-    return sorted(spans, key=lambda sp: sp.start)
+    for s, e, label in F.places(text, mtext, taken):
+        spans.append(_Span(s, e, label))
+        taken.append((s, e))
+    return sorted(spans, key=lambda sp: sp.start), F.needs_model(mtext, taken)
 
 
-def _fast_needs_model(text: str, spans: list[_Span]) -> bool:
-    from tweetdesk.nlp import fast_entities as F
-
-    return F.needs_model(text, F.masked(text), [(sp.start, sp.end) for sp in spans])
+def asks_model(text: str) -> bool:
+    """Whether the fast mode runs the statistical model on this tweet (for tests and benchmarks)."""
+    return _fast_tier(text, _rule_spans(text))[1]
 
 
 # --- the extractor ----------------------------------------------------------------------------------------
@@ -488,8 +490,9 @@ class EntityExtractor:
                 raise TypeError(f"tweet text must be str, not {type(t).__name__}")
         rules = [_rule_spans(t) for t in texts]
         if self.mode == "fast":
-            rules = [_fast_spans(t, r) for t, r in zip(texts, rules)]
-            todo = [i for i, t in enumerate(texts) if t.strip() and _fast_needs_model(t, rules[i])]
+            tiers = [_fast_tier(t, r) for t, r in zip(texts, rules)]
+            rules = [spans for spans, _ in tiers]
+            todo = [i for i, t in enumerate(texts) if t.strip() and tiers[i][1]]
             labels = MODEL_PLACE_LABELS  # dates, times and money came from the grammar
         else:
             todo = [i for i, t in enumerate(texts) if t.strip() and (not self.gate or needs_ner(t, rules[i]))]
@@ -574,15 +577,18 @@ def get_extractor(settings=None) -> EntityExtractor:
 
         settings = get_settings()
     name = settings.spacy_model
-    mode = getattr(settings, "entity_mode", "fast")
+    mode = settings.entity_mode
     with _extractors_lock:
         ex = _extractors.get((name, mode))
         if ex is None:
             ex = EntityExtractor(load_pipeline(name), mode=mode)
-            _iata(), common_words(), place_words()  # load the lookup tables now, not in the first batch
+            # Load the lookup tables this mode uses now, not in the first batch.
+            _iata(), common_words()
             if mode == "fast":
                 from tweetdesk.nlp.fast_entities import gazetteer
 
                 gazetteer()
+            else:
+                place_words()  # the NER gate's
             _extractors[(name, mode)] = ex
         return ex

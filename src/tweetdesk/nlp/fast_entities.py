@@ -18,6 +18,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+# entities.py imports this module inside functions only, so this import at load time makes no cycle.
+from tweetdesk.nlp.entities import DOMAIN_WORDS, MAJOR_AIRPORTS, PLACE_ABBREVIATIONS, _shouted, common_words
+
 # --- masking: offsets into the original text must survive ---------------------------------------------
 _MASK = re.compile(r"(?:https?://|www\.)\S+|(?<![\w@])@\w{1,30}|&[a-zA-Z]{2,6};|&#\d{1,6};|#(?=\w)")
 
@@ -114,11 +117,6 @@ _LOCATIONS = (
 ) + ["North America", "South America", "Central America", "Latin America", "Middle East", "East Coast",
      "West Coast", "Gulf Coast", "Pacific Northwest", "New England", "Bay Area", "East Bay", "South Florida",
      "Northern California", "Southern California", "Western Hemisphere", "Great Lakes"]
-# Short forms a tweet uses for a city or state (upper case only: "LA", not "la").
-PLACE_ABBREVIATIONS = frozenset(
-    "US USA UK UAE EU LA SF DC NY NYC NJ KC NC SC CA TX FL AZ NV CT VA MD MI WI MN IL TN KY PR VT "
-    "NH RI UT NM NE KS SD ND WY AK NOLA".split()
-)
 _ALIASES = ["Vegas", "Salt Lake", "St Thomas", "St Louis", "St Croix", "St Maarten", "Ft Lauderdale", "Ft Myers",
             "Philly", "Frisco", "Big Apple", "Windy City", "Twin Cities", "Motor City", "Hawaii", "Puerto Rico",
             "America", "United States", "England", "Scotland", "Wales"]
@@ -157,8 +155,6 @@ def gazetteer() -> dict[tuple[str, ...], tuple[str, str]]:
     it counts only after a place preposition."""
     import airportsdata
     import pytz
-
-    from tweetdesk.nlp.entities import DOMAIN_WORDS, MAJOR_AIRPORTS, common_words
 
     common = common_words()
     names: dict[tuple[str, ...], tuple[str, str]] = {}
@@ -211,8 +207,6 @@ def places(text: str, mtext: str, taken: list[tuple[int, int]]) -> list[tuple[in
     is not a common English word ("chicago", "fort lauderdale"), and a one-word name then needs 4+ letters.
     Upper-case abbreviations ("NYC", "US") count unless the whole tweet is shouted.
     """
-    from tweetdesk.nlp.entities import _shouted, common_words
-
     gaz, longest = gazetteer(), _first_words()
     common = common_words()
     words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(mtext)]
@@ -222,7 +216,7 @@ def places(text: str, mtext: str, taken: list[tuple[int, int]]) -> list[tuple[in
     out: list[tuple[int, int, str]] = []
 
     def free(s: int, e: int) -> bool:
-        return not any(s < te and ts < e for ts, te in taken) and not any(s < oe and os_ < e for os_, oe, _ in out)
+        return not overlaps(s, e, taken) and not overlaps(s, e, [(os_, oe) for os_, oe, _ in out])
 
     for m in _AIRPORT_SUFFIX.finditer(mtext):
         if free(m.start(), m.end()):
@@ -278,15 +272,13 @@ def places(text: str, mtext: str, taken: list[tuple[int, int]]) -> list[tuple[in
 _CAP = re.compile(r"(?<![\w'’])[A-Z][a-z][A-Za-z'’-]*")
 
 
-def needs_model(text: str, mtext: str, taken: list[tuple[int, int]]) -> bool:
+def needs_model(mtext: str, taken: list[tuple[int, int]]) -> bool:
     """True when, outside every span already found, a capitalised word that is neither a common English word
     nor an airline word follows a place preposition ("stuck in Hayden"): a place the gazetteer may not know."""
-    from tweetdesk.nlp.entities import DOMAIN_WORDS, common_words
-
     common = common_words()
     for m in _CAP.finditer(mtext):
         s, e = m.span()
-        if any(s < te and ts < e for ts, te in taken):
+        if overlaps(s, e, taken):
             continue
         low = m.group(0).lower().rstrip("'’s")
         if low in common or low in DOMAIN_WORDS:
@@ -294,3 +286,8 @@ def needs_model(text: str, mtext: str, taken: list[tuple[int, int]]) -> bool:
         if _PLACE_CUE.search(mtext[max(0, s - 20) : s]):
             return True
     return False
+
+
+def overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    """Whether [start, end) overlaps any of ``spans``."""
+    return any(start < e and s < end for s, e in spans)
