@@ -109,8 +109,8 @@ _CACHE_MAX = 200_000
 class _Lemmas:
     """Token text -> its words after lemmatising and the numbers policy, cached per distinct token.
 
-    Same result as running spaCy's lookup lemmatizer and reading ``Token`` objects (``_lemmas_of_doc``), at a
-    fraction of the cost: creating a Python ``Token`` per token cost more than the tokenizer itself. The
+    Same result as running spaCy's lookup lemmatizer and reading ``Token`` objects (tests/test_clean.py keeps
+    that path to compare), at a fraction of the cost: creating a Python ``Token`` per token cost more than the tokenizer itself. The
     tokenizer's output is read as arrays (ORTH, IS_PUNCT, IS_SPACE) and every distinct token text is looked up
     once per process."""
 
@@ -130,10 +130,10 @@ class _Lemmas:
         lemma = LEMMA_OVERRIDES.get(text) or ((lemma if isinstance(lemma, str) else lemma[0]).lower() or text)
         return _words_of_lemma(lemma)
 
-    def __call__(self, texts) -> list[list[str]]:
+    def __call__(self, texts, batch_size: int = 1000) -> list[list[str]]:
         out = []
         cache = self.cache
-        for doc in self.nlp.tokenizer.pipe(texts):
+        for doc in self.nlp.tokenizer.pipe(texts, batch_size=batch_size):
             arr = doc.to_array(self.attrs)
             words: list[str] = []
             n = len(arr)
@@ -205,19 +205,6 @@ def _prepare(text: str) -> tuple[str, list[str], list[str], list[str], int]:
     return text.lower()[:MAX_SPACY_CHARS], mentions, hashtags, found, urls
 
 
-def _lemmas_of_doc(doc) -> list[str]:
-    """The reference implementation over spaCy ``Token`` objects (slow; tests check ``_Lemmas`` against it)."""
-    out: list[str] = []
-    for tok in doc:
-        if tok.is_space or tok.is_punct:
-            continue
-        lemma = LEMMA_OVERRIDES.get(tok.lower_) or (tok.lemma_.lower() if tok.lemma_ else tok.lower_)
-        if tok.lower_ in ("ca", "wo") and tok.i + 1 < len(doc) and doc[tok.i + 1].lower_ == "n't":
-            lemma = "can" if tok.lower_ == "ca" else "will"
-        out.extend(_words_of_lemma(lemma))
-    return out
-
-
 def _finish(original: str, prepared: tuple, all_tokens: list[str]) -> CleanedText:
     _, mentions, hashtags, found, urls = prepared
     stops = _stop_words()
@@ -233,5 +220,5 @@ def clean(text: str) -> CleanedText:
 def clean_many(texts: list[str], batch_size: int = 1000) -> list[CleanedText]:
     """Clean many tweets (one tokenizer pass; lemmas looked up once per distinct token)."""
     prepared = [_prepare(t) for t in texts]
-    words = _lemmatiser()(p[0] for p in prepared)
+    words = _lemmatiser()((p[0] for p in prepared), batch_size=batch_size)
     return [_finish(t, p, w) for t, p, w in zip(texts, prepared, words)]
