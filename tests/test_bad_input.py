@@ -231,7 +231,7 @@ def test_every_record_is_enriched_or_dead_lettered_with_a_reason(model_settings,
 
 def test_bad_records_through_the_real_stream_job(spark, fresh_topics, tmp_path, model_settings):
     """A handful of the nastiest records through Kafka and the real Spark job."""
-    from tweetdesk.ingest import Publisher
+    from tests.fixtures.broker import publish
     from tweetdesk.kafka import read_topic
     from tweetdesk.stream.job import run_available_now
     from tweetdesk.stream.sink import read_enriched
@@ -249,12 +249,7 @@ def test_bad_records_through_the_real_stream_job(spark, fresh_topics, tmp_path, 
         json.dumps(template | {"text": "\ud800"}).encode(),  # a lone surrogate, escaped: valid JSON
         (json.dumps(template | {"text": "ok"})[:-1] + ', "text": 5}').encode(),  # duplicate key, last one wrong
     ]
-    with Publisher(settings, progress=False) as pub:
-        for t in good:
-            pub.publish(t)
-        for b in bad:
-            pub.publish_raw(b)
-    pub.raise_for_failures()
+    publish(settings, good, raw=bad)
 
     totals = run_available_now(spark, settings)
 

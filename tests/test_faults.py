@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from tests.fixtures.broker import publish
 from tests.fixtures.figures import record_figures
 from tests.fixtures.store import enriched_tweet
 from tests.fixtures.xapi import XApiStandIn
@@ -56,13 +57,6 @@ def tweets(n: int, start: int = 1_891_000_000_000_000_000) -> list[Tweet]:
                                                     "in_reply_to_tweet_id": None, "in_reply_to_user_id": None,
                                                     "conversation_id": None})
             for i in range(n)]
-
-
-def publish(settings, items: list[Tweet]) -> None:
-    with Publisher(settings, progress=False) as pub:
-        for t in items:
-            pub.publish(t)
-    pub.raise_for_failures()
 
 
 

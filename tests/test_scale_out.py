@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.broker import publish
 from tweetdesk.config import REPO_ROOT, SAMPLE_TWEETS
-from tweetdesk.ingest import Publisher
 from tweetdesk.ingest.replay import iter_tweets
 from tweetdesk.kafka import read_topic
 from tweetdesk.records import DeadLetter
@@ -168,12 +168,7 @@ def test_stream_job_runs_on_a_standalone_master_and_worker(cluster, fresh_topics
     settings = fresh_topics.model_copy(update={"work_dir": tmp_path / "work"})
     tweets = list(islice(iter_tweets(SAMPLE_TWEETS), 60))
     bad = [b'{"id": "1", "text": "cut off', b"\xff\xfe not utf-8", b'{"id": "1897000000000000009", "text": 42}']
-    with Publisher(settings, progress=False) as pub:
-        for t in tweets:
-            pub.publish(t)
-        for b in bad:
-            pub.publish_raw(b)
-    pub.raise_for_failures()
+    publish(settings, tweets, raw=bad)
 
     t0 = time.monotonic()
     r = spark_submit(cluster, settings)

@@ -15,8 +15,8 @@ from itertools import islice
 
 import pytest
 
+from tests.fixtures.broker import publish
 from tweetdesk.config import SAMPLE_TWEETS
-from tweetdesk.ingest import Publisher
 from tweetdesk.ingest.replay import iter_tweets
 from tweetdesk.kafka import read_topic
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, EnrichedTweet, Tweet
@@ -47,15 +47,6 @@ def sample(n: int, skip: int = 0) -> list[Tweet]:
     tweets = list(islice(iter_tweets(SAMPLE_TWEETS), skip, skip + n))
     assert len(tweets) == n
     return tweets
-
-
-def publish(settings, tweets: list[Tweet] = (), raw: list[bytes] = ()) -> None:
-    with Publisher(settings, progress=False) as pub:
-        for t in tweets:
-            pub.publish(t)
-        for value in raw:
-            pub.publish_raw(value)
-    pub.raise_for_failures()
 
 
 def dead_letters(settings) -> list[DeadLetter]:
