@@ -301,7 +301,6 @@ def budget():
     c = ctx()
     b = c.poster.budget if c.poster is not None else ReplyBudget(c.settings, c.store, live=c.settings.x_user_credentials)
     f = b.figures()
-    f["flood_reasons"] = [{"reason": r, "count": n} for r, n in f["flood_reasons"]]
     f["held_back"] = [
         {**h, "tweet_created_at": _iso(h["tweet_created_at"]), "received_at": _iso(h["received_at"])}
         for h in c.store.held_back(_int_arg("held_back", 20, 0, 200))

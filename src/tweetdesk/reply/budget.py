@@ -189,7 +189,8 @@ class ReplyBudget:
             "reply_limit": self.limit,
             "window_seconds": int(self.window.total_seconds()),
             "spend_today_usd": round(self.store.spend_since(day), 6),
-            "flood_reasons": intake["flood_reasons"],
+            # objects, as the dashboard's template and the JSON API read them
+            "flood_reasons": [{"reason": r, "count": n} for r, n in intake["flood_reasons"]],
             # extras for the API
             "queue_by_class": {PRIORITY_CLASSES.get(p, str(p)): n for p, n in sorted(q["by_priority"].items())},
             "expected_wait_by_class_seconds": wait_by_class,
@@ -212,10 +213,7 @@ DASHBOARD_KEYS = (
 
 
 def dashboard_figures(store, settings, *, live: bool | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
-    """The seven figures of the dashboard's budget panel (``web.queries.BudgetFigures``'s fields);
-    ``flood_reasons`` as ``{"reason", "count"}`` objects (what the template and the JSON read)."""
+    """The seven figures of the dashboard's budget panel (``web.queries.BudgetFigures``'s fields)."""
     live = settings.x_user_credentials if live is None else live
     f = ReplyBudget(settings, store, clock=clock, live=live).figures()
-    out = {k: f[k] for k in DASHBOARD_KEYS}
-    out["flood_reasons"] = [{"reason": r, "count": n} for r, n in f["flood_reasons"]]
-    return out
+    return {k: f[k] for k in DASHBOARD_KEYS}

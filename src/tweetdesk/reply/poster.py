@@ -210,7 +210,7 @@ class Poster:
         self.backoff_cap = backoff_cap
         self.batch = batch
         self.max_attempts = settings.reply_max_attempts
-        self.give_up_after = float(getattr(settings, "reply_give_up_after_seconds", 3600))
+        self.give_up_after = float(settings.reply_give_up_after_seconds)
         self._first_attempt: dict[int, datetime] = {}  # reply id -> first attempt seen by this process
         self._outage_failures = 0  # 5xx / unreachable answers in a row (0: X is up, as far as we know)
         self._x_down_until: datetime | None = None  # X is down: no probe before then
@@ -438,7 +438,6 @@ class Poster:
         first = self._first_attempt.setdefault(r.id, now)
         age = (now - first).total_seconds()
         if r.attempts >= self.max_attempts and age >= self.give_up_after:
-            self._first_attempt.pop(r.id, None)
             return self._fail(r, f"{reason} (after {r.attempts} attempts over {age:.0f} s)")
         if outage:
             self._outage_failures += 1
