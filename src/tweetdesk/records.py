@@ -38,8 +38,18 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=False, str_strip_whitespace=False)
 
 
+class ReferencedTweet(_Record):
+    """A tweet this one replies to, quotes or retweets (X's ``referenced_tweets``, with the referenced
+    tweet's author when X's expansions or the replay file say who wrote it)."""
+
+    type: Literal["replied_to", "quoted", "retweeted"]
+    id: str = Field(min_length=1, max_length=32, pattern=r"^\d+$")
+    author_id: str | None = None
+    author: str | None = Field(None, max_length=64, description="Handle without '@', when known.")
+
+
 class Tweet(_Record):
-    """A customer tweet as it enters the system (from replay or from the X filtered stream)."""
+    """A customer tweet as it enters the system (from replay, the mentions timeline or the filtered stream)."""
 
     id: str = Field(min_length=1, max_length=32, pattern=r"^\d+$")
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
@@ -52,7 +62,13 @@ class Tweet(_Record):
     in_reply_to_tweet_id: str | None = None
     in_reply_to_user_id: str | None = None
     conversation_id: str | None = None
-    source: Literal["replay", "x", "api"] = "replay"
+    # Who the tweet @mentions (handles without '@', X's ``entities.mentions``). None = not given by the
+    # source: ``tweetdesk.xrules.mentions_of`` derives them from the text with X's mention rule.
+    mentions: list[str] | None = None
+    referenced_tweets: list[ReferencedTweet] = Field(default_factory=list)
+    # replay = a file; mentions = our account's mentions timeline (an owned read on X); x = the filtered
+    # stream (a post read); api = posted to us directly.
+    source: Literal["replay", "mentions", "x", "api"] = "replay"
     ingested_at: datetime | None = Field(None, description="When ingest published it to Kafka (latency).")
 
     @field_validator("text")
