@@ -4,7 +4,9 @@ Every text here is written for this project (the airline data set is CC BY-NC-SA
 sentences per topic and sentiment, filled with realistic entities (airports, cities, flight numbers, dates,
 times, money, record locators, bag file references, seats), then varied with optional tails, hashtags, emoji and
 casing so that the tweets do not read as one template. A handful of hand-written conversation threads include
-customers replying to themselves and two replies from our own handle ("tweetdesk").
+customers replying to themselves and two replies from our own handle ("tweetdesk"). ``extras`` adds what X's
+rules of 2026 turn on: tweets that only use a brand's name (listening only: no automatic reply), quotes of our
+tweets, an e-mail address that looks like a mention, and a customer who writes "STOP".
 
 Each line is a ``records.Tweet`` plus two fields the record ignores, ``expected_topic`` and
 ``expected_sentiment``: the label the writer meant, for eyeballing the classifiers on the demo.
@@ -19,8 +21,8 @@ import random
 import string
 from datetime import datetime, timedelta, timezone
 
-from tweetdesk.config import SAMPLE_TWEETS
-from tweetdesk.ingest.snowflake import snowflake
+from tweetdesk.config import SAMPLE_OUR_HANDLES, SAMPLE_TWEETS
+from tweetdesk.ingest.snowflake import snowflake, snowflake_at
 from tweetdesk.tickets.ids import ticket_id_for
 
 SEED = 20250303
@@ -614,6 +616,57 @@ def build(seed: int = SEED) -> list[dict]:
     return out
 
 
+def extras(rows: list[dict]) -> list[dict]:
+    """Tweets for X's reply rules, written after ``build`` so that its tweets stay as they were: brand names
+    without a mention, quotes of our tweets, an e-mail address, and an opt-out ("STOP") with a later tweet."""
+    rng = random.Random(SEED + 11)
+    used = {r["author"] for r in rows}
+    ours = [r for r in rows if r["author"] == OUR_HANDLE]
+    out: list[dict] = []
+
+    def add(text, topic, sentiment, brand, when, by=None, author_id=None, **extra):
+        tid = snowflake_at(when, worker=rng.randint(0, 1023), sequence=rng.randint(0, 4095))
+        rec = {"id": tid, "created_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "author": by or author(rng, used),
+               "author_id": author_id or user_id(rng), "text": text, "lang": "en", "brand": brand,
+               "conversation_id": extra.pop("conversation_id", tid), **extra,
+               "expected_topic": topic, "expected_sentiment": sentiment}
+        out.append(rec)
+        return rec
+
+    def at(hours: float) -> datetime:
+        return START + timedelta(hours=hours, seconds=rng.randint(0, 59))
+
+    # Listening only: the brand's name, no mention (X forbids an automatic reply to these).
+    for h, (text, topic, s, brand) in enumerate([
+        ("united lost my bag AGAIN. third time this year, file EWR41872", "Baggage Issue", "negative", "united"),
+        ("4 hours on the tarmac at ORD and delta still says 'on time'", "Delay and Customer Service", "negative", "delta"),
+        ("southwest charged me $75 to change a flight that used to be free to change", "Extra Charges", "negative",
+         "southwestair"),
+        ("the jetblue app logged me out mid checkout and now the fare went up $60", "Online Booking", "negative", "jetblue"),
+        ("honestly american airlines crew on the MIA flight tonight were great", "Customer Experience", "positive",
+         "americanair"),
+        ("does alaska air let you pick seats on the saver fare?", "Seating Preferences", "neutral", "alaskaair"),
+    ]):
+        add(text, topic, s, brand, at(3 + 17 * h))
+    # An e-mail address is not a mention: still listening only.
+    add("emailed refunds@delta.com three times about my cancelled flight refund, nothing back", "Reschedule and Refund",
+        "negative", "delta", at(40))
+    # Quotes of our own tweets: the customer summoned us by quoting us.
+    for h, text in enumerate(["this. still waiting on my bag from last week, file ORD77120",
+                              "same thing happened to me on Friday, no one has called back"]):
+        src = ours[h % len(ours)]
+        add(text, "Baggage Issue" if h == 0 else "Reservation Issue", "negative", src["brand"], at(70 + 9 * h),
+            referenced_tweets=[{"type": "quoted", "id": src["id"], "author": OUR_HANDLE}])
+    # An opt-out: a customer asks, gets our reply, says STOP, and writes again later (no automatic reply then).
+    who, uid = author(rng, used), user_id(rng)
+    add("@Delta my flight DL 1123 was cancelled and I still have no rebooking", "Reschedule and Refund", "negative",
+        "delta", at(50), by=who, author_id=uid)
+    add("@Delta STOP", "Customer Experience", "neutral", "delta", at(51), by=who, author_id=uid)
+    add("@Delta still no answer about the rebooking from yesterday", "Reschedule and Refund", "negative", "delta",
+        at(75), by=who, author_id=uid)
+    return out
+
+
 def bad_lines() -> list[str]:
     """Malformed input, one kind per line, for showing dead letters (``tweetdesk ingest replay --path``)."""
     ok = {"id": "1897000000000000001", "author": "kay_b", "created_at": "2025-03-05T10:00:00Z",
@@ -632,7 +685,9 @@ def bad_lines() -> list[str]:
 
 
 def main() -> None:
+    assert {a[0] for a in AIRLINES} | {OUR_HANDLE} == set(SAMPLE_OUR_HANDLES), "config.SAMPLE_OUR_HANDLES is stale"
     rows = build()
+    rows = sorted(rows + extras(rows), key=lambda r: r["created_at"])  # stable: build()'s tweets keep their order
     SAMPLE_TWEETS.parent.mkdir(parents=True, exist_ok=True)
     with open(SAMPLE_TWEETS, "w", encoding="utf-8") as f:
         for r in rows:

@@ -17,6 +17,9 @@ from tweetdesk.config import DEFAULT_DATA
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# The tests' desk answers for @united, the brand their tweets write to (X's rules: only a tweet that mentions,
+# quotes or replies to one of our accounts gets an automatic reply), and for the sample's @tweetdesk.
+os.environ.setdefault("TWEETDESK_OUR_HANDLES", '["tweetdesk", "united"]')
 
 # Every tests/fixtures/<stage>.py is a plugin: a stage adds its fixtures without editing this file.
 pytest_plugins = sorted(

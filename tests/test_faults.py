@@ -62,7 +62,7 @@ def tweets(n: int, start: int = 1_891_000_000_000_000_000) -> list[Tweet]:
 
 def base_env(settings, tmp_path: Path, **extra) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWEETDESK_") or k in (
-        "TWEETDESK_ARTIFACTS_DIR", "TWEETDESK_MODEL_VERSION")}
+        "TWEETDESK_ARTIFACTS_DIR", "TWEETDESK_MODEL_VERSION", "TWEETDESK_OUR_HANDLES")}
     env.update(
         PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1",
         TWEETDESK_CONFIG=str(tmp_path / "absent.toml"),

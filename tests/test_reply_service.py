@@ -110,7 +110,7 @@ def _serve(env: dict[str, str], cwd: Path) -> subprocess.Popen:
 
 
 def _env(settings, xapi, tmp_path, live: bool = True) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWEETDESK_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWEETDESK_") or k == "TWEETDESK_OUR_HANDLES"}
     env.update(
         TWEETDESK_CONFIG=str(tmp_path / "absent.toml"),
         TWEETDESK_WORK_DIR=str(tmp_path / "work"),

@@ -48,7 +48,7 @@ def _spark_bin(name: str) -> str:
 
 
 def _spark_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWEETDESK_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWEETDESK_") or k == "TWEETDESK_OUR_HANDLES"}
     env.update(
         PYSPARK_PYTHON=sys.executable,
         PYSPARK_DRIVER_PYTHON=sys.executable,

@@ -66,7 +66,7 @@ def test_a_readable_settings_file_with_secrets_is_refused(tmp_path, monkeypatch,
 
 def test_the_refusal_is_one_line_from_the_cli(tmp_path):
     p = _toml(tmp_path, 'database_url = "postgresql://td:pgpass-3@db/td"\n', 0o644)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TWEETDESK_")}, "TWEETDESK_CONFIG": str(p)}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TWEETDESK_") or k == "TWEETDESK_OUR_HANDLES"}, "TWEETDESK_CONFIG": str(p)}
     r = subprocess.run([str(VENV_BIN / "tweetdesk"), "serve"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("tweetdesk: error:")
@@ -113,7 +113,7 @@ def test_settings_never_print_a_secret(tmp_path):
 # --- never logged: the real commands ------------------------------------------------------------------------
 
 def _env(settings, tmp_path: Path, **extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWEETDESK_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWEETDESK_") or k == "TWEETDESK_OUR_HANDLES"}
     env.update(
         SECRETS,
         TWEETDESK_CONFIG=str(tmp_path / "absent.toml"),

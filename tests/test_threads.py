@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.fixtures.store import enriched_tweet
-from tweetdesk.config import SAMPLE_TWEETS, Settings
+from tweetdesk.config import SAMPLE_OUR_HANDLES, SAMPLE_TWEETS, Settings
 from tweetdesk.records import EnrichedTweet, ReplyStatus
 from tweetdesk.reply.budget import NEUTRAL, URGENT, priority_of
 from tweetdesk.reply.templates import ReplyTemplates
@@ -20,9 +20,10 @@ from tweetdesk.tickets import store as store_mod
 from tweetdesk.tickets.ids import ticket_id_for
 from tweetdesk.tickets.intake import Intake
 from tweetdesk.tickets.store import TicketStatus, TicketStore
+from tweetdesk.xrules import opt_out_phrase, summoned_by
 
 T0 = datetime(2026, 3, 3, 18, 0, tzinfo=timezone.utc)
-INTAKE = Intake.from_settings(Settings())  # our handle "tweetdesk", 5 tickets per author per hour
+INTAKE = Intake.from_settings(Settings())  # our handles "tweetdesk" and "united" (conftest), 5 tickets per author per hour
 RENDER = ReplyTemplates.load().render
 
 
@@ -66,9 +67,10 @@ def test_a_thread_of_three_is_one_ticket_with_one_reply(store, batches):
     assert t.message_count == 3 and t.last_tweet_id == "102"
     # The whole conversation, in order.
     assert [m["tweet_id"] for m in store.conversation(a.ticket_id) if m["kind"] == "customer"] == ["100", "101", "102"]
-    # The one queued reply answers the newest tweet and moved up: the thread became urgent.
+    # The one queued reply moved up (the thread became urgent) and still answers the tweet that mentioned us:
+    # the customer's follow-ups in their own thread do not, and X refuses replies to posts that did not summon us.
     (reply,) = store.replies_for(a.ticket_id)
-    assert reply.tweet_id == "102" and reply.priority == URGENT and priority_of(a) == NEUTRAL
+    assert reply.tweet_id == "100" and reply.priority == URGENT and priority_of(a) == NEUTRAL
     # A thread tweet is its ticket's, not a ticket of its own.
     assert store.get_ticket_by_tweet("101") is None
     assert store.tweet_disposition("101")["ticket_id"] == a.ticket_id
@@ -106,7 +108,7 @@ def test_redelivery_changes_nothing(store):
 
 
 def test_our_own_reply_echoed_back_is_not_ticketed(store):
-    a = tw("300", conv="300", topic="Baggage Issue", text="@SouthwestAir my bag never arrived and my inhaler is in it")
+    a = tw("300", conv="300", topic="Baggage Issue", text="@united my bag never arrived and my inhaler is in it")
     rid = take(store, [a]).replies[0]
     store.claim(rid)
     store.record_posted(rid, "390", cost_usd=0.015)
@@ -185,7 +187,7 @@ def test_a_follow_up_after_our_reply_reopens_the_ticket_without_a_second_reply(s
 def test_schema_v1_database_is_upgraded(store_url):
     """A database written by schema v1 (before threads) gains the tweets table, backfilled."""
     old = sa.MetaData()
-    new_cols = {"message_count", "last_tweet_id", "priority", "cost_usd"}
+    new_cols = {"message_count", "last_tweet_id", "priority", "cost_usd", "summoned_by", "no_reply_reason"}
     for t in (store_mod.schema_version, store_mod.tickets, store_mod.replies):
         sa.Table(t.name, old, *[c._copy() for c in t.columns if c.name not in new_cols])
     engine = sa.create_engine(store_mod.normalise_url(store_url))
@@ -202,7 +204,7 @@ def test_schema_v1_database_is_upgraded(store_url):
     engine.dispose()
     store = TicketStore(store_url)
     try:
-        assert store.schema_version() == store_mod.SCHEMA_VERSION == 2
+        assert store.schema_version() == store_mod.SCHEMA_VERSION == 3
         got = store.tweet_disposition("1")
         assert got["disposition"] == "opened" and got["author_key"] == "@ana" and got["conversation_key"] == "1"
         # The old ticket's thread continues on it.
@@ -238,7 +240,15 @@ def test_the_sample_through_the_service_threads_and_skips_our_own(fresh_topics, 
     sample = _sample_enriched()
     own = [t for t in sample if t.author == "tweetdesk"]
     customers = Counter((t.conversation_id or t.id, t.author_id or t.author) for t in sample if t.author != "tweetdesk")
-    settings = fresh_topics.model_copy(update={"work_dir": tmp_path})
+    settings = fresh_topics.model_copy(update={"work_dir": tmp_path, "our_handles": list(SAMPLE_OUR_HANDLES)})
+    # X's rules: a conversation gets its one reply only if a tweet in it summoned us; the sample's "STOP" opts its
+    # author out, so neither the STOP nor that author's later tweet is answered.
+    own_ids = {t.id for t in own}
+    summoned = {(t.conversation_id or t.id, t.author_id or t.author) for t in sample
+                if t.author != "tweetdesk" and summoned_by(t, SAMPLE_OUR_HANDLES, own_ids)}
+    (stop,) = [t for t in sample if t.author != "tweetdesk" and opt_out_phrase(t.text, settings.opt_out_phrases)]
+    after_stop = [t for t in sample if t.author == stop.author and t.created_at > stop.created_at]
+    assert len(after_stop) == 1 and len(summoned) < len(customers)
     p = make_producer(settings)
     for t in sample + sample[:50]:  # the first 50 delivered twice
         p.produce(settings.topic_enriched, key=t.id.encode(), value=t.model_dump_json().encode())
@@ -255,7 +265,13 @@ def test_the_sample_through_the_service_threads_and_skips_our_own(fresh_topics, 
         intake = store.intake_stats()["by_disposition"]
         assert intake == {"opened": len(customers), "threaded": stats["threaded"], "own": 2, "capped": 0}
         st = store.stats()
-        assert st["tickets"] == len(customers) and sum(st["replies_by_status"].values()) == len(customers)
+        assert st["tickets"] == len(customers) and sum(st["replies_by_status"].values()) == len(summoned) - 2
+        listening = [t for t in store.list_tickets(limit=1000).items if t.listening_only]
+        assert len(listening) == len(customers) - len(summoned) and all(t.reply_text is None for t in listening)
+        assert [o["author"] for o in store.list_opt_outs()] == [stop.author]
+        for t in (stop, *after_stop):
+            ticket = store.get_ticket_by_tweet(t.id)
+            assert not store.replies_for(ticket.ticket_id) and "opted out" in ticket.no_reply_reason
         # Each multi-tweet conversation is one ticket holding its tweets in order; our reply in it too.
         for (conv, _who), n in customers.items():
             if n > 1:
@@ -266,4 +282,6 @@ def test_the_sample_through_the_service_threads_and_skips_our_own(fresh_topics, 
         for t in own:
             assert store.get_ticket_by_tweet(t.id) is None
             assert store.tweet_disposition(t.id)["disposition"] == "own"
-        assert all(r.status == ReplyStatus.dry_run for r in store.list_replies(limit=1000))
+        # Every reply went to the outbox, but the STOP author's first one if it was still queued at their STOP.
+        assert {r.status for r in store.list_replies(limit=1000)} <= {ReplyStatus.dry_run, ReplyStatus.cancelled}
+        assert len(store.list_replies(ReplyStatus.cancelled, limit=1000)) <= 1

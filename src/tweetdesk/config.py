@@ -28,6 +28,11 @@ REPO_ROOT = PACKAGE_DIR.parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "airline_tweets.csv"
 ARTIFACTS_DIR = PACKAGE_DIR / "models" / "artifacts"
 SAMPLE_TWEETS = PACKAGE_DIR / "data" / "sample_tweets.jsonl"
+# The accounts the sample's desk answers for (the airlines its customers write to, and ours): what the demo
+# sets as our_handles, so that X's rule (reply only to tweets that summoned us) applies to the sample as it would live.
+SAMPLE_OUR_HANDLES = (
+    "tweetdesk", "united", "AmericanAir", "Delta", "SouthwestAir", "JetBlue", "AlaskaAir", "SpiritAirlines", "FlyFrontier",
+)
 
 
 def _toml_path() -> Path:
@@ -130,8 +135,13 @@ class Settings(BaseSettings):
     reply_limit: int = Field(100, ge=1, description="Posts allowed per window (X: 100 per 15 min per user).")
     reply_window_seconds: int = Field(900, ge=1)
     reply_daily_app_limit: int = Field(10_000, ge=1)
-    reply_cost_usd: float = Field(0.015, ge=0, description="X's price per post.")
-    reply_url_cost_usd: float = Field(0.20, ge=0, description="X's price per post containing a URL (we never post one).")
+    # X's pay-per-use prices (2026): what each read and post is charged, summed per UTC day and month in the store.
+    x_price_owned_read: float = Field(0.001, ge=0, description="A post read from our own mentions timeline.")
+    x_price_post_read: float = Field(0.005, ge=0, description="Any other post read (filtered stream, search).")
+    x_price_summoned_reply: float = Field(0.01, ge=0, description="A reply to a post that summoned us.")
+    x_price_post: float = Field(0.015, ge=0, description="Any other post.")
+    x_price_url_post: float = Field(0.20, ge=0, description="A post holding a URL (tweetdesk never sends one).")
+    x_monthly_read_cap: int = Field(3_000_000, ge=1, description="X's monthly cap on post reads.")
     reply_burst: int = Field(10, ge=1, description="Posts the budget lets out at once before pacing to limit/window.")
     reply_budget_dry_run: bool = Field(False, description="Apply the posting budget in dry-run too (a rehearsal).")
     reply_max_attempts: int = Field(5, ge=1, description="Tries before a reply may be failed (see the next).")
@@ -142,7 +152,23 @@ class Settings(BaseSettings):
     flood_per_author: int = Field(5, ge=1, description="New tickets per author per flood window.")
     flood_per_rule: int = Field(1_000, ge=1, description="New tickets per stream rule per flood window.")
     flood_window_seconds: int = Field(3_600, ge=1)
-    our_handles: list[str] = Field(default_factory=lambda: ["tweetdesk"], description="Our own accounts: never ticketed.")
+    our_handles: list[str] = Field(
+        default_factory=lambda: ["tweetdesk"],
+        description="Our own accounts: never ticketed; only a tweet that @mentions, quotes or replies to one of them "
+        "gets an automatic reply (X's rules of 2026), every other tweet is ticketed as listening only.",
+    )
+    opt_out_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "stop", "unsubscribe", "optout", "stop replying", "stop tweeting me", "stop messaging me", "unsubscribe me",
+            "opt me out",
+        ],
+        description="A customer who writes one of these to our account gets no further automatic reply; their queued "
+        "replies are cancelled. One word: the whole message (but mentions, punctuation, emoji, please); longer: "
+        "anywhere, whole words; any case (tweetdesk.xrules.opt_out_phrase).",
+    )
+    reply_refused_cooldown_seconds: int = Field(
+        7 * 24 * 3600, ge=0, description="After X refuses a reply (403), its author gets no automatic reply for this long.",
+    )
 
     # --- web / API ---------------------------------------------------------------------------
     host: str = "127.0.0.1"

@@ -121,6 +121,7 @@ class ReplyStatus(str, Enum):
     skipped = "skipped"  # flood guard / own tweet / thread already answered
     posting = "posting"  # intent recorded, the call to X is under way (after a crash: verify, never re-post)
     unknown = "unknown"  # X may or may not hold the post and it could not be verified: an agent decides
+    cancelled = "cancelled"  # never sent: its customer opted out, or X refused us their replies (``error`` says)
 
 
 class Reply(_Record):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 # X user names: 1–15 letters, digits or underscores (X's account rules).
 HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
@@ -83,14 +84,65 @@ def summoned_by(tweet, our_handles: Iterable[str], our_tweet_ids: Iterable[str] 
     return None
 
 
-def opt_out_phrase(text: str, phrases: Iterable[str]) -> str | None:
-    """The first opt-out phrase that ``text`` holds as whole words, any case (mentions ignored); None if none.
+_POLITE = {"please", "pls", "plz", "now", "thanks", "thx"}
 
-    Deliberately liberal ("please stop losing my bags" opts out): a wrong opt-out only costs an automatic
+
+def opt_out_phrase(text: str, phrases: Iterable[str]) -> str | None:
+    """The opt-out phrase ``text`` says, any case; None if none. A one-word phrase ("stop") must be the whole
+    message once mentions, punctuation, emoji and a please are set aside ("@Delta STOP!!", "please stop"), since
+    "my final stop is Orlando" and "ground stop at BOS" are no opt-outs; a longer one ("stop replying") counts
+    anywhere as whole words. Where in doubt the rule leans to opting out: a wrong opt-out costs one automatic
     reply (an agent still sees the ticket and can lift it), a missed one breaks X's rules."""
     body = _MENTION.sub(" ", text or "").casefold()
+    words = [w for w in re.findall(r"[\w']+", body) if w not in _POLITE]
     for phrase in phrases:
-        words = phrase.casefold().split()
-        if words and re.search(r"(?<![\w'])" + r"\W+".join(map(re.escape, words)) + r"(?![\w'])", body):
+        want = phrase.casefold().split()
+        if len(want) == 1:
+            if words == want:
+                return phrase
+        elif want and re.search(r"(?<![\w'])" + r"\W+".join(map(re.escape, want)) + r"(?![\w'])", body):
             return phrase
     return None
+
+
+# --- prices ------------------------------------------------------------------------------------------------------
+OWNED_READ, POST_READ, SUMMONED_REPLY, POST, URL_POST = "owned_read", "post_read", "summoned_reply", "post", "url_post"
+READ_KINDS = (OWNED_READ, POST_READ)
+POST_KINDS = (SUMMONED_REPLY, POST, URL_POST)
+
+
+@dataclass(frozen=True)
+class Prices:
+    """X's pay-per-use prices (settings ``x_price_*``, 2026 defaults): what a read or a post costs."""
+
+    owned_read: float = 0.001
+    post_read: float = 0.005
+    summoned_reply: float = 0.01
+    post: float = 0.015
+    url_post: float = 0.20
+    monthly_read_cap: int = 3_000_000
+
+    @classmethod
+    def from_settings(cls, settings) -> "Prices":
+        return cls(
+            owned_read=settings.x_price_owned_read,
+            post_read=settings.x_price_post_read,
+            summoned_reply=settings.x_price_summoned_reply,
+            post=settings.x_price_post,
+            url_post=settings.x_price_url_post,
+            monthly_read_cap=settings.x_monthly_read_cap,
+        )
+
+    def read(self, source: str) -> tuple[str, float] | None:
+        """The kind and price of reading one tweet from ``source``; None when X was not read (a replay file)."""
+        if source == "mentions":
+            return OWNED_READ, self.owned_read
+        if source == "x":
+            return POST_READ, self.post_read
+        return None
+
+    def post_price(self, *, has_url: bool, summoned: bool = True) -> tuple[str, float]:
+        """The kind and price of one post: a URL costs most; a reply to a post that summoned us least."""
+        if has_url:
+            return URL_POST, self.url_post
+        return (SUMMONED_REPLY, self.summoned_reply) if summoned else (POST, self.post)

@@ -49,6 +49,7 @@ from typing import Any
 
 from tweetdesk.records import EnrichedTweet
 from tweetdesk.reply.templates import find_urls
+from tweetdesk.xrules import Prices
 
 AGENT, URGENT, NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2, 3, 4
 PRIORITY_CLASSES: dict[int, str] = {AGENT: "agent", URGENT: "urgent", NEGATIVE: "negative", NEUTRAL: "neutral", POSITIVE: "positive"}
@@ -110,8 +111,7 @@ class ReplyBudget:
         self.limit = settings.reply_limit
         self.window = timedelta(seconds=settings.reply_window_seconds)
         self.daily = settings.reply_daily_app_limit
-        self.cost = settings.reply_cost_usd
-        self.url_cost = settings.reply_url_cost_usd
+        self.prices = Prices.from_settings(settings)
         self.burst = max(1, min(settings.reply_burst, self.limit))
         self.interval = self.window / self.limit
         self.live = live
@@ -156,11 +156,16 @@ class ReplyBudget:
         if urls:
             raise UrlInReply(
                 f"reply contains a URL ({urls[0]}): not posted (replies never carry links; X charges "
-                f"${self.url_cost:.2f} for such a post)"
+                f"${self.prices.url_post:.2f} for such a post)"
             )
 
+    def price_of(self, text: str) -> tuple[str, float]:
+        """What X charges for posting ``text``: every reply we send answers a tweet that summoned us
+        (``tweetdesk.xrules``), so a summoned reply, unless it holds a URL."""
+        return self.prices.post_price(has_url=bool(find_urls(text)), summoned=True)
+
     def cost_of(self, text: str) -> float:
-        return self.url_cost if find_urls(text) else self.cost
+        return self.price_of(text)[1]
 
     # --- figures -----------------------------------------------------------------------------------
     def figures(self, now: datetime | None = None) -> dict[str, Any]:

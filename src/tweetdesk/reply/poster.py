@@ -269,7 +269,7 @@ class Poster:
             self.counts["unknown"] += 1
             return Outcome("unknown", msg)
         if found:
-            self.store.record_posted(r.id, found, cost_usd=self.budget.cost_of(r.text))
+            self._record_posted(r, found)
             self._first_attempt.pop(r.id, None)
             log.info("reply %s (ticket %s) verified as posted: %s", r.id, r.ticket_id, found)
             self.counts["posted"] += 1
@@ -405,7 +405,7 @@ class Poster:
             if any("duplicate" in str(m).lower() for m in (e.api_messages or [])) or "duplicate" in str(e).lower():
                 # X refuses identical text from the same account: this reply is already out there.
                 return self._verify(r, "X refused it as duplicate content")
-            return self._fail(r, _http_reason(e))
+            return self._refused(r, _http_reason(e))
         except tweepy.HTTPException as e:  # other 4xx: our request is wrong; retrying will not help
             self._x_is_up()
             return self._fail(r, _http_reason(e))
@@ -417,12 +417,16 @@ class Poster:
             return self._verify(r, f"unreadable answer from X ({type(e).__name__}: {e})")
         self._x_is_up()
         self._first_attempt.pop(r.id, None)
-        if not self.store.record_posted(r.id, posted_id, cost_usd=self.budget.cost_of(r.text)):
+        if not self._record_posted(r, posted_id):
             # Someone moved the row while we posted (two services on one store?): say so loudly.
             log.error("reply %s was posted as %s but was no longer 'posting' in the store", r.id, posted_id)
         self.counts["posted"] += 1
         log.info("posted reply %s to tweet %s (ticket %s): %s", posted_id, r.tweet_id, r.ticket_id, r.text)
         return Outcome("posted", posted_id)
+
+    def _record_posted(self, r: StoredReply, posted_id: str) -> bool:
+        kind, usd = self.budget.price_of(r.text)
+        return self.store.record_posted(r.id, posted_id, cost_usd=usd, cost_kind=kind)
 
     def _x_is_up(self) -> None:
         if self._outage_failures:
@@ -452,6 +456,19 @@ class Poster:
         )
         self.counts["retry"] += 1
         return Outcome("retry", reason)
+
+    def _refused(self, r: StoredReply, reason: str) -> Outcome:
+        """X said 403 (the post did not summon us, the customer blocked us, or another refusal): never
+        retried, and the customer gets no automatic reply again — for good if they blocked us, else for
+        ``reply_refused_cooldown_seconds``. Their other queued replies are cancelled."""
+        self._first_attempt.pop(r.id, None)
+        blocked = "block" in reason.lower()
+        self.store.record_refused(
+            r.id, reason, blocked=blocked, cooldown_seconds=self.settings.reply_refused_cooldown_seconds
+        )
+        log.error("X refused reply %s to tweet %s (ticket %s), not retried: %s", r.id, r.tweet_id, r.ticket_id, reason)
+        self.counts["failed"] += 1
+        return Outcome("failed", reason)
 
     def _fail(self, r: StoredReply, reason: str) -> Outcome:
         self._first_attempt.pop(r.id, None)

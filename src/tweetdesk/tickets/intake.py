@@ -26,6 +26,8 @@ from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tweetdesk.xrules import Prices
+
 OPENED, THREADED, OWN, CAPPED = "opened", "threaded", "own", "capped"
 DISPOSITIONS = (OPENED, THREADED, OWN, CAPPED)
 
@@ -52,6 +54,12 @@ class Intake:
     per_author: int | None = None
     per_rule: int | None = None
     window_seconds: int = 3600
+    # X's rules: only a tweet that summoned one of ``our_handles`` gets an automatic reply (the service always
+    # applies it; ``Intake()`` leaves it off for callers that decided already); what a customer writes to us
+    # to opt out of automatic replies; what reading a tweet cost.
+    summoned_only: bool = False
+    opt_out_phrases: tuple[str, ...] = ()
+    prices: Prices | None = None
 
     @classmethod
     def from_settings(cls, settings) -> "Intake":
@@ -60,6 +68,9 @@ class Intake:
             per_author=settings.flood_per_author,
             per_rule=settings.flood_per_rule,
             window_seconds=settings.flood_window_seconds,
+            summoned_only=True,
+            opt_out_phrases=tuple(settings.opt_out_phrases),
+            prices=Prices.from_settings(settings),
         )
 
     def is_ours(self, author: str) -> bool:

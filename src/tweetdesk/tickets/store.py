@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,15 +40,20 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.records import EnrichedTweet, Entity, Reply, ReplyStatus, utcnow
 from tweetdesk.tickets.intake import CAPPED, OPENED, OWN, THREADED, FloodCounter, Intake, author_key
+from tweetdesk.xrules import opt_out_phrase, summoned_by
 
 log = logging.getLogger(__name__)
 
 # Bump when the schema changes, and add the step that upgrades N-1 -> N to MIGRATIONS below.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StoreError(TweetdeskError):
     """The ticket store cannot be opened or used (bad URL, server down, newer schema)."""
+
+
+# Why a ticket gets no automatic reply when nobody summoned us (shown to agents, in the API and on the dashboard).
+LISTENING_ONLY = "listening only (not summoned): X allows automatic replies only to posts that mention or quote us"
 
 
 class TicketStatus(str, Enum):
@@ -135,6 +140,10 @@ tickets = sa.Table(
     # v2: customer tweets in the ticket's thread, and the newest of them (the one a reply answers).
     sa.Column("message_count", sa.Integer, nullable=False, default=1, server_default="1"),
     sa.Column("last_tweet_id", sa.String(32)),
+    # v3: how the customer summoned us (mention | quote | reply; None = listening only: no automatic
+    # reply, X forbids it) and, when no automatic reply is queued, why (shown to agents).
+    sa.Column("summoned_by", sa.String(16)),
+    sa.Column("no_reply_reason", sa.Text),
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_topic", "topic"),
     sa.Index("ix_tickets_sentiment", "sentiment"),
@@ -185,10 +194,39 @@ tweets_table = sa.Table(
     sa.Column("topic", sa.String(64)),
     sa.Column("tweet_created_at", UTCDateTime, nullable=False),
     sa.Column("received_at", UTCDateTime, nullable=False),
+    # v3: where it was read (replay | mentions | x | api: what X charged for it) and how it summoned us.
+    sa.Column("source", sa.String(16)),
+    sa.Column("summoned_by", sa.String(16)),
     sa.Index("ix_tweets_conversation", "conversation_key", "author_key"),
     sa.Index("ix_tweets_author_time", "author_key", "disposition", "tweet_created_at"),
     sa.Index("ix_tweets_rule_time", "rule", "disposition", "tweet_created_at"),
     sa.Index("ix_tweets_disposition_received", "disposition", "received_at"),
+)
+
+
+# v3: customers who get no automatic reply (X's rules): they opted out ("stop"), blocked us, or X refused
+# a reply to them (a cooldown until ``until``). One row per author; agents can lift it.
+OPT_OUT, BLOCKED, REFUSED = "opt_out", "blocked", "refused"
+opt_outs = sa.Table(
+    "opt_outs",
+    metadata,
+    sa.Column("author_key", sa.String(80), primary_key=True),  # as tweets.author_key
+    sa.Column("author", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # opt_out | blocked | refused
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("tweet_id", sa.String(32)),  # the tweet or reply that caused it
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("until", UTCDateTime),  # None = until lifted
+)
+
+# v3: what X charged, per UTC day and kind (owned_read | post_read | summoned_reply | post | url_post).
+x_usage = sa.Table(
+    "x_usage",
+    metadata,
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
 )
 
 
@@ -216,10 +254,32 @@ def _migrate_v2(conn: Connection) -> None:
     conn.execute(sa.text("UPDATE tickets SET last_tweet_id = tweet_id"))
     conn.execute(sa.text("UPDATE replies SET cost_usd = 0.015 WHERE status = 'posted'"))
 
+def _migrate_v3(conn: Connection) -> None:
+    """v2 → v3: X's rules of 2026 (issue 11): who summoned us, opt-outs, what X charged."""
+    have = {t: {c["name"] for c in sa.inspect(conn).get_columns(t)} for t in ("tickets", "tweets")}
+    for table, column in (
+        ("tickets", "summoned_by VARCHAR(16)"),
+        ("tickets", "no_reply_reason TEXT"),
+        ("tweets", "source VARCHAR(16)"),
+        ("tweets", "summoned_by VARCHAR(16)"),
+    ):
+        # A v1 database gets the tweets table in step v2 from today's metadata, these columns included.
+        if column.split()[0] not in have[table]:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+    opt_outs.create(conn)
+    x_usage.create(conn)
+    # Tickets before v3 were all answered under the old rule: say so rather than guess who summoned us.
+    conn.execute(sa.text("UPDATE tickets SET summoned_by = 'mention' WHERE status IN ('replied', 'failed')"))
+    conn.execute(sa.text(
+        "UPDATE tickets SET no_reply_reason = 'opened before X''s reply rules were applied (schema v3): check "
+        "that the customer mentioned us before replying' WHERE summoned_by IS NULL"
+    ))
+
+
 # version -> function upgrading a database from version-1 to version. A fresh database is created
 # from ``metadata`` at SCHEMA_VERSION directly; existing ones run the missing steps in order.
 # Append only; never edit a step that has shipped.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_v2, 3: _migrate_v3}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,6 +319,13 @@ class Ticket(BaseModel):
     resolved_at: datetime | None = None
     message_count: int = 1
     last_tweet_id: str | None = None
+    summoned_by: str | None = None
+    no_reply_reason: str | None = None
+
+    @property
+    def listening_only(self) -> bool:
+        """Matched a listening rule without summoning us: X forbids an automatic reply."""
+        return self.summoned_by is None
 
     def public(self) -> dict[str, Any]:
         """What anyone holding the ticket ID may see: no handle, no tweet text, no reply."""
@@ -303,6 +370,7 @@ class IngestResult:
     threaded: list[str] = field(default_factory=list)  # tweet ids that joined an open ticket
     own: list[str] = field(default_factory=list)  # tweet ids from our own accounts (not ticketed)
     capped: list[tuple[str, str]] = field(default_factory=list)  # (tweet id, flood-guard reason)
+    opted_out: list[str] = field(default_factory=list)  # tweet ids whose authors opted out by them
 
 
 @dataclass
@@ -521,6 +589,14 @@ class TicketStore:
                     parent_ticket[pid] = ticket
                     parent_conv.setdefault(pid, conv)
 
+            # Tweets of ours these refer to (replied to or quoted): our posted replies and own tweets we saw.
+            refs = parents + [r.id for tw in order for r in tw.referenced_tweets]
+            our_ids = {r[0] for r in each(replies.c.posted_id, refs)}
+            our_ids |= {r[0] for r in each(T.c.tweet_id, refs, T.c.disposition == OWN)}
+            # Authors who get no automatic reply now: opted out, blocked us, or X refused us lately.
+            barred = self._barred(conn, [author_key(tw.author, tw.author_id) for tw in order], now)
+            opting_out: dict[str, tuple[EnrichedTweet, str]] = {}  # author key -> (tweet, phrase)
+
             conv_of: dict[str, str] = {}
 
             def conversation(tw: EnrichedTweet) -> str:
@@ -531,9 +607,10 @@ class TicketStore:
             convs = [conversation(tw) for tw in order]
             thread: dict[tuple[str, str], str] = {}
             conv_ticket: dict[str, str] = {}
+            answered: dict[str, bool] = {}  # ticket id -> an automatic reply is (or may be) queued for it
             for i in range(0, len(convs), 500):
                 q = (
-                    sa.select(T.c.conversation_key, T.c.author_key, T.c.ticket_id)
+                    sa.select(T.c.conversation_key, T.c.author_key, T.c.ticket_id, tickets.c.reply_text.is_not(None))
                     .join(tickets, tickets.c.ticket_id == T.c.ticket_id)
                     .where(
                         T.c.conversation_key.in_(list(dict.fromkeys(convs[i : i + 500]))),
@@ -542,9 +619,10 @@ class TicketStore:
                     )
                     .order_by(tickets.c.created_at, tickets.c.ticket_id)
                 )
-                for conv, akey, ticket in conn.execute(q):
+                for conv, akey, ticket, has_reply in conn.execute(q):
                     thread[(conv, akey)] = ticket
                     conv_ticket[conv] = ticket
+                    answered[ticket] = bool(has_reply)
 
             # The flood guard's counts so far, within the window before the earliest tweet.
             flood = FloodCounter(intake)
@@ -565,6 +643,8 @@ class TicketStore:
 
             # Decide, oldest first.
             openers: list[EnrichedTweet] = []
+            no_reply: dict[str, str | None] = {}  # opener tweet id -> why no automatic reply (None: one is queued)
+            late_summons: dict[str, EnrichedTweet] = {}  # listening-only ticket -> the thread tweet that summoned us
             rows: dict[str, dict[str, Any]] = {}  # tweet id -> its tweets row
             for tw in order:
                 conv = conversation(tw)
@@ -576,10 +656,20 @@ class TicketStore:
                     row.update(disposition=OWN, reason="our own account",
                                ticket_id=parent_ticket.get(tw.in_reply_to_tweet_id) or conv_ticket.get(conv))
                     result.own.append(tw.id)
+                    our_ids.add(tw.id)
                     continue
+                how = summoned_by(tw, intake.our_handles, our_ids)
+                row["summoned_by"] = how
+                phrase = opt_out_phrase(tw.text, intake.opt_out_phrases) if how else None
+                if phrase:  # written to us: honoured at once, from this tweet on
+                    opting_out[akey] = (tw, phrase)
+                    barred[akey] = f"@{tw.author} opted out (wrote {phrase!r} to us)"
                 ticket = thread.get((conv, akey))
                 if ticket:
                     row.update(disposition=THREADED, ticket_id=ticket)
+                    if (how or not intake.summoned_only) and not answered.get(ticket, True) and akey not in barred:
+                        late_summons.setdefault(ticket, tw)  # the customer asked us in an ongoing thread
+                        answered[ticket] = True
                     continue
                 reason = flood.reason(tw.author, akey, tw.rule, tw.created_at)
                 if reason:
@@ -591,12 +681,21 @@ class TicketStore:
                 thread[(conv, akey)] = tw.ticket_id
                 conv_ticket.setdefault(conv, tw.ticket_id)
                 openers.append(tw)
+                no_reply[tw.id] = (
+                    LISTENING_ONLY if how is None and intake.summoned_only else
+                    f"no automatic reply: {barred[akey]}" if akey in barred else None
+                )
+                answered[tw.ticket_id] = no_reply[tw.id] is None
 
             inserted: set[str] = set()
             texts: dict[str, str | None] = {}
             if openers:
-                texts = {tw.id: (reply_text(tw) if reply_text else None) for tw in openers}
-                ticket_rows = [{**_ticket_row(tw, now), "reply_text": texts[tw.id]} for tw in openers]
+                texts = {tw.id: (reply_text(tw) if reply_text and no_reply[tw.id] is None else None) for tw in openers}
+                ticket_rows = [
+                    {**_ticket_row(tw, now), "reply_text": texts[tw.id], "summoned_by": rows[tw.id]["summoned_by"],
+                     "no_reply_reason": no_reply[tw.id]}
+                    for tw in openers
+                ]
                 # Insert-if-absent; RETURNING names the rows that went in (a concurrent writer on
                 # PostgreSQL may have won some; SQLAlchemy gives no rowcount for these on psycopg).
                 ins = self._insert(tickets).on_conflict_do_nothing().returning(tickets.c.ticket_id, tickets.c.tweet_id)
@@ -630,6 +729,19 @@ class TicketStore:
                 for tw in openers
                 if tw.id in inserted and texts[tw.id]
             ]
+            # A listening-only ticket whose customer now asks us (mentions us in the thread): its one reply.
+            for ticket, tw in late_summons.items():
+                if ticket in lost or rows.get(tw.id, {}).get("ticket_id") != ticket:
+                    continue
+                text = reply_text(tw.model_copy(update={"ticket_id": ticket})) if reply_text else None
+                if not text:
+                    continue
+                reply_rows.append({**_reply_row(ticket, tw.id, text, ReplyKind.auto, f"auto:{ticket}", now),
+                                   "priority": priority(tw) if priority else 3})
+                conn.execute(
+                    tickets.update().where(tickets.c.ticket_id == ticket)
+                    .values(reply_text=text, summoned_by=rows[tw.id]["summoned_by"], no_reply_reason=None, updated_at=now)
+                )
             if reply_rows:
                 ins_reply = (
                     self._insert(replies).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(replies.c.id)
@@ -644,9 +756,11 @@ class TicketStore:
             for tid in result.threaded:
                 tw, row = fresh[tid], rows[tid]
                 j = joined.setdefault(row["ticket_id"], {"tid": row["ticket_id"], "n": 0, "last": tid, "p": 99,
-                                                         "at": tw.created_at})
+                                                         "at": tw.created_at, "answer": None})
                 j["n"] += 1
                 j["last"] = tid
+                if row["summoned_by"] or not intake.summoned_only:  # X lets a reply answer only a tweet that summoned us
+                    j["answer"] = tid
                 j["p"] = min(j["p"], priority(tw) if priority else 99)
                 j["at"] = max(j["at"], tw.created_at)
             if joined:
@@ -668,7 +782,10 @@ class TicketStore:
                     ),
                     [{"tid": j["tid"], "n": j["n"], "last": j["last"], "at": j["at"]} for j in joined.values()],
                 )
+                # The queued reply moves up if the thread got more urgent, and answers the newest tweet that
+                # summoned us (X lets a reply answer only such a tweet).
                 p = sa.bindparam("p")
+                answer = sa.bindparam("answer", type_=sa.String)
                 conn.execute(
                     replies.update()
                     .where(
@@ -676,12 +793,17 @@ class TicketStore:
                         replies.c.status == ReplyStatus.queued.value,
                     )
                     .values(
-                        in_reply_to_tweet_id=sa.bindparam("last"),
+                        in_reply_to_tweet_id=sa.func.coalesce(answer, replies.c.in_reply_to_tweet_id),
                         priority=sa.case((replies.c.priority > p, p), else_=replies.c.priority),
                         updated_at=now,
                     ),
-                    [{"key": f"auto:{j['tid']}", "last": j["last"], "p": j["p"]} for j in joined.values()],
+                    [{"key": f"auto:{j['tid']}", "answer": j["answer"], "p": j["p"]} for j in joined.values()],
                 )
+            if opting_out:
+                for akey, (tw, phrase) in opting_out.items():
+                    self._bar(conn, akey, tw.author, OPT_OUT, f"wrote {phrase!r} to us", tw.id, None, now)
+                result.opted_out.extend(tw.id for tw, _ in opting_out.values())
+            self._count_reads(conn, fresh.values(), intake, now)
         return result
 
     def queue_reply(
@@ -736,6 +858,8 @@ class TicketStore:
         holds it or it is no longer queued."""
         now = self.clock()
         with self._tx(write=True) as conn:
+            if self._cancel_barred(conn, [reply_id], now):
+                return None  # its customer opted out since it was queued: it never goes
             n = conn.execute(
                 replies.update()
                 .where(replies.c.id == reply_id, replies.c.status == ReplyStatus.queued.value)
@@ -752,12 +876,15 @@ class TicketStore:
             return StoredReply.model_validate(_reply_dict(row))
 
     def record_posted(
-        self, reply_id: int, posted_id: str | None, *, dry_run: bool = False, cost_usd: float | None = None
+        self, reply_id: int, posted_id: str | None, *, dry_run: bool = False, cost_usd: float | None = None,
+        cost_kind: str | None = None,
     ) -> bool:
         """posting → posted (X accepted it, ``posted_id`` is the new tweet) and the ticket → replied.
-        ``cost_usd``: what X charges for this post (the reply budget's spend)."""
+        ``cost_usd``: what X charges for this post (the reply budget's spend), of ``cost_kind``
+        (``tweetdesk.xrules.POST_KINDS``), also summed per UTC day in ``x_usage``."""
         status = ReplyStatus.dry_run if dry_run else ReplyStatus.posted
-        return self._finish(reply_id, status, posted_id=posted_id, error=None, dry_run=dry_run, cost_usd=cost_usd)
+        return self._finish(reply_id, status, posted_id=posted_id, error=None, dry_run=dry_run, cost_usd=cost_usd,
+                            cost_kind=cost_kind)
 
     def record_dry_run(self, reply_ids: Iterable[int]) -> list[DryRunRecord]:
         """queued → dry_run for many replies in one transaction (nothing leaves the building, so no
@@ -770,6 +897,7 @@ class TicketStore:
         with self._tx(write=True) as conn:
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
+                self._cancel_barred(conn, chunk, now)
                 rows = (
                     conn.execute(
                         sa.select(
@@ -864,6 +992,7 @@ class TicketStore:
         error: str | None,
         dry_run: bool = False,
         cost_usd: float | None = None,
+        cost_kind: str | None = None,
     ) -> bool:
         now = self.clock()
         err = error[:2000] if error else None
@@ -884,6 +1013,8 @@ class TicketStore:
             if n != 1:
                 return False
             r = conn.execute(sa.select(replies).where(replies.c.id == reply_id)).mappings().one()
+            if cost_kind and status is ReplyStatus.posted:
+                self._add_usage(conn, now, {cost_kind: (1, cost_usd or 0.0)})
             t = tickets.update().where(tickets.c.ticket_id == r["ticket_id"])
             if status in (ReplyStatus.posted, ReplyStatus.dry_run):
                 conn.execute(
@@ -906,6 +1037,151 @@ class TicketStore:
             else:
                 conn.execute(t.values(last_error=err, updated_at=now))
             return True
+
+    # --- X's rules: opt-outs, refusals, what X charged ---------------------------------------------
+    @staticmethod
+    def _barred(conn: Connection, akeys: Iterable[str], now: datetime) -> dict[str, str]:
+        """Author key -> why they get no automatic reply now (opted out, blocked us, refused lately)."""
+        keys = list(dict.fromkeys(akeys))
+        out: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            q = sa.select(opt_outs).where(
+                opt_outs.c.author_key.in_(keys[i : i + 500]), sa.or_(opt_outs.c.until.is_(None), opt_outs.c.until > now)
+            )
+            for r in conn.execute(q).mappings():
+                out[r["author_key"]] = _bar_reason(r)
+        return out
+
+    def _bar(self, conn: Connection, akey: str, author: str, kind: str, reason: str, tweet_id: str | None,
+             until: datetime | None, now: datetime) -> int:
+        """Record (or renew) a bar on an author's automatic replies and cancel their queued ones; returns
+        how many were cancelled."""
+        row = {"author_key": akey, "author": author, "kind": kind, "reason": reason[:2000], "tweet_id": tweet_id,
+               "created_at": now, "until": until}
+        ins = self._insert(opt_outs).values(**row)
+        conn.execute(ins.on_conflict_do_update(
+            index_elements=["author_key"],
+            set_={k: ins.excluded[k] for k in ("author", "kind", "reason", "tweet_id", "created_at", "until")},
+        ))
+        why = _bar_reason(row)
+        theirs = sa.select(tweets_table.c.tweet_id).where(tweets_table.c.author_key == akey).scalar_subquery()
+        cancelled = conn.execute(
+            replies.update()
+            .where(replies.c.status == ReplyStatus.queued.value, replies.c.in_reply_to_tweet_id.in_(theirs))
+            .values(status=ReplyStatus.cancelled.value, error=f"cancelled: {why}", updated_at=now)
+            .returning(replies.c.ticket_id)
+        ).scalars().all()
+        if cancelled:
+            conn.execute(
+                tickets.update().where(tickets.c.ticket_id.in_(set(cancelled)))
+                .values(no_reply_reason=f"no automatic reply: {why}", updated_at=now)
+            )
+            log.info("cancelled %d queued replies to %r: %s", len(cancelled), author, why)
+        return len(cancelled)
+
+    def _cancel_barred(self, conn: Connection, reply_ids: Sequence[int], now: datetime) -> int:
+        """Cancel those of these queued replies whose customer is barred now (the last guard before X)."""
+        q = (
+            sa.select(replies.c.id, tweets_table.c.author_key)
+            .join(tweets_table, tweets_table.c.tweet_id == replies.c.in_reply_to_tweet_id)
+            .where(replies.c.id.in_(list(reply_ids)), replies.c.status == ReplyStatus.queued.value)
+        )
+        authors = {rid: akey for rid, akey in conn.execute(q)}
+        barred = self._barred(conn, authors.values(), now) if authors else {}
+        gone = [(rid, barred[akey]) for rid, akey in authors.items() if akey in barred]
+        for rid, why in gone:
+            conn.execute(
+                replies.update().where(replies.c.id == rid, replies.c.status == ReplyStatus.queued.value)
+                .values(status=ReplyStatus.cancelled.value, error=f"cancelled: {why}", updated_at=now)
+            )
+        return len(gone)
+
+    def record_refused(self, reply_id: int, error: str, *, blocked: bool, cooldown_seconds: float) -> bool:
+        """posting → failed because X refused it (403), never retried; its customer gets no automatic reply
+        again: for good when they blocked us, else for ``cooldown_seconds``. Their queued replies are cancelled."""
+        now = self.clock()
+        with self._tx(write=True) as conn:
+            who = conn.execute(
+                sa.select(tweets_table.c.author_key, tweets_table.c.author)
+                .join(replies, replies.c.in_reply_to_tweet_id == tweets_table.c.tweet_id)
+                .where(replies.c.id == reply_id)
+            ).first()
+            if who is not None:
+                until = None if blocked else now + timedelta(seconds=cooldown_seconds)
+                reason = "X refused our reply" + (" (they blocked us)" if blocked else "") + f": {error}"
+                self._bar(conn, who[0], who[1], BLOCKED if blocked else REFUSED, reason, None, until, now)
+        return self.record_failed(reply_id, error)
+
+    def list_opt_outs(self, *, active_only: bool = True) -> list[dict[str, Any]]:
+        now = self.clock()
+        q = sa.select(opt_outs).order_by(opt_outs.c.created_at.desc())
+        if active_only:
+            q = q.where(sa.or_(opt_outs.c.until.is_(None), opt_outs.c.until > now))
+        with self._tx() as conn:
+            return [
+                {**{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in r.items()}, "why": _bar_reason(r)}
+                for r in conn.execute(q).mappings()
+            ]
+
+    def opt_out_of(self, author: str, author_id: str | None = None) -> dict[str, Any] | None:
+        """The active bar on this author's automatic replies, or None."""
+        akey = author_key(author, author_id)
+        with self._tx() as conn:
+            why = self._barred(conn, [akey], self.clock()).get(akey)
+        return {"author_key": akey, "why": why} if why else None
+
+    def lift_opt_out(self, author: str) -> bool:
+        """Remove the bar on an author (by handle, ``@handle`` or X user id); True if there was one.
+        Replies already cancelled stay cancelled."""
+        name = author.lstrip("@")
+        with self._tx(write=True) as conn:
+            n = conn.execute(
+                opt_outs.delete().where(sa.or_(
+                    opt_outs.c.author_key == name, opt_outs.c.author_key == "@" + name.lower(),
+                    sa.func.lower(opt_outs.c.author) == name.lower(),
+                ))
+            ).rowcount
+        if n:
+            log.info("opt-out of %r lifted by an admin", name)
+        return bool(n)
+
+    def _count_reads(self, conn: Connection, tweets: Iterable[EnrichedTweet], intake: Intake, now: datetime) -> None:
+        if intake.prices is None:
+            return
+        usage: dict[str, tuple[int, float]] = {}
+        for tw in tweets:
+            priced = intake.prices.read(tw.source)
+            if priced:
+                n, usd = usage.get(priced[0], (0, 0.0))
+                usage[priced[0]] = (n + 1, usd + priced[1])
+        self._add_usage(conn, now, usage)
+
+    def _add_usage(self, conn: Connection, now: datetime, usage: dict[str, tuple[int, float]]) -> None:
+        if not usage:
+            return
+        day = now.astimezone(timezone.utc).strftime("%Y-%m-%d")
+        ins = self._insert(x_usage).values([{"day": day, "kind": k, "count": n, "cost_usd": usd} for k, (n, usd) in usage.items()])
+        conn.execute(ins.on_conflict_do_update(
+            index_elements=["day", "kind"],
+            set_={"count": x_usage.c.count + ins.excluded["count"], "cost_usd": x_usage.c.cost_usd + ins.excluded["cost_usd"]},
+        ))
+
+    def usage(self, now: datetime | None = None) -> dict[str, Any]:
+        """What X charged today and this month (UTC), by kind: {"today": {kind: {count, cost_usd}}, "month": …}."""
+        now = (now or self.clock()).astimezone(timezone.utc)
+        today, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
+        out: dict[str, dict[str, dict[str, float]]] = {"today": {}, "month": {}}
+        q = (
+            sa.select(x_usage.c.day, x_usage.c.kind, x_usage.c.count, x_usage.c.cost_usd)
+            .where(x_usage.c.day >= month + "-01", x_usage.c.day <= month + "-31")
+        )
+        with self._tx() as conn:
+            for day, kind, n, usd in conn.execute(q):
+                for period in ("month",) + (("today",) if day == today else ()):
+                    cur = out[period].setdefault(kind, {"count": 0, "cost_usd": 0.0})
+                    cur["count"] += n
+                    cur["cost_usd"] = round(cur["cost_usd"] + usd, 6)
+        return out
 
     def in_flight(self) -> list[StoredReply]:
         """Replies left in ``posting``: after a crash, these may or may not have reached X."""
@@ -1082,11 +1358,15 @@ class TicketStore:
         status: TicketStatus | str | None = None,
         topic: str | None = None,
         sentiment: str | None = None,
+        listening_only: bool | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> Page:
-        """Newest first, filtered; ``total`` counts every match (for paging)."""
+        """Newest first, filtered; ``total`` counts every match (for paging). ``listening_only``: True =
+        only tickets nobody summoned us for (no automatic reply), False = only the others."""
         cond = []
+        if listening_only is not None:
+            cond.append(tickets.c.summoned_by.is_(None) if listening_only else tickets.c.summoned_by.is_not(None))
         if status is not None:
             cond.append(tickets.c.status == TicketStatus(status).value)
         if topic is not None:
@@ -1141,6 +1421,16 @@ class TicketStore:
 # ----------------------------------------------------------------------------------------------
 
 
+def _bar_reason(r) -> str:
+    who = f"@{r['author']}"
+    if r["kind"] == OPT_OUT:
+        return f"{who} opted out ({r['reason']})"
+    if r["kind"] == BLOCKED:
+        return f"{who} blocked us ({r['reason']})"
+    until = r["until"]
+    return f"{who}: {r['reason']}" + (f" — no automatic reply until {_iso(until)}" if until else "")
+
+
 def _ticket_row(tw: EnrichedTweet, now: datetime) -> dict[str, Any]:
     return {
         "ticket_id": tw.ticket_id,
@@ -1191,6 +1481,8 @@ def _tweet_row(tw: EnrichedTweet, conversation_key: str, akey: str, now: datetim
         "topic": tw.topic,
         "tweet_created_at": tw.created_at,
         "received_at": now,
+        "source": tw.source,
+        "summoned_by": None,
     }
 
 
