@@ -11,6 +11,7 @@ from tweetdesk.config import Settings
 from tweetdesk.reply.app import MAX_BODY_BYTES, create_app
 from tweetdesk.reply.templates import ReplyTemplates
 from tweetdesk.tickets.ids import ALPHABET
+from tweetdesk.tickets.intake import Intake
 from tweetdesk.tickets.store import TicketStore
 
 KEY = "s3cret-admin-key"
@@ -26,7 +27,7 @@ def app_store(tmp_path, store):
         enriched_tweet("1002", topic="Online Booking", sentiment="neutral"),
         enriched_tweet("1003", topic="Online Booking", sentiment="positive"),
     ]
-    store.add_tickets(tweets, ReplyTemplates.load().render)
+    store.add_tickets(tweets, ReplyTemplates.load().render, intake=Intake.from_settings(settings))
     return app.test_client(), store, tweets
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from tweetdesk.config import SAMPLE_TWEETS, Settings
+from tweetdesk.config import SAMPLE_OUR_HANDLES, SAMPLE_TWEETS, Settings
 from tweetdesk.errors import TweetdeskError
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ class DemoResult:
     parquet_rows: int = 0
     dead_in_stream: int = 0
     tickets: int = 0
+    answered: int = 0  # tickets with an automatic reply (their customer summoned us)
+    listening_only: int = 0  # tickets nobody summoned us for: X forbids an automatic reply
+    opted_out: int = 0  # customers who wrote "STOP"
     replies: dict[str, int] = field(default_factory=dict)
     by_sentiment: dict[str, int] = field(default_factory=dict)
     by_topic: dict[str, int] = field(default_factory=dict)
@@ -105,6 +108,10 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
     work = Path(settings.work_dir) / "demo"
     shutil.rmtree(work, ignore_errors=True)
     s = settings.model_copy(update={"work_dir": work})
+    if "our_handles" not in settings.model_fields_set:
+        # The sample's desk answers for the airlines its customers write to (X's rule: only those who
+        # mention, quote or reply to one of them get an automatic reply).
+        s = s.model_copy(update={"our_handles": list(SAMPLE_OUR_HANDLES)})
     if "max_offsets_per_trigger" not in settings.model_fields_set:
         # Small micro-batches, so that the dashboard fills while the demo runs (with one batch for the
         # whole sample, every ticket landed in the last second before the demo stopped).
@@ -159,6 +166,10 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
             st = service.store.stats()
             res.tickets = st["tickets"]
             res.replies = st["replies_by_status"]
+            res.listening_only = service.store.list_tickets(listening_only=True, limit=1).total
+            res.answered = len({r.ticket_id for r in service.store.list_replies(limit=10**6)
+                                if r.status.value not in ("cancelled", "failed")})
+            res.opted_out = len(service.store.list_opt_outs())
             outbox = service.store.list_replies(limit=1)
             if outbox:
                 r = outbox[0]
@@ -200,7 +211,8 @@ def print_summary(r: DemoResult) -> None:
         f"({r.dead_at_ingest} at ingest, {r.dead_in_stream} in the stream job; topic tweets.dead)",
         f"by sentiment           {_fmt_counts(r.by_sentiment)}",
         f"by topic               {_fmt_counts(r.by_topic)}",
-        f"tickets issued         {r.tickets}",
+        f"tickets issued         {r.tickets}: {r.answered} answered, {r.listening_only} listening only "
+        f"(no mention of our accounts: X allows no automatic reply), {r.opted_out} customer(s) opted out",
         f"replies                {_fmt_counts(r.replies) or 'none'} (dry-run outbox: the demo never posts)",
         f"latency ingest→Parquet {lat}",
         f"Parquet                {r.parquet_dir}",

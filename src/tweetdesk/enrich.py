@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tweetdesk.xrules import mentions_of, normalise_handle
 from tweetdesk.errors import InputError, TweetdeskError
 from tweetdesk.records import UNCLASSIFIABLE, Entity, EnrichedTweet, Tweet, utcnow
 
@@ -35,6 +36,8 @@ class Classified:
     topic_score: float = 0.0
     entities: list[Entity] = field(default_factory=list)
     ticket_id: str = ""
+    # X's rules: would this tweet get an automatic reply under the configured our_handles (it @mentions one)?
+    summoned: bool = False
 
     def to_json(self) -> dict:
         return {
@@ -46,6 +49,7 @@ class Classified:
             "topic_score": round(self.topic_score, 4),
             "entities": [e.model_dump(exclude_none=True) for e in self.entities],
             "ticket_id": self.ticket_id,
+            "summoned": self.summoned,
         }
 
 
@@ -169,12 +173,17 @@ def classify_command(settings, text: str | None = None, file: Path | None = None
     if text is None and file is None:
         raise TweetdeskError('nothing to classify: give a TEXT (tweetdesk classify "my bag is lost") or --file PATH')
     rows = [(text_id(text), text)] if file is None else read_input(file)
+    ours = {normalise_handle(h) for h in settings.our_handles}
     batch = max(1, settings.inference_batch_size)
     with tqdm(total=len(rows), desc="classifying", unit="tweet", file=sys.stderr, disable=file is None) as bar:
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
             results, version = _classify([r[0] for r in chunk], [r[1] for r in chunk], settings)
             for r in results:
+                # From the text's mentions (a quote or a reply to our tweet summons us too; the stream sees those).
+                r.summoned = isinstance(r.text, str) and any(
+                    normalise_handle(m) in ours for m in mentions_of(r.text)
+                )
                 if json_out:
                     sys.stdout.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
                 else:
@@ -195,4 +204,5 @@ def _print_human(r: Classified, version: str) -> None:
         print(f"topic:     {r.topic} ({r.topic_score:.2f})")
     print(f"entities:  {ents}")
     print(f"ticket:    {r.ticket_id}   (model {version})")
+    print(f"reply:     {'automatic (it mentions our account)' if r.summoned else 'none: listening only (it does not mention our account)'}")
     print()

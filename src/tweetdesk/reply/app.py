@@ -163,6 +163,8 @@ def ticket_full(t: Ticket, store: TicketStore) -> dict[str, Any]:
     d["conversation"] = [
         {**m, "at": _iso(m["at"])} for m in store.conversation(t.ticket_id)
     ]
+    d["listening_only"] = t.listening_only
+    d["opt_out"] = store.opt_out_of(t.author, t.author_id)
     return d
 
 
@@ -229,11 +231,15 @@ def list_tickets():
     sentiment = _choice("sentiment", [*SENTIMENTS, UNCLASSIFIABLE])
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
     offset = _int_arg("offset", 0, 0, 10**9)
-    page = ctx().store.list_tickets(status=status, topic=topic, sentiment=sentiment, limit=limit, offset=offset)
+    listening = _choice("listening_only", ["true", "false"])
+    page = ctx().store.list_tickets(
+        status=status, topic=topic, sentiment=sentiment, limit=limit, offset=offset,
+        listening_only=None if listening is None else listening == "true",
+    )
     nxt = offset + limit if offset + limit < page.total else None
     return jsonify(
         {
-            "items": [t.model_dump(mode="json") for t in page.items],
+            "items": [{**t.model_dump(mode="json"), "listening_only": t.listening_only} for t in page.items],
             "total": page.total,
             "limit": limit,
             "offset": offset,
@@ -273,6 +279,16 @@ def post_reply():
     ticket = store.get_ticket_by_tweet(tweet_id)
     if ticket is None:
         raise ApiError(404, f"no ticket holds tweet {tweet_id}", kind="unknown")
+    # X refuses (403) a reply to a post that did not mention or quote us; an opted-out customer gets no more.
+    seen = store.tweet_disposition(tweet_id) or {}
+    # Rows from before schema v3 have no source: the ticket's own mark stands for them.
+    if not (seen.get("summoned_by") if seen.get("source") else ticket.summoned_by):
+        raise ApiError(409, f"tweet {tweet_id} is listening only: it did not mention, quote or reply to our account, "
+                       "and X refuses replies to such posts (answer the customer by other means)", kind="not_summoned")
+    barred = store.opt_out_of(ticket.author, ticket.author_id)
+    if barred:
+        raise ApiError(409, f"no reply: {barred['why']} (an admin can lift it: DELETE /api/opt-outs/<author>)",
+                       kind="opted_out")
     try:
         text = check_reply_text(text, author=ticket.author)
     except ReplyTextError as e:
@@ -289,6 +305,21 @@ def post_reply():
         "created": created,
     }
     return jsonify(out), (202 if created else 200)
+
+
+@api.get("/api/opt-outs")
+@admin_required
+def list_opt_outs():
+    """Customers who get no automatic reply now: they opted out, blocked us, or X refused a reply lately."""
+    return jsonify({"items": ctx().store.list_opt_outs()})
+
+
+@api.delete("/api/opt-outs/<author>")
+@admin_required
+def lift_opt_out(author: str):
+    if not ctx().store.lift_opt_out(author):
+        raise ApiError(404, f"no opt-out for {author!r}", kind="unknown")
+    return jsonify({"author": author, "lifted": True})
 
 
 @api.get("/api/budget")

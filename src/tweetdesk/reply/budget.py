@@ -49,7 +49,7 @@ from typing import Any
 
 from tweetdesk.records import EnrichedTweet
 from tweetdesk.reply.templates import find_urls
-from tweetdesk.xrules import Prices
+from tweetdesk.xrules import READ_KINDS, Prices
 
 AGENT, URGENT, NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2, 3, 4
 PRIORITY_CLASSES: dict[int, str] = {AGENT: "agent", URGENT: "urgent", NEGATIVE: "negative", NEUTRAL: "neutral", POSITIVE: "positive"}
@@ -187,6 +187,8 @@ class ReplyBudget:
             wait_by_class[PRIORITY_CLASSES[p]] = (ahead / rate) if self.enforced else 0.0
         a = self.allowance(now)
         intake = self.store.intake_stats()
+        usage = self.store.usage(now)
+        reads_month = sum(usage["month"].get(k, {}).get("count", 0) for k in READ_KINDS)
         return {
             "queue_length": queued,
             "expected_wait_seconds": (queued / rate) if self.enforced else 0.0,
@@ -203,6 +205,15 @@ class ReplyBudget:
             "posts_allowed_now": min(a.posts, self.limit),
             "enforced": self.enforced,
             "intake": intake["by_disposition"],
+            # What X charged (reads and posts by kind), today and this month (UTC), and the monthly read cap.
+            "x_usage": usage,
+            "spend_month_usd": round(sum(v["cost_usd"] for v in usage["month"].values()), 6),
+            "reads_month": reads_month,
+            "monthly_read_cap": self.prices.monthly_read_cap,
+            "read_cap_warning": (
+                f"{reads_month:,} of X's {self.prices.monthly_read_cap:,} monthly post reads used"
+                if reads_month >= 0.8 * self.prices.monthly_read_cap else None
+            ),
         }
 
 
@@ -214,11 +225,17 @@ DASHBOARD_KEYS = (
     "window_seconds",
     "spend_today_usd",
     "flood_reasons",
+    "enforced",
+    "spend_month_usd",
+    "reads_month",
+    "monthly_read_cap",
+    "read_cap_warning",
+    "x_usage",
 )
 
 
 def dashboard_figures(store, settings, *, live: bool | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
-    """The seven figures of the dashboard's budget panel (``web.queries.BudgetFigures``'s fields)."""
+    """The figures of the dashboard's budget panel (``web.queries.BudgetFigures``'s fields)."""
     live = settings.x_user_credentials if live is None else live
     f = ReplyBudget(settings, store, clock=clock, live=live).figures()
     return {k: f[k] for k in DASHBOARD_KEYS}

@@ -94,6 +94,9 @@ def openapi_document() -> dict[str, Any]:
                     "security": _ADMIN,
                     "parameters": [
                         {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in TicketStatus]}},
+                        {"name": "listening_only", "in": "query", "description": "true: only tickets nobody summoned "
+                         "us for (no automatic reply); false: only the others.",
+                         "schema": {"type": "string", "enum": ["true", "false"]}},
                         {"name": "topic", "in": "query", "schema": {"type": "string", "enum": topics}},
                         {"name": "sentiment", "in": "query", "schema": {"type": "string", "enum": sentiments}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
@@ -158,6 +161,37 @@ def openapi_document() -> dict[str, Any]:
                         "401": _err("Missing or wrong API key"),
                         "403": _err("Admin API disabled"),
                         "404": _err("No ticket holds this tweet"),
+                        "409": _err(
+                            "X would refuse it: the tweet is listening only (it did not mention, quote or reply to "
+                            "our account), or its author opted out of our replies"
+                        ),
+                    },
+                }
+            },
+            "/api/opt-outs": {
+                "get": {
+                    "summary": "Customers who get no automatic reply: opted out, blocked us, or refused by X lately (admin)",
+                    "operationId": "listOptOuts",
+                    "security": _ADMIN,
+                    "responses": {
+                        "200": {"description": "The active opt-outs", "content": {"application/json": {"schema": {
+                            "type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}}}}},
+                        "401": _err("Missing or wrong API key"),
+                        "403": _err("Admin API disabled"),
+                    },
+                }
+            },
+            "/api/opt-outs/{author}": {
+                "delete": {
+                    "summary": "Lift an opt-out (by handle, @handle or X user id) (admin)",
+                    "operationId": "liftOptOut",
+                    "security": _ADMIN,
+                    "parameters": [{"name": "author", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": {"description": "Lifted", "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "401": _err("Missing or wrong API key"),
+                        "403": _err("Admin API disabled"),
+                        "404": _err("No opt-out for this author"),
                     },
                 }
             },

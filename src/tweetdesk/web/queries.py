@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, Entity, utcnow
 from tweetdesk.reply.budget import dashboard_figures
-from tweetdesk.tickets.store import TicketStatus, TicketStore, UTCDateTime, replies, tickets, tweets_table
+from tweetdesk.tickets.store import TicketStatus, TicketStore, UTCDateTime, opt_outs, replies, tickets, tweets_table
 
 # What the filters and charts offer: the model's classes plus the bucket for empty tweets.
 SENTIMENT_CHOICES: tuple[str, ...] = (*SENTIMENTS, UNCLASSIFIABLE)
@@ -154,6 +154,7 @@ class NewestTicket:
     entities: list[Entity]
     reply_text: str | None
     reply_status: str | None  # the latest reply's outbox status (queued, dry_run, posted, failed, …)
+    no_reply_reason: str | None = None  # listening only, opted out, …: why no automatic reply
 
 
 @dataclass
@@ -181,6 +182,12 @@ class BudgetFigures:
     window_seconds: int
     spend_today_usd: float
     flood_reasons: list[FloodReason] = field(default_factory=list)  # most tweets held back first
+    # X's rules of 2026 (issue 11): whether X's limits apply (live), what X charged this month, the read cap.
+    enforced: bool = True
+    spend_month_usd: float = 0.0
+    reads_month: int = 0
+    monthly_read_cap: int = 3_000_000
+    read_cap_warning: str | None = None
 
 
 @dataclass
@@ -189,6 +196,8 @@ class Summary:
     tweets: int
     tickets: int
     dead_letters: int
+    listening_only: int  # tickets nobody summoned us for: no automatic reply (X's rules)
+    opted_out: int  # customers who get no automatic reply now
     by_status: dict[str, int]
     by_topic: dict[str, int]
     by_sentiment: dict[str, int]
@@ -258,6 +267,10 @@ def _counts(conn: Connection, col, filters: Filters) -> dict[str, int]:
     return {k: n for k, n in rows}
 
 
+def _count_where(conn: Connection, cond, filters: Filters) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(tickets).where(filters.where(), cond)).scalar_one()
+
+
 def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[NewestTicket]:
     rows = conn.execute(
         sa.select(
@@ -269,6 +282,7 @@ def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[Newes
             tickets.c.text,
             tickets.c.entities,
             tickets.c.reply_text,
+            tickets.c.no_reply_reason,
             tickets.c.created_at,
         )
         .where(filters.where())
@@ -300,6 +314,7 @@ def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[Newes
                 entities=[Entity.model_validate(e) for e in ents or []],
                 reply_text=r["reply_text"],
                 reply_status=reply_status.get(r["ticket_id"]),
+                no_reply_reason=r["no_reply_reason"],
             )
         )
     return out
@@ -331,6 +346,11 @@ def budget_figures(
         window_seconds=int(f["window_seconds"]),
         spend_today_usd=float(f["spend_today_usd"]),
         flood_reasons=[FloodReason(reason=str(r["reason"]), count=int(r["count"])) for r in f["flood_reasons"]],
+        enforced=bool(f["enforced"]),
+        spend_month_usd=float(f["spend_month_usd"]),
+        reads_month=int(f["reads_month"]),
+        monthly_read_cap=int(f["monthly_read_cap"]),
+        read_cap_warning=f["read_cap_warning"],
     )
 
 
@@ -355,6 +375,11 @@ def summary(
             tweets=tweets_n,
             tickets=tickets_n,
             dead_letters=conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar_one(),
+            listening_only=_count_where(conn, tickets.c.summoned_by.is_(None), filters),
+            opted_out=conn.execute(
+                sa.select(sa.func.count()).select_from(opt_outs)
+                .where(sa.or_(opt_outs.c.until.is_(None), opt_outs.c.until > utcnow()))
+            ).scalar_one(),
             by_status={s.value: by_status.get(s.value, 0) for s in TicketStatus}
             | {k: v for k, v in by_status.items() if k not in TicketStatus.__members__},
             by_topic=dict(sorted(_counts(conn, tickets.c.topic, filters).items(), key=lambda kv: (-kv[1], kv[0]))),

@@ -197,8 +197,15 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
             "window_text": f"limit per {b.window_seconds // 60} min",
             "spend_today_usd": b.spend_today_usd,
             "spend_today": _money(b.spend_today_usd),
+            "spend_month": _money(b.spend_month_usd),
+            "reads_month": f"{b.reads_month:,} / {b.monthly_read_cap:,}",
+            "read_cap_warning": b.read_cap_warning,
+            "enforced": b.enforced,
             "flood_reasons": [{"reason": r.reason, "count": r.count} for r in b.flood_reasons],
         }
+        if not b.enforced:  # dry-run: nothing is posted, so X's limits do not apply (and are not counted against)
+            budget["replies_this_window"] = f"{b.replies_this_window}"
+            budget["window_text"] = "dry-run: X's limits not applied"
     payload = {
         "filters": {"topic": s.filters.topic, "sentiment": s.filters.sentiment},
         "totals": {
@@ -206,6 +213,8 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
             "tickets": s.tickets,
             "tickets_note": "matching filters" if s.filters.active else "all time",
             "dead_letters": s.dead_letters,
+            "listening_only": s.listening_only,
+            "opted_out": s.opted_out,
         },
         "by_status": [{"status": k, "count": v} for k, v in s.by_status.items()],
         "by_topic": [{"topic": k, "count": v} for k, v in s.by_topic.items()],
@@ -368,6 +377,7 @@ def agent_ticket(raw: str):
         active="ticket",
         t=ticket,
         replies=store.replies_for(ticket_id),
+        opt_out=store.opt_out_of(ticket.author, ticket.author_id),
         text_html=highlight(ticket.text, ticket.entities),
         # Issue 7 (threads): the other tweets of this ticket's conversation, oldest first.
         conversation=[],
