@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     reply_window_seconds: int = Field(900, ge=1)
     reply_daily_app_limit: int = Field(10_000, ge=1)
     reply_cost_usd: float = Field(0.015, ge=0, description="X's price per post.")
+    # X's pay-per-use prices (2026) and monthly read cap, for costing reads and posts by their kind.
+    x_price_owned_read: float = Field(0.001, ge=0, description="A post read from our own mentions timeline.")
+    x_price_post_read: float = Field(0.005, ge=0, description="Any other post read (filtered stream, search).")
+    x_price_summoned_reply: float = Field(0.01, ge=0, description="A reply to a post that summoned us.")
+    x_price_post: float = Field(0.015, ge=0, description="Any other post.")
+    x_price_url_post: float = Field(0.20, ge=0, description="A post containing a URL.")
+    x_monthly_read_cap: int = Field(3_000_000, ge=1, description="Posts X lets the app read per month.")
     reply_url_cost_usd: float = Field(0.20, ge=0, description="X's price per post containing a URL (we never post one).")
     reply_burst: int = Field(10, ge=1, description="Posts the budget lets out at once before pacing to limit/window.")
     reply_budget_dry_run: bool = Field(False, description="Apply the posting budget in dry-run too (a rehearsal).")
@@ -157,6 +164,11 @@ class Settings(BaseSettings):
     x_access_token: SecretStr | None = None
     x_access_token_secret: SecretStr | None = None
     x_rules: list[str] = Field(default_factory=lambda: ["@united OR to:united -is:retweet"])
+    # OAuth 2.0 user context (Authorization Code with PKCE): `tweetdesk x-login` stores the tokens.
+    x_client_id: str | None = Field(None, description="OAuth 2.0 client id of the app (developer portal).")
+    x_client_secret: SecretStr | None = Field(None, description="Only for a confidential client.")
+    x_redirect_uri: str | None = Field(None, description="The callback URL registered for the app.")
+    x_token_file: Path | None = Field(None, description="OAuth 2.0 tokens (mode 600); unset = work_dir/x_oauth2_tokens.json.")
 
     @classmethod
     def settings_customise_sources(
@@ -200,9 +212,14 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.work_dir / 'tickets.db').resolve()}"
 
     @property
+    def x_oauth2_token_path(self) -> Path:
+        return self.x_token_file or self.work_dir / "x_oauth2_tokens.json"
+
+    @property
     def x_user_credentials(self) -> bool:
-        """True when every OAuth 1.0a user-context secret needed to post is set."""
-        return all(
+        """True when we can act as the account: OAuth 2.0 tokens from `tweetdesk x-login`, or every OAuth 1.0a
+        user-context secret."""
+        return self.x_oauth2_token_path.is_file() or all(
             s is not None and s.get_secret_value()
             for s in (self.x_consumer_key, self.x_consumer_secret, self.x_access_token, self.x_access_token_secret)
         )
