@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import stat
 import sys
 import time
@@ -145,7 +146,8 @@ def test_a_token_file_others_can_read_is_refused(s, x, clock):
         user_client(s)
 
 
-def test_access_token_refreshes_before_expiry_and_the_rotated_refresh_token_is_saved_before_use(s, x, clock):
+def test_access_token_refreshes_before_expiry_and_the_rotated_refresh_token_is_saved_before_use(s, x, clock, caplog):
+    caplog.set_level(logging.DEBUG)  # tweepy and requests-oauthlib would log tokens at DEBUG
     tok0 = login(s, x, clock)
     path = s.x_oauth2_token_path
     seen = []  # (path, access token used, the token file at that moment)
@@ -162,6 +164,8 @@ def test_access_token_refreshes_before_expiry_and_the_rotated_refresh_token_is_s
     refresh = token_requests(x)[-1]
     assert refresh["grant_type"] == "refresh_token" and refresh["refresh_token"] == tok0["refresh_token"]
     assert refresh["client_id"] == CLIENT_ID and mode(path) == 0o600
+    secrets = {tok0["access_token"], tok0["refresh_token"], on_disk["access_token"], on_disk["refresh_token"]}
+    assert caplog.records and not any(t in r.getMessage() for r in caplog.records for t in secrets)
 
 
 def test_an_access_token_x_rejects_is_refreshed_once_and_the_call_repeated(s, x, clock):

@@ -96,6 +96,7 @@ class XOAuth2Handler(tweepy.OAuth2UserHandler, RebasedSession):
 
     def __init__(self, *, client_id: str, redirect_uri: str | None, client_secret: str | None,
                  base: str, timeout: float | tuple[float, float] = (5.0, 30.0)):
+        quiet_credential_loggers()  # requests-oauthlib logs X's token answers at DEBUG
         super().__init__(client_id=client_id, redirect_uri=redirect_uri, scope=SCOPES, client_secret=client_secret)
         self.base, self.timeout = base.rstrip("/"), timeout
         self.register_compliance_hook("access_token_response", _raise_for_outage)
