@@ -12,6 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import tweepy
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from tests.fixtures.clock import FakeClock
@@ -20,6 +23,7 @@ from tests.test_ingest_replay import read_topic, tweets_of
 from tweetdesk.cli import main
 from tweetdesk.ingest import Publisher
 from tweetdesk.ingest.mentions import STATE_FILE, MentionsSource
+from tweetdesk.ingest.xpayload import PayloadError, parse_page
 from tweetdesk.records import DeadLetter
 
 
@@ -240,3 +244,34 @@ def test_an_unknown_expansion_refused_by_x_is_one_clear_error(settings, x, clock
         with pytest.raises(tweepy.BadRequest, match="expansions.*not one of"):
             src.client.get_users_mentions(ACCOUNT_ID, user_auth=True, expansions=["author_id", "widgets"])
         assert src.poll(pub).complete  # our own request is one X accepts
+
+
+# --- any page, any bytes: a record or a reason, never a crash ------------------------------------------------------
+_KEYS = st.sampled_from(["data", "includes", "users", "tweets", "meta", "next_token", "id", "text", "author_id",
+                         "username", "created_at", "entities", "mentions", "referenced_tweets", "type", "note_tweet",
+                         "in_reply_to_user_id", "conversation_id"])
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+                     lambda c: st.lists(c, max_size=4) | st.dictionaries(_KEYS | st.text(max_size=4), c, max_size=6),
+                     max_leaves=40)
+
+
+@given(_JSON)
+@hsettings(max_examples=400, deadline=None)
+def test_any_json_page_gives_tweets_or_reasons_never_an_exception(doc):
+    try:
+        page = parse_page(json.dumps(doc), source="mentions")
+    except PayloadError as e:
+        assert str(e)
+        return
+    data = doc.get("data", []) if isinstance(doc, dict) else []
+    assert len(page.tweets) + len(page.bad) == len(data)
+    assert all(reason for _, reason in page.bad)
+
+
+@given(st.binary(max_size=300))
+@hsettings(max_examples=200, deadline=None)
+def test_any_bytes_give_a_page_or_a_reason(raw):
+    try:
+        parse_page(raw, source="mentions")
+    except PayloadError as e:
+        assert str(e)
