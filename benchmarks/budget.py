@@ -27,7 +27,10 @@ never more than 100 in any 15-minute window; 108 of 3,858 urgent tickets (2.8 %)
 (FIFO: 2.6 %) — with 100 posts per 15 minutes the first half hour can answer ~200, and 98 % of those posts
 went to urgent tickets (FIFO: 50 %); median / p95 wait: urgent 4.7 h / 9.0 h, negative 11.1 h / 12.5 h,
 neutral 14.7 h / 16.4 h, positive 18.3 h / 19.6 h (FIFO: every class ≈ 9–11 h / 18–19 h); spend $119.73
-for 7,982 posts, none with a URL.
+for 7,982 posts, none with a URL. What X charges (2026-11-27, same run): reading the 10,000 tweets $10.00 through
+the mentions timeline vs $50.00 through the filtered stream (0.33 % of the 3M monthly read cap); the 7,982
+replies $79.82 as summoned replies vs $119.73 as other posts ($1,596.40 had they carried a URL); in all $89.82
+with the mentions source vs $169.73 with the filtered stream.
 """
 
 from __future__ import annotations
