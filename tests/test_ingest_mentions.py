@@ -256,7 +256,7 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_siz
 
 
 @given(_JSON)
-@hsettings(max_examples=400, deadline=None)
+@hsettings(max_examples=150, deadline=None)
 def test_any_json_page_gives_tweets_or_reasons_never_an_exception(doc):
     try:
         page = parse_page(json.dumps(doc), source="mentions")
@@ -269,7 +269,7 @@ def test_any_json_page_gives_tweets_or_reasons_never_an_exception(doc):
 
 
 @given(st.binary(max_size=300))
-@hsettings(max_examples=200, deadline=None)
+@hsettings(max_examples=100, deadline=None)
 def test_any_bytes_give_a_page_or_a_reason(raw):
     try:
         parse_page(raw, source="mentions")
