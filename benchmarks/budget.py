@@ -15,7 +15,9 @@ Printed: tweets, tickets, threaded and capped tweets; replies posted in the firs
 any 15-minute window (both ≤ the limit); the share of urgent negative tickets answered within 15 minutes of
 the tweet (and the most any scheduler could reach with that many posts); median and p95 wait per priority
 class; spend. Asserts no reply contains a URL and the limit held. ``--baseline`` runs the same burst with
-FIFO order and no pacing, for comparison.
+FIFO order and no pacing, for comparison. Then what X charges for it by source (prices from the settings,
+``TWEETDESK_X_PRICE_*``): the tweets read through our mentions timeline (owned reads, $0.001) or the filtered
+stream (post reads, $0.005), and the replies as summoned replies ($0.01) or other posts ($0.015).
 
     .venv/bin/python benchmarks/budget.py [--n 10000] [--burst-minutes 15] [--hours 30] [--seed 7] [--baseline]
 
@@ -25,7 +27,10 @@ never more than 100 in any 15-minute window; 108 of 3,858 urgent tickets (2.8 %)
 (FIFO: 2.6 %) — with 100 posts per 15 minutes the first half hour can answer ~200, and 98 % of those posts
 went to urgent tickets (FIFO: 50 %); median / p95 wait: urgent 4.7 h / 9.0 h, negative 11.1 h / 12.5 h,
 neutral 14.7 h / 16.4 h, positive 18.3 h / 19.6 h (FIFO: every class ≈ 9–11 h / 18–19 h); spend $119.73
-for 7,982 posts, none with a URL.
+for 7,982 posts, none with a URL. What X charges (2026-11-27, same run): reading the 10,000 tweets $10.00 through
+the mentions timeline vs $50.00 through the filtered stream (0.33 % of the 3M monthly read cap); the 7,982
+replies $79.82 as summoned replies vs $119.73 as other posts ($1,596.40 had they carried a URL); in all $89.82
+with the mentions source vs $169.73 with the filtered stream.
 """
 
 from __future__ import annotations
@@ -279,6 +284,25 @@ def report(name: str, r: dict) -> None:
     print(f"spend                     ${r['spend']:,.2f} ({r['posted']:,} posts × $0.015; posts with a URL: 0)")
 
 
+def x_costs(settings: Settings, tweets: int, posted: int) -> None:
+    """What X charges for the burst by source (pay-per-use prices from the settings): reading the customers'
+    tweets through our mentions timeline (owned reads) or the filtered stream (post reads), and the replies
+    sent as summoned replies (every tweet read from our mentions summoned us) or as other posts."""
+    owned, stream = tweets * settings.x_price_owned_read, tweets * settings.x_price_post_read
+    cap = settings.x_monthly_read_cap
+    print(f"\n== what X charges ({tweets:,} customer tweets, {posted:,} replies) ==")
+    print(f"read via mentions         ${owned:,.2f} ({tweets:,} owned reads × ${settings.x_price_owned_read:g})")
+    print(f"read via filtered stream  ${stream:,.2f} ({tweets:,} post reads × ${settings.x_price_post_read:g}; "
+          f"{stream / owned if owned else 0:.0f}× the mentions timeline)")
+    print(f"monthly read cap          {tweets / cap:.2%} of {cap:,} posts")
+    print(f"replies as summoned       ${posted * settings.x_price_summoned_reply:,.2f} "
+          f"({posted:,} × ${settings.x_price_summoned_reply:g}: each answers a tweet that mentioned or quoted us)")
+    print(f"replies as other posts    ${posted * settings.x_price_post:,.2f} ({posted:,} × ${settings.x_price_post:g}); "
+          f"with a URL it would be ${posted * settings.x_price_url_post:,.2f} (none has one)")
+    print(f"total, mentions source    ${owned + posted * settings.x_price_summoned_reply:,.2f}   "
+          f"filtered stream + other posts ${stream + posted * settings.x_price_post:,.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -297,6 +321,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tweetdesk-budget-") as tmp:
         res = run(tweets, args.hours, Path(tmp) / "budget", fifo=False, desc="budget scheduler")
         report("reply budget (priority + pacing)", res)
+        x_costs(Settings(), res["tweets"], res["posted"])
         if args.baseline:
             base = run(tweets, args.hours, Path(tmp) / "fifo", fifo=True, desc="FIFO baseline")
             report("baseline: FIFO, no pacing (same limit)", base)

@@ -4,6 +4,7 @@ input lands on tweets.dead with a reason."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import time
 
@@ -14,7 +15,7 @@ from tweetdesk.cli import main
 from tweetdesk.config import SAMPLE_TWEETS
 from tweetdesk.errors import ConfigError, InputError
 from tweetdesk.ingest import SAMPLE_BAD, ingest_command
-from tweetdesk.ingest.replay import Pacer, brand_of, read_records, replay
+from tweetdesk.ingest.replay import Pacer, brand_of, read_records, replay, replay_records
 from tweetdesk.ingest.snowflake import SnowflakeGenerator, snowflake_time
 from tweetdesk.kafka import make_consumer, topic_partitions
 from tweetdesk.records import DeadLetter, Tweet
@@ -51,6 +52,41 @@ def test_sample_file_reads_as_valid_tweets():
     recs = list(read_records(SAMPLE_TWEETS))
     assert recs and all(isinstance(r, Tweet) for r in recs)
     assert all(r.source == "replay" and r.ingested_at is None for r in recs)
+
+
+def test_replay_lines_reference_tweets_as_x_records_do(tmp_path):
+    """Replies, quotes (X's ``referenced_tweets`` or ``quoted_tweet_id``/``quoted_author``) come out as X's
+    referenced_tweets, with the author when the file wrote the referenced tweet; mentions stay None (read from the
+    text where used) unless the line gives them. A loop pass renumbers references into the file like the ids."""
+    at = "2025-03-03T06:18:29Z"
+    lines = [
+        {"id": "100", "text": "Flights resume at 6am.", "author": "tweetdesk", "author_id": "9", "created_at": at},
+        {"id": "101", "text": "@tweetdesk still stuck", "author": "kay", "author_id": "7", "created_at": at,
+         "in_reply_to_tweet_id": "100", "in_reply_to_user_id": "9", "conversation_id": "100"},
+        {"id": "102", "text": "so much for that", "author": "kay", "created_at": at, "quoted_tweet_id": "100"},
+        {"id": "103", "text": "again", "author": "lee", "created_at": at, "mentions": ["united"],
+         "referenced_tweets": [{"type": "quoted", "id": "555", "author": "tweetdesk"}]},
+        {"id": "104", "text": "nope", "author": "lee", "created_at": at, "quoted_tweet_id": "not-an-id"},
+        {"id": "105", "text": "and?", "author": "lee", "created_at": at,
+         "referenced_tweets": [{"type": "replied_to", "id": "101"}]},
+    ]
+    path = tmp_path / "refs.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    recs = list(read_records(path))
+    t100, t101, t102, t103, dead, t105 = recs
+    assert t100.referenced_tweets == [] and t100.mentions is None
+    assert [(r.type, r.id, r.author, r.author_id) for r in t101.referenced_tweets] == [("replied_to", "100", "tweetdesk", "9")]
+    assert [(r.type, r.id, r.author) for r in t102.referenced_tweets] == [("quoted", "100", "tweetdesk")]
+    assert [(r.type, r.id, r.author) for r in t103.referenced_tweets] == [("quoted", "555", "tweetdesk")]
+    assert t103.mentions == ["united"]
+    assert isinstance(dead, DeadLetter) and "line 5" in dead.reason and "id" in dead.reason
+    assert t105.in_reply_to_tweet_id == "101" and t105.referenced_tweets[0].author == "kay"
+    # A second (loop) pass: references into the file follow their tweets' new ids; 555 (not in the file) stays.
+    second = [r for n, r in itertools.islice(replay_records(path, loop=True), 2 * len(lines)) if n == 1]
+    n100, n101, n102, n103, _, n105 = second
+    assert n100.id != "100" and n101.in_reply_to_tweet_id == n100.id == n101.referenced_tweets[0].id
+    assert n101.conversation_id == n100.id and n102.referenced_tweets[0].id == n100.id
+    assert n103.referenced_tweets[0].id == "555" and n105.referenced_tweets[0].id == n101.id == n105.in_reply_to_tweet_id
 
 
 def test_bad_sample_gives_one_dead_letter_per_line_with_its_reason():

@@ -21,7 +21,9 @@ from tweetdesk.ingest.xstream import (
     run_x_stream,
     tweet_from_payload,
 )
+from tweetdesk.ingest.xpayload import PayloadError
 from tweetdesk.records import DeadLetter
+from tweetdesk.xrules import summoned_by
 
 RULES = ["@united OR to:united -is:retweet", "@Delta OR to:Delta"]
 # X's policy shape, scaled down so a test waits milliseconds, not minutes.
@@ -97,6 +99,43 @@ def test_payload_maps_to_tweet_with_thread_fields(x_standin):
         tweet_from_payload(bad)
 
 
+def test_payload_fills_mentions_and_referenced_tweets_with_their_authors(x_standin):
+    """X's entities.mentions and referenced tweets (with their authors, from includes) reach the record: what
+    decides whether a tweet summoned us."""
+    p = x_standin.payload("1899000000000000020", "@tweetdesk @united mail me at kay@delta.com, bag lost", "kay_b",
+                          author_id="111", reply_to=("1899000000000000011", "999"), reply_to_author="tweetdesk",
+                          quote_of=("1899000000000000005", "999", "tweetdesk"))
+    t = tweet_from_payload(p)
+    assert t.mentions == ["tweetdesk", "united"]  # X's own reading: the e-mail address is no mention
+    assert [(r.type, r.id, r.author_id, r.author) for r in t.referenced_tweets] == [
+        ("replied_to", "1899000000000000011", "999", "tweetdesk"),
+        ("quoted", "1899000000000000005", "999", "tweetdesk"),
+    ]
+    assert t.in_reply_to_tweet_id == "1899000000000000011" and t.in_reply_to_user_id == "999"
+    assert summoned_by(t, ["tweetdesk"]) == "mention" and summoned_by(t, ["delta"]) is None
+    # A quote of our tweet that names nobody: X sends no entities, so mentions stay None (read from the text).
+    q = x_standin.payload("1899000000000000021", "this, again", "kay_b", author_id="111",
+                          quote_of=("1899000000000000005", "999", "tweetdesk"))
+    tq = tweet_from_payload(q)
+    assert tq.mentions is None and summoned_by(tq, ["tweetdesk"]) == "quote"
+    # A referenced tweet X could not include (deleted, protected): its author is unknown, the tweet still maps.
+    del q["includes"]["tweets"]
+    assert [(r.id, r.author) for r in tweet_from_payload(q).referenced_tweets] == [("1899000000000000005", None)]
+    # Malformed parts are errors with a reason (the stream turns them into dead letters).
+    bad = x_standin.payload("1899000000000000022", "@tweetdesk hi", "kay_b")
+    bad["data"]["entities"] = {"mentions": "tweetdesk"}
+    with pytest.raises(PayloadError, match="entities.mentions"):
+        tweet_from_payload(bad)
+    bad = x_standin.payload("1899000000000000023", "hi", "kay_b")
+    bad["includes"] = {"users": {"id": "1"}}
+    with pytest.raises(PayloadError, match="includes.users"):
+        tweet_from_payload(bad)
+    bad = x_standin.payload("1899000000000000024", "hi", "kay_b", quote_of=("1899000000000000005", "999", "x"))
+    bad["data"]["referenced_tweets"][0]["type"] = "boosted"
+    with pytest.raises(PayloadError, match="referenced_tweets"):
+        tweet_from_payload(bad)
+
+
 # --- against the stand-in ----------------------------------------------------------------------------------------
 def test_rules_are_synced_add_missing_delete_stale(x_settings, x_standin):
     x_standin.add_rule(RULES[0], tag=RULES[0])  # already there: kept
@@ -151,7 +190,11 @@ def test_stream_tweets_are_published_with_thread_fields(x_settings, x_standin, c
     q = next(rq["query"] for rq in x_standin.requests if rq["path"] == "/2/tweets/search/stream")
     fields = set(q["tweet.fields"][0].split(","))
     assert {"created_at", "lang", "author_id", "conversation_id", "in_reply_to_user_id", "referenced_tweets"} <= fields
-    assert q["expansions"] == ["author_id"] and q["user.fields"] == ["username"]
+    assert {"entities", "note_tweet"} <= fields
+    assert set(q["expansions"][0].split(",")) == {
+        "author_id", "referenced_tweets.id", "referenced_tweets.id.author_id", "entities.mentions.username",
+        "in_reply_to_user_id"}
+    assert q["user.fields"] == ["username"]
     # the bearer token never reaches a log line
     assert caplog.records and not any(TOKEN in rec.getMessage() for rec in caplog.records)
 

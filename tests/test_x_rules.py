@@ -290,3 +290,37 @@ def test_classify_json_says_whether_a_tweet_summoned_us(tmp_path):
     assert out.returncode == 0, out.stderr
     got = [json.loads(line)["summoned"] for line in out.stdout.splitlines()]
     assert got == [True, False, False]
+
+
+def test_through_the_x_stand_in_only_tweets_that_summoned_us_get_a_reply(tmp_path, sqlite_store):
+    """X enforces the rule (the strict stand-in refuses a reply to any tweet that did not summon us): a mention, a
+    quote of our post and a reply to it get one reply each, a keyword-only tweet none and no call to X."""
+    from tests.fixtures.xapi import ACCOUNT_HANDLE, XApiStandIn
+
+    x = XApiStandIn(strict=True).start()
+    try:
+        store = sqlite_store
+        intake = Intake.from_settings(Settings(our_handles=[ACCOUNT_HANDLE]))
+        poster = _live(tmp_path, store, x)
+
+        def enriched(tid, by, **kw):
+            t = x.tweets[tid]
+            return tw(tid, t["text"], author=by, author_id=t["author_id"], conversation_id=tid, **kw)
+
+        def post_all(tweets):
+            for rid in store.add_tickets(tweets, RENDER, intake=intake, priority=priority_of).replies:
+                assert poster.attempt(rid).kind == "posted"
+
+        mention = x.add_tweet(f"@{ACCOUNT_HANDLE} my bag is lost", author="ana")
+        keyword = x.add_tweet(f"{ACCOUNT_HANDLE} lost my bag again", author="bo")
+        post_all([enriched(mention, "ana"), enriched(keyword, "bo")])
+        ours = x.posts[0]["id"]
+        quote = x.add_tweet("same here, no bag since Friday", author="cy", quote_of=ours)
+        reply = x.add_tweet("thanks, any news?", author="di", reply_to=ours)
+        post_all([enriched(quote, "cy", referenced_tweets=[{"type": "quoted", "id": ours}]),
+                  enriched(reply, "di", in_reply_to_tweet_id=ours)])
+        assert sorted(p["in_reply_to_tweet_id"] for p in x.posts) == sorted([mention, quote, reply])
+        assert all(r.body["reply"]["in_reply_to_tweet_id"] != keyword for r in x.post_requests())
+        assert store.get_ticket_by_tweet(keyword).listening_only
+    finally:
+        x.stop()

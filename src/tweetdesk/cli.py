@@ -1,5 +1,5 @@
-"""The single command line: ``tweetdesk demo | train | evaluate | lda | classify | broker | ingest | stream
-| serve | bench``. Each command is a thin shell over its stage's module, imported lazily so that
+"""The single command line: ``tweetdesk demo | train | evaluate | lda | classify | broker | ingest | x-login
+| stream | serve | bench``. Each command is a thin shell over its stage's module, imported lazily so that
 ``tweetdesk --help`` is instant. Errors a user can act on print as one line (``tweetdesk: error: …``).
 """
 
@@ -87,16 +87,31 @@ def broker(port: int) -> None:
 
 
 @app.command()
-@click.argument("source", type=click.Choice(["replay", "x"]), default="replay")
+@click.argument("source", type=click.Choice(["replay", "x", "mentions"]), default="replay")
 @click.option("--path", type=PathArg, help="CSV or JSONL to replay (default: the shipped sample).")
 @click.option("--rate", type=click.FloatRange(min=0), default=0.0, help="Tweets per second (0 = as fast as possible).")
-@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many tweets.")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many tweets (mentions: after that poll).")
 @click.option("--loop", is_flag=True, help="Replay the file again and again (new ids each pass).")
-def ingest(source: str, path: Path | None, rate: float, limit: int | None, loop: bool) -> None:
-    """Publish tweets to Kafka from a replay file or the X API v2 filtered stream."""
+@click.option("--interval", type=click.FloatRange(min=1), help="mentions: seconds between polls [default: 30].")
+@click.option("--once", is_flag=True, help="mentions: one poll (every page of it), then exit.")
+@click.option("--backfill-hours", type=click.FloatRange(min=0),
+              help="mentions: on the first run, read this far back (0 = all X keeps) [default: 24].")
+def ingest(source: str, path: Path | None, rate: float, limit: int | None, loop: bool, interval: float | None,
+           once: bool, backfill_hours: float | None) -> None:
+    """Publish tweets to Kafka from a replay file, the X filtered stream (listening) or our mentions (replying)."""
     from tweetdesk.ingest import ingest_command
 
-    ingest_command(_settings(), source=source, path=path, rate=rate, limit=limit, loop=loop)
+    ingest_command(_settings(), source=source, path=path, rate=rate, limit=limit, loop=loop, interval=interval,
+                   once=once, backfill_hours=backfill_hours)
+
+
+@app.command("x-login")
+@click.option("--redirect-url", help="The address X sent the browser to (finishes a login started without it).")
+def x_login(redirect_url: str | None) -> None:
+    """Sign in to X as the brand's account (OAuth 2.0 with PKCE); the tokens go to a file only you can read."""
+    from tweetdesk.xauth import login_command
+
+    login_command(_settings(), redirect_url=redirect_url)
 
 
 @app.command()

@@ -183,6 +183,11 @@ class Settings(BaseSettings):
     x_access_token: SecretStr | None = None
     x_access_token_secret: SecretStr | None = None
     x_rules: list[str] = Field(default_factory=lambda: ["@united OR to:united -is:retweet"])
+    # OAuth 2.0 user context (Authorization Code with PKCE): `tweetdesk x-login` stores the tokens.
+    x_client_id: str | None = Field(None, description="OAuth 2.0 client id of the app (developer portal).")
+    x_client_secret: SecretStr | None = Field(None, description="Only for a confidential client.")
+    x_redirect_uri: str | None = Field(None, description="The callback URL registered for the app.")
+    x_token_file: Path | None = Field(None, description="OAuth 2.0 tokens (mode 600); unset = work_dir/x_oauth2_tokens.json.")
 
     @classmethod
     def settings_customise_sources(
@@ -226,9 +231,14 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.work_dir / 'tickets.db').resolve()}"
 
     @property
+    def x_oauth2_token_path(self) -> Path:
+        return self.x_token_file or self.work_dir / "x_oauth2_tokens.json"
+
+    @property
     def x_user_credentials(self) -> bool:
-        """True when every OAuth 1.0a user-context secret needed to post is set."""
-        return all(
+        """True when we can act as the account: OAuth 2.0 tokens from `tweetdesk x-login`, or every OAuth 1.0a
+        user-context secret."""
+        return self.x_oauth2_token_path.is_file() or all(
             s is not None and s.get_secret_value()
             for s in (self.x_consumer_key, self.x_consumer_secret, self.x_access_token, self.x_access_token_secret)
         )

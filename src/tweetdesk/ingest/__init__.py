@@ -4,7 +4,10 @@ input as ``records.DeadLetter`` (stage "ingest") to ``settings.topic_dead``.
 * ``replay.replay(settings, path, rate=, limit=, loop=)`` — a CSV in the airline data set's format or a JSONL of
   tweets (default: the shipped sample, ``config.SAMPLE_TWEETS``; ``data/sample_bad.jsonl`` holds malformed lines
   for showing dead letters).
-* ``xstream.run_x_stream(settings, limit=)`` — the X API v2 filtered stream (tweepy ``StreamingClient``).
+* ``xstream.run_x_stream(settings, limit=)`` — the X API v2 filtered stream (tweepy ``StreamingClient``): listening.
+* ``mentions.run_mentions(settings, pub, interval=, once=)`` — our account's mentions timeline (user context): the
+  customers who asked us, the live source for replying.
+* ``xpayload`` — X's tweet objects -> ``Tweet``, for both X sources.
 * ``publisher.Publisher`` — the producer both use (idempotent, acks=all, delivery reports counted).
 """
 
@@ -43,25 +46,36 @@ def ingest_command(
     rate: float = 0.0,
     limit: int | None = None,
     loop: bool = False,
+    interval: float | None = None,
+    once: bool = False,
+    backfill_hours: float | None = None,
 ) -> IngestStats:
-    """``tweetdesk ingest [replay|x]``: publish to the Kafka cluster in TWEETDESK_KAFKA_BOOTSTRAP, print counts.
+    """``tweetdesk ingest [replay|x|mentions]``: publish to the Kafka cluster in TWEETDESK_KAFKA_BOOTSTRAP, print
+    counts.
 
     An embedded broker started here would vanish with this process (and the tweets with it), so ingest insists
     on a running one: ``tweetdesk broker`` in another shell, or ``tweetdesk demo``, which runs everything.
     """
+    if source != "mentions" and (interval is not None or once or backfill_hours is not None):
+        raise InputError("--interval, --once and --backfill-hours apply to `ingest mentions` only")
+    if source != "replay" and (path is not None or loop or rate):
+        raise InputError("--path, --rate and --loop apply to `ingest replay` only")
     if source == "replay":
         from tweetdesk.ingest.replay import _check_file
 
         _check_file(path or SAMPLE_TWEETS)  # a missing file is reported before Kafka is touched
+    elif source == "mentions":
+        if not settings.x_user_credentials:
+            from tweetdesk.xauth import XAuthError, user_context_hint
+
+            raise XAuthError(f"no X user credentials to read our mentions: {user_context_hint()}")
     elif source == "x":
-        if path is not None or loop or rate:
-            raise InputError("--path, --rate and --loop apply to `ingest replay` only")
         if settings.x_bearer_token is None or not settings.x_bearer_token.get_secret_value().strip():
             from tweetdesk.ingest.xstream import XStreamError, _token_hint
 
             raise XStreamError(f"no X bearer token: {_token_hint()}")
     else:
-        raise InputError(f"unknown ingest source {source!r} (replay | x)")
+        raise InputError(f"unknown ingest source {source!r} (replay | x | mentions)")
     if not settings.kafka_bootstrap:
         raise ConfigError(
             "no Kafka to publish to: run `tweetdesk broker` in another shell and export the "
@@ -69,13 +83,18 @@ def ingest_command(
         )
 
     bound = _ready(settings)
-    desc = f"replay {(path or SAMPLE_TWEETS).name}" if source == "replay" else "X stream"
+    desc = {"replay": f"replay {(path or SAMPLE_TWEETS).name}", "x": "X stream", "mentions": "X mentions"}[source]
     pub = Publisher(bound, total=limit, desc=desc)
     try:
         if source == "replay":
             from tweetdesk.ingest.replay import replay
 
             replay(bound, path, rate=rate, limit=limit, loop=loop, publisher=pub)
+        elif source == "mentions":
+            from tweetdesk.ingest.mentions import run_mentions
+
+            run_mentions(bound, pub, interval=30.0 if interval is None else interval, once=once, limit=limit,
+                         backfill_hours=24.0 if backfill_hours is None else backfill_hours)
         else:
             from tweetdesk.ingest.xstream import run_x_stream
 

@@ -140,6 +140,13 @@ class Publisher:
         """Serve delivery reports (call while idle, e.g. while pacing)."""
         self.producer.poll(timeout)
 
+    def acknowledged(self, timeout: float = 60.0) -> bool:
+        """Wait (up to ``timeout``) for the delivery report of every message sent so far; True when Kafka
+        acknowledged them all. A source that keeps a read position (the mentions timeline's since_id) moves it
+        only after this."""
+        left = self.producer.flush(timeout)
+        return left == 0 and self.stats.failed == 0 and not self._fatal
+
     # --- callbacks ----------------------------------------------------------------------------------------------
     def _on_delivery(self, err, msg) -> None:
         if err is None:

@@ -8,12 +8,16 @@ rate.
   is a re-delivery, which downstream dedup must absorb); every later pass is new traffic: each tweet gets a fresh
   snowflake id minted now (created_at = the id's time), and replies/conversations are renumbered with the same
   mapping, so threads stay linked within the pass.
+* JSONL lines carry what X's records carry: ``referenced_tweets`` (as X spells it, or ``quoted_tweet_id`` /
+  ``quoted_author`` for a quote; a reply's from ``in_reply_to_tweet_id``), each with its author when an earlier
+  line wrote it. ``mentions`` stay as the line gives them (None: read from the text where they are used).
 * ``limit`` counts input records (tweets and dead letters), across passes.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import re
 import threading
@@ -28,7 +32,7 @@ from tweetdesk.config import SAMPLE_TWEETS, Settings
 from tweetdesk.errors import InputError
 from tweetdesk.ingest.publisher import IngestStats, Publisher
 from tweetdesk.ingest.snowflake import SnowflakeGenerator, snowflake_time
-from tweetdesk.records import DeadLetter, Tweet
+from tweetdesk.records import DeadLetter, ReferencedTweet, Tweet
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +133,37 @@ def count_records(path: Path) -> int:
             n += any(cell.strip() for cell in row)
 
 
+def _x_references(tweet: Tweet, raw: bytes, seen: dict[str, tuple[str, str | None]]) -> dict:
+    """What X would say a replay line references: its ``referenced_tweets`` as given (X's spelling), a quote from
+    ``quoted_tweet_id`` / ``quoted_author``, the tweet it replies to from ``in_reply_to_tweet_id``, each with its
+    author when an earlier line of the file wrote it. Raises ``ValidationError`` for a malformed reference."""
+    refs = list(tweet.referenced_tweets)
+    if b'"quoted_tweet_id"' in raw:
+        doc = json.loads(raw)
+        qid = doc.get("quoted_tweet_id")
+        if qid is not None and not any(r.type == "quoted" and r.id == str(qid) for r in refs):
+            author = doc.get("quoted_author")
+            refs.append(ReferencedTweet(type="quoted", id=str(qid), author_id=doc.get("quoted_author_id"),
+                                        author=author.lstrip("@") if isinstance(author, str) else author))
+    replied = next((r for r in refs if r.type == "replied_to"), None)
+    if tweet.in_reply_to_tweet_id and replied is None:
+        refs.insert(0, ReferencedTweet(type="replied_to", id=tweet.in_reply_to_tweet_id,
+                                       author_id=tweet.in_reply_to_user_id))
+    out = []
+    for r in refs:
+        if r.id in seen and (r.author is None or r.author_id is None):
+            author, author_id = seen[r.id]
+            r = r.model_copy(update={"author": r.author or author, "author_id": r.author_id or author_id})
+        out.append(r)
+    update: dict = {"referenced_tweets": out}
+    if tweet.in_reply_to_tweet_id is None and replied is not None:
+        update["in_reply_to_tweet_id"] = replied.id
+        update["in_reply_to_user_id"] = tweet.in_reply_to_user_id or replied.author_id
+    return update
+
+
 def _read_jsonl(path: Path) -> Iterator[Record]:
+    seen: dict[str, tuple[str, str | None]] = {}  # id -> (author, author_id) of the file's tweets so far
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             raw = line.strip()
@@ -137,12 +171,13 @@ def _read_jsonl(path: Path) -> Iterator[Record]:
                 continue
             try:
                 tweet = Tweet.model_validate_json(raw)
+                update: dict = {"source": "replay", "ingested_at": None, **_x_references(tweet, raw, seen)}
             except ValidationError as e:
                 yield DeadLetter.of(raw, f"{path.name} line {lineno}: {_reason(e)}", STAGE, key=f"{path.name}:{lineno}")
                 continue
-            update: dict = {"source": "replay", "ingested_at": None}
             if tweet.brand is None:
                 update["brand"] = brand_of(tweet.text)
+            seen[tweet.id] = (tweet.author, tweet.author_id)
             yield tweet.model_copy(update=update)
 
 
@@ -252,11 +287,14 @@ class Pacer:
 
 
 class Renumber:
-    """Fresh ids for one loop pass; the mapping is shared by id, in_reply_to_tweet_id and conversation_id."""
+    """Fresh ids for one loop pass; the mapping is shared by id, in_reply_to_tweet_id, conversation_id and the
+    referenced tweets. A quoted or retweeted tweet outside the file (``known``: the file's ids) keeps its id: a
+    quote of one of our tweets on X still quotes that tweet in every pass."""
 
-    def __init__(self, mint: Callable[[], str]):
+    def __init__(self, mint: Callable[[], str], known: set[str] | None = None):
         self._mint = mint
         self._map: dict[str, str] = {}
+        self._known = known
 
     def _id(self, old: str | None) -> str | None:
         if old is None:
@@ -273,6 +311,11 @@ class Renumber:
             "created_at": snowflake_time(new_id),
             "in_reply_to_tweet_id": self._id(tweet.in_reply_to_tweet_id),
             "conversation_id": self._id(tweet.conversation_id),
+            "referenced_tweets": [
+                r.model_copy(update={"id": self._id(r.id)})
+                if r.type == "replied_to" or self._known is None or r.id in self._known else r
+                for r in tweet.referenced_tweets
+            ],
         })
 
 
@@ -281,13 +324,17 @@ def replay_records(path: Path, *, loop: bool = False,
     """(pass number, record) for one pass, or endless passes with ``loop``. Stops if a pass yields nothing."""
     mint = mint or SnowflakeGenerator()
     n = 0
+    known: set[str] = set()  # the file's tweet ids, seen in the first pass
     while True:
-        renumber = Renumber(mint) if n > 0 else None
+        renumber = Renumber(mint, known) if n > 0 else None
         yielded = 0
         for rec in read_records(path):
             yielded += 1
-            if renumber is not None and isinstance(rec, Tweet):
-                rec = renumber(rec)
+            if isinstance(rec, Tweet):
+                if renumber is not None:
+                    rec = renumber(rec)
+                else:
+                    known.add(rec.id)
             yield n, rec
         if not loop or yielded == 0:
             return

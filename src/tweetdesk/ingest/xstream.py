@@ -10,7 +10,8 @@ What we override, and why:
   exponentially from 5 s up to 320 s on HTTP errors, exponentially from 1 min on 429; stop on 400/401/403/404
   with a clear error; stay within 50 connects per 15 minutes; 21 s read timeout (keep-alives come every 20 s).
 * ``on_data`` — tweepy's raises on a malformed payload, which ends its loop. Ours maps each payload to a
-  ``records.Tweet`` (thread fields included) or, if it cannot, to a dead letter with the reason.
+  ``records.Tweet`` (``ingest.xpayload``: thread fields, mentions, referenced tweets and their authors) or, if it
+  cannot, to a dead letter with the reason.
 * The host — tweepy hard-codes https://api.twitter.com; a session that rebases URLs onto ``settings.x_api_base``
   lets tests (and proxies) point it elsewhere.
 
@@ -32,24 +33,19 @@ from math import inf
 import requests
 import tweepy
 import urllib3
-from pydantic import ValidationError
 
 from tweetdesk.config import Settings
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.ingest.publisher import IngestStats, Publisher
-from tweetdesk.ingest.replay import brand_of
+from tweetdesk.ingest.xpayload import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, PayloadError, tweet_from_payload
 from tweetdesk.records import DeadLetter, Tweet
+from tweetdesk.xauth import RebasedSession
+
+__all__ = ["XFilteredStream", "XStreamError", "run_x_stream", "tweet_from_payload"]  # the mapping: ingest.xpayload
 
 log = logging.getLogger(__name__)
 
 STAGE = "ingest"
-TWEEPY_HOST = "https://api.twitter.com"  # what tweepy builds every URL on
-TWEET_FIELDS = [
-    "created_at", "lang", "author_id", "conversation_id", "in_reply_to_user_id", "referenced_tweets",
-    "note_tweet",  # the full text of a long post (data.text stops at 280 characters)
-]
-EXPANSIONS = ["author_id"]
-USER_FIELDS = ["username"]
 FATAL_STATUS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found"}
 
 
@@ -122,65 +118,7 @@ class ConnectBudget:
         self._attempts.append(self._clock())
 
 
-# --- payload -> Tweet ------------------------------------------------------------------------------------------
-def tweet_from_payload(payload: dict, rules: dict[str, str] | None = None) -> Tweet:
-    """Map one filtered-stream message (``data`` + ``includes.users`` + ``matching_rules``) to a ``Tweet``.
-
-    ``rules`` maps rule id -> rule value, for rules without a tag. Raises ``ValueError`` (pydantic's
-    ``ValidationError`` is one) when the payload cannot make a valid tweet.
-    """
-    data = payload.get("data")
-    if not isinstance(data, dict):
-        raise ValueError("payload has no 'data' object")
-    users = payload.get("includes", {}).get("users", []) if isinstance(payload.get("includes"), dict) else []
-    by_id = {u.get("id"): u for u in users if isinstance(u, dict)}
-    author_id = data.get("author_id")
-    username = (by_id.get(author_id) or {}).get("username")
-    if not username:
-        raise ValueError(f"author {author_id!r} has no username in includes.users (expansions=author_id missing?)")
-    replied_to = next(
-        (r.get("id") for r in data.get("referenced_tweets") or [] if isinstance(r, dict) and r.get("type") == "replied_to"),
-        None,
-    )
-    rule = None
-    rule_value = None
-    for m in payload.get("matching_rules") or []:
-        if isinstance(m, dict):
-            rule_value = (rules or {}).get(str(m.get("id")))
-            rule = m.get("tag") or rule_value or (str(m["id"]) if m.get("id") is not None else None)
-            break
-    note = data.get("note_tweet")
-    text = note.get("text") if isinstance(note, dict) and note.get("text") else data.get("text")
-    return Tweet.model_validate({
-        "id": data.get("id"),
-        "text": text,
-        "author": username,
-        "author_id": author_id,
-        "created_at": data.get("created_at"),
-        "lang": data.get("lang"),
-        "brand": brand_of(text or "") or brand_of(rule_value or rule or ""),
-        "rule": rule,
-        "in_reply_to_tweet_id": replied_to,
-        "in_reply_to_user_id": data.get("in_reply_to_user_id"),
-        "conversation_id": data.get("conversation_id"),
-        "source": "x",
-    })
-
-
 # --- plumbing --------------------------------------------------------------------------------------------------
-class _RebasedSession(requests.Session):
-    """Sends tweepy's https://api.twitter.com/... requests to ``base`` instead."""
-
-    def __init__(self, base: str):
-        super().__init__()
-        self.base = base.rstrip("/")
-
-    def request(self, method, url, *args, **kwargs):  # noqa: D401 - requests' signature
-        if isinstance(url, str) and url.startswith(TWEEPY_HOST):
-            url = self.base + url[len(TWEEPY_HOST):]
-        return super().request(method, url, *args, **kwargs)
-
-
 class _Redact(logging.Filter):
     def __init__(self, secret: str):
         super().__init__()
@@ -233,10 +171,10 @@ class XFilteredStream(tweepy.StreamingClient):
         super().__init__(token, return_type=dict, max_retries=max_retries, daemon=True)
         self.settings = settings
         self.base = settings.x_api_base.rstrip("/")
-        self.session = _RebasedSession(self.base)  # tweepy's rules calls and our stream share it
         self.backoff = BackoffState(backoff)
         self.budget = budget or ConnectBudget()
         self.timeout = (connect_timeout, read_timeout)
+        self.session = RebasedSession(self.base, timeout=self.timeout)  # tweepy's rules calls and our stream share it
         self.rule_values: dict[str, str] = {}
         self.on_tweet: Callable[[Tweet], object] = lambda t: None
         self.on_dead: Callable[[DeadLetter], object] = lambda d: None
@@ -402,12 +340,9 @@ class XFilteredStream(tweepy.StreamingClient):
             return
         try:
             tweet = tweet_from_payload(payload, self.rule_values)
-        except ValidationError as e:
-            reason = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'tweet'}: {x['msg']}" for x in e.errors()[:3])
-            self.on_dead(DeadLetter.of(raw_data, f"X payload: {reason}", STAGE))
-            return
-        except (ValueError, TypeError, AttributeError, KeyError) as e:
-            self.on_dead(DeadLetter.of(raw_data, f"X payload: {e}", STAGE))
+        except PayloadError as e:
+            reason = str(e) if str(e).startswith("X payload") else f"X payload: {e}"
+            self.on_dead(DeadLetter.of(raw_data, reason, STAGE))
             return
         self.on_tweet(tweet)
 

@@ -59,60 +59,14 @@ import tweepy
 
 from tweetdesk.reply.budget import ReplyBudget, UrlInReply
 from tweetdesk.tickets.store import StoredReply, StoreError, TicketStore
+from tweetdesk.xauth import RebasedSession, XAuthError, user_client  # noqa: F401 (RebasedSession: re-exported)
 
 log = logging.getLogger(__name__)
 
-# tweepy builds every URL from one of these hosts.
-_TWEEPY_HOSTS = ("https://api.twitter.com", "https://api.x.com")
-
-
-class RebasedSession(requests.Session):
-    """A requests Session that sends tweepy's calls to ``base`` (e.g. a local stand-in) and gives
-    every call a timeout (tweepy sets none: a hung connection would hang the poster)."""
-
-    def __init__(self, base: str, timeout: float | tuple[float, float] = (5.0, 30.0)):
-        super().__init__()
-        self.base = base.rstrip("/")
-        self.timeout = timeout
-
-    def request(self, method, url, *args, **kwargs):
-        for host in _TWEEPY_HOSTS:
-            if isinstance(url, str) and url.startswith(host + "/"):
-                url = self.base + url[len(host) :]
-                break
-        kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, url, *args, **kwargs)
-
-
-# oauthlib and requests-oauthlib log the consumer key and access token (and the signed Authorization
-# header) at DEBUG: never let them below INFO, whatever level the application turns on.
-_CREDENTIAL_LOGGERS = ("oauthlib", "requests_oauthlib")
-
-
-def _quiet_credential_loggers() -> None:
-    for name in _CREDENTIAL_LOGGERS:
-        lg = logging.getLogger(name)
-        if lg.level < logging.INFO:  # NOTSET (inherits) or DEBUG
-            lg.setLevel(logging.INFO)
-
-
 def make_x_client(settings, *, timeout: float | tuple[float, float] = (5.0, 30.0)) -> tweepy.Client:
-    """A tweepy Client with OAuth 1.0a user context, pointed at ``settings.x_api_base``."""
-    _quiet_credential_loggers()
-
-    def secret(s):
-        return s.get_secret_value() if s is not None else None
-
-    client = tweepy.Client(
-        consumer_key=secret(settings.x_consumer_key),
-        consumer_secret=secret(settings.x_consumer_secret),
-        access_token=secret(settings.x_access_token),
-        access_token_secret=secret(settings.x_access_token_secret),
-        return_type=dict,  # plain JSON: ids stay strings
-        wait_on_rate_limit=False,  # we wait via the outbox, not by sleeping inside tweepy
-    )
-    client.session = RebasedSession(settings.x_api_base, timeout=timeout)
-    return client
+    """A tweepy Client acting as our account (OAuth 2.0 tokens from `tweetdesk x-login`, else OAuth 1.0a),
+    pointed at ``settings.x_api_base``: ``tweetdesk.xauth.user_client``."""
+    return user_client(settings, timeout=timeout)
 
 
 class XTransport:
@@ -389,6 +343,8 @@ class Poster:
             return self._fail(r, str(e))
         try:
             posted_id = self.transport.post(r.text, r.tweet_id)
+        except XAuthError as e:  # our OAuth 2.0 grant is gone (refresh refused): the request never left
+            return self._auth_lost(r, str(e))
         except tweepy.TooManyRequests as e:
             self._x_is_up()  # X answers; it only asks us to wait
             reset = e.reset_time or int(self.clock()) + 60
@@ -427,6 +383,16 @@ class Poster:
     def _record_posted(self, r: StoredReply, posted_id: str) -> bool:
         kind, usd = self.budget.price_of(r.text)
         return self.store.record_posted(r.id, posted_id, cost_usd=usd, cost_kind=kind)
+
+    def _auth_lost(self, r: StoredReply, reason: str) -> Outcome:
+        """X refused our credentials before anything was posted: the reply waits, and all posting pauses
+        (re-checked every ``backoff_cap`` seconds, so a new ``tweetdesk x-login`` resumes it)."""
+        now = self._now()
+        self._x_down_until = now + timedelta(seconds=self.backoff_cap)
+        self.store.record_retry(r.id, f"not posted: {reason}", self._x_down_until, count_attempt=False)
+        log.error("posting paused: %s", reason)
+        self.counts["retry"] += 1
+        return Outcome("retry", reason)
 
     def _x_is_up(self) -> None:
         if self._outage_failures:
