@@ -501,6 +501,12 @@ def threads(rng: random.Random, fill: Filler) -> list[list[dict]]:
 
 
 def build(seed: int = SEED) -> list[dict]:
+    """Every tweet of the sample, in time order: the core set and the extras for X's rules."""
+    rows = core(seed)
+    return sorted(rows + extras(rows), key=lambda r: r["created_at"])  # stable: the core tweets keep their order
+
+
+def core(seed: int = SEED) -> list[dict]:
     rng = random.Random(seed)
     fill = Filler(rng)
     used_handles: set[str] = {OUR_HANDLE}
@@ -617,7 +623,7 @@ def build(seed: int = SEED) -> list[dict]:
 
 
 def extras(rows: list[dict]) -> list[dict]:
-    """Tweets for X's reply rules, written after ``build`` so that its tweets stay as they were: brand names
+    """Tweets for X's reply rules, made after ``core`` so that its tweets stay as they were: brand names
     without a mention, quotes of our tweets, an e-mail address, and an opt-out ("STOP") with a later tweet."""
     rng = random.Random(SEED + 11)
     used = {r["author"] for r in rows}
@@ -687,7 +693,6 @@ def bad_lines() -> list[str]:
 def main() -> None:
     assert {a[0] for a in AIRLINES} | {OUR_HANDLE} == set(SAMPLE_OUR_HANDLES), "config.SAMPLE_OUR_HANDLES is stale"
     rows = build()
-    rows = sorted(rows + extras(rows), key=lambda r: r["created_at"])  # stable: build()'s tweets keep their order
     SAMPLE_TWEETS.parent.mkdir(parents=True, exist_ok=True)
     with open(SAMPLE_TWEETS, "w", encoding="utf-8") as f:
         for r in rows:

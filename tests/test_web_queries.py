@@ -176,6 +176,11 @@ def test_budget_figures_from_the_store(store, tmp_path):
         "spend_today_usd": 0.045,
         "spend_today": "$0.045",
         "flood_reasons": [{"reason": "flood guard: @loud opened 2 tickets within 1 h (limit 2)", "count": 3}],
+        # X's usage: posts recorded without a kind, no reads from X (the tweets were not read through X)
+        "enforced": True,
+        "spend_month": "$0.00",
+        "reads_month": "0 / 3,000,000",
+        "read_cap_warning": None,
     }
 
     # Sixteen minutes on, the three posts have left the window; the day's spend stays.
