@@ -71,6 +71,8 @@ class OncePerProblem(logging.LoggerAdapter):
 LIBRDKAFKA_LOG = OncePerProblem(logging.getLogger("tweetdesk.kafka.librdkafka"))
 # For a client whose failures the caller turns into its own error message: librdkafka's lines at DEBUG.
 _QUIET_LOG = OncePerProblem(logging.getLogger("tweetdesk.kafka.librdkafka"), level=logging.DEBUG)
+# Errors a consumer reads from Kafka (broker down: one per reconnect attempt), once per problem.
+_CONSUMER_LOG = OncePerProblem(log)
 # A starting broker gets this long after every bootstrap server has failed before start-up gives up.
 ALL_BROKERS_DOWN_GRACE_S = 2.0
 
@@ -276,8 +278,8 @@ class StoreThenCommitConsumer:
                 for m in msgs or []:
                     err = m.error()
                     if err is not None:
-                        if err.code() != KafkaError._PARTITION_EOF:
-                            log.warning("kafka (%s): %s", self.name, err)
+                        if err.code() != KafkaError._PARTITION_EOF:  # e.g. broker down: every reconnect
+                            _CONSUMER_LOG.warning("kafka (%s): %s", self.name, err.str())
                             self.stats["last_error"] = str(err)
                         continue
                     key = m.key().decode("utf-8", "replace") if m.key() else None
