@@ -160,12 +160,12 @@ class _Lemmas:
         self.attrs = [ORTH, IS_PUNCT, IS_SPACE]
         self.table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_lookup", {})
         self.strings = nlp.vocab.strings
-        # orth -> (words under the current rules, words under rules 1 or None where they are the same)
-        self.cache: dict[int, tuple[tuple[str, ...], tuple[str, ...] | None]] = {}
+        self.cache: dict[int, tuple[str, ...]] = {}  # orth -> its words under the current rules
+        self.v1: dict[int, tuple[str, ...]] = {}  # orth -> its words under rules 1, for the few that differ
         # "can't" / "won't" split as "ca"/"wo" + "n't": "can" / "will" (rules 1 knew only the ASCII apostrophe).
         add = self.strings.add
         self.heads = {add("ca"), add("wo")}
-        self.contractions = {}
+        self.contractions = {}  # (head, n't) -> (words now, words under rules 1 or None if the same)
         for head, word in (("ca", "can"), ("wo", "will")):
             for nt in ("n't", "n\u2019t"):
                 v1 = (word,) if nt == "n't" else self.words(head, 1)
@@ -181,40 +181,56 @@ class _Lemmas:
         lemma = overrides.get(text) or ((lemma if isinstance(lemma, str) else lemma[0]).lower() or text)
         return _words_of_lemma(lemma, version)
 
-    def _entry(self, orth: int) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    def _learn(self, orth: int) -> tuple[str, ...]:
         if len(self.cache) >= _CACHE_MAX:  # a long-running stream meets ever new tokens
             self.cache.clear()
+            self.v1.clear()
         text = self.strings[orth]
         now, v1 = self.words(text), self.words(text, 1)
-        entry = self.cache[orth] = (now, None if v1 == now else v1)
-        return entry
+        if v1 != now:
+            self.v1[orth] = v1
+        self.cache[orth] = now
+        return now
 
     def __call__(self, texts, batch_size: int = 1000) -> list[tuple[list[str], list[str] | None]]:
         """Per text: its words under the current rules, and under rules 1 (None where they are the same)."""
         out = []
-        cache, heads, contractions = self.cache, self.heads, self.contractions
+        cache, v1, heads, contractions = self.cache, self.v1, self.heads, self.contractions
         for doc in self.nlp.tokenizer.pipe(texts, batch_size=batch_size):
             arr = doc.to_array(self.attrs)
             words: list[str] = []
-            earlier: list[str] | None = None
+            differ: list[tuple[int, int, tuple[str, ...]]] = []  # (position in words, words now, words under 1)
             n = len(arr)
             for k in range(n):
                 orth, punct, space = int(arr[k, 0]), arr[k, 1], arr[k, 2]
                 if punct or space:
                     continue
-                entry = None
-                if orth in heads and k + 1 < n:
-                    entry = contractions.get((orth, int(arr[k + 1, 0])))
-                if entry is None:
-                    entry = cache.get(orth) or self._entry(orth)
-                now, v1 = entry
-                if v1 is not None and earlier is None:
-                    earlier = list(words)
-                words.extend(now)
-                if earlier is not None:
-                    earlier.extend(now if v1 is None else v1)
-            out.append((words, earlier))
+                if orth in heads and k + 1 < n and (orth, int(arr[k + 1, 0])) in contractions:
+                    parts, old = contractions[(orth, int(arr[k + 1, 0]))]
+                    if old is not None:
+                        differ.append((len(words), len(parts), old))
+                    words.extend(parts)
+                    continue
+                parts = cache.get(orth)
+                if parts is None:
+                    parts = self._learn(orth)
+                if orth in v1:
+                    differ.append((len(words), len(parts), v1[orth]))
+                words.extend(parts)
+            out.append((words, _splice(words, differ) if differ else None))
         return out
+
+
+def _splice(words: list[str], differ: list[tuple[int, int, tuple[str, ...]]]) -> list[str]:
+    """``words`` with the words at each (position, count) replaced by the other version's."""
+    out: list[str] = []
+    at = 0
+    for pos, count, other in differ:
+        out.extend(words[at:pos])
+        out.extend(other)
+        at = pos + count
+    out.extend(words[at:])
+    return out
 
 
 def _lemmatiser() -> _Lemmas:
