@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 from tweetdesk.config import Settings
 
@@ -64,3 +67,47 @@ def test_help_lists_every_stage_command():
     assert r.returncode == 0
     for cmd in ("demo", "train", "evaluate", "classify", "broker", "ingest", "stream", "serve", "bench"):
         assert cmd in r.stdout
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: every connection attempt is refused at once."""
+    from tweetdesk.broker import free_port
+
+    return free_port()
+
+
+@pytest.mark.parametrize("command", [("ingest", "replay", "--limit", "3"), ("serve",), ("stream",)])
+def test_unreachable_kafka_is_one_line_and_fails_fast(command, tmp_path):
+    # librdkafka used to print ~200 "Connection refused" lines over 10 s before our one line.
+    bootstrap = f"127.0.0.1:{_closed_port()}"
+    r = subprocess.run(  # the bound the issue sets: a non-zero exit within 10 s, not a hang
+        [sys.executable, "-m", "tweetdesk.cli", *command], capture_output=True, text=True, timeout=10,
+        env={**os.environ, "TWEETDESK_KAFKA_BOOTSTRAP": bootstrap, "TWEETDESK_WORK_DIR": str(tmp_path)},
+    )
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1, r.stderr
+    assert len(lines) <= 3, r.stderr
+    assert lines[-1].startswith(f"tweetdesk: error: cannot reach Kafka at {bootstrap}: "), r.stderr
+    assert "Connection refused" in lines[-1]
+    assert "Traceback" not in r.stderr and "rdkafka#" not in r.stderr
+
+
+def test_librdkafka_log_goes_through_python_logging_once_per_problem():
+    # A producer left retrying a dead broker for 3 s: librdkafka retries every ~50 ms and used to write a
+    # line to stderr for each attempt; through Python logging the problem shows once.
+    code = (
+        "import logging, sys\n"
+        "from tweetdesk.config import Settings\n"
+        "from tweetdesk.kafka import make_producer\n"
+        "logging.basicConfig(stream=sys.stdout, format='%(name)s %(levelname)s %(message)s')\n"
+        f"p = make_producer(Settings(kafka_bootstrap='127.0.0.1:{_closed_port()}'))\n"
+        "p.produce('tweets.raw', b'x')\n"
+        "print('left', p.flush(3.0))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    refused = [ln for ln in r.stdout.splitlines() if "Connection refused" in ln]
+    assert len(refused) == 1, r.stdout
+    assert refused[0].startswith("tweetdesk.kafka.librdkafka ERROR FAIL [rdkafka#producer-1]")
+    assert "left 1" in r.stdout  # the message was never acknowledged, and nothing went to stderr directly
+    assert r.stderr == ""

@@ -251,6 +251,9 @@ def test_train_end_to_end_small(airline_csv, tmp_path):
     m = json.loads((folder / "metrics.json").read_text())
     assert not math.isnan(m["sentiment_test"]["accuracy"])
     assert clf.version == "t1"
+    from tweetdesk.nlp.clean import CLEANING_VERSION
+
+    assert clf.cleaning == CLEANING_VERSION  # a new model learns the current cleaning rules
 
 
 @pytest.mark.slow
@@ -263,3 +266,22 @@ def test_lda_command_prints_top_words_per_topic(airline_csv, capsys):
     for t in mapping.topics:
         assert f"{t.id:>3}  {t.name}" in out
     assert "macro-F1" in out and "weak labels on the training split" in out
+
+
+def test_shipped_models_read_tweets_as_the_cleaning_rules_they_were_trained_on_left_them():
+    """Cleaning rules 2 fixed lemma slips ("does" -> "doe", booking codes -> "qdraf"); the shipped models learned
+    rules 1 ("doe" and "qdraf"-like fragments are in their vocabularies), so they keep reading rules 1."""
+    import dataclasses
+
+    from tweetdesk.models.predict import get_classifier
+    from tweetdesk.nlp.clean import CLEANING_VERSION, clean_many
+
+    clf = get_classifier(Settings())
+    assert clf.cleaning == 1 and CLEANING_VERSION == 2 and "cleaning" not in clf.manifest
+    c = clean_many(["@united why does my booking QDRAF5 show UA938 as cancelled? number please"])[0]
+    assert c.v1 is not None and "doe" in c.v1.all_tokens and "doe" not in c.all_tokens
+    as_shipped = clf.proba([c.v1])
+    read_now = clf.proba([dataclasses.replace(c, v1=None)])  # what rules 2 alone would feed it
+    for got, want, other in zip(clf.proba([c]), as_shipped, read_now):
+        np.testing.assert_array_equal(got, want)
+        assert not np.allclose(got, other)  # the difference is real: reading rules 2 changes its output

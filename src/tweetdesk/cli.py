@@ -144,10 +144,13 @@ def demo(limit: int | None, keep_running: bool) -> None:
     demo_command(_settings(), limit=limit, keep_running=keep_running)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 @click.argument("which", type=click.Choice(["classify", "stream", "replies", "budget"]))
-def bench(which: str) -> None:
-    """Run one of the benchmarks under benchmarks/ and print its figures."""
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(which: str, args: tuple[str, ...]) -> None:
+    """Run one of the benchmarks under benchmarks/ and print its figures on stdout (progress on stderr).
+
+    ARGS go to the script, e.g. `tweetdesk bench classify --n 2000` (`-- --help` lists them)."""
     import runpy
 
     from tweetdesk.config import REPO_ROOT
@@ -155,7 +158,7 @@ def bench(which: str) -> None:
     script = REPO_ROOT / "benchmarks" / f"{which}.py"
     if not script.exists():
         raise TweetdeskError(f"benchmark script {script} is missing (benchmarks run from a source checkout)")
-    sys.argv = [str(script)]
+    sys.argv = [str(script), *args]
     runpy.run_path(str(script), run_name="__main__")
 
 

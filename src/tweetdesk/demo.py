@@ -26,7 +26,12 @@ from tweetdesk.errors import TweetdeskError
 log = logging.getLogger(__name__)
 
 WAIT_TIMEOUT_S = 150.0
-DEMO_MAX_OFFSETS_PER_TRIGGER = 64  # unless TWEETDESK_MAX_OFFSETS_PER_TRIGGER says otherwise
+# Unless TWEETDESK_MAX_OFFSETS_PER_TRIGGER says otherwise. Above what arrives between two micro-batches, so a
+# micro-batch takes everything waiting and a busy machine's slower batches do not build a queue.
+DEMO_MAX_OFFSETS_PER_TRIGGER = 500
+# The sample is replayed at a steady rate (392 tweets in about 8 s), as tweets arrive: sent all at once, the
+# latency figures measured how long the last tweet queued behind the others, not the pipeline.
+DEMO_RATE = 50.0
 # Broken records published straight to tweets.raw, to show the stream job dead-lettering with a reason.
 STREAM_GARBAGE = (b'{"id": "1897000000000000999", "text": "truncated', b"\xff\xfe not even UTF-8")
 
@@ -44,8 +49,11 @@ class DemoResult:
     replies: dict[str, int] = field(default_factory=dict)
     by_sentiment: dict[str, int] = field(default_factory=dict)
     by_topic: dict[str, int] = field(default_factory=dict)
+    rate: float = 0.0
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
+    reply_latency_p50_s: float | None = None  # tweet ingested -> its reply in the dry-run outbox
+    reply_latency_p95_s: float | None = None
     seconds: float = 0.0
     dashboard: str = ""
     parquet_dir: Path | None = None
@@ -93,8 +101,20 @@ def _wait(what: str, done, total: int, timeout: float, failed=lambda: None) -> N
             time.sleep(0.25)
 
 
+def reply_latency(df, outbox) -> "pd.Series":
+    """Seconds from a tweet's ingest (``ingested_at`` in ``df``, read from Parquet) to its reply being recorded in the
+    outbox (``posted_at`` of the replies in ``outbox`` that answer it), one value per answered tweet."""
+    import pandas as pd
+
+    ingested = pd.to_datetime(df.drop_duplicates("id").set_index("id")["ingested_at"], utc=True)
+    done = pd.Series({r.tweet_id: r.posted_at for r in outbox if r.posted_at is not None}, dtype="object")
+    done = pd.to_datetime(done, utc=True)
+    both = done.index.intersection(ingested.index)
+    return (done[both] - ingested[both]).dt.total_seconds()
+
+
 def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool = False,
-             stop: threading.Event | None = None) -> DemoResult:
+             stop: threading.Event | None = None, rate: float = DEMO_RATE) -> DemoResult:
     from tweetdesk.broker import kafka_settings
     from tweetdesk.ingest import SAMPLE_BAD, Publisher
     from tweetdesk.ingest.replay import replay
@@ -113,11 +133,10 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
         # mention, quote or reply to one of them get an automatic reply).
         s = s.model_copy(update={"our_handles": list(SAMPLE_OUR_HANDLES)})
     if "max_offsets_per_trigger" not in settings.model_fields_set:
-        # Small micro-batches, so that the dashboard fills while the demo runs (with one batch for the
-        # whole sample, every ticket landed in the last second before the demo stopped).
+        # Micro-batches of what arrived since the last one: the dashboard fills while the demo runs.
         s = s.model_copy(update={"max_offsets_per_trigger": DEMO_MAX_OFFSETS_PER_TRIGGER})
     _setup_logging(s.log_dir)
-    res = DemoResult(parquet_dir=s.parquet_dir.resolve(), log_dir=s.log_dir.resolve())
+    res = DemoResult(parquet_dir=s.parquet_dir.resolve(), log_dir=s.log_dir.resolve(), rate=rate)
 
     click.echo("tweetdesk demo: starting the embedded broker, the reply service (dry-run) and Spark (local[2]) …")
     with kafka_settings(s) as bound:
@@ -131,27 +150,32 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
             spark = build_spark(bound, app_name="tweetdesk-demo")
             handle = StreamJob(bound).start(spark)
 
-            good = replay(bound, SAMPLE_TWEETS, limit=limit, stop=stop)
+            def query_error():
+                return None if handle.active else "the stream query stopped; see " + str(s.log_dir / "demo.log")
+
             # Malformed lines: the replay source dead-letters them itself (stage "ingest") …
             bad = replay(bound, SAMPLE_BAD, stop=stop, progress=False)
             # … and records that reach tweets.raw broken (another producer's bug) are the stream job's to catch.
+            # Sent first, they take the query's cold first micro-batch, which would otherwise add seconds to the
+            # latency of the first sample tweets.
             raw_pub = Publisher(bound, progress=False)
             for value in STREAM_GARBAGE:
                 raw_pub.publish_raw(value)
             raw_pub.close()
+            expected_dead_in_stream = len(STREAM_GARBAGE)
+            _wait("dead letters", lambda: handle.totals.dead, expected_dead_in_stream, 60, query_error)
+            good = replay(bound, SAMPLE_TWEETS, limit=limit, stop=stop, rate=rate)
             res.replayed = good.published
             res.dead_at_ingest = good.dead + bad.dead
-            expected_dead_in_stream = len(STREAM_GARBAGE)
             if stop.is_set():
                 return res
 
-            def query_error():
-                return None if handle.active else "the stream query stopped; see " + str(s.log_dir / "demo.log")
-
             _wait("stream → Parquet", lambda: handle.totals.enriched, res.replayed, WAIT_TIMEOUT_S, query_error)
-            _wait("dead letters", lambda: handle.totals.dead, expected_dead_in_stream, 30, query_error)
             consumer = service.consumer
             _wait("tickets + replies", lambda: consumer.stats["records"], handle.totals.enriched, 60)
+            deadline = time.monotonic() + 30  # the poster moves queued replies to the outbox on its own beat
+            while sum(service.store.queue_stats()[k] for k in ("queued", "posting")) and time.monotonic() < deadline:
+                time.sleep(0.1)
 
             df = read_enriched(bound.parquet_dir)
             res.parquet_rows = len(df)
@@ -163,6 +187,10 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
             if len(lat):
                 res.latency_p50_s = float(lat.quantile(0.5))
                 res.latency_p95_s = float(lat.quantile(0.95))
+            lat = reply_latency(df, service.store.list_replies("dry_run", limit=1_000_000)).dropna()
+            if len(lat):
+                res.reply_latency_p50_s = float(lat.quantile(0.5))
+                res.reply_latency_p95_s = float(lat.quantile(0.95))
             st = service.store.stats()
             res.tickets = st["tickets"]
             res.replies = st["replies_by_status"]
@@ -199,13 +227,17 @@ def _fmt_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def _fmt_latency(p50: float | None, p95: float | None) -> str:
+    return f"p50 {p50:.2f} s, p95 {p95:.2f} s" if p50 is not None else "n/a"
+
+
 def print_summary(r: DemoResult) -> None:
-    lat = (f"p50 {r.latency_p50_s:.2f} s, p95 {r.latency_p95_s:.2f} s"
-           if r.latency_p50_s is not None else "n/a")
+    lat = _fmt_latency(r.latency_p50_s, r.latency_p95_s)
+    reply_lat = _fmt_latency(r.reply_latency_p50_s, r.reply_latency_p95_s)
     lines = [
         "",
         "── tweetdesk demo summary " + "─" * 50,
-        f"tweets replayed        {r.replayed}",
+        f"tweets replayed        {r.replayed}" + (f" at {r.rate:.0f} tweets/s" if r.rate else " at once"),
         f"rows in Parquet        {r.parquet_rows}",
         f"dead letters           {r.dead_at_ingest + r.dead_in_stream} "
         f"({r.dead_at_ingest} at ingest, {r.dead_in_stream} in the stream job; topic tweets.dead)",
@@ -215,6 +247,7 @@ def print_summary(r: DemoResult) -> None:
         f"(no mention of our accounts: X allows no automatic reply), {r.opted_out} customer(s) opted out",
         f"replies                {_fmt_counts(r.replies) or 'none'} (dry-run outbox: the demo never posts)",
         f"latency ingest→Parquet {lat}",
+        f"latency tweet→reply    {reply_lat} (dry-run outbox)",
         f"Parquet                {r.parquet_dir}",
         f"logs                   {r.log_dir}",
         f"dashboard              {r.dashboard}",

@@ -5,6 +5,9 @@ change: ``TWEETDESK_KAFKA_BOOTSTRAP`` plus ``TWEETDESK_KAFKA_CONFIG='{"security.
 from __future__ import annotations
 
 import logging
+import re
+import threading
+import time
 from typing import TYPE_CHECKING
 
 from tweetdesk.config import Settings
@@ -12,6 +15,7 @@ from tweetdesk.errors import ConfigError
 
 if TYPE_CHECKING:  # confluent_kafka is imported lazily: Spark workers unpickle code that refers to us
     from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +30,94 @@ def client_config(settings: Settings) -> dict:
     return {"bootstrap.servers": settings.kafka_bootstrap, **settings.kafka_config}
 
 
+class OncePerProblem(logging.LoggerAdapter):
+    """A logger that passes each distinct message once per ``every`` seconds, then says how often it repeated.
+
+    librdkafka logs every reconnect attempt (about 20 lines a second against a refused port) and reports each
+    to ``error_cb`` as well; a user should see one line per problem. Messages differing only in numbers
+    ("after 0ms", "rdkafka#producer-3") count as the same problem. ``level`` forces one level for all
+    messages, e.g. DEBUG for a client whose caller reports the problem itself.
+    """
+
+    _NUMBERS = re.compile(r"\d+")
+
+    def __init__(self, logger: logging.Logger, every: float = 60.0, level: int | None = None):
+        super().__init__(logger, {})
+        self.every = every
+        self.level = level
+        self._last: dict[tuple[int, str], list] = {}  # problem -> [monotonic time last shown, repeats held back]
+        self._lock = threading.Lock()
+
+    def log(self, level, msg, *args, **kwargs):  # what confluent-kafka's ``logger`` setting calls
+        level = self.level if self.level is not None else level
+        if not self.isEnabledFor(level):
+            return
+        text = str(msg) % args if args else str(msg)
+        key, now = (level, self._NUMBERS.sub("#", text)), time.monotonic()
+        with self._lock:
+            seen = self._last.get(key)
+            if seen is not None and now - seen[0] < self.every:
+                seen[1] += 1
+                return
+            if len(self._last) > 1000:  # a long run with many distinct messages: forget the old ones
+                self._last.clear()
+            self._last[key] = [now, 0]
+        if seen is not None and seen[1]:
+            text += f" (repeated {seen[1]} times)"
+        self.logger.log(level, "%s", text, **{k: v for k, v in kwargs.items() if k in ("exc_info", "stack_info")})
+
+
+# librdkafka's log, for every client made here: through Python logging, once per problem (not on stderr directly).
+LIBRDKAFKA_LOG = OncePerProblem(logging.getLogger("tweetdesk.kafka.librdkafka"))
+# For a client whose failures the caller turns into its own error message: librdkafka's lines at DEBUG.
+_QUIET_LOG = OncePerProblem(logging.getLogger("tweetdesk.kafka.librdkafka"), level=logging.DEBUG)
+# Errors a consumer reads from Kafka (broker down: one per reconnect attempt), once per problem.
+_CONSUMER_LOG = OncePerProblem(log)
+# A starting broker gets this long after every bootstrap server has failed before start-up gives up.
+ALL_BROKERS_DOWN_GRACE_S = 2.0
+
+
+def make_admin(settings: Settings, **conf) -> "AdminClient":
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({**client_config(settings), "logger": LIBRDKAFKA_LOG, **conf})
+
+
+def connect_admin(settings: Settings, timeout: float = 15.0) -> tuple["AdminClient", "ClusterMetadata"]:
+    """An admin client and the cluster's metadata, once a broker answers; otherwise one ``ConfigError`` line,
+    raised ``ALL_BROKERS_DOWN_GRACE_S`` after every bootstrap server failed (refused, unresolvable, TLS or
+    SASL failure), or after ``timeout`` (an address that never answers)."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    errors: list = []
+    admin = make_admin(settings, error_cb=errors.append, logger=_QUIET_LOG)
+    deadline = time.monotonic() + timeout
+    all_down_since, reason = None, "no broker answered"
+    while True:
+        try:
+            return admin, admin.list_topics(timeout=max(0.05, min(0.5, deadline - time.monotonic())))
+        except KafkaException as e:
+            reason = e.args[0].str()
+        admin.poll(0)  # serves error_cb
+        now, fatal = time.monotonic(), False
+        for err in errors:
+            if err.code() == KafkaError._ALL_BROKERS_DOWN:
+                all_down_since = all_down_since or now
+            else:
+                reason = err.str()
+                fatal = fatal or err.fatal() or err.code() == KafkaError._AUTHENTICATION
+        errors.clear()
+        if fatal or now >= deadline or (all_down_since and now - all_down_since >= ALL_BROKERS_DOWN_GRACE_S):
+            raise ConfigError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {reason}")
+
+
 def make_producer(settings: Settings, **conf) -> "Producer":
     """An idempotent producer (acks=all): retries after a broker hiccup never duplicate or reorder."""
     from confluent_kafka import Producer
 
     return Producer({
         **client_config(settings),
+        "logger": LIBRDKAFKA_LOG,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -46,6 +132,7 @@ def make_consumer(settings: Settings, group_id: str, **conf) -> "Consumer":
 
     return Consumer({
         **client_config(settings),
+        "logger": LIBRDKAFKA_LOG,
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -55,13 +142,14 @@ def make_consumer(settings: Settings, group_id: str, **conf) -> "Consumer":
 
 
 def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
-    """Create the topics if absent (the embedded broker does not auto-create them)."""
+    """Create the topics if absent (the embedded broker does not auto-create them). The first thing every command
+    does with Kafka: an unreachable cluster fails here, in seconds, with one line (``connect_admin``)."""
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import NewTopic
 
     names = topics or [settings.topic_raw, settings.topic_enriched, settings.topic_dead]
-    admin = AdminClient(client_config(settings))
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    admin, metadata = connect_admin(settings, timeout)
+    existing = set(metadata.topics)
     wanted = [
         NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication)
         for t in names
@@ -79,9 +167,7 @@ def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: 
 
 
 def topic_partitions(settings: Settings, topic: str, timeout: float = 10.0) -> list[int]:
-    from confluent_kafka.admin import AdminClient
-
-    md = AdminClient(client_config(settings)).list_topics(topic, timeout=timeout)
+    md = make_admin(settings).list_topics(topic, timeout=timeout)
     t = md.topics.get(topic)
     if t is None or t.error is not None:
         raise ConfigError(f"Kafka topic '{topic}' does not exist on {settings.kafka_bootstrap}")
@@ -192,8 +278,8 @@ class StoreThenCommitConsumer:
                 for m in msgs or []:
                     err = m.error()
                     if err is not None:
-                        if err.code() != KafkaError._PARTITION_EOF:
-                            log.warning("kafka (%s): %s", self.name, err)
+                        if err.code() != KafkaError._PARTITION_EOF:  # e.g. broker down: every reconnect
+                            _CONSUMER_LOG.warning("kafka (%s): %s", self.name, err.str())
                             self.stats["last_error"] = str(err)
                         continue
                     key = m.key().decode("utf-8", "replace") if m.key() else None

@@ -17,13 +17,15 @@ from tqdm import tqdm
 
 from tweetdesk.config import Settings
 from tweetdesk.errors import TweetdeskError
-from tweetdesk.kafka import make_producer
+from tweetdesk.kafka import OncePerProblem, make_producer
 from tweetdesk.records import DeadLetter, Tweet, utcnow
 
 if TYPE_CHECKING:
     from confluent_kafka import Producer
 
 log = logging.getLogger(__name__)
+# Delivery failures and broker errors repeat for every message and every reconnect: one line per problem.
+kafka_log = OncePerProblem(log)
 
 MAX_ERRORS_KEPT = 5
 
@@ -158,13 +160,13 @@ class Publisher:
         self.stats.failed += 1
         if error not in self.stats.errors and len(self.stats.errors) < MAX_ERRORS_KEPT:
             self.stats.errors.append(error)
-        log.error("Kafka delivery failed: %s", error)
+        kafka_log.error("Kafka delivery failed: %s", error)
 
     def _on_error(self, err) -> None:
         # Transient errors (broker down a moment) are retried by librdkafka; a fatal one ends the run.
         if err.fatal():
             self._fatal = err.str()
-        log.warning("Kafka: %s", err.str())
+        kafka_log.warning("Kafka: %s", err.str())
 
     # --- finishing ----------------------------------------------------------------------------------------------
     def flush(self, timeout: float = 60.0) -> IngestStats:

@@ -24,7 +24,7 @@ import numpy as np
 from tweetdesk.errors import ModelNotFoundError
 from tweetdesk.models.features import model_tokens
 from tweetdesk.models.lstm import LSTMClassifier, Vocab, load_model, predict_proba
-from tweetdesk.nlp.clean import CleanedText
+from tweetdesk.nlp.clean import CLEANING_VERSION, CleanedText
 from tweetdesk.records import UNCLASSIFIABLE
 
 MANIFEST = "model.json"
@@ -69,6 +69,11 @@ class Classifier:
         except (OSError, ValueError) as e:
             raise ModelNotFoundError(f"cannot read {self.folder / MANIFEST}: {e}") from None
         self.version: str = self.manifest["version"]
+        # The cleaning rules the models were trained on (nlp/clean.py); they read tweets cleaned that way.
+        self.cleaning = int(self.manifest.get("cleaning", 1))
+        if self.cleaning > CLEANING_VERSION:
+            raise ModelNotFoundError(f"{self.folder}: trained on cleaning rules {self.cleaning}, newer than this "
+                                     f"tweetdesk's ({CLEANING_VERSION}): upgrade tweetdesk")
         self.sentiment: list[tuple[LSTMClassifier, Vocab]] = [load_model(self.folder, n) for n in self.manifest["sentiment"]]
         self.topic: list[tuple[LSTMClassifier, Vocab]] = [load_model(self.folder, n) for n in self.manifest["topic"]]
         self.sentiment_labels = self.sentiment[0][0].cfg.labels
@@ -105,6 +110,7 @@ class Classifier:
 
     def proba(self, cleaned: list[CleanedText], batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """(sentiment probabilities, topic probabilities) for cleaned tweets (empty ones included)."""
+        cleaned = [c.for_model(self.cleaning) for c in cleaned]
         docs: dict[str, list[list[str]]] = {}
         ps = self._ensemble(self.sentiment, cleaned, batch_size, docs)
         pt = self._ensemble(self.topic, cleaned, batch_size, docs)
@@ -120,6 +126,7 @@ class Classifier:
         return ps, pt
 
     def predict_cleaned(self, cleaned: list[CleanedText], batch_size: int = 512) -> list[Prediction]:
+        cleaned = [c.for_model(self.cleaning) for c in cleaned]
         keep = [i for i, c in enumerate(cleaned) if c.all_tokens]
         out = [Prediction(UNCLASSIFIABLE, 0.0, UNCLASSIFIABLE, 0.0)] * len(cleaned)
         if keep:

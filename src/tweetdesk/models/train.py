@@ -24,6 +24,7 @@ from tweetdesk.errors import TweetdeskError
 from tweetdesk.models import labels as L
 from tweetdesk.models.dataset import Split, load_dataset, split_dataset
 from tweetdesk.models.features import model_tokens
+from tweetdesk.nlp.clean import CLEANING_VERSION
 from tweetdesk.records import SENTIMENTS, TOPICS
 
 EARLIER_LABELS_NAME = "airline_tweets_topic_labelled.csv"
@@ -100,6 +101,10 @@ def train_command(
         if int(reused.get("split_seed", -1)) != seed:
             raise TweetdeskError(f"--reuse-sentiment {reuse_sentiment}: it was trained with split seed "
                                  f"{reused.get('split_seed')}, not {seed}")
+        if int(reused.get("cleaning", 1)) != CLEANING_VERSION:
+            # One version's models all read the same cleaning (model.json "cleaning").
+            raise TweetdeskError(f"--reuse-sentiment {reuse_sentiment}: it was trained on cleaning rules "
+                                 f"{reused.get('cleaning', 1)}, not the current {CLEANING_VERSION}: retrain it")
     split = split_dataset(load_dataset(data_path), seed=seed)
     version = version or datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
     folder = Path(settings.artifacts_dir) / version
@@ -207,6 +212,7 @@ def train_command(
         "topic_lda_weight": TOPIC_LDA_WEIGHT,
         "labels": {"sentiment": list(SENTIMENTS), "topic": list(TOPICS)},
         "split_seed": seed,
+        "cleaning": CLEANING_VERSION,
         "data": {"file": data_path.name, "sha256": _sha256(data_path), **split.dedup, "split": split.sizes()},
         "topic_mapping_version": mapping.version,
         "topic_training": {
@@ -287,6 +293,8 @@ def evaluate_folder(clf, settings, split: Split | None = None, cleaned: dict | N
     data_path = Path(settings.data_path)
     split = split or split_dataset(load_dataset(data_path), seed=seed)
     cleaned = cleaned or {k: _clean(list(getattr(split, k)["text"]), k) for k in ("train", "val", "test")}
+    # The tweets as the models' cleaning rules left them (the LDA weak labels below read them too).
+    cleaned = {k: [c.for_model(clf.cleaning) for c in v] for k, v in cleaned.items()}
     tqdm.write("evaluating on the test split…")
     test = split.test
     preds = clf.predict_cleaned(cleaned["test"])

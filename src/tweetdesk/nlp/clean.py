@@ -9,11 +9,20 @@ Rules, in order (each one is tested in tests/test_clean.py):
 5. Emoji and emoticons become words (``😡`` → ``pout face``, ``:(`` → ``sad``): they carry sentiment,
    and the LSTM vocabulary learns them like any word.
 6. Numbers: purely numeric tokens are dropped (flight numbers and times are kept as entities, not as
-   classifier features); tokens mixing letters and digits (``2hrs``) keep their letters (``hrs``).
-7. Lower case, punctuation dropped, lemmatised (``bags`` → ``bag``, ``n't`` → ``not``).
+   classifier features); a number followed by a word keeps the word (``2hrs`` → ``hrs``, ``9:30am`` →
+   ``am``), an ordinal goes with its number (``1st``), and any other mix of letters and digits is a code
+   (flight ``UA938``, booking reference ``QDRAF5``, gate ``C26``, ``A320``) and is dropped like a number,
+   where keeping its letters made words out of codes (``qdraf``). Text-speak with digits becomes its word
+   (``gr8`` → ``great``, ``b4`` → ``before``).
+7. Lower case, punctuation dropped, lemmatised (``bags`` → ``bag``, ``n't`` and ``n’t`` → ``not``). The lookup
+   table has no part of speech and slips on some words; ``LEMMA_OVERRIDES`` keeps those whose lemma is another
+   word (``does`` → ``doe``, ``number`` → ``numb``, ``united`` → ``unite``, ``first`` → ``1``).
 8. Stop words (spaCy's list) are removed from ``tokens`` but negations are kept: "not", "no", "never"
    and friends flip sentiment. ``all_tokens`` keeps every word, for models that want the full sequence.
 An empty result is legal (``tokens == []``); the classifier reports such a tweet as unclassifiable.
+
+Rules 6 and 7 changed in version 2 (``CLEANING_VERSION``); a ``CleanedText`` also carries the tweet as version 1
+left it, because the shipped models were trained on version 1 and read it (``for_model``).
 """
 
 from __future__ import annotations
@@ -48,10 +57,35 @@ _EMOTICONS = {
 _EMOTICON = re.compile("|".join(re.escape(k) for k in sorted(_EMOTICONS, key=len, reverse=True)) + r"(?=\s|$)")
 # Letters of any script ("café", "naïve"), not only ASCII; digits and "_" are not letters.
 _WORDISH = re.compile(r"[^\W\d_][^\W\d_']*")
-# The lookup table has no part of speech, so some airline nouns get a verb's lemma ("crew" -> "crow").
-LEMMA_OVERRIDES = {"crew": "crew", "flew": "fly", "lounge": "lounge", "boarding": "boarding", "luggage": "luggage"}
+# Version of the lemma rules (6 and 7). A model records the version it was trained on (model.json "cleaning";
+# none recorded = 1) and reads tweets as those rules left them (``CleanedText.for_model``): fixing a rule changes
+# what users see and what the next trained model learns, never the input of a model already shipped.
+CLEANING_VERSION = 2
+# Version 1. The lookup table has no part of speech, so some airline nouns get a verb's lemma ("crew" -> "crow") ...
+LEMMA_OVERRIDES_V1 = {"crew": "crew", "flew": "fly", "lounge": "lounge", "boarding": "boarding", "luggage": "luggage"}
 # ... and it maps "worst"/"worse" to "wrong" and "best"/"better" to "well": keep the sentiment's strength.
-LEMMA_OVERRIDES.update({"worst": "worst", "worse": "worse", "best": "best", "better": "better"})
+LEMMA_OVERRIDES_V1.update({"worst": "worst", "worse": "worse", "best": "best", "better": "better"})
+LEMMA_OVERRIDES = dict(LEMMA_OVERRIDES_V1)
+# Version 2, from running the table over every token of the airline data set and keeping the lemmas that are
+# another word. Auxiliaries and function words (stop words: they now leave `tokens` instead of showing up in it
+# as "doe", "good", "little"; "as" was "a"):
+LEMMA_OVERRIDES.update({"does": "do", "'re": "be", "as": "as", "well": "well", "less": "less", "least": "least",
+                        "regarding": "regarding", "w/": "with", "w/o": "without"})
+# Words the table turns into other words ("number" -> "numb", "ground" -> "grind"), names ("united" -> "unite",
+# "vegas" -> "vega"), ordinals it turns into digits (then dropped), abbreviations it strips of an "s":
+LEMMA_OVERRIDES.update({w: w for w in (
+    "number united airways vegas ground stuck first second third evening matter bit tired media kudos clothes "
+    "clothing rent data willing canned wedding training catering marketing pending according interesting "
+    "lodging bound criteria pls cs bs"
+).split()})
+LEMMA_OVERRIDES.update({"dying": "die", "taxes": "tax", "o'hare": "ohare"})
+# Text-speak with digits, which the numbers rule would cut to a fragment ("gr8" -> "gr", "2day" -> "day").
+LEMMA_OVERRIDES.update({"gr8": "great", "b4": "before", "l8r": "later", "2day": "today", "2nite": "tonight",
+                        "any1": "anyone"})
+# Rule 6 (version 2) works on runs of letters and digits that hold a digit.
+_ALNUM_WITH_DIGIT = re.compile(r"[^\W_]*\d[^\W_]*")
+_NUMBER_THEN_WORD = re.compile(r"\d+([^\W\d_]+)")
+_ORDINAL_SUFFIXES = frozenset({"st", "nd", "rd", "th"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +97,11 @@ class CleanedText:
     hashtags: list[str] = field(default_factory=list)
     emojis: list[str] = field(default_factory=list)
     urls: int = 0
+    v1: CleanedText | None = field(default=None, repr=False)  # the tweet under rules 1, where they differ
+
+    def for_model(self, cleaning: int) -> CleanedText:
+        """The tweet as the rules of version ``cleaning`` left it: what a model trained on them reads."""
+        return self.v1 if cleaning < CLEANING_VERSION and self.v1 is not None else self
 
     @property
     def text(self) -> str:
@@ -112,7 +151,7 @@ class _Lemmas:
     Same result as running spaCy's lookup lemmatizer and reading ``Token`` objects (tests/test_clean.py keeps
     that path to compare), at a fraction of the cost: creating a Python ``Token`` per token cost more than the tokenizer itself. The
     tokenizer's output is read as arrays (ORTH, IS_PUNCT, IS_SPACE) and every distinct token text is looked up
-    once per process."""
+    once per process, under the current rules and rules 1 (the two differ for a few hundred distinct tokens)."""
 
     def __init__(self, nlp):
         from spacy.attrs import IS_PUNCT, IS_SPACE, ORTH
@@ -121,37 +160,77 @@ class _Lemmas:
         self.attrs = [ORTH, IS_PUNCT, IS_SPACE]
         self.table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_lookup", {})
         self.strings = nlp.vocab.strings
-        self.cache: dict[int, tuple[str, ...]] = {}
-        self.ca_wo = {self.strings.add("ca"): "can", self.strings.add("wo"): "will"}
-        self.nt = self.strings.add("n't")
+        self.cache: dict[int, tuple[str, ...]] = {}  # orth -> its words under the current rules
+        self.v1: dict[int, tuple[str, ...]] = {}  # orth -> its words under rules 1, for the few that differ
+        # "can't" / "won't" split as "ca"/"wo" + "n't": "can" / "will" (rules 1 knew only the ASCII apostrophe).
+        add = self.strings.add
+        self.heads = {add("ca"), add("wo")}
+        self.contractions = {}  # (head, n't) -> (words now, words under rules 1 or None if the same)
+        for head, word in (("ca", "can"), ("wo", "will")):
+            for nt in ("n't", "n\u2019t"):
+                v1 = (word,) if nt == "n't" else self.words(head, 1)
+                self.contractions[(add(head), add(nt))] = ((word,), None if v1 == (word,) else v1)
 
-    def words(self, text: str) -> tuple[str, ...]:
+    def words(self, text: str, version: int = CLEANING_VERSION) -> tuple[str, ...]:
+        """The words of one token under the rules of ``version``."""
+        overrides = LEMMA_OVERRIDES_V1
+        if version >= 2:
+            overrides = LEMMA_OVERRIDES
+            text = text.replace("\u2019", "'")  # "n’t", "’s" (typed on phones) are "n't", "'s"
         lemma = self.table.get(text, text)
-        lemma = LEMMA_OVERRIDES.get(text) or ((lemma if isinstance(lemma, str) else lemma[0]).lower() or text)
-        return _words_of_lemma(lemma)
+        lemma = overrides.get(text) or ((lemma if isinstance(lemma, str) else lemma[0]).lower() or text)
+        return _words_of_lemma(lemma, version)
 
-    def __call__(self, texts, batch_size: int = 1000) -> list[list[str]]:
+    def _learn(self, orth: int) -> tuple[str, ...]:
+        if len(self.cache) >= _CACHE_MAX:  # a long-running stream meets ever new tokens
+            self.cache.clear()
+            self.v1.clear()
+        text = self.strings[orth]
+        now, v1 = self.words(text), self.words(text, 1)
+        if v1 != now:
+            self.v1[orth] = v1
+        self.cache[orth] = now
+        return now
+
+    def __call__(self, texts, batch_size: int = 1000) -> list[tuple[list[str], list[str] | None]]:
+        """Per text: its words under the current rules, and under rules 1 (None where they are the same)."""
         out = []
-        cache = self.cache
+        cache, v1, heads, contractions = self.cache, self.v1, self.heads, self.contractions
         for doc in self.nlp.tokenizer.pipe(texts, batch_size=batch_size):
             arr = doc.to_array(self.attrs)
             words: list[str] = []
+            differ: list[tuple[int, int, tuple[str, ...]]] = []  # (position in words, words now, words under 1)
             n = len(arr)
             for k in range(n):
                 orth, punct, space = int(arr[k, 0]), arr[k, 1], arr[k, 2]
                 if punct or space:
                     continue
-                if orth in self.ca_wo and k + 1 < n and int(arr[k + 1, 0]) == self.nt:
-                    words.append(self.ca_wo[orth])
+                if orth in heads and k + 1 < n and (orth, int(arr[k + 1, 0])) in contractions:
+                    parts, old = contractions[(orth, int(arr[k + 1, 0]))]
+                    if old is not None:
+                        differ.append((len(words), len(parts), old))
+                    words.extend(parts)
                     continue
                 parts = cache.get(orth)
                 if parts is None:
-                    if len(cache) >= _CACHE_MAX:  # a long-running stream meets ever new tokens
-                        cache.clear()
-                    parts = cache[orth] = self.words(self.strings[orth])
+                    parts = self._learn(orth)
+                if orth in v1:
+                    differ.append((len(words), len(parts), v1[orth]))
                 words.extend(parts)
-            out.append(words)
+            out.append((words, _splice(words, differ) if differ else None))
         return out
+
+
+def _splice(words: list[str], differ: list[tuple[int, int, tuple[str, ...]]]) -> list[str]:
+    """``words`` with the words at each (position, count) replaced by the other version's."""
+    out: list[str] = []
+    at = 0
+    for pos, count, other in differ:
+        out.extend(words[at:pos])
+        out.extend(other)
+        at = pos + count
+    out.extend(words[at:])
+    return out
 
 
 def _lemmatiser() -> _Lemmas:
@@ -161,11 +240,21 @@ def _lemmatiser() -> _Lemmas:
     return lem
 
 
-def _words_of_lemma(lemma: str) -> tuple[str, ...]:
+def _numbers(m: re.Match) -> str:
+    """Rule 6 for one run of letters and digits: the word after a number ("2hrs" -> "hrs"), else nothing."""
+    after_number = _NUMBER_THEN_WORD.fullmatch(m.group(0))
+    if after_number and after_number.group(1) not in _ORDINAL_SUFFIXES:
+        return " " + after_number.group(1)
+    return " "  # a number, an ordinal, or a code (UA938, QDRAF5, C26, A320, 8UXZJ2)
+
+
+def _words_of_lemma(lemma: str, version: int = CLEANING_VERSION) -> tuple[str, ...]:
     if lemma == "n't":
         lemma = "not"
-    # numbers policy: drop digits; keep the letters of mixed tokens ("2hrs" -> "hrs")
-    lemma = re.sub(r"\d+", " ", lemma)
+    if version >= 2:
+        lemma = _ALNUM_WITH_DIGIT.sub(_numbers, lemma)
+    else:  # rules 1 kept the letters of every mix of letters and digits ("qdraf5" -> "qdraf")
+        lemma = re.sub(r"\d+", " ", lemma)
     out = []
     for part in lemma.split():
         m = _WORDISH.search(part)
@@ -205,11 +294,17 @@ def _prepare(text: str) -> tuple[str, list[str], list[str], list[str], int]:
     return text.lower()[:MAX_SPACY_CHARS], mentions, hashtags, found, urls
 
 
-def _finish(original: str, prepared: tuple, all_tokens: list[str]) -> CleanedText:
-    _, mentions, hashtags, found, urls = prepared
+def _content_words(all_tokens: list[str]) -> list[str]:
     stops = _stop_words()
-    tokens = [w for w in all_tokens if w not in stops and (len(w) > 1 or w in NEGATIONS)]
-    return CleanedText(original, tokens, all_tokens, mentions, hashtags, found, urls)
+    return [w for w in all_tokens if w not in stops and (len(w) > 1 or w in NEGATIONS)]
+
+
+def _finish(original: str, prepared: tuple, all_tokens: list[str], v1_tokens: list[str] | None) -> CleanedText:
+    _, mentions, hashtags, found, urls = prepared
+    v1 = None
+    if v1_tokens is not None:
+        v1 = CleanedText(original, _content_words(v1_tokens), v1_tokens, mentions, hashtags, found, urls)
+    return CleanedText(original, _content_words(all_tokens), all_tokens, mentions, hashtags, found, urls, v1)
 
 
 def clean(text: str) -> CleanedText:
@@ -221,4 +316,4 @@ def clean_many(texts: list[str], batch_size: int = 1000) -> list[CleanedText]:
     """Clean many tweets (one tokenizer pass; lemmas looked up once per distinct token)."""
     prepared = [_prepare(t) for t in texts]
     words = _lemmatiser()((p[0] for p in prepared), batch_size=batch_size)
-    return [_finish(t, p, w) for t, p, w in zip(texts, prepared, words)]
+    return [_finish(t, p, now, v1) for t, p, (now, v1) in zip(texts, prepared, words)]

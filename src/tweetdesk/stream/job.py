@@ -219,6 +219,10 @@ def stream_command(settings: Settings, available_now: bool = False) -> None:
     if not settings.kafka_bootstrap:
         raise ConfigError("no Kafka to read from: start one with `tweetdesk broker` and export "
                           "TWEETDESK_KAFKA_BOOTSTRAP=<host:port> (or point it at your cluster)")
+    from tweetdesk.kafka import ensure_topics
+
+    # An unreachable cluster fails here in seconds, with one line, before Spark takes its time to start.
+    ensure_topics(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # one line per Python<->JVM call otherwise
     spark = build_spark(settings, app_name="tweetdesk-stream")

@@ -56,7 +56,7 @@ class KafkaRange(InputPartition):
 
 
 def _consumer_conf(options: dict, **extra) -> dict:
-    from tweetdesk.kafka import MAX_MESSAGE_BYTES
+    from tweetdesk.kafka import LIBRDKAFKA_LOG, MAX_MESSAGE_BYTES
 
     return {
         **json.loads(options["kafka_config"]),
@@ -68,6 +68,7 @@ def _consumer_conf(options: dict, **extra) -> dict:
         "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
         "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
         "log_level": 3,
+        "logger": LIBRDKAFKA_LOG,  # once per problem, not a line per reconnect attempt
         **extra,
     }
 
@@ -98,8 +99,11 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             from confluent_kafka import TopicCollection
             from confluent_kafka.admin import AdminClient
 
+            from tweetdesk.kafka import LIBRDKAFKA_LOG
+
             if self._admin is None:
-                self._admin = AdminClient({**json.loads(self.options["kafka_config"]), "log_level": 3})
+                self._admin = AdminClient({**json.loads(self.options["kafka_config"]), "log_level": 3,
+                                           "logger": LIBRDKAFKA_LOG})
             fut = self._admin.describe_topics(TopicCollection([self.topic]), request_timeout=10)[self.topic]
             tid = fut.result(timeout=10).topic_id
             return str(tid) if tid is not None else None
