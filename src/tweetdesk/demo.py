@@ -29,7 +29,7 @@ WAIT_TIMEOUT_S = 150.0
 # Unless TWEETDESK_MAX_OFFSETS_PER_TRIGGER says otherwise. Above what arrives between two micro-batches, so a
 # micro-batch takes everything waiting and a busy machine's slower batches do not build a queue.
 DEMO_MAX_OFFSETS_PER_TRIGGER = 500
-# The sample is replayed at a steady rate (392 tweets in about 8 s), as tweets arrive: sent all at once, the
+# The sample is replayed at a steady rate (404 tweets in about 8 s), as tweets arrive: sent all at once, the
 # latency figures measured how long the last tweet queued behind the others, not the pipeline.
 DEMO_RATE = 50.0
 # Broken records published straight to tweets.raw, to show the stream job dead-lettering with a reason.
