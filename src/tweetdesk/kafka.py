@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from tweetdesk.config import Settings
 from tweetdesk.errors import ConfigError
+from tweetdesk.kafka_auth import auth_config, prime, with_callbacks
 
 if TYPE_CHECKING:  # confluent_kafka is imported lazily: Spark workers unpickle code that refers to us
     from confluent_kafka import Consumer, Producer
@@ -23,44 +24,57 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 def client_config(settings: Settings) -> dict:
     if not settings.kafka_bootstrap:
         raise ConfigError("no Kafka bootstrap servers: set TWEETDESK_KAFKA_BOOTSTRAP or start the embedded broker")
-    return {"bootstrap.servers": settings.kafka_bootstrap, **settings.kafka_config}
+    return {"bootstrap.servers": settings.kafka_bootstrap, **settings.kafka_config, **auth_config(settings)}
+
+
+def make_admin(settings: Settings):
+    from confluent_kafka.admin import AdminClient
+
+    conf = client_config(settings)
+    admin = AdminClient(with_callbacks(conf))
+    prime(admin, conf)
+    return admin
 
 
 def make_producer(settings: Settings, **conf) -> "Producer":
     """An idempotent producer (acks=all): retries after a broker hiccup never duplicate or reorder."""
     from confluent_kafka import Producer
 
-    return Producer({
+    producer = Producer(with_callbacks({
         **client_config(settings),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
         "message.max.bytes": MAX_MESSAGE_BYTES,
         **conf,
-    })
+    }))
+    prime(producer, client_config(settings))
+    return producer
 
 
 def make_consumer(settings: Settings, group_id: str, **conf) -> "Consumer":
     """A consumer that never commits on its own: callers commit after their side effects are stored."""
     from confluent_kafka import Consumer
 
-    return Consumer({
+    consumer = Consumer(with_callbacks({
         **client_config(settings),
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
         **conf,
-    })
+    }))
+    prime(consumer, client_config(settings))
+    return consumer
 
 
 def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
     """Create the topics if absent (the embedded broker does not auto-create them)."""
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import NewTopic
 
     names = topics or [settings.topic_raw, settings.topic_enriched, settings.topic_dead]
-    admin = AdminClient(client_config(settings))
+    admin = make_admin(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [
         NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication)
@@ -79,9 +93,7 @@ def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: 
 
 
 def topic_partitions(settings: Settings, topic: str, timeout: float = 10.0) -> list[int]:
-    from confluent_kafka.admin import AdminClient
-
-    md = AdminClient(client_config(settings)).list_topics(topic, timeout=timeout)
+    md = make_admin(settings).list_topics(topic, timeout=timeout)
     t = md.topics.get(topic)
     if t is None or t.error is not None:
         raise ConfigError(f"Kafka topic '{topic}' does not exist on {settings.kafka_bootstrap}")
