@@ -168,3 +168,15 @@ def test_emr_job_run_refuses_secrets_and_local_paths():
         spark_submit_parameters(Settings(**base, api_key="k"), "s3://code")
     with pytest.raises(ConfigError, match="s3:// URI"):
         spark_submit_parameters(Settings(**{**base, "checkpoint_uri": "/tmp/c"}), "s3://code")
+
+
+def test_athena_table_from_the_stream_schema():
+    from tweetdesk.stream.athena import columns, create_table_ddl
+    from tweetdesk.stream.schema import ENRICHED_COLUMNS
+
+    cols = dict(columns())
+    assert list(cols) == list(ENRICHED_COLUMNS)
+    assert cols["created_at"] == "timestamp" and cols["sentiment_score"] == "double"
+    assert cols["entities"].startswith("array<struct<") and "`end`:bigint" in cols["entities"]
+    ddl = create_table_ddl("s3://td-data/parquet")
+    assert "PARTITIONED BY (`day` string, `batch_id` string)" in ddl and "LOCATION 's3://td-data/parquet/'" in ddl

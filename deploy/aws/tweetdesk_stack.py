@@ -42,7 +42,7 @@ INGEST_COMMAND = ["ingest", "x"]
 
 class TweetdeskStack(cdk.Stack):
     def __init__(self, scope: Construct, cid: str, *, certificate_arn: str, image_tag: str, allowed_cidr: str,
-                 **kw) -> None:
+                 desired_count: int = 1, **kw) -> None:
         super().__init__(scope, cid, **kw)
         key = kms.Key(self, "Key", enable_key_rotation=True, alias="alias/tweetdesk",
                       description="tweetdesk: S3, logs, secrets, RDS, ECR")
@@ -63,6 +63,8 @@ class TweetdeskStack(cdk.Stack):
         ])
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(
             logs.LogGroup(self, "FlowLogs", retention=LOG_RETENTION, encryption_key=key)))
+        # S3 traffic (Parquet, checkpoints, the job's code, image layers) stays off the NAT gateway.
+        vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
         private_sel = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         private = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         apps_sg = ec2.SecurityGroup(self, "AppsSg", vpc=vpc, description="tweetdesk tasks and the stream job")
@@ -200,7 +202,7 @@ class TweetdeskStack(cdk.Stack):
                    "TWEETDESK_X_ACCESS_TOKEN_SECRET": x("access_token_secret")},
                   port=8080)
         serve = ecs_patterns.ApplicationLoadBalancedFargateService(
-            self, "Serve", cluster=ecs_cluster, task_definition=serve_td, desired_count=1,
+            self, "Serve", cluster=ecs_cluster, task_definition=serve_td, desired_count=desired_count,
             # One reply service per consumer group (README: partitions are assigned, not shared).
             max_healthy_percent=100, min_healthy_percent=0,
             certificate=acm.Certificate.from_certificate_arn(self, "Cert", certificate_arn),
@@ -233,7 +235,8 @@ class TweetdeskStack(cdk.Stack):
         ingest_td = task("Ingest", cpu=512, memory=1024)
         container(ingest_td, "Ingest", INGEST_COMMAND, common_env,
                   {"TWEETDESK_X_BEARER_TOKEN": x("bearer_token")})
-        ecs.FargateService(self, "IngestService", cluster=ecs_cluster, task_definition=ingest_td, desired_count=1,
+        ecs.FargateService(self, "IngestService", cluster=ecs_cluster, task_definition=ingest_td,
+                           desired_count=desired_count,
                            # X allows one filtered-stream connection: never two ingest tasks at once.
                            max_healthy_percent=100, min_healthy_percent=0, vpc_subnets=private_sel,
                            security_groups=[apps_sg], circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True))
