@@ -40,7 +40,7 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> dict:
-    if not (VENV_BIN / "python").exists():
+    if not (VENV_BIN.parent / ".installed-stamp").exists():
         pytest.skip("deploy tooling not installed: run `make deploy-tools` (creates deploy/.venv with aws-cdk-lib, "
                     "cfn-lint, checkov)")
     if shutil.which("node") is None:
