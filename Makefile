@@ -10,7 +10,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: install demo test test-all test-faults bench train clean
+.PHONY: install demo test test-all test-faults test-image image deploy-tools bench train clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,23 @@ test-faults: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/pytest -m "slow or not slow"
 
+# The container image (buildah; see deploy/build-image.sh) and its smoke test: build, then `tweetdesk demo` inside.
+image:
+	deploy/build-image.sh
+
+test-image: $(STAMP)
+	$(BIN)/pytest -m image tests/test_image.py
+
+# AWS CDK, cfn-lint and checkov in their own venv (their pins would fight the project's); tests/test_deploy_aws.py
+# skips without it.
+DEPLOY_VENV := deploy/.venv
+$(DEPLOY_VENV)/.installed-stamp: deploy/requirements.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install -q --disable-pip-version-check -r deploy/requirements.txt
+	touch $@
+
+deploy-tools: $(DEPLOY_VENV)/.installed-stamp
+
 train: $(STAMP)
 	$(BIN)/tweetdesk train
 
@@ -42,4 +59,4 @@ bench: $(STAMP)
 	for b in classify stream replies budget; do [ -f benchmarks/$$b.py ] && $(BIN)/python benchmarks/$$b.py; done
 
 clean:
-	rm -rf .tweetdesk .pytest_cache
+	rm -rf .tweetdesk .pytest_cache build/image

@@ -28,13 +28,16 @@ pytest_plugins = sorted(
 
 
 def pytest_collection_modifyitems(config, items):
-    # Slow tests (training from scratch) only run when asked for with -m.
+    # Slow tests (training from scratch) and the image build only run when asked for with -m.
     if config.getoption("-m"):
         return
     skip_slow = pytest.mark.skip(reason="slow: run with `pytest -m slow` or `make test-all`")
+    skip_image = pytest.mark.skip(reason="image: builds the container image; run with `make test-image` (.ci/run does)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
+        elif "image" in item.keywords:
+            item.add_marker(skip_image)
 
 
 @pytest.fixture(scope="session")

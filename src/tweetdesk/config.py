@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Field(ARTIFACTS_DIR, description="Folder holding versioned model folders.")
     model_version: str = Field("latest", description="Model folder name under artifacts_dir, or 'latest'.")
     reports_dir: Path = Field(Path("reports"), description="Where train/evaluate write metrics and plots.")
+    parquet_uri: str | None = Field(
+        None, description="Where the stream job writes Parquet, as a URI Spark understands (s3://bucket/prefix on "
+        "EMR); unset = <work_dir>/parquet.")
+    checkpoint_uri: str | None = Field(
+        None, description="Where the stream job keeps its checkpoints, as a URI; unset = <work_dir>/checkpoints.")
 
     # --- Kafka -------------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
@@ -105,6 +110,10 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Extra confluent-kafka settings passed through (security.protocol, sasl.*, ssl.*).",
     )
+    kafka_auth: Literal["none", "msk_iam"] = Field(
+        "none", description="msk_iam = SASL/OAUTHBEARER with AWS IAM tokens (Amazon MSK), signed with the process's "
+        "AWS credentials; none = whatever kafka_config says.")
+    aws_region: str | None = Field(None, description="Region for MSK IAM tokens; unset = AWS_REGION.")
     topic_raw: str = "tweets.raw"
     topic_enriched: str = "tweets.enriched"
     topic_dead: str = "tweets.dead"
@@ -131,6 +140,9 @@ class Settings(BaseSettings):
 
     # --- tickets / replies -------------------------------------------------------------------
     database_url: str | None = Field(None, description="SQLAlchemy URL; unset = SQLite file in work_dir.")
+    database_secret: SecretStr | None = Field(
+        None, description="A Secrets Manager database secret as injected by ECS (JSON: username, password, host, "
+        "port, dbname): used to build the PostgreSQL URL when database_url is unset.")
     reply_templates: Path | None = Field(None, description="TOML file of reply templates; unset = shipped ones.")
     reply_limit: int = Field(100, ge=1, description="Posts allowed per window (X: 100 per 15 min per user).")
     reply_window_seconds: int = Field(900, ge=1)
@@ -228,7 +240,11 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.work_dir / 'tickets.db').resolve()}"
+        if self.database_url:
+            return self.database_url
+        if self.database_secret is not None:
+            return url_from_secret(self.database_secret.get_secret_value())
+        return f"sqlite:///{(self.work_dir / 'tickets.db').resolve()}"
 
     @property
     def x_oauth2_token_path(self) -> Path:
@@ -242,6 +258,29 @@ class Settings(BaseSettings):
             s is not None and s.get_secret_value()
             for s in (self.x_consumer_key, self.x_consumer_secret, self.x_access_token, self.x_access_token_secret)
         )
+
+
+def url_from_secret(secret_json: str) -> str:
+    """The PostgreSQL URL from a database secret's JSON (the RDS secret format), TLS required."""
+    import json
+
+    import sqlalchemy as sa
+
+    from tweetdesk.errors import ConfigError
+
+    try:
+        d = json.loads(secret_json)
+        missing = [k for k in ("username", "password", "host") if not d.get(k)]
+    except (ValueError, AttributeError):
+        raise ConfigError("TWEETDESK_DATABASE_SECRET is not a JSON object") from None
+    if missing:
+        raise ConfigError(f"TWEETDESK_DATABASE_SECRET lacks {', '.join(missing)}")
+    url = sa.engine.URL.create(
+        "postgresql+psycopg", username=d["username"], password=d["password"], host=d["host"],
+        port=int(d.get("port") or 5432), database=d.get("dbname") or d["username"],
+        query={"sslmode": d.get("sslmode") or "require"},
+    )
+    return url.render_as_string(hide_password=False)
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from tweetdesk.config import Settings
 from tweetdesk.errors import ConfigError
+from tweetdesk.kafka_auth import auth_config, prime, with_callbacks
 
 if TYPE_CHECKING:  # confluent_kafka is imported lazily: Spark workers unpickle code that refers to us
     from confluent_kafka import Consumer, Producer
@@ -27,7 +28,7 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 def client_config(settings: Settings) -> dict:
     if not settings.kafka_bootstrap:
         raise ConfigError("no Kafka bootstrap servers: set TWEETDESK_KAFKA_BOOTSTRAP or start the embedded broker")
-    return {"bootstrap.servers": settings.kafka_bootstrap, **settings.kafka_config}
+    return {"bootstrap.servers": settings.kafka_bootstrap, **settings.kafka_config, **auth_config(settings)}
 
 
 class OncePerProblem(logging.LoggerAdapter):
@@ -80,7 +81,10 @@ ALL_BROKERS_DOWN_GRACE_S = 2.0
 def make_admin(settings: Settings, **conf) -> "AdminClient":
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({**client_config(settings), "logger": LIBRDKAFKA_LOG, **conf})
+    full = {**client_config(settings), "logger": LIBRDKAFKA_LOG, **conf}
+    admin = AdminClient(with_callbacks(full))
+    prime(admin, full)
+    return admin
 
 
 def connect_admin(settings: Settings, timeout: float = 15.0) -> tuple["AdminClient", "ClusterMetadata"]:
@@ -115,7 +119,7 @@ def make_producer(settings: Settings, **conf) -> "Producer":
     """An idempotent producer (acks=all): retries after a broker hiccup never duplicate or reorder."""
     from confluent_kafka import Producer
 
-    return Producer({
+    producer = Producer(with_callbacks({
         **client_config(settings),
         "logger": LIBRDKAFKA_LOG,
         "enable.idempotence": True,
@@ -123,14 +127,16 @@ def make_producer(settings: Settings, **conf) -> "Producer":
         "linger.ms": 5,
         "message.max.bytes": MAX_MESSAGE_BYTES,
         **conf,
-    })
+    }))
+    prime(producer, client_config(settings))
+    return producer
 
 
 def make_consumer(settings: Settings, group_id: str, **conf) -> "Consumer":
     """A consumer that never commits on its own: callers commit after their side effects are stored."""
     from confluent_kafka import Consumer
 
-    return Consumer({
+    consumer = Consumer(with_callbacks({
         **client_config(settings),
         "logger": LIBRDKAFKA_LOG,
         "group.id": group_id,
@@ -138,7 +144,9 @@ def make_consumer(settings: Settings, group_id: str, **conf) -> "Consumer":
         "auto.offset.reset": "earliest",
         "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
         **conf,
-    })
+    }))
+    prime(consumer, client_config(settings))
+    return consumer
 
 
 def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:

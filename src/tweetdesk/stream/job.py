@@ -22,6 +22,7 @@ from pathlib import Path
 from tweetdesk.config import Settings
 from tweetdesk.errors import ConfigError, TweetdeskError
 from tweetdesk.stream.kafka_source import read_kafka_stream, source_kind
+from tweetdesk.stream.locations import checkpoint_location, is_uri, parquet_location
 from tweetdesk.stream.schema import TRANSFORM_SCHEMA
 from tweetdesk.stream.sink import BatchSink, Totals, clean_stale_staging
 from tweetdesk.stream.transform import DEFAULT_ENRICHER, Transformer
@@ -42,8 +43,8 @@ class StreamHandle:
     query: object  # pyspark.sql.streaming.StreamingQuery
     totals: Totals
     source: str  # "python" | "native"
-    checkpoint: Path
-    parquet_dir: Path
+    checkpoint: Path | str  # a str when it is a URI (s3://…)
+    parquet_dir: Path | str
     sink: BatchSink | None = None
 
     @property
@@ -172,14 +173,15 @@ class StreamJob:
         self.enricher = enricher
         self.query_name = query_name
         self.on_batch = on_batch
-        self.checkpoint = (Path(settings.checkpoint_dir) / query_name).resolve()
-        self.parquet_dir = Path(settings.parquet_dir).resolve()
+        self.checkpoint = checkpoint_location(settings, query_name)
+        self.parquet_dir = parquet_location(settings)
 
     def start(self, spark, available_now: bool = False) -> StreamHandle:
         from tweetdesk.kafka import ensure_topics
 
         ensure_topics(self.settings)
-        clean_stale_staging(self.parquet_dir)
+        if not is_uri(self.parquet_dir):
+            clean_stale_staging(self.parquet_dir)
         kind = source_kind(spark, self.settings)
         raw = read_kafka_stream(spark, self.settings)
         threads = int(spark.conf.get("spark.task.cpus", "1") or 1)

@@ -55,6 +55,15 @@ class KafkaRange(InputPartition):
     end: int
 
 
+def _client(cls, conf: dict):
+    """A confluent-kafka client of ``cls`` with the callbacks its (JSON-borne) configuration needs."""
+    from tweetdesk.kafka_auth import prime, with_callbacks
+
+    client = cls(with_callbacks(conf))
+    prime(client, conf)
+    return client
+
+
 def _consumer_conf(options: dict, **extra) -> dict:
     from tweetdesk.kafka import LIBRDKAFKA_LOG, MAX_MESSAGE_BYTES
 
@@ -90,7 +99,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             from confluent_kafka import Consumer
 
             # Short fetch wait: an end-of-partition answer comes back in ~10 ms instead of 500 ms.
-            self._consumer = Consumer(_consumer_conf(self.options, **{"fetch.wait.max.ms": 10}))
+            self._consumer = _client(Consumer, _consumer_conf(self.options, **{"fetch.wait.max.ms": 10}))
         return self._consumer
 
     def _topic_id(self) -> str | None:
@@ -102,8 +111,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             from tweetdesk.kafka import LIBRDKAFKA_LOG
 
             if self._admin is None:
-                self._admin = AdminClient({**json.loads(self.options["kafka_config"]), "log_level": 3,
-                                           "logger": LIBRDKAFKA_LOG})
+                self._admin = _client(AdminClient, {**json.loads(self.options["kafka_config"]), "log_level": 3,
+                                                    "logger": LIBRDKAFKA_LOG})
             fut = self._admin.describe_topics(TopicCollection([self.topic]), request_timeout=10)[self.topic]
             tid = fut.result(timeout=10).topic_id
             return str(tid) if tid is not None else None
@@ -263,7 +272,7 @@ def read_range(options: dict, r: KafkaRange):
     from tweetdesk.stream.schema import arrow_schema
 
     schema = arrow_schema(KAFKA_SCHEMA)
-    c = Consumer(_consumer_conf(options))
+    c = _client(Consumer, _consumer_conf(options))
     c.assign([TopicPartition(r.topic, r.partition, r.start)])
     cols: dict[str, list] = {f: [] for f in KAFKA_SCHEMA.fieldNames()}
 
@@ -396,6 +405,9 @@ def read_kafka_stream(spark, settings, topic: str | None = None):
     topic = topic or settings.topic_raw
     conf = client_config(settings)
     if source_kind(spark, settings) == "native":
+        from tweetdesk.kafka_auth import jvm_config
+
+        conf = jvm_config(settings, conf)
         reader = (spark.readStream.format("kafka")
                   .option("subscribe", topic)
                   .option("startingOffsets", "earliest")

@@ -126,7 +126,9 @@ class BatchSink:
 
     def __init__(self, settings: Settings, on_batch=None):
         self.settings = settings
-        self.path = str(Path(settings.parquet_dir).resolve())
+        from tweetdesk.stream.locations import parquet_location
+
+        self.path = str(parquet_location(settings))
         self.on_batch = on_batch
         self.totals = Totals()
         self.publisher = Publisher(settings)
