@@ -343,7 +343,10 @@ def test_embedded_broker_restart_during_ingest_is_reported_not_hidden(own_broker
         assert "did not acknowledge" in str(e.value) and "\n" not in str(e.value)
     ids_after = {m.key().decode() for m in read_topic(settings, settings.topic_raw)}
     acked_before = {k for k, t in acks.acked.items() if t < window["start"]}
-    acked_after = set(acks.acked) - acked_before
+    # Acknowledged by the new broker: reported once it was up again. (A delivery report is only seen at the
+    # producer's next poll, so on a busy machine the old broker's last acknowledgements can be reported after
+    # the kill began: between start and end a report may be either broker's.)
+    acked_after = {k for k, t in acks.acked.items() if t >= window["end"]}
     # Every tweet accounted for: acknowledged or reported failed, never both, never neither.
     assert set(acks.acked) | set(acks.failed) == {t.id for t in items} and not set(acks.acked) & set(acks.failed)
     assert stats.delivered + stats.failed == len(items) and stats.unacknowledged == 0
