@@ -8,7 +8,6 @@ folder), then the defaults below. Every stage takes a ``Settings``; none reads t
 from __future__ import annotations
 
 import os
-import re
 import stat
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +21,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+# Secret settings are the SecretStr fields, plus a password inside the database URL and the secret keys of
+# kafka_config (tweetdesk.redact finds and masks those). redact_url stays importable from here.
+from tweetdesk.redact import has_secret, kafka_secret_names, redact_kafka_config, redact_url  # noqa: F401
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 # src/tweetdesk -> src -> repository root (meaningful for a source checkout, which is how we run).
 REPO_ROOT = PACKAGE_DIR.parent.parent
@@ -34,28 +37,17 @@ def _toml_path() -> Path:
     return Path(os.environ.get("TWEETDESK_CONFIG", "tweetdesk.toml"))
 
 
-# Settings that are secrets wherever they come from (SecretStr fields are added by name below), and the
-# parts of others that are: a password inside the database URL, password/secret keys of kafka_config.
-_SECRET_KAFKA_KEY = re.compile(r"password|secret", re.I)
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)", re.I)
-
-
-def redact_url(url: str) -> str:
-    """``scheme://user:password@host/db`` -> ``scheme://user:***@host/db`` (other URLs unchanged)."""
-    return _URL_PASSWORD.sub(lambda m: m.group("head") + "***", url)
-
-
 def _secrets_in(data: dict) -> list[str]:
     """Names of the secret settings present in a dict read from a settings file."""
     from pydantic import SecretStr as _S
 
     names = [k for k, f in Settings.model_fields.items() if f.annotation in (_S, _S | None) and data.get(k)]
     url = data.get("database_url")
-    if isinstance(url, str) and _URL_PASSWORD.search(url):
+    if isinstance(url, str) and has_secret(url):
         names.append("database_url (password)")
     kc = data.get("kafka_config")
     if isinstance(kc, dict):
-        names += [f"kafka_config.{k}" for k in kc if _SECRET_KAFKA_KEY.search(str(k))]
+        names += [f"kafka_config.{k}" for k in kafka_secret_names(kc)]
     return names
 
 
@@ -179,7 +171,7 @@ class Settings(BaseSettings):
             if k == "database_url" and isinstance(v, str):
                 v = redact_url(v)
             elif k == "kafka_config" and isinstance(v, dict):
-                v = {ck: ("**********" if _SECRET_KAFKA_KEY.search(str(ck)) else cv) for ck, cv in v.items()}
+                v = redact_kafka_config(v)
             yield k, v
 
     # --- derived paths -----------------------------------------------------------------------

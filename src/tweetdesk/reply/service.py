@@ -23,7 +23,8 @@ from tweetdesk.reply.consumer import DEFAULT_GROUP, ReplyConsumer
 from tweetdesk.reply.dead_letters import DeadLetterConsumer
 from tweetdesk.reply.poster import Poster
 from tweetdesk.reply.templates import ReplyTemplates
-from tweetdesk.tickets.store import TicketStore, _redact
+from tweetdesk.redact import redact_url
+from tweetdesk.tickets.store import TicketStore
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def serve_command(settings) -> None:
         svc = ReplyService(bound, store=store, templates=templates).start()
         print(
             f"tweetdesk reply service on {svc.url} (replies: {svc.poster.mode}; Kafka {bound.kafka_bootstrap}; "
-            f"store {_redact(svc.store.url)})",
+            f"store {redact_url(svc.store.url)})",
             flush=True,
         )
         previous = signal.signal(signal.SIGTERM, lambda *_: svc.stopping.set())
