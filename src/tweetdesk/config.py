@@ -139,7 +139,26 @@ class Settings(BaseSettings):
     # --- web / API ---------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    api_key: SecretStr | None = Field(None, description="Admin API key; unset = admin endpoints refuse.")
+    api_key: SecretStr | None = Field(
+        None, description="Admin API key (at least 32 characters; the service refuses a shorter one); unset = "
+        "admin endpoints refuse and the agent view is off.")
+    secret_key: SecretStr | None = Field(
+        None, description="Signs agent sessions and keys ticket IDs (≥ 32 characters); unset = a random key "
+        "created once in <work_dir>/secret_key (mode 600). The stream job and the service need the same one.")
+    session_lifetime_seconds: int = Field(8 * 3600, ge=60, description="An agent's sign-in lasts this long.")
+    secure_cookie: bool | None = Field(
+        None, description="Secure flag on the session cookie (HTTPS only); unset = on unless host is loopback.")
+    public_dashboard: bool = Field(
+        False, description="Allow the dashboard without an API key on a non-loopback host (it shows tweets).")
+    trusted_proxies: int = Field(
+        0, ge=0, le=5, description="Reverse proxies in front of the service: their X-Forwarded-For/-Proto are "
+        "believed (the client address throttles failed keys; a wrong count lets one address lock out all).")
+    auth_free_failures: int = Field(5, ge=1, description="Wrong keys an address may try before it must wait.")
+    auth_max_delay_seconds: float = Field(
+        900, ge=1, description="Longest wait after wrong keys (1 s after the free ones, doubling up to this).")
+    web_summary_seconds: float = Field(
+        5.0, ge=0, description="Dashboard figures are recomputed at most this often (shared, in the "
+        "background; 0 = on every request).")
 
     # --- X API -------------------------------------------------------------------------------
     x_api_base: str = Field("https://api.x.com", description="Override to point tweepy at a local stand-in.")

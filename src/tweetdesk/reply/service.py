@@ -45,6 +45,8 @@ class ReplyService:
         http_threads: int = 8,
         poster_kwargs: dict[str, Any] | None = None,
     ):
+        if host and host != settings.host:
+            settings = settings.model_copy(update={"host": host})  # the address checked at start is the real one
         self.settings = settings
         # Fail fast (one readable line from the CLI) on bad templates or an unreachable store.
         self.templates = templates or ReplyTemplates.from_settings(settings)
@@ -154,7 +156,12 @@ def serve_command(settings) -> None:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Templates and store first: a typo there should fail in a second, before any broker starts.
+    # Settings, templates and store first: a mistake there should fail in a second, before any broker starts.
+    from tweetdesk.secret_key import secret_key
+    from tweetdesk.web.security import check_startup
+
+    check_startup(settings)
+    secret_key(settings)
     templates = ReplyTemplates.from_settings(settings)
     store = TicketStore.from_settings(settings)
     with kafka_settings(settings) as bound:

@@ -1118,7 +1118,7 @@ class TicketStore:
                 .values(status=TicketStatus.resolved.value, resolved_at=now, updated_at=now)
             )
         if note:
-            log.info("ticket %s resolved: %s", ticket_id, note)
+            log.info("ticket %s resolved: %r", ticket_id, note)
         return self.get_ticket(ticket_id)
 
     def stats(self) -> dict[str, Any]:

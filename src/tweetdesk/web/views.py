@@ -369,8 +369,9 @@ def agent_ticket(raw: str):
         t=ticket,
         replies=store.replies_for(ticket_id),
         text_html=highlight(ticket.text, ticket.entities),
-        # Issue 7 (threads): the other tweets of this ticket's conversation, oldest first.
-        conversation=[],
+        # The whole thread, oldest first: the customer's tweets (the first is the one above), our own tweets
+        # and our replies, as GET /api/tickets/<id> gives it.
+        conversation=store.conversation(ticket_id),
     )
 
 
@@ -408,8 +409,7 @@ def login():
             auth.sign_in()
             flash("Signed in.", "success")
             return redirect(nxt, code=303)
-        error = "That API key is not right."
-        current_app.logger.warning("web: failed agent sign-in from %s", request.remote_addr)
+        error = "That API key is not right."  # logged (rate-limited) by the throttle
     elif auth.is_agent():
         return redirect(nxt)
     status = 401 if error else 200
@@ -459,6 +459,19 @@ def _forbidden(e):
     return _error_page(403, "Not allowed", e.description or "")
 
 
+@blueprint.errorhandler(429)
+def _too_many(e):
+    message = e.description or "Please wait a moment and try again."
+    if request.path.startswith("/web/api/"):
+        resp = jsonify(error=message)
+        resp.status_code = 429
+    else:
+        resp = current_app.make_response(_error_page(429, "Too many wrong keys", message))
+    if getattr(e, "retry_after", None) is not None:
+        resp.headers["Retry-After"] = str(e.retry_after)
+    return resp
+
+
 @blueprint.errorhandler(404)
 def _not_found(e):
     return _error_page(404, "Not found", e.description or "There is nothing at this address.")
@@ -478,7 +491,7 @@ def _unexpected(e):
     # The app's own handlers answer JSON (it is an API); these pages answer HTML.
     if isinstance(e, HTTPException):
         return _error_page(e.code or 500, e.name, e.description or "")
-    current_app.logger.exception("web: unhandled error on %s %s", request.method, request.path)
+    current_app.logger.exception("web: unhandled error on %s %r", request.method, request.path)
     if request.path.startswith("/web/api/"):
         return jsonify(error="internal error"), 500
     return _error_page(500, "Something went wrong", "The error is logged. Please try again in a moment.")
