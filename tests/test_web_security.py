@@ -13,6 +13,7 @@ import re
 import stat
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -263,6 +264,33 @@ def test_the_session_cookie_is_secure_off_loopback(tmp_path, sqlite_store, seede
     r = app.test_client().get("/login")
     cookie = r.headers["Set-Cookie"]
     assert ("Secure" in cookie) == secure and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+# --- 7. sign-out ends the session; sessions end by themselves -----------------------------------------------
+
+def test_a_cookie_copied_before_sign_out_no_longer_works(app):
+    agent = app.test_client()
+    assert _login(agent).status_code == 303
+    stolen = agent.get_cookie("session").value
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/").status_code == 200  # a copy works while the session lives...
+    html = agent.get("/").get_data(as_text=True)
+    assert agent.post("/logout", data={"csrf_token": _csrf(html)}).status_code == 303
+    assert thief.get("/").status_code == 302  # ... and not after sign-out
+    assert thief.get("/web/api/summary").status_code == 401
+
+
+def test_sessions_end_after_their_lifetime(tmp_path, sqlite_store, seeded):
+    app = _app(tmp_path, sqlite_store, session_lifetime_seconds=600)
+    c = app.test_client()
+    r = _login(c)
+    assert "Expires=" in r.headers["Set-Cookie"]  # the cookie ends with the session, not with the browser
+    assert c.get("/").status_code == 200
+    registry = app.extensions["tweetdesk_sessions"]
+    real = registry.clock
+    registry.clock = lambda: real() + timedelta(seconds=601)
+    assert c.get("/").status_code == 302
 
 
 # --- 9. bodies that used to answer 500 --------------------------------------------------------------------

@@ -5,7 +5,9 @@ Bearer`` (scripts). Keys are compared in constant time, and wrong ones are throt
 (Flask-WTF's signed token); header requests do not (a browser cannot add the header cross-site).
 
 The cookie is signed with a key derived from the deployment's secret (``tweetdesk.secret_key``), never
-from the API key: a cookie anyone can get from ``/login`` must not let them test key guesses offline.
+from the API key: a cookie anyone can get from ``/login`` must not let them test key guesses offline. A
+session also lives on the server (``sessions.SessionRegistry``): signing out ends it for every copy of
+the cookie, and it ends by itself after ``TWEETDESK_SESSION_LIFETIME_SECONDS``.
 
 Without an API key the agent pages refuse, like the admin API (``Settings.api_key``: unset = off).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -23,9 +26,11 @@ from werkzeug.exceptions import TooManyRequests
 from wtforms.validators import ValidationError
 
 from tweetdesk.secret_key import session_key
+from tweetdesk.web.sessions import SessionRegistry
 from tweetdesk.web.throttle import KeyThrottle
 
 SESSION_KEY = "tweetdesk_agent"
+SESSION_ID = "tweetdesk_sid"
 
 
 def configured_key(settings) -> str | None:
@@ -45,8 +50,11 @@ def init_app(app: Flask, settings) -> None:
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=settings.session_lifetime_seconds)
     # A tab left open over lunch can still resolve a ticket; the token is tied to the session anyway.
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", min(12 * 3600, settings.session_lifetime_seconds))
+    store = app.extensions["tweetdesk"].store
+    app.extensions["tweetdesk_sessions"] = SessionRegistry(store.engine, settings.session_lifetime_seconds)
     app.extensions.setdefault("tweetdesk_throttle", KeyThrottle.from_settings(settings))
 
 
@@ -62,6 +70,10 @@ def _header_key() -> str | None:
 
 def _settings():
     return current_app.extensions["tweetdesk"].settings
+
+
+def _sessions() -> SessionRegistry:
+    return current_app.extensions["tweetdesk_sessions"]
 
 
 def _throttle() -> KeyThrottle:
@@ -114,7 +126,7 @@ def is_agent() -> bool:
     if "tweetdesk_cookie_agent" not in g:
         fp = session.get(SESSION_KEY)
         g.tweetdesk_cookie_agent = (
-            isinstance(fp, str) and hmac.compare_digest(fp, _fingerprint(key))
+            isinstance(fp, str) and hmac.compare_digest(fp, _fingerprint(key)) and _sessions().active(session.get(SESSION_ID))
         )
     return g.tweetdesk_cookie_agent
 
@@ -122,11 +134,13 @@ def is_agent() -> bool:
 def sign_in() -> None:
     session.clear()  # a fresh session on privilege change (no fixation)
     session[SESSION_KEY] = _fingerprint(configured_key(_settings()))
-    session.permanent = False
+    session[SESSION_ID] = _sessions().start()
+    session.permanent = True  # the cookie expires with the server-side session
     g.pop("tweetdesk_cookie_agent", None)
 
 
 def sign_out() -> None:
+    _sessions().end(session.get(SESSION_ID))
     session.clear()
     g.pop("tweetdesk_cookie_agent", None)
 
