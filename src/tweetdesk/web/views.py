@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from flask import (
@@ -38,6 +39,7 @@ from tweetdesk.records import UNCLASSIFIABLE, Entity
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, TicketStore
 from tweetdesk.web import auth, queries
+from tweetdesk.web.summary_cache import Snapshot, SummaryBusy, SummaryCache
 
 blueprint = Blueprint(
     "web",
@@ -234,14 +236,14 @@ def _filters() -> queries.Filters:
     return queries.Filters.parse(request.args.get("topic") or None, request.args.get("sentiment") or None)
 
 
-def _summary() -> tuple[queries.Summary, dict[str, Any]]:
+def _compute(app, filters: queries.Filters) -> tuple[queries.Summary, dict[str, Any]]:
+    c = app.extensions["tweetdesk"]
     # The budget panel measures with the poster's budget when this process posts (as /api/budget does).
-    poster = getattr(current_app.extensions["tweetdesk"], "poster", None)
-    budget = getattr(poster, "budget", None)
+    budget = getattr(getattr(c, "poster", None), "budget", None)
     s = queries.summary(
-        _store(),
-        _filters(),
-        settings=_settings(),
+        c.store,
+        filters,
+        settings=c.settings,
         newest=NEWEST,
         live=budget.live if budget is not None else None,
         clock=budget.clock if budget is not None else None,
@@ -249,11 +251,28 @@ def _summary() -> tuple[queries.Summary, dict[str, Any]]:
     return s, summary_payload(s)
 
 
+def summary_cache() -> SummaryCache:
+    """The app's shared summaries (``summary_cache.SummaryCache``), made on first use."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    cache = app.extensions.get("tweetdesk_summary")
+    if cache is None:
+        cache = app.extensions.setdefault(
+            "tweetdesk_summary", SummaryCache(partial(_compute, app), _settings().web_summary_seconds)
+        )
+    return cache
+
+
+def _summary() -> Snapshot:
+    """The shared summary for this request's filters: at most ``web_summary_seconds`` old, or the last one while
+    a newer one is computed."""
+    return summary_cache().get(_filters())
+
+
 @blueprint.get("/")
 def dashboard():
     if (r := _staff_only()) is not None:
         return r
-    s, payload = _summary()
+    s, payload = _summary().value
     return render_template(
         "web/dashboard.html",
         active="dashboard",
@@ -272,11 +291,14 @@ def dashboard():
 def api_summary():
     if (r := _staff_only()) is not None:
         return r
-    s, payload = _summary()
-    payload["newest_html"] = render_template("web/_newest.html", newest=s.newest, filtered=s.filters.active)
-    resp = jsonify(payload)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    snap = _summary()
+    body = snap.memo.get("json")
+    if body is None:
+        # Rendered once per summary (links depend only on whether the agent view is on, an app setting).
+        s, payload = snap.value
+        html = render_template("web/_newest.html", newest=s.newest, filtered=s.filters.active)
+        body = snap.memo.setdefault("json", current_app.json.dumps({**payload, "newest_html": html}))
+    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -484,6 +506,18 @@ def _store_down(e):
     if request.path.startswith("/web/api/"):
         return jsonify(error="ticket store unavailable"), 503
     return _error_page(503, "Ticket store unavailable", "Please try again in a moment.")
+
+
+@blueprint.errorhandler(SummaryBusy)
+def _summary_busy(e):
+    current_app.logger.warning("web: %s", e)
+    if request.path.startswith("/web/api/"):
+        resp = jsonify(error="dashboard figures are being computed, retry shortly")
+    else:
+        resp = current_app.make_response(_error_page(503, "Figures on their way", "Please try again in a moment."))
+    resp.status_code = 503
+    resp.headers["Retry-After"] = "5"
+    return resp
 
 
 @blueprint.errorhandler(Exception)
