@@ -130,7 +130,7 @@ def demo(limit: int | None, keep_running: bool) -> None:
 
 
 @app.command()
-@click.argument("which", type=click.Choice(["classify", "stream", "replies", "budget"]))
+@click.argument("which", type=click.Choice(["classify", "stream", "replies", "budget", "web"]))
 def bench(which: str) -> None:
     """Run one of the benchmarks under benchmarks/ and print its figures."""
     import runpy
