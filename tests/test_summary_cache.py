@@ -182,3 +182,29 @@ def test_new_tickets_show_up_within_max_age(tmp_path, sqlite_store):
     c.get("/web/api/summary")  # stale: served, and a refresh starts
     _wait(lambda: c.get("/web/api/summary").get_json()["totals"]["tickets"] == 5)
     assert cache.computations == 2
+
+
+def test_dashboards_beyond_the_gate_wait_while_the_tracking_page_goes_through(tmp_path, sqlite_store):
+    """At most two dashboard requests are served at once; the others wait inside the app, so the tracking page
+    and the API never queue behind a crowd of dashboards."""
+    seeded = seed_store(sqlite_store, n=4)
+    app = create_app(Settings(work_dir=tmp_path), sqlite_store)
+    c = app.test_client()
+    assert c.get("/web/api/summary").status_code == 200
+    gate = app.extensions["tweetdesk_summary_gate"]
+    assert gate.acquire(timeout=1) and gate.acquire(timeout=1)  # two dashboards being served
+    answered = threading.Event()
+    waiting = threading.Thread(target=lambda: (app.test_client().get("/web/api/summary"), answered.set()))
+    waiting.start()
+    try:
+        assert not answered.wait(0.3)  # a third dashboard waits its turn ...
+        tid = seeded["tweets"][0].ticket_id
+        assert c.get(f"/t/{tid}").status_code == 200  # ... while a customer's lookup goes straight through
+        assert c.get(f"/api/tickets/{tid}").status_code == 200
+        assert not answered.is_set()
+    finally:
+        gate.release()
+        gate.release()
+    assert answered.wait(5)
+    waiting.join(5)
+    assert gate.acquire(blocking=False) and gate.acquire(blocking=False)  # every request gave its place back

@@ -154,7 +154,7 @@ def json_body() -> dict[str, Any]:
 
 def _not_unicode(data: Any) -> str | None:
     """Where a JSON value holds a lone surrogate (JSON's \\uD800 escapes decode to one; no store, log or X can
-    take it): 'text', 'field name', or None when every string is valid."""
+    take it): the field's name ('text'), 'a field name' (a key), 'body'; None when every string is valid."""
     stack = [("body", data)]
     while stack:
         where, v = stack.pop()

@@ -42,7 +42,9 @@ class ReplyService:
         host: str | None = None,
         port: int | None = None,
         group_id: str = DEFAULT_GROUP,
-        http_threads: int = 8,
+        # More threads than busy clients: dashboards beyond two at a time wait inside the app (web.views), and
+        # the threads left serve the tracking page and the API at once instead of queueing behind them.
+        http_threads: int = 32,
         poster_kwargs: dict[str, Any] | None = None,
     ):
         if host and host != settings.host:

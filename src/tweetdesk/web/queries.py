@@ -451,20 +451,25 @@ class PublicStatus:
     resolved_at: datetime | None
 
 
+# Built once: the tracking page is the public hot path (a customer's lookup must stay fast while dashboards poll).
+_PUBLIC_STATUS = sa.select(
+    tickets.c.ticket_id,
+    tickets.c.status,
+    tickets.c.topic,
+    tickets.c.created_at,
+    tickets.c.updated_at,
+    tickets.c.replied_at,
+    tickets.c.resolved_at,
+).where(tickets.c.ticket_id == sa.bindparam("ticket_id"))
+
+
 def public_status(store: TicketStore, ticket_id: str) -> PublicStatus | None:
     """Selects only the public columns, so no personal data can leak into the page by accident."""
     with store.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(
-                tickets.c.ticket_id,
-                tickets.c.status,
-                tickets.c.topic,
-                tickets.c.created_at,
-                tickets.c.updated_at,
-                tickets.c.replied_at,
-                tickets.c.resolved_at,
-            ).where(tickets.c.ticket_id == ticket_id)
-        ).mappings().first()
+        if conn.dialect.name == "postgresql":
+            # One statement needs no transaction: no BEGIN and ROLLBACK round trips to the server.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        row = conn.execute(_PUBLIC_STATUS, {"ticket_id": ticket_id}).mappings().first()
     return PublicStatus(**row) if row else None
 
 

@@ -71,6 +71,14 @@ class SummaryCache(Generic[T]):
         self._entries: dict[Hashable, _Entry] = {}
         self.computations = 0  # how many summaries were computed (for tests and the benchmark)
 
+    def ready(self, key: Hashable) -> bool:
+        """True when ``get(key)`` answers at once (a summary exists, fresh or stale)."""
+        if self.max_age <= 0:
+            return False
+        with self._lock:
+            e = self._entries.get(key)
+            return e is not None and e.snapshot is not None
+
     def get(self, key: Hashable) -> Snapshot[T]:
         if self.max_age <= 0:
             return self._run(key, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -24,6 +25,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -262,17 +264,54 @@ def summary_cache() -> SummaryCache:
     return cache
 
 
-def _summary() -> Snapshot:
-    """The shared summary for this request's filters: at most ``web_summary_seconds`` old, or the last one while
-    a newer one is computed."""
-    return summary_cache().get(_filters())
+# Dashboard requests served at once. A crowd of dashboards polling back to back would otherwise fill every
+# worker thread and the server's queue, and a customer's tracking page (or an API call) would wait behind all
+# of them; gated, the extra dashboard requests wait here, off the CPU, while other pages go straight through
+# (the service runs more worker threads than this, see reply.service).
+SUMMARY_REQUESTS_AT_ONCE = 2
+_GATED = ("web.dashboard", "web.api_summary")
+
+
+def _summary_gate() -> threading.BoundedSemaphore:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    gate = app.extensions.get("tweetdesk_summary_gate")
+    if gate is None:
+        gate = app.extensions.setdefault("tweetdesk_summary_gate", threading.BoundedSemaphore(SUMMARY_REQUESTS_AT_ONCE))
+    return gate
+
+
+@blueprint.before_request
+def _enter_gate() -> None:
+    if request.endpoint in _GATED:
+        _summary_gate().acquire()
+        g.tweetdesk_gate = True
+
+
+def _leave_gate() -> None:
+    if g.pop("tweetdesk_gate", False):
+        _summary_gate().release()
+
+
+@blueprint.teardown_request
+def _teardown_gate(_exc) -> None:
+    _leave_gate()
+
+
+def _gated_summary() -> Snapshot:
+    """The shared summary for this request's filters: at most ``web_summary_seconds`` old, or the last one while a
+    newer one is computed. The gate is let go while a filter's first summary is computed (that can take
+    seconds), so other dashboards are not held up."""
+    cache, key = summary_cache(), _filters()
+    if not cache.ready(key):
+        _leave_gate()
+    return cache.get(key)
 
 
 @blueprint.get("/")
 def dashboard():
     if (r := _staff_only()) is not None:
         return r
-    s, payload = _summary().value
+    s, payload = _gated_summary().value
     return render_template(
         "web/dashboard.html",
         active="dashboard",
@@ -291,7 +330,7 @@ def dashboard():
 def api_summary():
     if (r := _staff_only()) is not None:
         return r
-    snap = _summary()
+    snap = _gated_summary()
     body = snap.memo.get("json")
     if body is None:
         # Rendered once per summary (links depend only on whether the agent view is on, an app setting).
