@@ -324,6 +324,29 @@ def _counts(conn: Connection, col, filters: Filters) -> dict[str, int]:
     return {k: n for k, n in rows}
 
 
+def _all_counts(conn: Connection, filters: Filters) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Tickets by status, by topic and by sentiment. PostgreSQL counts all three in one pass over the table
+    (GROUPING SETS); SQLite answers each from its own covering index."""
+    T = tickets.c
+    if conn.dialect.name != "postgresql":
+        return _counts(conn, T.status, filters), _counts(conn, T.topic, filters), _counts(conn, T.sentiment, filters)
+    rows = conn.execute(
+        sa.select(T.status, T.topic, T.sentiment, sa.func.grouping(T.status, T.topic), sa.func.count())
+        .where(filters.where())
+        .group_by(sa.func.grouping_sets(sa.tuple_(T.status), sa.tuple_(T.topic), sa.tuple_(T.sentiment)))
+    ).all()
+    out: tuple[dict[str, int], dict[str, int], dict[str, int]] = ({}, {}, {})
+    for status, topic, sentiment, grouping, n in rows:
+        # GROUPING(status, topic): 1 = grouped by status (topic rolled up), 2 = by topic, 3 = by sentiment.
+        if grouping == 1:
+            out[0][status] = n
+        elif grouping == 2:
+            out[1][topic] = n
+        else:
+            out[2][sentiment] = n
+    return out
+
+
 def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[NewestTicket]:
     rows = conn.execute(
         sa.select(
@@ -411,12 +434,11 @@ def summary(
 ) -> Summary:
     ensure_schema(store.engine)
     with store.engine.connect() as conn:
-        by_status = _counts(conn, tickets.c.status, filters)
+        by_status, by_topic, by_sentiment = _all_counts(conn, filters)
         tickets_n = sum(by_status.values())
         # The intake, unfiltered: every tweet taken in, ticketed or not (a thread's later tweets,
         # our own tweets, the flood-capped ones; see tweetdesk.tickets.intake).
         tweets_n = conn.execute(sa.select(sa.func.count()).select_from(tweets_table)).scalar_one()
-        by_sentiment = _counts(conn, tickets.c.sentiment, filters)
         result = Summary(
             filters=filters,
             tweets=tweets_n,
@@ -424,7 +446,7 @@ def summary(
             dead_letters=conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar_one(),
             by_status={s.value: by_status.get(s.value, 0) for s in TicketStatus}
             | {k: v for k, v in by_status.items() if k not in TicketStatus.__members__},
-            by_topic=dict(sorted(_counts(conn, tickets.c.topic, filters).items(), key=lambda kv: (-kv[1], kv[0]))),
+            by_topic=dict(sorted(by_topic.items(), key=lambda kv: (-kv[1], kv[0]))),
             by_sentiment=by_sentiment,
             over_time=sentiment_over_time(conn, filters, sentiments=list(by_sentiment)),
             newest=newest_tickets(conn, filters, newest),
