@@ -56,7 +56,7 @@ train: $(STAMP)
 	$(BIN)/tweetdesk train
 
 bench: $(STAMP)
-	for b in classify stream replies budget; do [ -f benchmarks/$$b.py ] && $(BIN)/python benchmarks/$$b.py; done
+	for b in classify stream replies budget web; do [ -f benchmarks/$$b.py ] && $(BIN)/python benchmarks/$$b.py; done
 
 clean:
 	rm -rf .tweetdesk .pytest_cache build/image

@@ -115,7 +115,7 @@ def burst(csv_path: Path, n: int, seconds: float, seed: int) -> list[EnrichedTwe
                 topic_score=1.0,
                 entities=[{"text": text[s.start : s.end], "label": s.label, "start": s.start, "end": s.end, "norm": s.norm}
                           for s in _flights(text)],
-                ticket_id=ticket_id_for(tid, topic),
+                ticket_id=ticket_id_for(tid, topic, key=b"bench"),
                 model_version="gold-labels",
             )
         )

@@ -61,7 +61,7 @@ def make_records(n: int, offset: int = 0) -> list[bytes]:
             topic=topic,
             topic_score=0.8,
             entities=[{"text": f"UA{100 + i % 900}", "label": "FLIGHT", "start": 15, "end": 20}],
-            ticket_id=ticket_id_for(tid, topic),
+            ticket_id=ticket_id_for(tid, topic, key=b"bench"),
             model_version="bench",
         )
         out.append(tw.model_dump_json().encode())

@@ -27,6 +27,8 @@ from tweetdesk.tickets.ids import ticket_id_for
 
 SEED = 20250303
 OUR_HANDLE, OUR_USER_ID = "tweetdesk", "1501234567890123456"
+# Any key: ticket IDs in the sample only illustrate our replies' wording (a deployment keys its own).
+SAMPLE_KEY = b"tweetdesk sample"
 START = datetime(2025, 3, 3, 6, 0, tzinfo=timezone.utc)
 SPAN_HOURS = 5 * 24 - 6
 
@@ -445,6 +447,7 @@ def author(rng: random.Random, used: set[str]) -> str:
         h = rng.choice(FIRST) + rng.choice(LAST)
         if rng.random() < 0.3:
             h += str(rng.randint(1, 99))
+        h = h[:15]  # X user names are at most 15 characters
         if h not in used:
             used.add(h)
             return h
@@ -597,7 +600,7 @@ def core(seed: int = SEED) -> list[dict]:
         if "ctx" in it:
             ctx = dict(it["ctx"])
             if "ticket" in ctx:
-                ctx["ticket"] = ticket_id_for(ids[it["root"]], ctx["ticket"][1])
+                ctx["ticket"] = ticket_id_for(ids[it["root"]], ctx["ticket"][1], key=SAMPLE_KEY)
             text = text.format(**ctx)
         rec = {
             "id": ids[it["key"]],

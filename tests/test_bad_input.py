@@ -265,7 +265,7 @@ def test_bad_records_through_the_real_stream_job(spark, fresh_topics, tmp_path, 
 
 # --- the API ----------------------------------------------------------------------------------------------
 
-API_KEY = "bad-input-admin-key"
+API_KEY = "bad-input-admin-key-long-enough-for-rules"
 
 
 @pytest.fixture(scope="module")

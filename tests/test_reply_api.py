@@ -14,7 +14,7 @@ from tweetdesk.tickets.ids import ALPHABET
 from tweetdesk.tickets.intake import Intake
 from tweetdesk.tickets.store import TicketStore
 
-KEY = "s3cret-admin-key"
+KEY = "s3cret-admin-key-for-the-json-api-tests"
 ADMIN = {"X-API-Key": KEY}
 
 
@@ -72,7 +72,7 @@ def test_unknown_valid_id_is_404(app_store):
     from tweetdesk.tickets.ids import ticket_id_for
 
     client, _, _ = app_store
-    r = client.get(f"/api/tickets/{ticket_id_for('999999', 'Baggage Issue')}")
+    r = client.get(f"/api/tickets/{ticket_id_for('999999', 'Baggage Issue', key=b'test')}")
     assert r.status_code == 404 and r.is_json and r.get_json()["kind"] == "unknown"
 
 
@@ -173,6 +173,8 @@ def test_malformed_and_oversized_json_are_400_json(app_store):
 def test_healthz(app_store):
     client, _, _ = app_store
     r = client.get("/healthz")
+    assert r.status_code == 200 and r.get_json() == {"status": "ok"}  # the details are for the admin key
+    r = client.get("/healthz", headers=ADMIN)
     assert r.status_code == 200 and r.get_json()["status"] == "ok" and r.get_json()["store"]["ok"]
 
 

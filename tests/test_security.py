@@ -30,7 +30,8 @@ from tests.fixtures.waiting import wait_for
 VENV_BIN = Path(sys.executable).parent
 
 SECRETS = {
-    "TWEETDESK_API_KEY": "adminkey-7f3Q-never-logged",
+    "TWEETDESK_API_KEY": "adminkey-7f3Q-never-logged-32-chars-or-more",
+    "TWEETDESK_SECRET_KEY": "secretkey-5Kp9-never-logged-32-chars-or-more",
     "TWEETDESK_X_BEARER_TOKEN": "bearer-9Zk2-never-logged",
     "TWEETDESK_X_CONSUMER_KEY": "ckey-4Hs8-never-logged",
     "TWEETDESK_X_CONSUMER_SECRET": "csecret-1Wq5-never-logged",

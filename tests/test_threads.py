@@ -197,7 +197,7 @@ def test_schema_v1_database_is_upgraded(store_url):
         conn.execute(old.tables["schema_version"].insert(), {"version": 1, "applied_at": now})
         conn.execute(
             old.tables["tickets"].insert(),
-            {"ticket_id": ticket_id_for("1", "Baggage Issue"), "tweet_id": "1", "author": "Ana", "text": "lost bag",
+            {"ticket_id": ticket_id_for("1", "Baggage Issue", key=b"test"), "tweet_id": "1", "author": "Ana", "text": "lost bag",
              "sentiment": "negative", "topic": "Baggage Issue", "entities": [], "status": "replied", "attempts": 1,
              "created_at": now, "updated_at": now},
         )
@@ -209,7 +209,7 @@ def test_schema_v1_database_is_upgraded(store_url):
         assert got["disposition"] == "opened" and got["author_key"] == "@ana" and got["conversation_key"] == "1"
         # The old ticket's thread continues on it.
         r = take(store, [tw("2", conv="1", parent="1", author="ana", author_id=None)])
-        assert r.threaded == ["2"] and store.get_ticket(ticket_id_for("1", "Baggage Issue")).message_count == 2
+        assert r.threaded == ["2"] and store.get_ticket(ticket_id_for("1", "Baggage Issue", key=b"test")).message_count == 2
     finally:
         store.close()
 
@@ -227,7 +227,7 @@ def _sample_enriched() -> list[EnrichedTweet]:
         out.append(
             EnrichedTweet(
                 **d, clean_text=d["text"].lower(), sentiment=sentiment, sentiment_score=0.9, topic=topic,
-                topic_score=0.9, ticket_id=ticket_id_for(d["id"], topic), model_version="sample-labels",
+                topic_score=0.9, ticket_id=ticket_id_for(d["id"], topic, key=b"test"), model_version="sample-labels",
             )
         )
     return out

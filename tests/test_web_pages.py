@@ -12,8 +12,8 @@ from tweetdesk.config import Settings
 from tweetdesk.reply.app import create_app
 from tweetdesk.tickets.ids import ALPHABET, ticket_id_for
 
-KEY = "s3cret-agent-key"
-UNKNOWN = ticket_id_for("42", "Baggage Issue")  # well-formed, valid check character, never seeded
+KEY = "s3cret-agent-key-for-the-web-page-tests"
+UNKNOWN = ticket_id_for("42", "Baggage Issue", key=b"test")  # well-formed, valid check character, never seeded
 
 
 def _app(tmp_path, store, api_key=None):
@@ -203,5 +203,27 @@ def test_changing_the_key_signs_agents_out(tmp_path, sqlite_store, seeded):
     _login(c)
     assert c.get("/").status_code == 200
     # Same app secret, new key (e.g. rotated in settings): the old session is no longer an agent.
-    app.extensions["tweetdesk"].settings = Settings(work_dir=tmp_path, api_key="a-new-key")
+    app.extensions["tweetdesk"].settings = Settings(work_dir=tmp_path, api_key="a-new-key-rotated-in-the-settings-0001")
     assert c.get("/").status_code == 302
+
+
+def test_agent_view_shows_the_whole_conversation(agent_app, seeded, sqlite_store):
+    """The thread as GET /api/tickets/<id> has it: the customer's follow-ups, our own tweets and our replies,
+    oldest first, each with its time."""
+    from datetime import timedelta
+
+    from tests.fixtures.browser import make_tweet
+
+    first = next(t for t in seeded["tweets"] if seeded["statuses"][t.ticket_id] == "replied")
+    replied_at = sqlite_store.get_ticket(first.ticket_id).replied_at
+    follow = make_tweet(90, text="@united still nothing, and now my connection is cancelled", when=replied_at
+                        + timedelta(hours=1)).model_copy(update={"author": first.author, "conversation_id": first.id,
+                                                                 "in_reply_to_tweet_id": first.id})
+    assert sqlite_store.add_tickets([follow]).threaded == [follow.id]
+    c = agent_app.test_client()
+    html = c.get(f"/tickets/{first.ticket_id}", headers={"X-API-Key": KEY}).get_data(as_text=True)
+    api = c.get(f"/api/tickets/{first.ticket_id}", headers={"X-API-Key": KEY}).get_json()["conversation"]
+    assert [m["kind"] for m in api] == ["customer", "reply", "customer"]
+    section = html[html.index('id="conversation"'):html.index('id="replies"')]
+    assert section.index(first.text) < section.index(api[1]["text"]) < section.index(follow.text)
+    assert section.count("<time datetime=") == 3

@@ -190,3 +190,33 @@ def test_budget_figures_from_the_store(store, tmp_path):
     # Without X credentials (dry run, budget not rehearsed) replies go at once: no wait.
     dry = Settings(work_dir=tmp_path, flood_per_author=2)
     assert queries.budget_figures(store, dry, clock=clock).expected_wait_seconds == 0.0
+
+
+def test_the_indexed_chart_agrees_with_grouping_every_ticket(store):
+    """The sentiment chart counts ranges of the chart index; the general path groups every ticket row. Both
+    must give the same bars, over minutes, days and years (where the bucket cap cuts the oldest off)."""
+    import random
+
+    from tweetdesk.web.queries import _sentiment_over_time_grouped, sentiment_over_time
+
+    queries.ensure_schema(store.engine)  # what summary() does first: creates the chart index
+    rng = random.Random(5)
+    base = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+    sentiments = ["negative", "neutral", "positive", "unclassifiable"]
+    i = 0
+    for spread in (timedelta(minutes=30), timedelta(days=4), timedelta(days=3 * 365)):
+        batch = [make_tweet(i + k, when=base + spread * rng.random(), sentiment=rng.choice(sentiments))
+                 for k in range(60)]
+        i += 60
+        store.add_tickets(batch)
+        with store.engine.connect() as conn:
+            for f in (Filters(), Filters(sentiment="neutral")):
+                fast = sentiment_over_time(conn, f)
+                assert fast == _sentiment_over_time_grouped(conn, f), (spread, f)
+                assert fast.starts and sum(map(sum, fast.series.values())) > 0
+    with store.engine.connect() as conn:
+        plan = " ".join(str(r) for r in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM tickets WHERE sentiment = 'neutral' "
+            "AND tweet_created_at >= '2026-01-01' AND tweet_created_at < '2026-02-01'").all()) \
+            if store.dialect == "sqlite" else "ix_tickets_sentiment_tweet_time"
+    assert "ix_tickets_sentiment_tweet_time" in plan

@@ -8,7 +8,6 @@ folder), then the defaults below. Every stage takes a ``Settings``; none reads t
 from __future__ import annotations
 
 import os
-import re
 import stat
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +20,10 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+# Secret settings are the SecretStr fields, plus a password inside the database URL and the secret keys of
+# kafka_config (tweetdesk.redact finds and masks those). redact_url stays importable from here.
+from tweetdesk.redact import has_secret, kafka_secret_names, redact_kafka_config, redact_url  # noqa: F401
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # src/tweetdesk -> src -> repository root (meaningful for a source checkout, which is how we run).
@@ -39,28 +42,17 @@ def _toml_path() -> Path:
     return Path(os.environ.get("TWEETDESK_CONFIG", "tweetdesk.toml"))
 
 
-# Settings that are secrets wherever they come from (SecretStr fields are added by name below), and the
-# parts of others that are: a password inside the database URL, password/secret keys of kafka_config.
-_SECRET_KAFKA_KEY = re.compile(r"password|secret", re.I)
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)", re.I)
-
-
-def redact_url(url: str) -> str:
-    """``scheme://user:password@host/db`` -> ``scheme://user:***@host/db`` (other URLs unchanged)."""
-    return _URL_PASSWORD.sub(lambda m: m.group("head") + "***", url)
-
-
 def _secrets_in(data: dict) -> list[str]:
     """Names of the secret settings present in a dict read from a settings file."""
     from pydantic import SecretStr as _S
 
     names = [k for k, f in Settings.model_fields.items() if f.annotation in (_S, _S | None) and data.get(k)]
     url = data.get("database_url")
-    if isinstance(url, str) and _URL_PASSWORD.search(url):
+    if isinstance(url, str) and has_secret(url):
         names.append("database_url (password)")
     kc = data.get("kafka_config")
     if isinstance(kc, dict):
-        names += [f"kafka_config.{k}" for k in kc if _SECRET_KAFKA_KEY.search(str(k))]
+        names += [f"kafka_config.{k}" for k in kafka_secret_names(kc)]
     return names
 
 
@@ -185,7 +177,26 @@ class Settings(BaseSettings):
     # --- web / API ---------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    api_key: SecretStr | None = Field(None, description="Admin API key; unset = admin endpoints refuse.")
+    api_key: SecretStr | None = Field(
+        None, description="Admin API key (at least 32 characters; the service refuses a shorter one); unset = "
+        "admin endpoints refuse and the agent view is off.")
+    secret_key: SecretStr | None = Field(
+        None, description="Signs agent sessions and keys ticket IDs (≥ 32 characters); unset = a random key "
+        "created once in <work_dir>/secret_key (mode 600). The stream job and the service need the same one.")
+    session_lifetime_seconds: int = Field(8 * 3600, ge=60, description="An agent's sign-in lasts this long.")
+    secure_cookie: bool | None = Field(
+        None, description="Secure flag on the session cookie (HTTPS only); unset = on unless host is loopback.")
+    public_dashboard: bool = Field(
+        False, description="Allow the dashboard without an API key on a non-loopback host (it shows tweets).")
+    trusted_proxies: int = Field(
+        0, ge=0, le=5, description="Reverse proxies in front of the service: their X-Forwarded-For/-Proto are "
+        "believed (the client address throttles failed keys; a wrong count lets one address lock out all).")
+    auth_free_failures: int = Field(5, ge=1, description="Wrong keys an address may try before it must wait.")
+    auth_max_delay_seconds: float = Field(
+        900, ge=1, description="Longest wait after wrong keys (1 s after the free ones, doubling up to this).")
+    web_summary_seconds: float = Field(
+        5.0, ge=0, description="Dashboard figures are recomputed at most this often (shared, in the "
+        "background; 0 = on every request).")
 
     # --- X API -------------------------------------------------------------------------------
     x_api_base: str = Field("https://api.x.com", description="Override to point tweepy at a local stand-in.")
@@ -222,7 +233,7 @@ class Settings(BaseSettings):
             if k == "database_url" and isinstance(v, str):
                 v = redact_url(v)
             elif k == "kafka_config" and isinstance(v, dict):
-                v = {ck: ("**********" if _SECRET_KAFKA_KEY.search(str(ck)) else cv) for ck, cv in v.items()}
+                v = redact_kafka_config(v)
             yield k, v
 
     # --- derived paths -----------------------------------------------------------------------

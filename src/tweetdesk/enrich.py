@@ -58,8 +58,10 @@ def _classify(ids: list[str], texts: list[object], settings) -> tuple[list[Class
     from tweetdesk.models.predict import get_classifier
     from tweetdesk.nlp.clean import clean_many
     from tweetdesk.nlp.entities import get_extractor
+    from tweetdesk.secret_key import ticket_key
     from tweetdesk.tickets.ids import ticket_id_for
 
+    key = ticket_key(settings)
     clf = get_classifier(settings)
     out = [Classified(tweet_id=i, text=t) for i, t in zip(ids, texts, strict=True)]
     good = [k for k, t in enumerate(texts) if isinstance(t, str) and t.strip()]
@@ -74,7 +76,7 @@ def _classify(ids: list[str], texts: list[object], settings) -> tuple[list[Class
             r.sentiment, r.sentiment_score, r.topic, r.topic_score = p.sentiment, p.sentiment_score, p.topic, p.topic_score
             r.entities = list(ents)
     for r in out:
-        r.ticket_id = ticket_id_for(r.tweet_id, r.topic)
+        r.ticket_id = ticket_id_for(r.tweet_id, r.topic, key=key)
     return out, clf.version
 
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tweetdesk.xrules import is_handle
+
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 TOPICS: tuple[str, ...] = (
     "Baggage Issue",
@@ -80,8 +82,13 @@ class Tweet(_Record):
 
     @field_validator("author")
     @classmethod
-    def _strip_at(cls, v: str) -> str:
-        return v.lstrip("@")
+    def _x_handle(cls, v: str) -> str:
+        # X's rule, at ingest: a look-alike of a real handle (full-width letters, a zero-width or RTL-override
+        # character) or a line break (a forged log line) never becomes a ticket; it is dead-lettered.
+        v = v.removeprefix("@")
+        if not is_handle(v):
+            raise ValueError(f"not an X user name (1-15 letters A-Z, digits or _): {ascii(v[:20])}")
+        return v
 
     @field_validator("created_at", "ingested_at")
     @classmethod

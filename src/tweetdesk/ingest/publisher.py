@@ -112,7 +112,7 @@ class Publisher:
         self.stats.dead += 1
         self._bar.update(1)
         self._bar.set_postfix(dead=self.stats.dead, refresh=False)
-        log.info("dead letter (%s): %s", letter.stage, letter.reason)
+        log.info("dead letter (%s): %r", letter.stage, letter.reason)
 
     def publish_raw(self, value: bytes | str, key: str | None = None) -> None:
         """Send bytes to topic_raw as they are, unvalidated: for exercising the stream job's own dead-lettering."""

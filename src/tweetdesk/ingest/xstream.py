@@ -333,7 +333,7 @@ class XFilteredStream(tweepy.StreamingClient):
         if "data" not in payload:
             if payload.get("errors"):
                 # System messages (operational disconnect, …): not tweets; the connection loop handles the close.
-                log.warning("X stream says: %s", "; ".join(
+                log.warning("X stream says: %r", "; ".join(
                     str(e.get("detail") or e.get("title")) for e in payload["errors"] if isinstance(e, dict)))
                 return
             self.on_dead(DeadLetter.of(raw_data, "X stream payload has neither 'data' nor 'errors'", STAGE))

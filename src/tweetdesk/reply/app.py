@@ -2,7 +2,8 @@
 
 Routes (documented in the OpenAPI document at ``/api/openapi.json``):
 
-* ``GET  /healthz`` — liveness + store + consumer/poster state.
+* ``GET  /healthz`` — liveness (``{"status"}``) for anyone; with the admin key also the store, consumer
+  groups, offsets, poster state and last errors.
 * ``GET  /api/tickets/<id>`` — public: status, topic and timestamps only. A mistyped ID gets a 400
   that names the check that failed (format / prefix / check character); an unknown one a 404. With
   a valid admin key the full ticket (tweet, entities, replies) is returned.
@@ -11,8 +12,9 @@ Routes (documented in the OpenAPI document at ``/api/openapi.json``):
 * ``POST /api/replies`` — admin: a manual reply to a tweet we hold a ticket for.
 
 Admin auth: ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``, compared in constant time with
-``settings.api_key``; with no key configured the admin endpoints answer 403. Every error is JSON
-(never an HTML page), malformed or oversized bodies included (400).
+``settings.api_key``; with no key configured the admin endpoints answer 403. Wrong keys are throttled
+per client address (``tweetdesk.web.throttle``: 429 with ``Retry-After``). Every error is JSON (never an
+HTML page), malformed, oversized, too deeply nested or not-Unicode bodies included (400).
 
 Extension point: a module ``tweetdesk.web`` with ``init_app(app)`` is called by ``create_app`` (the
 dashboard registers its blueprint there); ``app.extensions["tweetdesk"]`` is the ``AppContext``.
@@ -35,6 +37,8 @@ from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
 from tweetdesk.reply.templates import ReplyTemplates, ReplyTextError, check_reply_text
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, Ticket, TicketStatus, TicketStore
+from tweetdesk.web.security import check_startup
+from tweetdesk.web.throttle import KeyThrottle
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +85,13 @@ def _presented_key() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def throttle() -> KeyThrottle:
+    return current_app.extensions["tweetdesk_throttle"]
+
+
 def is_admin() -> bool:
-    """True for a valid admin key; raises 401 for a wrong one (a wrong key never downgrades silently)."""
+    """True for a valid admin key; raises 401 for a wrong one (a wrong key never downgrades silently), 429
+    while the client's address must wait after wrong keys (the key is then not even compared)."""
     if "is_admin" in g:
         return g.is_admin
     presented = _presented_key()
@@ -93,8 +102,14 @@ def is_admin() -> bool:
     if configured is None or not configured.get_secret_value():
         g.is_admin = False  # no admin key configured: nobody is admin (admin routes say 403)
         return False
+    wait = throttle().retry_after(request.remote_addr)
+    if wait:
+        raise ApiError(429, f"too many wrong API keys from this address: retry in {wait} s", kind="throttled",
+                       retry_after=wait)
     if not hmac.compare_digest(presented.encode("utf-8"), configured.get_secret_value().encode("utf-8")):
+        throttle().failed(request.remote_addr, request.path)
         raise ApiError(401, "invalid API key")
+    throttle().succeeded(request.remote_addr)
     g.is_admin = True
     return True
 
@@ -126,9 +141,35 @@ def json_body() -> dict[str, Any]:
         raise ApiError(400, f"request body too large: limit is {MAX_BODY_BYTES} bytes", kind="too_large") from None
     except BadRequest:
         raise ApiError(400, "request body is not valid JSON", kind="malformed_json") from None
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply", kind="malformed_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object", kind="malformed_json")
+    bad = _not_unicode(data)
+    if bad is not None:
+        raise ApiError(400, f"{bad} is not valid Unicode text (a lone surrogate escape such as \\ud800)",
+                       kind="malformed_json")
     return data
+
+
+def _not_unicode(data: Any) -> str | None:
+    """Where a JSON value holds a lone surrogate (JSON's \\uD800 escapes decode to one; no store, log or X can
+    take it): the field's name ('text'), 'a field name' (a key), 'body'; None when every string is valid."""
+    stack = [("body", data)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                stack.append(("a field name", k))
+                stack.append((k if isinstance(k, str) and k.isidentifier() and k.isascii() else "a field", x))
+        elif isinstance(v, list):
+            stack.extend((where, x) for x in v)
+    return None
 
 
 def canonical_ticket_id(raw: str) -> str:
@@ -201,6 +242,10 @@ api = Blueprint("api", __name__)
 def healthz():
     c = ctx()
     db_ok = c.store.ping()
+    status = 200 if db_ok else 503
+    if not is_admin():
+        # Consumer groups, offsets and error texts are for the operators (the admin key), not the world.
+        return jsonify({"status": "ok" if db_ok else "degraded"}), status
     body: dict[str, Any] = {"status": "ok" if db_ok else "degraded", "store": {"ok": db_ok, "backend": c.store.dialect}}
     if c.poster is not None:
         body["poster"] = {"mode": c.poster.mode, **c.poster.counts}
@@ -209,7 +254,7 @@ def healthz():
             body[name] = fn()
         except Exception as e:  # a health probe must never take /healthz down
             body[name] = {"error": str(e)}
-    return jsonify(body), (200 if db_ok else 503)
+    return jsonify(body), status
 
 
 @api.get("/api/tickets/<ticket_id>")
@@ -364,16 +409,21 @@ def create_app(
         from tweetdesk.config import get_settings
 
         settings = get_settings()
+    check_startup(settings)  # a short API key, a keyless dashboard on a public address: refused
     store = store or TicketStore.from_settings(settings)
     app = Flask("tweetdesk")
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
     app.extensions["tweetdesk"] = AppContext(settings, store, templates, poster, dict(health or {}))
+    app.extensions["tweetdesk_throttle"] = KeyThrottle.from_settings(settings)
     app.register_blueprint(api)
 
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
-        return _error(e.status, e.message, **e.extra)
+        resp = _error(e.status, e.message, **e.extra)
+        if "retry_after" in e.extra:
+            resp.headers["Retry-After"] = str(e.extra["retry_after"])
+        return resp
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(e):
@@ -390,7 +440,7 @@ def create_app(
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %r", request.method, request.path)
         return _error(500, "internal error")
 
     # The web dashboard (tweetdesk.web) plugs in here when it exists.

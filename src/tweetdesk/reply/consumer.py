@@ -107,7 +107,7 @@ class ReplyConsumer(StoreThenCommitConsumer):
         res.created, res.duplicates, res.replies_queued = len(ingest.created), len(ingest.duplicates), len(ingest.replies)
         res.threaded, res.own, res.capped = len(ingest.threaded), len(ingest.own), len(ingest.capped)
         for tweet_id, reason in ingest.capped:
-            log.info("tweet %s not ticketed: %s", tweet_id, reason)
+            log.info("tweet %s not ticketed: %r", tweet_id, reason)
         if ingest.replies and self.poster is not None:
             try:
                 res.settled = self.poster.deliver(ingest.replies)
@@ -127,7 +127,7 @@ class ReplyConsumer(StoreThenCommitConsumer):
         return res
 
     def _dead(self, value, reason: str, meta: dict) -> DeadLetter:
-        log.warning("dead-lettering record at %s: %s", meta, reason)
+        log.warning("dead-lettering record at %s: %r", meta, reason)
         return DeadLetter.of(
             value,
             reason,

@@ -53,11 +53,14 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/healthz": {
                 "get": {
-                    "summary": "Liveness and state of the store, consumer and poster",
+                    "summary": "Liveness ({status}) for anyone; with the admin key also the store, consumers and poster",
                     "operationId": "healthz",
+                    "security": [{}, *_ADMIN],
                     "responses": {
                         "200": _json("Health", "Service healthy"),
                         "503": _json("Health", "Ticket store unreachable"),
+                        "401": _err("An API key was given and is wrong"),
+                        "429": _err("Too many wrong API keys from this address: see Retry-After"),
                     },
                 }
             },
@@ -83,6 +86,7 @@ def openapi_document() -> dict[str, Any]:
                         },
                         "400": _err("Not a valid ticket ID; `kind` is format, prefix or check (a mistyped character)"),
                         "401": _err("An API key was given and is wrong"),
+                        "429": _err("Too many wrong API keys from this address: see Retry-After"),
                         "404": _err("No such ticket"),
                     },
                 }
@@ -106,6 +110,7 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json("TicketPage", "One page of tickets"),
                         "400": _err("A filter or paging parameter is invalid"),
                         "401": _err("Missing or wrong API key"),
+                        "429": _err("Too many wrong API keys from this address: see Retry-After"),
                         "403": _err("Admin API disabled (no key configured)"),
                     },
                 }
@@ -128,6 +133,7 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json("PublicTicket", "The resolved ticket"),
                         "400": _err("Invalid ticket ID or malformed/oversized body"),
                         "401": _err("Missing or wrong API key"),
+                        "429": _err("Too many wrong API keys from this address: see Retry-After"),
                         "403": _err("Admin API disabled"),
                         "404": _err("No such ticket"),
                     },
@@ -159,6 +165,7 @@ def openapi_document() -> dict[str, Any]:
                             "counts them, contains a URL, mentions anyone but the customer)"
                         ),
                         "401": _err("Missing or wrong API key"),
+                        "429": _err("Too many wrong API keys from this address: see Retry-After"),
                         "403": _err("Admin API disabled"),
                         "404": _err("No ticket holds this tweet"),
                         "409": _err(
@@ -208,6 +215,7 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json("Budget", "The budget's figures"),
                         "400": _err("A parameter is invalid"),
                         "401": _err("Missing or wrong API key"),
+                        "429": _err("Too many wrong API keys from this address: see Retry-After"),
                         "403": _err("Admin API disabled"),
                     },
                 }
@@ -388,7 +396,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Health": {
                     "type": "object",
-                    "required": ["status", "store"],
+                    "required": ["status"],
                     "properties": {
                         "status": {"type": "string", "enum": ["ok", "degraded"]},
                         "store": {"type": "object"},

@@ -219,7 +219,7 @@ class Poster:
             msg = f"{why}; X may hold the post and it could not be verified ({type(e).__name__}: {e}): check by hand"
             self.store.record_unknown(r.id, msg[:2000])
             self._first_attempt.pop(r.id, None)
-            log.error("reply %s (ticket %s): %s", r.id, r.ticket_id, msg)
+            log.error("reply %s (ticket %s): %r", r.id, r.ticket_id, msg)
             self.counts["unknown"] += 1
             return Outcome("unknown", msg)
         if found:
@@ -329,7 +329,7 @@ class Poster:
         done = self.store.record_dry_run(ids)
         self.counts["dry_run"] += len(done)
         for r in done:
-            log.info("DRY-RUN reply to tweet %s (ticket %s): %s", r.tweet_id, r.ticket_id, r.text)
+            log.info("DRY-RUN reply to tweet %s (ticket %s): %r", r.tweet_id, r.ticket_id, r.text)
 
     def attempt(self, reply_id: int) -> Outcome:
         """One live attempt at one reply, if it is still queued (else ``skipped``)."""
@@ -377,7 +377,7 @@ class Poster:
             # Someone moved the row while we posted (two services on one store?): say so loudly.
             log.error("reply %s was posted as %s but was no longer 'posting' in the store", r.id, posted_id)
         self.counts["posted"] += 1
-        log.info("posted reply %s to tweet %s (ticket %s): %s", posted_id, r.tweet_id, r.ticket_id, r.text)
+        log.info("posted reply %s to tweet %s (ticket %s): %r", posted_id, r.tweet_id, r.ticket_id, r.text)
         return Outcome("posted", posted_id)
 
     def _record_posted(self, r: StoredReply, posted_id: str) -> bool:
@@ -439,6 +439,6 @@ class Poster:
     def _fail(self, r: StoredReply, reason: str) -> Outcome:
         self._first_attempt.pop(r.id, None)
         self.store.record_failed(r.id, reason)
-        log.error("reply %s to tweet %s (ticket %s) failed: %s", r.id, r.tweet_id, r.ticket_id, reason)
+        log.error("reply %s to tweet %s (ticket %s) failed: %r", r.id, r.tweet_id, r.ticket_id, reason)
         self.counts["failed"] += 1
         return Outcome("failed", reason)

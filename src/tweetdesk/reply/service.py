@@ -23,7 +23,8 @@ from tweetdesk.reply.consumer import DEFAULT_GROUP, ReplyConsumer
 from tweetdesk.reply.dead_letters import DeadLetterConsumer
 from tweetdesk.reply.poster import Poster
 from tweetdesk.reply.templates import ReplyTemplates
-from tweetdesk.tickets.store import TicketStore, _redact
+from tweetdesk.redact import redact_url
+from tweetdesk.tickets.store import TicketStore
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,13 @@ class ReplyService:
         host: str | None = None,
         port: int | None = None,
         group_id: str = DEFAULT_GROUP,
-        http_threads: int = 8,
+        # More threads than busy clients: dashboards beyond two at a time wait inside the app (web.views), and
+        # the threads left serve the tracking page and the API at once instead of queueing behind them.
+        http_threads: int = 32,
         poster_kwargs: dict[str, Any] | None = None,
     ):
+        if host and host != settings.host:
+            settings = settings.model_copy(update={"host": host})  # the address checked at start is the real one
         self.settings = settings
         # Fail fast (one readable line from the CLI) on bad templates or an unreachable store.
         self.templates = templates or ReplyTemplates.from_settings(settings)
@@ -153,14 +158,19 @@ def serve_command(settings) -> None:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Templates and store first: a typo there should fail in a second, before any broker starts.
+    # Settings, templates and store first: a mistake there should fail in a second, before any broker starts.
+    from tweetdesk.secret_key import secret_key
+    from tweetdesk.web.security import check_startup
+
+    check_startup(settings)
+    secret_key(settings)
     templates = ReplyTemplates.from_settings(settings)
     store = TicketStore.from_settings(settings)
     with kafka_settings(settings) as bound:
         svc = ReplyService(bound, store=store, templates=templates).start()
         print(
             f"tweetdesk reply service on {svc.url} (replies: {svc.poster.mode}; Kafka {bound.kafka_bootstrap}; "
-            f"store {_redact(svc.store.url)})",
+            f"store {redact_url(svc.store.url)})",
             flush=True,
         )
         previous = signal.signal(signal.SIGTERM, lambda *_: svc.stopping.set())

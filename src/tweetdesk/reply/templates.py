@@ -36,9 +36,14 @@ MAX_WEIGHTED_LENGTH = 280
 _LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 
 # Anything X would turn into a link: a scheme, "www.", or a bare dotted name ending in a TLD-like
-# word ("example.com", "bit.ly/x"). Deliberately broader than X's TLD list.
+# word ("example.com", "bit.ly/x"), in any script: internationalised domains ("пример.рф", "例え.テスト",
+# "xn--e1afmkfd.xn--p1ai") and the dots IDNA reads as '.' (。．｡) included. Deliberately broader than X's
+# TLD list: a false alarm costs an agent a rewording, a missed link $0.20 and a spam-like post.
+_DOT = "[.\u3002\uff0e\uff61]"
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"  # letters or digits of any script, inner '-' and '_'
+_TLD = r"(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{2,59})"
 _URL = re.compile(
-    r"(?i)(?:\b[a-z][a-z0-9+.-]*://\S+|\bwww\.\S+|\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.[a-z]{2,24}\b(?:/\S*)?)"
+    rf"(?i)(?:\b[a-z][a-z0-9+.-]*://\S+|\bwww{_DOT}\S+|(?<!\w){_LABEL}(?:{_DOT}{_LABEL})*{_DOT}{_TLD}(?![\w-])(?:/\S*)?)"
 )
 # X's mention rule: @ + 1–15 word characters, not preceded by a word character or another @.
 _MENTION = re.compile(r"(?<![A-Za-z0-9_!@#$%&*])[@＠]([A-Za-z0-9_]{1,15})")

@@ -169,7 +169,11 @@ class StreamJob:
         if not settings.kafka_bootstrap:
             raise ConfigError("the stream job needs a Kafka: set TWEETDESK_KAFKA_BOOTSTRAP "
                               "(e.g. run `tweetdesk broker` in another shell)")
-        self.settings = settings
+        from tweetdesk.secret_key import with_secret_key
+
+        # Ticket IDs are keyed with the deployment's secret: resolved here, on the driver, and shipped to the
+        # Python workers inside the settings (on a cluster they cannot read the driver's work dir).
+        self.settings = with_secret_key(settings)
         self.enricher = enricher
         self.query_name = query_name
         self.on_batch = on_batch

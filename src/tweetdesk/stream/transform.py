@@ -110,7 +110,7 @@ class Transformer:
         except Exception as e:
             if len(chunk) == 1:
                 t, meta = chunk[0]
-                log.warning("enrichment failed for tweet %s: %s", t.id, e)
+                log.warning("enrichment failed for tweet %s: %r", t.id, str(e))
                 raw = t.model_dump_json().encode()
                 return [_dead_row(DeadLetter.of(raw, f"{type(e).__name__}: {e}", "enrich", **meta))]
         # One bad tweet must not sink its batch: retry one by one, dead-letter only the ones that fail.

@@ -2,11 +2,14 @@
 
 * ``PFX``  three letters naming the topic (see ``TOPIC_PREFIX``), so an agent knows the queue at a glance.
 * ``BODY`` eight characters from a 32-symbol alphabet without the look-alikes 0/O and 1/I, taken from
-  BLAKE2b of the tweet id: the same tweet always gets the same ticket, across replays and restarts.
-  32^8 ≈ 1.1e12 values per prefix, so collisions are negligible at help-desk volumes (the store still
-  keeps the tweet id unique).
+  BLAKE2b of the tweet id **keyed with the deployment's secret** (``tweetdesk.secret_key.ticket_key``): the
+  same tweet always gets the same ticket across replays and restarts, and nobody without the secret can
+  compute a ticket ID from a public tweet id. 32^8 ≈ 1.1e12 values per prefix, so collisions are negligible
+  at help-desk volumes (the store still keeps the tweet id unique). The store keeps each ID as issued and
+  never recomputes one (tickets opened before the IDs were keyed keep their unkeyed IDs).
 * ``C``    a check character, Luhn mod 32 over prefix+body: detects every single mistyped character and
-  every swap of two adjacent characters.
+  every swap of two adjacent characters but one (``2Z`` ↔ ``Z2``, the first and last symbols: Luhn mod N's
+  known blind spot).
 
 Input is forgiving about case, spaces and missing dashes; it is strict about the check character.
 """
@@ -59,8 +62,9 @@ def check_char(payload: str) -> str:
     return ALPHABET[(32 - total % 32) % 32]
 
 
-def _body(tweet_id: str) -> str:
-    n = int.from_bytes(hashlib.blake2b(tweet_id.encode(), digest_size=8, person=b"tweetdesk-tk").digest(), "big")
+def _body(tweet_id: str, key: bytes) -> str:
+    digest = hashlib.blake2b(tweet_id.encode(), digest_size=8, key=key, person=b"tweetdesk-tk").digest()
+    n = int.from_bytes(digest, "big")
     out = []
     for _ in range(BODY_LEN):
         n, r = divmod(n, 32)
@@ -68,9 +72,12 @@ def _body(tweet_id: str) -> str:
     return "".join(out)
 
 
-def ticket_id_for(tweet_id: str, topic: str) -> str:
+def ticket_id_for(tweet_id: str, topic: str, *, key: bytes) -> str:
+    """The ticket ID of a tweet. ``key``: ``tweetdesk.secret_key.ticket_key(settings)`` (1–64 bytes)."""
+    if not key:
+        raise ValueError("ticket IDs need a key (tweetdesk.secret_key.ticket_key)")
     prefix = TOPIC_PREFIX.get(topic, TOPIC_PREFIX[UNCLASSIFIABLE])
-    body = _body(str(tweet_id))
+    body = _body(str(tweet_id), key)
     return f"{prefix}-{body}-{check_char(prefix + body)}"
 
 

@@ -21,7 +21,6 @@ queue on the busy timeout instead of failing on a lock upgrade).
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.records import EnrichedTweet, Entity, Reply, ReplyStatus, utcnow
+from tweetdesk.redact import encode_credentials, redact_url, scrub
 from tweetdesk.tickets.intake import CAPPED, OPENED, OWN, THREADED, FloodCounter, Intake, author_key
 from tweetdesk.xrules import opt_out_phrase, summoned_by
 
@@ -386,11 +386,13 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def _redact(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+    return redact_url(url)
 
 
 def normalise_url(url: str) -> str:
-    """Plain ``postgresql://`` / ``postgres://`` URLs use psycopg 3 (the driver we install)."""
+    """Plain ``postgresql://`` / ``postgres://`` URLs use psycopg 3 (the driver we install); credentials
+    are percent-encoded (a password may hold an unencoded '@')."""
+    url = encode_credentials(url)
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
@@ -419,7 +421,7 @@ class TicketStore:
         try:
             self.engine = self._make_engine(self.url, pool_size)
         except (SQLAlchemyError, ValueError, ImportError) as e:
-            raise StoreError(f"cannot open ticket store {_redact(self.url)}: {e}") from None
+            raise StoreError(f"cannot open ticket store {_redact(self.url)}: {scrub(str(e), url=self.url)}") from None
         self.dialect = self.engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"ticket store supports SQLite and PostgreSQL, not {self.dialect}")
@@ -482,7 +484,7 @@ class TicketStore:
                     yield conn
         except DBAPIError as e:
             if e.connection_invalidated or isinstance(e, sa.exc.OperationalError):
-                raise StoreError(f"ticket store {_redact(self.url)} unavailable: {e.orig}") from e
+                raise StoreError(f"ticket store {_redact(self.url)} unavailable: {scrub(str(e.orig), url=self.url)}") from e
             raise
 
     def close(self) -> None:
@@ -1396,7 +1398,7 @@ class TicketStore:
                 .values(status=TicketStatus.resolved.value, resolved_at=now, updated_at=now)
             )
         if note:
-            log.info("ticket %s resolved: %s", ticket_id, note)
+            log.info("ticket %s resolved: %r", ticket_id, note)
         return self.get_ticket(ticket_id)
 
     def stats(self) -> dict[str, Any]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tweetdesk.web import auth
+from tweetdesk.web import auth, security
 from tweetdesk.web.views import blueprint
 
 
 def init_app(app: Flask) -> None:
-    """Register the pages and the session/CSRF settings they need."""
-    auth.init_app(app, app.extensions["tweetdesk"].settings)
+    """Register the pages, the session/CSRF settings they need and the security headers (on the API too)."""
+    settings = app.extensions["tweetdesk"].settings
+    security.init_app(app, settings)
+    auth.init_app(app, settings)
     app.register_blueprint(blueprint)
 
 

@@ -1,7 +1,13 @@
 """Agent sign-in for the web pages: the admin API key (``settings.api_key``), either typed once into a
 login form (then a signed session cookie) or sent with each request as ``X-API-Key`` / ``Authorization:
-Bearer`` (scripts). Keys are compared in constant time. Cookie sessions need a CSRF token on every
-POST (Flask-WTF's signed token); header requests do not (a browser cannot add the header cross-site).
+Bearer`` (scripts). Keys are compared in constant time, and wrong ones are throttled per client address
+(``throttle.KeyThrottle``, shared with the JSON API). Cookie sessions need a CSRF token on every POST
+(Flask-WTF's signed token); header requests do not (a browser cannot add the header cross-site).
+
+The cookie is signed with a key derived from the deployment's secret (``tweetdesk.secret_key``), never
+from the API key: a cookie anyone can get from ``/login`` must not let them test key guesses offline. A
+session also lives on the server (``sessions.SessionRegistry``): signing out ends it for every copy of
+the cookie, and it ends by itself after ``TWEETDESK_SESSION_LIFETIME_SECONDS``.
 
 Without an API key the agent pages refuse, like the admin API (``Settings.api_key``: unset = off).
 """
@@ -10,15 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
+from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, redirect, request, session, url_for
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from werkzeug.exceptions import TooManyRequests
 from wtforms.validators import ValidationError
 
+from tweetdesk.secret_key import session_key
+from tweetdesk.web.sessions import SessionRegistry
+from tweetdesk.web.throttle import KeyThrottle
+
 SESSION_KEY = "tweetdesk_agent"
+SESSION_ID = "tweetdesk_sid"
 
 
 def configured_key(settings) -> str | None:
@@ -34,17 +46,16 @@ def _fingerprint(key: str) -> str:
 def init_app(app: Flask, settings) -> None:
     """Session and CSRF settings the agent pages rely on; leaves anything the app set alone."""
     if not app.secret_key:
-        key = configured_key(settings)
-        # Derived from the API key so sessions survive a restart; random when there is no key
-        # (then nobody can sign in and the secret only signs CSRF tokens on public forms).
-        app.secret_key = (
-            hmac.new(key.encode(), b"tweetdesk flask secret", hashlib.sha256).digest() if key else os.urandom(32)
-        )
+        app.secret_key = session_key(settings)
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=settings.session_lifetime_seconds)
     # A tab left open over lunch can still resolve a ticket; the token is tied to the session anyway.
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", min(12 * 3600, settings.session_lifetime_seconds))
+    store = app.extensions["tweetdesk"].store
+    app.extensions["tweetdesk_sessions"] = SessionRegistry(store.engine, settings.session_lifetime_seconds)
+    app.extensions.setdefault("tweetdesk_throttle", KeyThrottle.from_settings(settings))
 
 
 def _header_key() -> str | None:
@@ -61,21 +72,49 @@ def _settings():
     return current_app.extensions["tweetdesk"].settings
 
 
+def _sessions() -> SessionRegistry:
+    return current_app.extensions["tweetdesk_sessions"]
+
+
+def _throttle() -> KeyThrottle:
+    return current_app.extensions["tweetdesk_throttle"]
+
+
 def agent_enabled() -> bool:
     return configured_key(_settings()) is not None
 
 
+class Throttled(TooManyRequests):
+    def __init__(self, retry_after: int):
+        super().__init__(f"Too many wrong API keys from your address. Try again in {retry_after} s.",
+                         retry_after=retry_after)
+
+
 def key_matches(supplied: str) -> bool:
+    """Constant-time comparison with the configured key, throttled per client address: while the address
+    must wait, raises ``Throttled`` (429) without comparing."""
     key = configured_key(_settings())
     if key is None or not supplied:
         return False
-    return hmac.compare_digest(supplied.encode("utf-8", "surrogatepass"), key.encode())
+    wait = _throttle().retry_after(request.remote_addr)
+    if wait:
+        raise Throttled(wait)
+    ok = hmac.compare_digest(supplied.encode("utf-8", "surrogatepass"), key.encode())
+    if ok:
+        _throttle().succeeded(request.remote_addr)
+    else:
+        _throttle().failed(request.remote_addr, request.path)
+    return ok
 
 
 def via_header() -> bool:
-    """The request carries the right key itself (no cookie involved)."""
-    supplied = _header_key()
-    return supplied is not None and key_matches(supplied)
+    """The request carries the right key itself (no cookie involved). Checked once per request."""
+    if "tweetdesk_via_header" not in g:
+        g.tweetdesk_via_header = False  # stays False if key_matches raises Throttled (the error page asks again)
+        supplied = _header_key()
+        if supplied is not None:
+            g.tweetdesk_via_header = key_matches(supplied)
+    return g.tweetdesk_via_header
 
 
 def is_agent() -> bool:
@@ -84,18 +123,26 @@ def is_agent() -> bool:
         return False
     if via_header():
         return True
-    fp = session.get(SESSION_KEY)
-    return isinstance(fp, str) and hmac.compare_digest(fp, _fingerprint(key))
+    if "tweetdesk_cookie_agent" not in g:
+        fp = session.get(SESSION_KEY)
+        g.tweetdesk_cookie_agent = (
+            isinstance(fp, str) and hmac.compare_digest(fp, _fingerprint(key)) and _sessions().active(session.get(SESSION_ID))
+        )
+    return g.tweetdesk_cookie_agent
 
 
 def sign_in() -> None:
     session.clear()  # a fresh session on privilege change (no fixation)
     session[SESSION_KEY] = _fingerprint(configured_key(_settings()))
-    session.permanent = False
+    session[SESSION_ID] = _sessions().start()
+    session.permanent = True  # the cookie expires with the server-side session
+    g.pop("tweetdesk_cookie_agent", None)
 
 
 def sign_out() -> None:
+    _sessions().end(session.get(SESSION_ID))
     session.clear()
+    g.pop("tweetdesk_cookie_agent", None)
 
 
 def csrf_token() -> str:

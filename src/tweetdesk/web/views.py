@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from flask import (
@@ -23,6 +25,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -38,6 +41,7 @@ from tweetdesk.records import UNCLASSIFIABLE, Entity
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, TicketStore
 from tweetdesk.web import auth, queries
+from tweetdesk.web.summary_cache import Snapshot, SummaryBusy, SummaryCache
 
 blueprint = Blueprint(
     "web",
@@ -243,14 +247,14 @@ def _filters() -> queries.Filters:
     return queries.Filters.parse(request.args.get("topic") or None, request.args.get("sentiment") or None)
 
 
-def _summary() -> tuple[queries.Summary, dict[str, Any]]:
+def _compute(app, filters: queries.Filters) -> tuple[queries.Summary, dict[str, Any]]:
+    c = app.extensions["tweetdesk"]
     # The budget panel measures with the poster's budget when this process posts (as /api/budget does).
-    poster = getattr(current_app.extensions["tweetdesk"], "poster", None)
-    budget = getattr(poster, "budget", None)
+    budget = getattr(getattr(c, "poster", None), "budget", None)
     s = queries.summary(
-        _store(),
-        _filters(),
-        settings=_settings(),
+        c.store,
+        filters,
+        settings=c.settings,
         newest=NEWEST,
         live=budget.live if budget is not None else None,
         clock=budget.clock if budget is not None else None,
@@ -258,11 +262,65 @@ def _summary() -> tuple[queries.Summary, dict[str, Any]]:
     return s, summary_payload(s)
 
 
+def summary_cache() -> SummaryCache:
+    """The app's shared summaries (``summary_cache.SummaryCache``), made on first use."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    cache = app.extensions.get("tweetdesk_summary")
+    if cache is None:
+        cache = app.extensions.setdefault(
+            "tweetdesk_summary", SummaryCache(partial(_compute, app), _settings().web_summary_seconds)
+        )
+    return cache
+
+
+# Dashboard requests served at once. A crowd of dashboards polling back to back would otherwise fill every
+# worker thread and the server's queue, and a customer's tracking page (or an API call) would wait behind all
+# of them; gated, the extra dashboard requests wait here, off the CPU, while other pages go straight through
+# (the service runs more worker threads than this, see reply.service).
+SUMMARY_REQUESTS_AT_ONCE = 2
+_GATED = ("web.dashboard", "web.api_summary")
+
+
+def _summary_gate() -> threading.BoundedSemaphore:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    gate = app.extensions.get("tweetdesk_summary_gate")
+    if gate is None:
+        gate = app.extensions.setdefault("tweetdesk_summary_gate", threading.BoundedSemaphore(SUMMARY_REQUESTS_AT_ONCE))
+    return gate
+
+
+@blueprint.before_request
+def _enter_gate() -> None:
+    if request.endpoint in _GATED:
+        _summary_gate().acquire()
+        g.tweetdesk_gate = True
+
+
+def _leave_gate() -> None:
+    if g.pop("tweetdesk_gate", False):
+        _summary_gate().release()
+
+
+@blueprint.teardown_request
+def _teardown_gate(_exc) -> None:
+    _leave_gate()
+
+
+def _gated_summary() -> Snapshot:
+    """The shared summary for this request's filters: at most ``web_summary_seconds`` old, or the last one while a
+    newer one is computed. The gate is let go while a filter's first summary is computed (that can take
+    seconds), so other dashboards are not held up."""
+    cache, key = summary_cache(), _filters()
+    if not cache.ready(key):
+        _leave_gate()
+    return cache.get(key)
+
+
 @blueprint.get("/")
 def dashboard():
     if (r := _staff_only()) is not None:
         return r
-    s, payload = _summary()
+    s, payload = _gated_summary().value
     return render_template(
         "web/dashboard.html",
         active="dashboard",
@@ -281,11 +339,14 @@ def dashboard():
 def api_summary():
     if (r := _staff_only()) is not None:
         return r
-    s, payload = _summary()
-    payload["newest_html"] = render_template("web/_newest.html", newest=s.newest, filtered=s.filters.active)
-    resp = jsonify(payload)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    snap = _gated_summary()
+    body = snap.memo.get("json")
+    if body is None:
+        # Rendered once per summary (links depend only on whether the agent view is on, an app setting).
+        s, payload = snap.value
+        html = render_template("web/_newest.html", newest=s.newest, filtered=s.filters.active)
+        body = snap.memo.setdefault("json", current_app.json.dumps({**payload, "newest_html": html}))
+    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -379,8 +440,9 @@ def agent_ticket(raw: str):
         replies=store.replies_for(ticket_id),
         opt_out=store.opt_out_of(ticket.author, ticket.author_id),
         text_html=highlight(ticket.text, ticket.entities),
-        # Issue 7 (threads): the other tweets of this ticket's conversation, oldest first.
-        conversation=[],
+        # The whole thread, oldest first: the customer's tweets (the first is the one above), our own tweets
+        # and our replies, as GET /api/tickets/<id> gives it.
+        conversation=store.conversation(ticket_id),
     )
 
 
@@ -418,8 +480,7 @@ def login():
             auth.sign_in()
             flash("Signed in.", "success")
             return redirect(nxt, code=303)
-        error = "That API key is not right."
-        current_app.logger.warning("web: failed agent sign-in from %s", request.remote_addr)
+        error = "That API key is not right."  # logged (rate-limited) by the throttle
     elif auth.is_agent():
         return redirect(nxt)
     status = 401 if error else 200
@@ -469,6 +530,19 @@ def _forbidden(e):
     return _error_page(403, "Not allowed", e.description or "")
 
 
+@blueprint.errorhandler(429)
+def _too_many(e):
+    message = e.description or "Please wait a moment and try again."
+    if request.path.startswith("/web/api/"):
+        resp = jsonify(error=message)
+        resp.status_code = 429
+    else:
+        resp = current_app.make_response(_error_page(429, "Too many wrong keys", message))
+    if getattr(e, "retry_after", None) is not None:
+        resp.headers["Retry-After"] = str(e.retry_after)
+    return resp
+
+
 @blueprint.errorhandler(404)
 def _not_found(e):
     return _error_page(404, "Not found", e.description or "There is nothing at this address.")
@@ -483,12 +557,24 @@ def _store_down(e):
     return _error_page(503, "Ticket store unavailable", "Please try again in a moment.")
 
 
+@blueprint.errorhandler(SummaryBusy)
+def _summary_busy(e):
+    current_app.logger.warning("web: %s", e)
+    if request.path.startswith("/web/api/"):
+        resp = jsonify(error="dashboard figures are being computed, retry shortly")
+    else:
+        resp = current_app.make_response(_error_page(503, "Figures on their way", "Please try again in a moment."))
+    resp.status_code = 503
+    resp.headers["Retry-After"] = "5"
+    return resp
+
+
 @blueprint.errorhandler(Exception)
 def _unexpected(e):
     # The app's own handlers answer JSON (it is an API); these pages answer HTML.
     if isinstance(e, HTTPException):
         return _error_page(e.code or 500, e.name, e.description or "")
-    current_app.logger.exception("web: unhandled error on %s %s", request.method, request.path)
+    current_app.logger.exception("web: unhandled error on %s %r", request.method, request.path)
     if request.path.startswith("/web/api/"):
         return jsonify(error="internal error"), 500
     return _error_page(500, "Something went wrong", "The error is logged. Please try again in a moment.")

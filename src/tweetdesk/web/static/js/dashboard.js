@@ -148,7 +148,10 @@
     var body = table.createTBody();
     reasons.forEach(function (r) {
       var tr = body.insertRow();
-      tr.insertCell().textContent = r.reason;
+      // The reason names a customer's handle: isolated (<bdi>) like every user text on the pages.
+      var bdi = document.createElement("bdi");
+      bdi.textContent = r.reason;
+      tr.insertCell().appendChild(bdi);
       var n = tr.insertCell();
       n.className = "num";
       n.textContent = r.count;
