@@ -179,6 +179,9 @@ def test_dry_run_rehearses_the_budget_when_asked(tmp_path):
     assert f == {
         "queue_length": 2, "expected_wait_seconds": pytest.approx(2 * 900 / 4), "replies_this_window": 4,
         "reply_limit": 4, "window_seconds": 900, "spend_today_usd": 0.0, "flood_reasons": [],
+        # a rehearsal is enforced; dry-run posts cost nothing and read nothing from X
+        "enforced": True, "spend_month_usd": 0.0, "reads_month": 0, "monthly_read_cap": 3_000_000,
+        "read_cap_warning": None, "x_usage": {"today": {}, "month": {}},
     }
     # Without the setting, dry-run lets everything through at once (as before the budget).
     plain = Poster(Settings(work_dir=tmp_path / "plain"), TicketStore(Settings(work_dir=tmp_path / "plain").db_url), clock=clock)
