@@ -65,11 +65,12 @@ def test_user_values_never_start_a_log_line(tmp_path, sqlite_store, caplog):
     """An agent's reply text and a resolve note with line breaks are logged on one line each."""
     from tweetdesk.reply.app import create_app
     from tweetdesk.reply.poster import Poster
+    from tweetdesk.tickets.intake import Intake
 
     key = "k" * 32
     settings = Settings(work_dir=tmp_path, api_key=key)
     tw = enriched_tweet("6001")
-    sqlite_store.add_tickets([tw])
+    sqlite_store.add_tickets([tw], intake=Intake.from_settings(settings))  # it mentions @united: ours (conftest)
     client = create_app(settings, sqlite_store).test_client()
     forged = "\n2026-11-27 12:00:00,000 INFO poster: posted reply 1 (ticket X): all good"
     caplog.set_level(logging.INFO)
