@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from tests.fixtures.clock import FakeClock
-from tests.fixtures.xapi import ACCOUNT_HANDLE, ACCOUNT_ID, Answer, XApiStandIn
+from tests.fixtures.xapi import ACCOUNT_HANDLE, ACCOUNT_ID, Answer
 from tests.test_ingest_replay import read_topic, tweets_of
 from tweetdesk.cli import main
 from tweetdesk.ingest import Publisher
@@ -33,10 +33,8 @@ def clock():
 
 
 @pytest.fixture
-def x(clock):
-    server = XApiStandIn(clock=clock).start()
-    yield server
-    server.stop()
+def x(clocked_xapi):
+    return clocked_xapi
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.fixtures.clock import FakeClock
-from tests.fixtures.xapi import ACCOUNT_HANDLE, ACCOUNT_ID, CLIENT_ID, REFRESH_REFUSED, XApiStandIn
+from tests.fixtures.xapi import ACCOUNT_HANDLE, ACCOUNT_ID, CLIENT_ID, REFRESH_REFUSED
 from tests.test_ingest_replay import read_topic
 from tweetdesk.cli import main
 from tweetdesk.config import Settings
@@ -40,10 +40,8 @@ def clock():
 
 
 @pytest.fixture
-def x(clock):
-    server = XApiStandIn(clock=clock).start()
-    yield server
-    server.stop()
+def x(clocked_xapi):
+    return clocked_xapi
 
 
 @pytest.fixture
