@@ -186,7 +186,7 @@ def serve(url: str, work: Path, summary_seconds: float) -> None:
     import logging
 
     from tweetdesk.config import Settings
-    from tweetdesk.reply.service import ReplyService
+    from tweetdesk.app import ReplyService
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N": the point of the test

@@ -235,7 +235,7 @@ def _sample_enriched() -> list[EnrichedTweet]:
 
 def test_the_sample_through_the_service_threads_and_skips_our_own(fresh_topics, tmp_path):
     from tweetdesk.kafka import make_producer
-    from tweetdesk.reply.service import ReplyService
+    from tweetdesk.app import ReplyService
 
     sample = _sample_enriched()
     own = [t for t in sample if t.author == "tweetdesk"]

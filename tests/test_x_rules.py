@@ -16,7 +16,7 @@ from tests.fixtures.store import enriched_tweet
 from tests.fixtures.xapi import Answer, _problem
 from tweetdesk.config import Settings
 from tweetdesk.records import ReferencedTweet, ReplyStatus, Tweet
-from tweetdesk.reply.app import create_app
+from tweetdesk.app import create_app
 from tweetdesk.reply.budget import priority_of
 from tweetdesk.reply.poster import Poster
 from tweetdesk.reply.templates import ReplyTemplates

@@ -24,7 +24,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
@@ -327,17 +327,27 @@ class Ticket(BaseModel):
         """Matched a listening rule without summoning us: X forbids an automatic reply."""
         return self.summoned_by is None
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> "PublicTicket":
         """What anyone holding the ticket ID may see: no handle, no tweet text, no reply."""
-        return {
-            "ticket_id": self.ticket_id,
-            "status": self.status.value,
-            "topic": self.topic,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-            "replied_at": _iso(self.replied_at),
-            "resolved_at": _iso(self.resolved_at),
-        }
+        return PublicTicket(**{f: getattr(self, f) for f in PublicTicket.__dataclass_fields__} | {"status": self.status.value})
+
+
+@dataclass(frozen=True)
+class PublicTicket:
+    """The one public shape of a ticket (the tracking page, ``GET /api/tickets/<id>`` without the admin key):
+    status, topic and timestamps; no handle, no tweet text, no reply."""
+
+    ticket_id: str
+    status: str
+    topic: str
+    created_at: datetime
+    updated_at: datetime | None
+    replied_at: datetime | None
+    resolved_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        times = ("created_at", "updated_at", "replied_at", "resolved_at")
+        return {**asdict(self), **{k: _iso(getattr(self, k)) for k in times}}
 
 
 class StoredReply(Reply):
@@ -379,6 +389,12 @@ class Page:
     total: int
     limit: int
     offset: int
+
+
+# Built once: the tracking page is the public hot path (a customer's lookup must stay fast while dashboards poll).
+_PUBLIC_TICKET = sa.select(*(tickets.c[f] for f in PublicTicket.__dataclass_fields__)).where(
+    tickets.c.ticket_id == sa.bindparam("ticket_id")
+)
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -475,17 +491,22 @@ class TicketStore:
         return engine
 
     @contextmanager
-    def _tx(self, write: bool = False) -> Iterator[Connection]:
+    def _errors(self) -> Iterator[None]:
+        """A lost server or a locked file becomes a ``StoreError`` (one line, no password)."""
         try:
-            with self.engine.connect() as conn:
-                if write:
-                    conn.execution_options(tweetdesk_write=True)
-                with conn.begin():
-                    yield conn
+            yield
         except DBAPIError as e:
             if e.connection_invalidated or isinstance(e, sa.exc.OperationalError):
                 raise StoreError(f"ticket store {_redact(self.url)} unavailable: {scrub(str(e.orig), url=self.url)}") from e
             raise
+
+    @contextmanager
+    def _tx(self, write: bool = False) -> Iterator[Connection]:
+        with self._errors(), self.engine.connect() as conn:
+            if write:
+                conn.execution_options(tweetdesk_write=True)
+            with conn.begin():
+                yield conn
 
     def close(self) -> None:
         self.engine.dispose()
@@ -1325,6 +1346,15 @@ class TicketStore:
         return items
 
     # --- queries ------------------------------------------------------------------------------
+    def public_ticket(self, ticket_id: str) -> PublicTicket | None:
+        """The public columns only, so no personal data can leak into a public page by accident. The tracking
+        page's hot path: one statement, and on PostgreSQL no transaction (no BEGIN/ROLLBACK round trips)."""
+        with self._errors(), self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            row = conn.execute(_PUBLIC_TICKET, {"ticket_id": ticket_id}).mappings().first()
+        return PublicTicket(**row) if row else None
+
     def get_ticket(self, ticket_id: str) -> Ticket | None:
         with self._tx() as conn:
             row = conn.execute(sa.select(tickets).where(tickets.c.ticket_id == ticket_id)).mappings().first()

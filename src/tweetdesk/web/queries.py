@@ -26,8 +26,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, Entity, utcnow
-from tweetdesk.reply.budget import dashboard_figures
-from tweetdesk.tickets.store import TicketStatus, TicketStore, UTCDateTime, opt_outs, replies, tickets, tweets_table
+from tweetdesk.reply.budget import ReplyBudget
+from tweetdesk.tickets.store import PublicTicket, TicketStatus, TicketStore, UTCDateTime, opt_outs, replies, tickets, tweets_table
 
 # What the filters and charts offer: the model's classes plus the bucket for empty tweets.
 SENTIMENT_CHOICES: tuple[str, ...] = (*SENTIMENTS, UNCLASSIFIABLE)
@@ -181,8 +181,8 @@ class FloodReason:
 
 @dataclass
 class BudgetFigures:
-    """Reply queue and budget (issue 7): filled by ``budget_figures`` from the reply scheduler
-    (``tweetdesk.reply.budget.dashboard_figures``); the dashboard shows the panel only when figures exist."""
+    """Reply queue and budget (issue 7), from ``ReplyBudget.figures()`` (``panel_figures``); the dashboard
+    shows the panel only when figures exist."""
 
     queue_length: int
     expected_wait_seconds: float | None
@@ -409,24 +409,39 @@ def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[Newes
     return out
 
 
-def budget_figures(
-    store: TicketStore,
-    settings: Any,
-    *,
-    live: bool | None = None,
-    clock: Callable[[], float] | None = None,
-) -> BudgetFigures | None:
-    """Queue length, expected wait, replies this window, spend today and the flood guard's reasons,
-    from the reply scheduler (``tweetdesk.reply.budget``). Without settings (no limits to measure
-    against) there are no figures and the panel stays hidden. ``live``/``clock``: the poster's, when
-    this process posts, so the panel agrees with ``GET /api/budget``; by default the budget decides
-    from the settings (live when X credentials are set) on the wall clock."""
-    if settings is None:
-        return None
-    kw: dict[str, Any] = {"live": live}
-    if clock is not None:
-        kw["clock"] = clock
-    f = dashboard_figures(store, settings, **kw)
+# The budget panel's share of ``ReplyBudget.figures()`` (the read GET /api/budget answers with).
+PANEL_KEYS = (
+    "queue_length",
+    "expected_wait_seconds",
+    "replies_this_window",
+    "reply_limit",
+    "window_seconds",
+    "spend_today_usd",
+    "flood_reasons",
+    "enforced",
+    "spend_month_usd",
+    "reads_month",
+    "monthly_read_cap",
+    "read_cap_warning",
+    "x_usage",
+)
+
+
+def panel_figures(budget: ReplyBudget) -> dict[str, Any]:
+    """The budget panel's figures, from the same read as ``GET /api/budget``."""
+    f = budget.figures()
+    return {k: f[k] for k in PANEL_KEYS}
+
+
+def dashboard_figures(store: TicketStore, settings: Any, *, live: bool | None = None,
+                      clock: Callable[[], float] | None = None) -> dict[str, Any]:
+    """The panel's figures from a budget made from the settings (live when X credentials are set) on the wall
+    clock, or on ``clock`` (epoch seconds)."""
+    live = settings.x_user_credentials if live is None else live
+    return panel_figures(ReplyBudget(settings, store, live=live, **({"clock": clock} if clock is not None else {})))
+
+
+def _panel(f: dict[str, Any]) -> BudgetFigures:
     return BudgetFigures(
         queue_length=int(f["queue_length"]),
         expected_wait_seconds=None if f["expected_wait_seconds"] is None else float(f["expected_wait_seconds"]),
@@ -443,10 +458,25 @@ def budget_figures(
     )
 
 
+def budget_figures(
+    store: TicketStore,
+    settings: Any,
+    *,
+    live: bool | None = None,
+    clock: Callable[[], float] | None = None,
+) -> BudgetFigures | None:
+    """The budget panel from a budget made from the settings (see ``dashboard_figures``). Without settings (no
+    limits to measure against) there are no figures and the panel stays hidden."""
+    if settings is None:
+        return None
+    return _panel(dashboard_figures(store, settings, live=live, clock=clock))
+
+
 def summary(
     store: TicketStore,
     filters: Filters,
     *,
+    budget: ReplyBudget | None = None,
     settings: Any = None,
     newest: int = 10,
     live: bool | None = None,
@@ -478,7 +508,9 @@ def summary(
             budget=None,
             generated_at=utcnow(),
         )
-    result.budget = budget_figures(store, settings, live=live, clock=clock)
+    # The app passes its one reply budget (the poster's when it posts); without one, a budget from the settings.
+    result.budget = _panel(panel_figures(budget)) if budget is not None else budget_figures(
+        store, settings, live=live, clock=clock)
     return result
 
 
@@ -487,37 +519,9 @@ def summary(
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PublicStatus:
-    ticket_id: str
-    status: str
-    topic: str
-    created_at: datetime
-    updated_at: datetime | None
-    replied_at: datetime | None
-    resolved_at: datetime | None
-
-
-# Built once: the tracking page is the public hot path (a customer's lookup must stay fast while dashboards poll).
-_PUBLIC_STATUS = sa.select(
-    tickets.c.ticket_id,
-    tickets.c.status,
-    tickets.c.topic,
-    tickets.c.created_at,
-    tickets.c.updated_at,
-    tickets.c.replied_at,
-    tickets.c.resolved_at,
-).where(tickets.c.ticket_id == sa.bindparam("ticket_id"))
-
-
-def public_status(store: TicketStore, ticket_id: str) -> PublicStatus | None:
-    """Selects only the public columns, so no personal data can leak into the page by accident."""
-    with store.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            # One statement needs no transaction: no BEGIN and ROLLBACK round trips to the server.
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-        row = conn.execute(_PUBLIC_STATUS, {"ticket_id": ticket_id}).mappings().first()
-    return PublicStatus(**row) if row else None
+def public_status(store: TicketStore, ticket_id: str) -> PublicTicket | None:
+    """The tracking page's read: the ticket's public shape only (``TicketStore.public_ticket``)."""
+    return store.public_ticket(ticket_id)
 
 
 def as_jsonable(obj: Any) -> Any:
