@@ -12,7 +12,8 @@ from tweetdesk.records import DeadLetter
 from tweetdesk.reply.dead_letters import DeadLetterConsumer
 from tweetdesk.app import ReplyService
 from tweetdesk.tickets.store import TicketStore
-from tweetdesk.web.queries import dead_letter_count, dead_letters
+from tweetdesk.tickets.reports import dead_letter_count
+from tweetdesk.tickets.schema import dead_letters
 from tests.fixtures.waiting import wait_for
 
 

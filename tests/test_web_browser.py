@@ -17,7 +17,6 @@ from tweetdesk.tickets.intake import Intake
 from tweetdesk.app import create_app
 from tweetdesk.tickets.ids import ALPHABET, ticket_id_for
 from tweetdesk.tickets.store import TicketStore
-from tweetdesk.web.queries import record_dead_letters
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +34,7 @@ class Site:
 def _site(tmp_path, live_server_for, api_key):
     store = TicketStore(f"sqlite:///{tmp_path / 'tickets.db'}")
     seeded = seed_store(store, n=24)
-    record_dead_letters(store, [DeadLetter.of(b"{oops", "invalid JSON", "parse")])
+    store.record_dead_letters([DeadLetter.of(b"{oops", "invalid JSON", "parse")])
     app = create_app(Settings(work_dir=tmp_path, api_key=api_key), store)
     app.config["TWEETDESK_WEB_REFRESH_SECONDS"] = 1.0  # poll fast so the live test is quick
     server = live_server_for(app)

@@ -57,7 +57,7 @@ def init_app(app: Flask, settings) -> None:
     # A tab left open over lunch can still resolve a ticket; the token is tied to the session anyway.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", min(12 * 3600, settings.session_lifetime_seconds))
     store = app.extensions["tweetdesk"].store
-    app.extensions["tweetdesk_sessions"] = SessionRegistry(store.engine, settings.session_lifetime_seconds)
+    app.extensions["tweetdesk_sessions"] = SessionRegistry(store, settings.session_lifetime_seconds)
     app.extensions.setdefault("tweetdesk_throttle", KeyThrottle.from_settings(settings))
 
 
