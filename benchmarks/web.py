@@ -115,7 +115,6 @@ def seed(url: str, n: int) -> float:
 
     from tweetdesk.records import DeadLetter
     from tweetdesk.tickets.store import TicketStore, replies, tickets, tweets_table
-    from tweetdesk.web.queries import record_dead_letters
 
     t0 = time.perf_counter()
     store = TicketStore(url)
@@ -165,7 +164,7 @@ def seed(url: str, n: int) -> float:
     if store.dialect == "postgresql":  # what autovacuum would have done by now (SQLite is never analyzed)
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))
-    record_dead_letters(store, [DeadLetter.of(b"{oops %d" % i, "not JSON", "parse") for i in range(n // 1000)])
+    store.record_dead_letters([DeadLetter.of(b"{oops %d" % i, "not JSON", "parse") for i in range(n // 1000)])
     store.close()
     return time.perf_counter() - t0
 
@@ -186,7 +185,7 @@ def serve(url: str, work: Path, summary_seconds: float) -> None:
     import logging
 
     from tweetdesk.config import Settings
-    from tweetdesk.reply.service import ReplyService
+    from tweetdesk.app import ReplyService
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N": the point of the test

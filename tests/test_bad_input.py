@@ -275,7 +275,7 @@ def api(tmp_path_factory):
 
     from tests.fixtures.store import enriched_tweet
     from tweetdesk.config import Settings
-    from tweetdesk.reply.app import create_app
+    from tweetdesk.app import create_app
     from tweetdesk.reply.templates import ReplyTemplates
     from tweetdesk.tickets.store import TicketStore
 

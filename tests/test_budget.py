@@ -14,11 +14,12 @@ from pydantic import SecretStr
 from tests.fixtures.store import enriched_tweet
 from tweetdesk.config import Settings
 from tweetdesk.records import ReplyStatus
-from tweetdesk.reply.budget import AGENT, NEGATIVE, NEUTRAL, POSITIVE, URGENT, ReplyBudget, dashboard_figures, priority_of
+from tweetdesk.reply.budget import AGENT, NEGATIVE, NEUTRAL, POSITIVE, URGENT, ReplyBudget, priority_of
 from tweetdesk.reply.poster import Poster
 from tweetdesk.reply.templates import ReplyTemplates, find_urls
 from tweetdesk.tickets.intake import Intake
 from tweetdesk.tickets.store import ReplyKind, TicketStore
+from tweetdesk.web.queries import dashboard_figures
 from tests.fixtures.clock import FakeClock
 
 RENDER = ReplyTemplates.load().render
@@ -190,7 +191,7 @@ def test_dry_run_rehearses_the_budget_when_asked(tmp_path):
 
 def test_the_service_on_the_broker_holds_replies_back_and_reports_the_budget(fresh_topics, xapi, tmp_path):
     from tweetdesk.kafka import make_producer
-    from tweetdesk.reply.service import ReplyService
+    from tweetdesk.app import ReplyService
 
     settings = fresh_topics.model_copy(
         update={

@@ -63,7 +63,7 @@ def test_the_stream_job_dead_letters_them_too():
 
 def test_user_values_never_start_a_log_line(tmp_path, sqlite_store, caplog):
     """An agent's reply text and a resolve note with line breaks are logged on one line each."""
-    from tweetdesk.reply.app import create_app
+    from tweetdesk.app import create_app
     from tweetdesk.reply.poster import Poster
     from tweetdesk.tickets.intake import Intake
 
@@ -84,7 +84,7 @@ def test_user_values_never_start_a_log_line(tmp_path, sqlite_store, caplog):
 
 
 def test_pages_isolate_user_text_with_bdi(tmp_path, sqlite_store):
-    from tweetdesk.reply.app import create_app
+    from tweetdesk.app import create_app
     from tests.fixtures.browser import make_tweet
 
     seed_store(sqlite_store, n=3)

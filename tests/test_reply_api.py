@@ -8,7 +8,8 @@ import pytest
 
 from tests.fixtures.store import enriched_tweet
 from tweetdesk.config import Settings
-from tweetdesk.reply.app import MAX_BODY_BYTES, create_app
+from tweetdesk.app import create_app
+from tweetdesk.web.api import MAX_BODY_BYTES
 from tweetdesk.reply.templates import ReplyTemplates
 from tweetdesk.tickets.ids import ALPHABET
 from tweetdesk.tickets.intake import Intake

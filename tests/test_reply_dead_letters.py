@@ -10,9 +10,10 @@ import requests
 from tests.fixtures.store import enriched_tweet
 from tweetdesk.records import DeadLetter
 from tweetdesk.reply.dead_letters import DeadLetterConsumer
-from tweetdesk.reply.service import ReplyService
+from tweetdesk.app import ReplyService
 from tweetdesk.tickets.store import TicketStore
-from tweetdesk.web.queries import dead_letter_count, dead_letters
+from tweetdesk.tickets.reports import dead_letter_count
+from tweetdesk.tickets.schema import dead_letters
 from tests.fixtures.waiting import wait_for
 
 

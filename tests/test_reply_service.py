@@ -18,7 +18,7 @@ import requests
 from tests.fixtures.store import enriched_tweet
 from tweetdesk.records import ReplyStatus
 from tweetdesk.reply.consumer import DEFAULT_GROUP
-from tweetdesk.reply.service import ReplyService
+from tweetdesk.app import ReplyService
 from tweetdesk.tickets.store import TicketStatus, TicketStore
 from tests.fixtures.waiting import wait_for
 

@@ -264,7 +264,7 @@ def spy_compare(monkeypatch):
 
 
 def test_admin_key_is_compared_in_constant_time(tmp_path, sqlite_store, spy_compare):
-    from tweetdesk.reply.app import create_app
+    from tweetdesk.app import create_app
 
     key = SECRETS["TWEETDESK_API_KEY"]
     app = create_app(Settings(work_dir=tmp_path, api_key=SecretStr(key)), sqlite_store)
@@ -293,7 +293,7 @@ def test_admin_key_is_compared_in_constant_time(tmp_path, sqlite_store, spy_comp
 
 
 def test_without_a_configured_key_admin_routes_refuse(tmp_path, sqlite_store):
-    from tweetdesk.reply.app import create_app
+    from tweetdesk.app import create_app
 
     c = create_app(Settings(work_dir=tmp_path, api_key=None), sqlite_store).test_client()
     assert c.get("/api/tickets", headers={"X-API-Key": "anything"}).status_code == 403

@@ -12,7 +12,7 @@ import pytest
 from tests.fixtures.browser import make_tweet, seed_store
 from tests.fixtures.clock import FakeClock
 from tweetdesk.config import Settings
-from tweetdesk.reply.app import create_app
+from tweetdesk.app import create_app
 from tweetdesk.web.summary_cache import SummaryCache
 
 

@@ -204,7 +204,7 @@ def test_schema_v1_database_is_upgraded(store_url):
     engine.dispose()
     store = TicketStore(store_url)
     try:
-        assert store.schema_version() == store_mod.SCHEMA_VERSION == 3
+        assert store.schema_version() == store_mod.SCHEMA_VERSION == 4
         got = store.tweet_disposition("1")
         assert got["disposition"] == "opened" and got["author_key"] == "@ana" and got["conversation_key"] == "1"
         # The old ticket's thread continues on it.
@@ -235,7 +235,7 @@ def _sample_enriched() -> list[EnrichedTweet]:
 
 def test_the_sample_through_the_service_threads_and_skips_our_own(fresh_topics, tmp_path):
     from tweetdesk.kafka import make_producer
-    from tweetdesk.reply.service import ReplyService
+    from tweetdesk.app import ReplyService
 
     sample = _sample_enriched()
     own = [t for t in sample if t.author == "tweetdesk"]
@@ -285,3 +285,36 @@ def test_the_sample_through_the_service_threads_and_skips_our_own(fresh_topics, 
         # Every reply went to the outbox, but the STOP author's first one if it was still queued at their STOP.
         assert {r.status for r in store.list_replies(limit=1000)} <= {ReplyStatus.dry_run, ReplyStatus.cancelled}
         assert len(store.list_replies(ReplyStatus.cancelled, limit=1000)) <= 1
+
+
+def test_the_intake_decision_is_a_pure_function():
+    """``intake.decide`` decides a batch from what the store knows, without a store, and changes nothing it is
+    given: the same inputs give the same decision (the store's add_tickets only reads, decides and writes)."""
+    import copy
+
+    from tweetdesk.tickets.intake import LISTENING_ONLY, Known, decide
+
+    flood = Intake(our_handles=INTAKE.our_handles, per_author=1, summoned_only=True, opt_out_phrases=("stop",))
+    batch = [
+        tw("1", at=0, conv="1"),  # summons us (mentions @united): opens a ticket with a reply
+        tw("2", at=10, conv="1", parent="1", text="still waiting"),  # the same thread: joins it
+        tw("3", at=20, conv="3", text="@united another one"),  # a second ticket within the hour: flood guard
+        tw("4", at=30, conv="4", author="bo", author_id="7", text="Delta lost my bag"),  # listening only
+        tw("5", at=40, conv="5", author="united", author_id="1"),  # our own tweet
+        tw("6", at=50, conv="7", author="cy", author_id="8", text="@united STOP"),  # opts out, replies to an open ticket
+    ]
+    known = Known(thread={("7", "8"): "DLY-OLD"}, answered={"DLY-OLD": True}, barred={"9": "@dee opted out"})
+    frozen = copy.deepcopy(known)
+    first, again = decide(batch, known, flood), decide(batch, known, flood)
+    assert known == frozen and first == again
+    got = {v.tweet.id: (v.disposition, v.ticket_id, v.no_reply) for v in first.verdicts}
+    assert got == {
+        "1": ("opened", batch[0].ticket_id, None),
+        "2": ("threaded", batch[0].ticket_id, None),
+        "3": ("capped", None, None),
+        "4": ("opened", batch[3].ticket_id, LISTENING_ONLY),
+        "5": ("own", None, None),
+        "6": ("threaded", "DLY-OLD", None),
+    }
+    assert first.verdicts[2].reason.startswith("flood guard: @ana opened 1 tickets")
+    assert list(first.opting_out) == ["8"] and not first.late_summons

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tests.fixtures.store import enriched_tweet
 from tweetdesk.records import ReplyStatus
-from tweetdesk.tickets import store as store_mod
+from tweetdesk.tickets import schema as store_mod
 from tweetdesk.tickets.store import SCHEMA_VERSION, StoreError, TicketStatus, TicketStore, normalise_url
 
 
@@ -218,3 +218,79 @@ def test_default_store_is_a_sqlite_file_in_work_dir(tmp_path):
 
     s = TicketStore.from_settings(Settings(work_dir=tmp_path / "w"))
     assert s.dialect == "sqlite" and (tmp_path / "w" / "tickets.db").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Schema v4: the tables made outside the migrations until then are taken in, nothing lost
+# ----------------------------------------------------------------------------------------------
+
+V4_TABLES = ("dead_letters", "web_sessions")
+
+
+def _make_v3_store(url: str, *, ran_the_service: bool) -> None:
+    """A store as schema v3 made it: every v3 table, without what v4 adds. ``ran_the_service``: as a v3
+    service left it, with the dead letters, the agents' sessions and the chart index it made on first use
+    (CREATE … IF NOT EXISTS, outside the migrations)."""
+    engine = sa.create_engine(normalise_url(url))
+    with engine.begin() as conn:
+        store_mod.metadata.create_all(conn, tables=[t for t in store_mod.metadata.sorted_tables if t.name not in V4_TABLES])
+        store_mod.CHART_INDEX.drop(conn)
+        conn.execute(store_mod.schema_version.insert(), {"version": 3, "applied_at": datetime.now(timezone.utc)})
+        if ran_the_service:
+            for name in V4_TABLES:
+                conn.execute(sa.schema.CreateTable(store_mod.metadata.tables[name], if_not_exists=True))
+                for ix in store_mod.metadata.tables[name].indexes:
+                    conn.execute(sa.schema.CreateIndex(ix, if_not_exists=True))
+            conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_tickets_sentiment_tweet_time ON tickets (sentiment, tweet_created_at)"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("ran_the_service", [False, True], ids=["fresh-v3", "v3-that-ran-the-service"])
+def test_a_v3_store_upgrades_to_v4_in_place(store_url, ran_the_service):
+    from tweetdesk.records import DeadLetter
+    from tweetdesk.tickets.intake import Intake
+    from tweetdesk.web.sessions import SessionRegistry
+
+    _make_v3_store(store_url, ran_the_service=ran_the_service)
+    old = TicketStore(store_url, migrate=False)
+    assert old.schema_version() == 3
+    # Data of every v3 table: tickets, tweets, replies (one posted), an opt-out, X's usage.
+    t1, t2 = enriched_tweet("1"), enriched_tweet("2", author="ben", text="@tweetdesk STOP")
+    intake = Intake(our_handles=frozenset({"tweetdesk"}), summoned_only=True, opt_out_phrases=("stop",))
+    res = old.add_tickets([t1, enriched_tweet("3", author="cy", text="@tweetdesk where is my bag")], _text, intake=intake)
+    old.add_tickets([t2], _text, intake=intake)
+    rid = res.replies[0]
+    old.claim(rid)
+    old.record_posted(rid, "900", cost_usd=0.01, cost_kind="summoned_reply")
+    letters = [DeadLetter.of(b"{oops", "invalid JSON", "parse"), DeadLetter.of(b"x", "no text", "validate")]
+    sid = None
+    if ran_the_service:  # what a v3 service wrote to the tables it made itself
+        assert old.record_dead_letters(letters) == 2
+        sid = SessionRegistry(old, 3600).start()
+    before = (old.stats(), old.list_opt_outs(), old.usage(), old.intake_stats(), old.list_replies(),
+              [old.get_ticket(t) for t in res.created], old.conversation(res.created[0]))
+    old.close()
+
+    store = TicketStore(store_url)  # opening it migrates
+    try:
+        assert store.schema_version() == SCHEMA_VERSION == 4
+        insp = sa.inspect(store.engine)
+        assert set(V4_TABLES) <= set(insp.get_table_names())
+        assert "ix_tickets_sentiment_tweet_time" in {ix["name"] for ix in insp.get_indexes("tickets")}
+        assert "ix_dead_letters_at" in {ix["name"] for ix in insp.get_indexes("dead_letters")}
+        assert "ix_web_sessions_expires" in {ix["name"] for ix in insp.get_indexes("web_sessions")}
+        after = (store.stats(), store.list_opt_outs(), store.usage(), store.intake_stats(), store.list_replies(),
+                 [store.get_ticket(t) for t in res.created], store.conversation(res.created[0]))
+        assert after == before and before[0]["tickets"] == 3 and before[1] and before[2]["today"]
+        # The dead letters and sessions a v3 service stored are still there, and the tables work on.
+        from tweetdesk.tickets.reports import dead_letter_count
+
+        assert dead_letter_count(store) == (2 if ran_the_service else 0)
+        assert store.record_dead_letters(letters) == (0 if ran_the_service else 2)
+        sessions = SessionRegistry(store, 3600)
+        if sid is not None:
+            assert sessions.active(sid)
+        assert sessions.active(sessions.start())
+        assert store.migrate() == 4 and store.schema_version() == 4  # applied once
+    finally:
+        store.close()

@@ -1,5 +1,5 @@
 """The web pages in a real browser: Debian's chromium, headless, driven by Playwright, against the
-real app (reply.app.create_app) served over HTTP with a seeded SQLite ticket store.
+real app (tweetdesk.app.create_app) served over HTTP with a seeded SQLite ticket store.
 
 Screenshots of every page go to the test's tmp_path (pytest prints it on failure; keep them with
 ``--basetemp``)."""
@@ -14,10 +14,9 @@ from tests.fixtures.browser import axe_violations, make_tweet, seed_store
 from tweetdesk.config import Settings
 from tweetdesk.records import DeadLetter
 from tweetdesk.tickets.intake import Intake
-from tweetdesk.reply.app import create_app
+from tweetdesk.app import create_app
 from tweetdesk.tickets.ids import ALPHABET, ticket_id_for
 from tweetdesk.tickets.store import TicketStore
-from tweetdesk.web.queries import record_dead_letters
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +34,7 @@ class Site:
 def _site(tmp_path, live_server_for, api_key):
     store = TicketStore(f"sqlite:///{tmp_path / 'tickets.db'}")
     seeded = seed_store(store, n=24)
-    record_dead_letters(store, [DeadLetter.of(b"{oops", "invalid JSON", "parse")])
+    store.record_dead_letters([DeadLetter.of(b"{oops", "invalid JSON", "parse")])
     app = create_app(Settings(work_dir=tmp_path, api_key=api_key), store)
     app.config["TWEETDESK_WEB_REFRESH_SECONDS"] = 1.0  # poll fast so the live test is quick
     server = live_server_for(app)
@@ -289,7 +288,7 @@ def test_budget_panel_shows_queue_spend_and_flood_guard(tmp_path, live_server_fo
 def test_dashboard_under_the_reply_service(tmp_path, browser_page):
     """As in ``tweetdesk serve`` / the demo: waitress, the dry-run poster, no API key. A ticket that
     arrives with a queued reply shows up, then turns "replied" when the poster records the reply."""
-    from tweetdesk.reply.service import ReplyService
+    from tweetdesk.app import ReplyService
 
     settings = Settings(work_dir=tmp_path, api_key=None)
     store = TicketStore(settings.db_url)

@@ -1,4 +1,4 @@
-"""The web pages through Flask's test client on the real app (reply.app.create_app) and a real
+"""The web pages through Flask's test client on the real app (tweetdesk.app.create_app) and a real
 SQLite ticket store: tracking messages, agent sign-in, CSRF, what the public page may show."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures.browser import seed_store
 from tweetdesk.config import Settings
-from tweetdesk.reply.app import create_app
+from tweetdesk.app import create_app
 from tweetdesk.tickets.ids import ALPHABET, ticket_id_for
 
 KEY = "s3cret-agent-key-for-the-web-page-tests"

@@ -197,9 +197,8 @@ def test_the_indexed_chart_agrees_with_grouping_every_ticket(store):
     must give the same bars, over minutes, days and years (where the bucket cap cuts the oldest off)."""
     import random
 
-    from tweetdesk.web.queries import _sentiment_over_time_grouped, sentiment_over_time
+    from tweetdesk.tickets.reports import _sentiment_over_time_grouped, sentiment_over_time
 
-    queries.ensure_schema(store.engine)  # what summary() does first: creates the chart index
     rng = random.Random(5)
     base = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
     sentiments = ["negative", "neutral", "positive", "unclassifiable"]

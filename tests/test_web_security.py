@@ -25,7 +25,7 @@ from tests.fixtures.clock import FakeClock
 from tests.fixtures.store import enriched_tweet
 from tweetdesk.config import Settings
 from tweetdesk.errors import ConfigError
-from tweetdesk.reply.app import create_app
+from tweetdesk.app import create_app
 from tweetdesk.secret_key import secret_key, session_key
 from tweetdesk.web.throttle import KeyThrottle
 
@@ -324,7 +324,7 @@ def test_a_keyless_dashboard_on_a_public_address_is_refused(tmp_path, sqlite_sto
 
 
 def test_the_reply_service_checks_the_address_it_binds(tmp_path, sqlite_store):
-    from tweetdesk.reply.service import ReplyService
+    from tweetdesk.app import ReplyService
 
     with pytest.raises(ConfigError, match="not loopback"):
         ReplyService(Settings(work_dir=tmp_path), store=sqlite_store, consume=False, host="192.0.2.1")

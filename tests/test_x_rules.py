@@ -16,12 +16,13 @@ from tests.fixtures.store import enriched_tweet
 from tests.fixtures.xapi import Answer, _problem
 from tweetdesk.config import Settings
 from tweetdesk.records import ReferencedTweet, ReplyStatus, Tweet
-from tweetdesk.reply.app import create_app
+from tweetdesk.app import create_app
 from tweetdesk.reply.budget import priority_of
 from tweetdesk.reply.poster import Poster
 from tweetdesk.reply.templates import ReplyTemplates
 from tweetdesk.tickets.intake import Intake
-from tweetdesk.tickets.store import LISTENING_ONLY, TicketStore
+from tweetdesk.tickets.intake import LISTENING_ONLY
+from tweetdesk.tickets.store import TicketStore
 from tweetdesk.xrules import Prices, mentions_of, opt_out_phrase, summoned_by
 
 T0 = datetime(2026, 3, 3, 18, 0, tzinfo=timezone.utc)

@@ -129,7 +129,7 @@ def stream(master: str | None, available_now: bool) -> None:
 @click.option("--port", type=click.IntRange(0, 65535))
 def serve(host: str | None, port: int | None) -> None:
     """Run the reply service + web dashboard (dry-run unless X user credentials are set)."""
-    from tweetdesk.reply.service import serve_command
+    from tweetdesk.app import serve_command
 
     serve_command(_settings(host=host, port=port))
 

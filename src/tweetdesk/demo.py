@@ -118,7 +118,7 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
     from tweetdesk.broker import kafka_settings
     from tweetdesk.ingest import SAMPLE_BAD, Publisher
     from tweetdesk.ingest.replay import replay
-    from tweetdesk.reply.service import ReplyService
+    from tweetdesk.app import ReplyService
     from tweetdesk.stream.job import StreamJob
     from tweetdesk.stream.sink import parquet_latency, read_enriched
     from tweetdesk.stream.spark import build_spark

@@ -215,27 +215,3 @@ class ReplyBudget:
                 if reads_month >= 0.8 * self.prices.monthly_read_cap else None
             ),
         }
-
-
-DASHBOARD_KEYS = (
-    "queue_length",
-    "expected_wait_seconds",
-    "replies_this_window",
-    "reply_limit",
-    "window_seconds",
-    "spend_today_usd",
-    "flood_reasons",
-    "enforced",
-    "spend_month_usd",
-    "reads_month",
-    "monthly_read_cap",
-    "read_cap_warning",
-    "x_usage",
-)
-
-
-def dashboard_figures(store, settings, *, live: bool | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
-    """The figures of the dashboard's budget panel (``web.queries.BudgetFigures``'s fields)."""
-    live = settings.x_user_credentials if live is None else live
-    f = ReplyBudget(settings, store, clock=clock, live=live).figures()
-    return {k: f[k] for k in DASHBOARD_KEYS}

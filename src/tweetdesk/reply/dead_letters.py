@@ -1,7 +1,7 @@
 """The consumer of the dead-letter topic (``settings.topic_dead``): every dead letter, from any stage
-(ingest, the stream job, the reply consumer), is stored in the ``dead_letters`` table
-(``tweetdesk.web.queries.record_dead_letters``) so the dashboard can count them and an operator can
-read them with SQL.
+(ingest, the stream job, the reply consumer), is stored in the store's ``dead_letters`` table
+(``TicketStore.record_dead_letters``) so the dashboard can count them and an operator can read them
+with SQL.
 
 Same discipline as the reply consumer: partitions are **assigned** (no ~23 s group join on the
 embedded broker), offsets are committed to its own consumer group only after the batch is stored,
@@ -60,9 +60,7 @@ class DeadLetterConsumer(StoreThenCommitConsumer):
 
     def process(self, values: list[tuple[bytes | None, dict]]) -> int:
         """Store a batch; returns how many dead letters were new."""
-        from tweetdesk.web.queries import record_dead_letters
-
-        new = record_dead_letters(self.store, [self.parse(v, meta) for v, meta in values])
+        new = self.store.record_dead_letters([self.parse(v, meta) for v, meta in values])
         self.stats["records"] += len(values)
         self.stats["recorded"] += new
         return new

@@ -1,5 +1,8 @@
 """Intake policy: which incoming tweet opens a ticket, joins one, or is only recorded.
 
+``decide`` is the whole decision, a pure function: ``TicketStore.add_tickets`` reads what the store knows
+about a batch (``Known``), calls it, and writes the ``Decision``.
+
 Every tweet the reply service takes in gets one row in the store's ``tweets`` table (unique tweet id,
 so a re-delivery changes nothing) with a *disposition*:
 
@@ -26,10 +29,14 @@ from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tweetdesk.xrules import Prices
+from tweetdesk.records import EnrichedTweet
+from tweetdesk.xrules import Prices, opt_out_phrase, summoned_by
 
 OPENED, THREADED, OWN, CAPPED = "opened", "threaded", "own", "capped"
 DISPOSITIONS = (OPENED, THREADED, OWN, CAPPED)
+
+# Why a ticket gets no automatic reply when nobody summoned us (shown to agents, in the API and on the dashboard).
+LISTENING_ONLY = "listening only (not summoned): X allows automatic replies only to posts that mention or quote us"
 
 
 def author_key(author: str, author_id: str | None) -> str:
@@ -114,3 +121,110 @@ class FloodCounter:
         insort(self.by_author.setdefault(akey, []), at)
         if rule:
             insort(self.by_rule.setdefault(rule, []), at)
+
+
+# ----------------------------------------------------------------------------------------------
+# The decision
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Known:
+    """What the store holds that bears on a batch, read by the store before it decides."""
+
+    parent_conv: dict[str, str] = field(default_factory=dict)  # a tweet we hold -> its conversation key
+    parent_ticket: dict[str, str] = field(default_factory=dict)  # a tweet we hold or our posted reply -> its ticket
+    our_ids: set[str] = field(default_factory=set)  # tweets of ours the batch refers to (posted replies, own tweets)
+    barred: dict[str, str] = field(default_factory=dict)  # author key -> why no automatic reply now
+    # Open tickets of the batch's conversations: (conversation, author key) -> ticket (the latest wins),
+    # conversation -> ticket, and ticket -> an automatic reply is (or may be) queued for it.
+    thread: dict[tuple[str, str], str] = field(default_factory=dict)
+    conv_ticket: dict[str, str] = field(default_factory=dict)
+    answered: dict[str, bool] = field(default_factory=dict)
+    # Tickets opened within the flood guard's window before the batch: ("author" | "rule", key, tweet time).
+    flood: list[tuple[str, str, datetime]] = field(default_factory=list)
+
+
+@dataclass
+class Verdict:
+    """What becomes of one tweet (its row of the ``tweets`` table, and a ticket when ``disposition`` is opened)."""
+
+    tweet: EnrichedTweet
+    conversation: str
+    author_key: str
+    disposition: str = CAPPED
+    ticket_id: str | None = None
+    reason: str | None = None  # own | capped: why it got no ticket
+    summoned_by: str | None = None  # mention | quote | reply; None = listening only
+    no_reply: str | None = None  # opened: why no automatic reply is queued (None: one is)
+
+
+@dataclass
+class Decision:
+    verdicts: list[Verdict] = field(default_factory=list)  # oldest first
+    # A listening-only ticket whose customer now asks us in its thread -> that tweet (it gets the ticket's reply).
+    late_summons: dict[str, EnrichedTweet] = field(default_factory=dict)
+    opting_out: dict[str, tuple[EnrichedTweet, str]] = field(default_factory=dict)  # author key -> (tweet, phrase)
+
+    def of(self, disposition: str) -> list[Verdict]:
+        return [v for v in self.verdicts if v.disposition == disposition]
+
+
+def known_conversation(tw: EnrichedTweet, parent_conv: dict[str, str]) -> str:
+    """The conversation a tweet belongs to as far as the store knows (before the batch is decided)."""
+    return tw.conversation_id or parent_conv.get(tw.in_reply_to_tweet_id) or tw.id
+
+
+def decide(tweets: list[EnrichedTweet], known: Known, intake: Intake) -> Decision:
+    """Decide a batch of new tweets, oldest first (``tweets`` sorted by ``created_at``): own, threaded into an
+    open ticket, held back by the flood guard, or opening a ticket — with or without an automatic reply
+    (listening only, opted out, barred). Pure: reads ``known``, changes nothing, touches no store."""
+    out = Decision()
+    our_ids = set(known.our_ids)
+    barred = dict(known.barred)
+    thread = dict(known.thread)
+    conv_ticket = dict(known.conv_ticket)
+    answered = dict(known.answered)
+    flood = FloodCounter(intake)
+    for kind, key, at in known.flood:
+        flood.seed(kind, key, at)
+    conv_of: dict[str, str] = {}
+    for tw in tweets:
+        p = tw.in_reply_to_tweet_id
+        conv = tw.conversation_id or known.parent_conv.get(p) or conv_of.get(p) or tw.id
+        conv_of[tw.id] = conv
+        akey = author_key(tw.author, tw.author_id)
+        v = Verdict(tw, conv, akey)
+        out.verdicts.append(v)
+        if intake.is_ours(tw.author):
+            v.disposition, v.reason = OWN, "our own account"
+            v.ticket_id = known.parent_ticket.get(p) or conv_ticket.get(conv)
+            our_ids.add(tw.id)
+            continue
+        how = summoned_by(tw, intake.our_handles, our_ids)
+        v.summoned_by = how
+        phrase = opt_out_phrase(tw.text, intake.opt_out_phrases) if how else None
+        if phrase:  # written to us: honoured at once, from this tweet on
+            out.opting_out[akey] = (tw, phrase)
+            barred[akey] = f"@{tw.author} opted out (wrote {phrase!r} to us)"
+        ticket = thread.get((conv, akey))
+        if ticket:
+            v.disposition, v.ticket_id = THREADED, ticket
+            if (how or not intake.summoned_only) and not answered.get(ticket, True) and akey not in barred:
+                out.late_summons.setdefault(ticket, tw)  # the customer asked us in an ongoing thread
+                answered[ticket] = True
+            continue
+        reason = flood.reason(tw.author, akey, tw.rule, tw.created_at)
+        if reason:
+            v.reason = reason  # stays capped
+            continue
+        v.disposition, v.ticket_id = OPENED, tw.ticket_id
+        flood.opened(akey, tw.rule, tw.created_at)
+        thread[(conv, akey)] = tw.ticket_id
+        conv_ticket.setdefault(conv, tw.ticket_id)
+        v.no_reply = (
+            LISTENING_ONLY if how is None and intake.summoned_only else
+            f"no automatic reply: {barred[akey]}" if akey in barred else None
+        )
+        answered[tw.ticket_id] = v.no_reply is None
+    return out

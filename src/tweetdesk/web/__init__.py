@@ -1,23 +1,6 @@
-"""Web pages on the reply service's Flask app: dashboard, public ticket tracking, agent view.
-
-``reply.app.create_app`` calls ``init_app(app)``; the app keeps its ``Settings`` and ``TicketStore`` in
-``app.extensions["tweetdesk"]`` (``reply.app.AppContext``).
+"""The service's HTTP surface, on the app ``tweetdesk.app.create_app`` builds: the JSON API (``api.py``,
+documented by ``openapi.py``), the dashboard, tracking and agent pages (``views.py``, figures from
+``queries.py`` shared through ``summary_cache.py``), the one key check and agent sign-in (``auth.py``,
+``sessions.py``, ``throttle.py``) and the security headers (``security.py``). ``context.py`` holds what a
+request reaches (settings, store, budget, poster).
 """
-
-from __future__ import annotations
-
-from flask import Flask
-
-from tweetdesk.web import auth, security
-from tweetdesk.web.views import blueprint
-
-
-def init_app(app: Flask) -> None:
-    """Register the pages, the session/CSRF settings they need and the security headers (on the API too)."""
-    settings = app.extensions["tweetdesk"].settings
-    security.init_app(app, settings)
-    auth.init_app(app, settings)
-    app.register_blueprint(blueprint)
-
-
-__all__ = ["blueprint", "init_app"]

@@ -1,8 +1,10 @@
-"""Agent sign-in for the web pages: the admin API key (``settings.api_key``), either typed once into a
-login form (then a signed session cookie) or sent with each request as ``X-API-Key`` / ``Authorization:
-Bearer`` (scripts). Keys are compared in constant time, and wrong ones are throttled per client address
-(``throttle.KeyThrottle``, shared with the JSON API). Cookie sessions need a CSRF token on every POST
-(Flask-WTF's signed token); header requests do not (a browser cannot add the header cross-site).
+"""The one key check of the service: the admin API key (``settings.api_key``) for the JSON API's admin routes
+(``web.api``) and the agent pages (``web.views``). It is sent with each request as ``X-API-Key`` /
+``Authorization: Bearer`` (scripts, the API), or typed once into the pages' login form (then a signed
+session cookie). Keys are compared in constant time, and wrong ones are throttled per client address
+(``throttle.KeyThrottle``): while an address must wait, ``Throttled`` (429) is raised without comparing.
+Cookie sessions need a CSRF token on every POST (Flask-WTF's signed token); header requests do not (a
+browser cannot add the header cross-site).
 
 The cookie is signed with a key derived from the deployment's secret (``tweetdesk.secret_key``), never
 from the API key: a cookie anyone can get from ``/login`` must not let them test key guesses offline. A
@@ -26,6 +28,7 @@ from werkzeug.exceptions import TooManyRequests
 from wtforms.validators import ValidationError
 
 from tweetdesk.secret_key import session_key
+from tweetdesk.web.context import ctx
 from tweetdesk.web.sessions import SessionRegistry
 from tweetdesk.web.throttle import KeyThrottle
 
@@ -54,11 +57,12 @@ def init_app(app: Flask, settings) -> None:
     # A tab left open over lunch can still resolve a ticket; the token is tied to the session anyway.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", min(12 * 3600, settings.session_lifetime_seconds))
     store = app.extensions["tweetdesk"].store
-    app.extensions["tweetdesk_sessions"] = SessionRegistry(store.engine, settings.session_lifetime_seconds)
+    app.extensions["tweetdesk_sessions"] = SessionRegistry(store, settings.session_lifetime_seconds)
     app.extensions.setdefault("tweetdesk_throttle", KeyThrottle.from_settings(settings))
 
 
-def _header_key() -> str | None:
+def presented_key() -> str | None:
+    """The key this request carries in a header (``X-API-Key``, else ``Authorization: Bearer``), if any."""
     key = request.headers.get("X-API-Key")
     if key:
         return key
@@ -69,7 +73,7 @@ def _header_key() -> str | None:
 
 
 def _settings():
-    return current_app.extensions["tweetdesk"].settings
+    return ctx().settings
 
 
 def _sessions() -> SessionRegistry:
@@ -108,10 +112,12 @@ def key_matches(supplied: str) -> bool:
 
 
 def via_header() -> bool:
-    """The request carries the right key itself (no cookie involved). Checked once per request."""
+    """The request carries the right key itself (no cookie involved). Checked once per request: a wrong key
+    counts once against the address however often a request asks. Raises ``Throttled`` while the address
+    must wait."""
     if "tweetdesk_via_header" not in g:
         g.tweetdesk_via_header = False  # stays False if key_matches raises Throttled (the error page asks again)
-        supplied = _header_key()
+        supplied = presented_key()
         if supplied is not None:
             g.tweetdesk_via_header = key_matches(supplied)
     return g.tweetdesk_via_header
@@ -177,7 +183,7 @@ def agent_required(view):
         if not agent_enabled():
             abort(403, description="agent-disabled")
         if not is_agent():
-            if request.method == "GET" and _header_key() is None:
+            if request.method == "GET" and presented_key() is None:
                 return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
             abort(401)
         return view(*args, **kwargs)

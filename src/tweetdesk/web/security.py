@@ -1,6 +1,6 @@
 """What the service refuses at start, and the HTTP hardening every answer gets.
 
-At start (``check_startup``, called by ``reply.app.create_app``):
+At start (``check_startup``, called by ``tweetdesk.app.create_app``):
 
 * an admin API key shorter than 32 characters: it is the only thing between the internet and the agent
   view, and nothing rate-limits an attacker who has copied a response offline;

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from dataclasses import asdict
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -41,6 +42,7 @@ from tweetdesk.records import UNCLASSIFIABLE, Entity
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, TicketStore
 from tweetdesk.web import auth, queries
+from tweetdesk.web.context import ctx
 from tweetdesk.web.summary_cache import Snapshot, SummaryBusy, SummaryCache
 
 blueprint = Blueprint(
@@ -65,17 +67,17 @@ PUBLIC_STATUS = {
 
 
 # ----------------------------------------------------------------------------------------------
-# Wiring: reply.app.create_app keeps its Settings and TicketStore in app.extensions["tweetdesk"]
-# (an AppContext) and calls tweetdesk.web.init_app(app), which registers this blueprint.
+# Wiring: tweetdesk.app.create_app registers this blueprint and keeps the settings, the store and the
+# reply budget in app.extensions["tweetdesk"] (a web.context.AppContext).
 # ----------------------------------------------------------------------------------------------
 
 
 def _settings():
-    return current_app.extensions["tweetdesk"].settings
+    return ctx().settings
 
 
 def _store() -> TicketStore:
-    return current_app.extensions["tweetdesk"].store
+    return ctx().store
 
 
 def _refresh_ms() -> int:
@@ -249,16 +251,8 @@ def _filters() -> queries.Filters:
 
 def _compute(app, filters: queries.Filters) -> tuple[queries.Summary, dict[str, Any]]:
     c = app.extensions["tweetdesk"]
-    # The budget panel measures with the poster's budget when this process posts (as /api/budget does).
-    budget = getattr(getattr(c, "poster", None), "budget", None)
-    s = queries.summary(
-        c.store,
-        filters,
-        settings=c.settings,
-        newest=NEWEST,
-        live=budget.live if budget is not None else None,
-        clock=budget.clock if budget is not None else None,
-    )
+    # The budget panel reads the app's one reply budget, as GET /api/budget does.
+    s = queries.summary(c.store, filters, budget=c.budget, newest=NEWEST)
     return s, summary_payload(s)
 
 
@@ -276,7 +270,7 @@ def summary_cache() -> SummaryCache:
 # Dashboard requests served at once. A crowd of dashboards polling back to back would otherwise fill every
 # worker thread and the server's queue, and a customer's tracking page (or an API call) would wait behind all
 # of them; gated, the extra dashboard requests wait here, off the CPU, while other pages go straight through
-# (the service runs more worker threads than this, see reply.service).
+# (the service runs more worker threads than this, see tweetdesk.app.ReplyService).
 SUMMARY_REQUESTS_AT_ONCE = 2
 _GATED = ("web.dashboard", "web.api_summary")
 
@@ -403,7 +397,7 @@ def track(raw: str):
         return render_template("web/track.html", active="track", ticket=None, error=error, query=ticket_id), 404
     label, explanation = PUBLIC_STATUS.get(st.status, (status_label(st.status), ""))
     view = {
-        **st.__dict__,
+        **asdict(st),
         "status_label": label,
         "status_explanation": explanation,
         "topic_label": topic_label(st.topic),

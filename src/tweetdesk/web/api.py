@@ -1,4 +1,4 @@
-"""The Flask application: JSON API over the ticket store (and the place the web dashboard plugs in).
+"""The JSON API over the ticket store, one Flask blueprint of the service's app (``tweetdesk.app``).
 
 Routes (documented in the OpenAPI document at ``/api/openapi.json``):
 
@@ -10,53 +10,34 @@ Routes (documented in the OpenAPI document at ``/api/openapi.json``):
 * ``GET  /api/tickets?status=&topic=&sentiment=&limit=&offset=`` — admin, paged.
 * ``POST /api/tickets/<id>/resolve`` — admin.
 * ``POST /api/replies`` — admin: a manual reply to a tweet we hold a ticket for.
+* ``GET  /api/opt-outs``, ``DELETE /api/opt-outs/<author>``, ``GET /api/budget`` — admin.
 
-Admin auth: ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``, compared in constant time with
-``settings.api_key``; with no key configured the admin endpoints answer 403. Wrong keys are throttled
-per client address (``tweetdesk.web.throttle``: 429 with ``Retry-After``). Every error is JSON (never an
-HTML page), malformed, oversized, too deeply nested or not-Unicode bodies included (400).
-
-Extension point: a module ``tweetdesk.web`` with ``init_app(app)`` is called by ``create_app`` (the
-dashboard registers its blueprint there); ``app.extensions["tweetdesk"]`` is the ``AppContext``.
+Admin auth: ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``, checked by ``web.auth`` (constant
+time, wrong keys throttled per client address: 429 with ``Retry-After``); with no key configured the admin
+endpoints answer 403. Every error is JSON (never an HTML page), malformed, oversized, too deeply nested or
+not-Unicode bodies included (400): ``register_errors`` installs the app-wide handlers.
 """
 
 from __future__ import annotations
 
-import hmac
-import importlib
-import importlib.util
 import logging
-from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
-from tweetdesk.reply.templates import ReplyTemplates, ReplyTextError, check_reply_text
+from tweetdesk.reply.templates import ReplyTextError, check_reply_text
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, Ticket, TicketStatus, TicketStore
-from tweetdesk.web.security import check_startup
-from tweetdesk.web.throttle import KeyThrottle
+from tweetdesk.web import auth
+from tweetdesk.web.context import ctx
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024  # a reply is ≤ 280 characters: 16 KiB of JSON is plenty
 MAX_PAGE = 200
-
-
-@dataclass
-class AppContext:
-    settings: Any
-    store: TicketStore
-    templates: ReplyTemplates | None = None
-    poster: Any = None  # tweetdesk.reply.poster.Poster, when this process posts
-    health: dict[str, Callable[[], dict]] = field(default_factory=dict)  # name -> state, for /healthz
-
-
-def ctx() -> AppContext:
-    return current_app.extensions["tweetdesk"]
 
 
 class ApiError(Exception):
@@ -76,48 +57,26 @@ def _error(status: int, message: str, **extra):
 # ----------------------------------------------------------------------------------------------
 
 
-def _presented_key() -> str | None:
-    key = request.headers.get("X-API-Key")
-    if key:
-        return key
-    auth = request.headers.get("Authorization", "")
-    scheme, _, token = auth.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def throttle() -> KeyThrottle:
-    return current_app.extensions["tweetdesk_throttle"]
-
-
 def is_admin() -> bool:
-    """True for a valid admin key; raises 401 for a wrong one (a wrong key never downgrades silently), 429
-    while the client's address must wait after wrong keys (the key is then not even compared)."""
-    if "is_admin" in g:
-        return g.is_admin
-    presented = _presented_key()
-    configured = ctx().settings.api_key
-    if presented is None:
-        g.is_admin = False
+    """True for a valid admin key in a header; raises 401 for a wrong one (a wrong key never downgrades
+    silently), 429 while the client's address must wait after wrong keys (the key is then not even compared).
+    No key configured: nobody is admin (admin routes say 403)."""
+    if auth.presented_key() is None or not auth.agent_enabled():
         return False
-    if configured is None or not configured.get_secret_value():
-        g.is_admin = False  # no admin key configured: nobody is admin (admin routes say 403)
-        return False
-    wait = throttle().retry_after(request.remote_addr)
-    if wait:
-        raise ApiError(429, f"too many wrong API keys from this address: retry in {wait} s", kind="throttled",
-                       retry_after=wait)
-    if not hmac.compare_digest(presented.encode("utf-8"), configured.get_secret_value().encode("utf-8")):
-        throttle().failed(request.remote_addr, request.path)
+    try:
+        ok = auth.via_header()
+    except auth.Throttled as e:
+        raise ApiError(429, f"too many wrong API keys from this address: retry in {e.retry_after} s", kind="throttled",
+                       retry_after=e.retry_after) from None
+    if not ok:
         raise ApiError(401, "invalid API key")
-    throttle().succeeded(request.remote_addr)
-    g.is_admin = True
     return True
 
 
 def admin_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
-        if ctx().settings.api_key is None or not ctx().settings.api_key.get_secret_value():
+        if not auth.agent_enabled():
             raise ApiError(403, "admin API disabled: set TWEETDESK_API_KEY")
         if not is_admin():
             raise ApiError(401, "admin API key required (X-API-Key header or Authorization: Bearer)")
@@ -265,7 +224,7 @@ def get_ticket(ticket_id: str):
         raise ApiError(404, f"no ticket {tid}", kind="unknown")
     if is_admin():
         return jsonify(ticket_full(t, ctx().store))
-    return jsonify(t.public())
+    return jsonify(t.public().to_json())
 
 
 @api.get("/api/tickets")
@@ -305,7 +264,7 @@ def resolve_ticket(ticket_id: str):
     t = ctx().store.resolve(tid, note=note)
     if t is None:
         raise ApiError(404, f"no ticket {tid}", kind="unknown")
-    return jsonify(t.public())
+    return jsonify(t.public().to_json())
 
 
 @api.post("/api/replies")
@@ -372,11 +331,8 @@ def lift_opt_out(author: str):
 def budget():
     """The reply budget and the intake: queue, expected wait, posts this window, spend today, the
     flood guard's reasons and the tweets it held back most recently."""
-    from tweetdesk.reply.budget import ReplyBudget
-
     c = ctx()
-    b = c.poster.budget if c.poster is not None else ReplyBudget(c.settings, c.store, live=c.settings.x_user_credentials)
-    f = b.figures()
+    f = c.budget.figures()
     f["held_back"] = [
         {**h, "tweet_created_at": _iso(h["tweet_created_at"]), "received_at": _iso(h["received_at"])}
         for h in c.store.held_back(_int_arg("held_back", 20, 0, 200))
@@ -386,38 +342,17 @@ def budget():
 
 @api.get("/api/openapi.json")
 def openapi():
-    from tweetdesk.reply.openapi import openapi_document
+    from tweetdesk.web.openapi import openapi_document
 
     return jsonify(openapi_document())
 
 
 # ----------------------------------------------------------------------------------------------
-# Factory
+# Errors: JSON for the whole app (the pages' blueprint answers HTML for its own routes)
 # ----------------------------------------------------------------------------------------------
 
 
-def create_app(
-    settings=None,
-    store: TicketStore | None = None,
-    *,
-    poster=None,
-    templates: ReplyTemplates | None = None,
-    health: dict[str, Callable[[], dict]] | None = None,
-) -> Flask:
-    """Build the app. ``store`` defaults to one opened from ``settings`` (schema created/migrated)."""
-    if settings is None:
-        from tweetdesk.config import get_settings
-
-        settings = get_settings()
-    check_startup(settings)  # a short API key, a keyless dashboard on a public address: refused
-    store = store or TicketStore.from_settings(settings)
-    app = Flask("tweetdesk")
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
-    app.json.sort_keys = False
-    app.extensions["tweetdesk"] = AppContext(settings, store, templates, poster, dict(health or {}))
-    app.extensions["tweetdesk_throttle"] = KeyThrottle.from_settings(settings)
-    app.register_blueprint(api)
-
+def register_errors(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
         resp = _error(e.status, e.message, **e.extra)
@@ -442,11 +377,3 @@ def create_app(
     def _unexpected(e: Exception):
         log.exception("unhandled error on %s %r", request.method, request.path)
         return _error(500, "internal error")
-
-    # The web dashboard (tweetdesk.web) plugs in here when it exists.
-    if importlib.util.find_spec("tweetdesk.web") is not None:
-        web = importlib.import_module("tweetdesk.web")
-        init = getattr(web, "init_app", None)
-        if callable(init):
-            init(app)
-    return app

@@ -1,7 +1,13 @@
-"""The reply service in one process: Kafka consumer thread + poster thread + the Flask app under
-waitress (a production WSGI server).
+"""The service's app and the process that runs it.
 
-``ReplyService`` is what ``tweetdesk serve`` runs and what the demo (or a test) embeds::
+``create_app`` builds the one Flask app of ``tweetdesk serve``: the JSON API (``web.api``) and the pages
+(``web.views``) as blueprints, registered here explicitly, with the security headers and the agent sign-in
+(``web.security``, ``web.auth``). ``app.extensions["tweetdesk"]`` is its ``web.context.AppContext``.
+
+``ReplyService`` is the ``serve`` process: the app under waitress (a production WSGI server), the Kafka
+consumer of ``tweets.enriched`` (``reply.consumer``), the dead-letter consumer (``reply.dead_letters``) and
+the poster (``reply.poster``), each on its own thread. It is what ``tweetdesk serve`` runs and what the
+demo (or a test) embeds::
 
     with ReplyService(settings, port=0) as svc:   # port 0 = any free port
         print(svc.url)                            # http://127.0.0.1:<chosen port>
@@ -16,17 +22,53 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any
+from typing import Any, Callable
 
-from tweetdesk.reply.app import create_app
+from flask import Flask
+
+from tweetdesk.redact import redact_url
+from tweetdesk.reply.budget import ReplyBudget
 from tweetdesk.reply.consumer import DEFAULT_GROUP, ReplyConsumer
 from tweetdesk.reply.dead_letters import DeadLetterConsumer
 from tweetdesk.reply.poster import Poster
 from tweetdesk.reply.templates import ReplyTemplates
-from tweetdesk.redact import redact_url
 from tweetdesk.tickets.store import TicketStore
+from tweetdesk.web import api, auth, security, views
+from tweetdesk.web.context import AppContext
+from tweetdesk.web.security import check_startup
+from tweetdesk.web.throttle import KeyThrottle
 
 log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings=None,
+    store: TicketStore | None = None,
+    *,
+    poster: Poster | None = None,
+    templates: ReplyTemplates | None = None,
+    health: dict[str, Callable[[], dict]] | None = None,
+) -> Flask:
+    """Build the app. ``store`` defaults to one opened from ``settings`` (schema created/migrated);
+    ``poster``: this process's, when it posts (its budget is the one the API and the dashboard report)."""
+    if settings is None:
+        from tweetdesk.config import get_settings
+
+        settings = get_settings()
+    check_startup(settings)  # a short API key, a keyless dashboard on a public address: refused
+    store = store or TicketStore.from_settings(settings)
+    budget = poster.budget if poster is not None else ReplyBudget(settings, store, live=settings.x_user_credentials)
+    app = Flask("tweetdesk")
+    app.config.update(MAX_CONTENT_LENGTH=api.MAX_BODY_BYTES, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False
+    app.extensions["tweetdesk"] = AppContext(settings, store, budget, templates, poster, dict(health or {}))
+    app.extensions["tweetdesk_throttle"] = KeyThrottle.from_settings(settings)  # wrong keys, API and pages alike
+    security.init_app(app, settings)  # headers on every answer, the API's too
+    auth.init_app(app, settings)
+    api.register_errors(app)
+    app.register_blueprint(api.api)
+    app.register_blueprint(views.blueprint)
+    return app
 
 
 class ReplyService:
@@ -160,7 +202,6 @@ def serve_command(settings) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Settings, templates and store first: a mistake there should fail in a second, before any broker starts.
     from tweetdesk.secret_key import secret_key
-    from tweetdesk.web.security import check_startup
 
     check_startup(settings)
     secret_key(settings)
