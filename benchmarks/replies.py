@@ -74,7 +74,8 @@ def batches(items, size):
 
 
 def run_backend(name: str, url: str, n: int, batch: int, work: Path) -> dict[str, float]:
-    settings = Settings(work_dir=work, database_url=url)
+    # The tweets mention @united: as our account, X lets it reply to every one of them.
+    settings = Settings(work_dir=work, database_url=url, our_handles=["united"])
     templates = ReplyTemplates.load()
     figures: dict[str, float] = {}
 
