@@ -19,13 +19,13 @@ def _settings(**overrides):
     from pydantic import ValidationError
 
     from tweetdesk.config import Settings
+    from tweetdesk.records import problems
 
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise TweetdeskError(f"bad setting TWEETDESK_{where.upper()}: {first['msg']}") from None
+        where, msg = problems(e)[0]
+        raise TweetdeskError(f"bad setting TWEETDESK_{where.upper()}: {msg}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

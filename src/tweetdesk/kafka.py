@@ -8,6 +8,8 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tweetdesk.config import Settings
@@ -74,6 +76,10 @@ LIBRDKAFKA_LOG = OncePerProblem(logging.getLogger("tweetdesk.kafka.librdkafka"))
 _QUIET_LOG = OncePerProblem(logging.getLogger("tweetdesk.kafka.librdkafka"), level=logging.DEBUG)
 # Errors a consumer reads from Kafka (broker down: one per reconnect attempt), once per problem.
 _CONSUMER_LOG = OncePerProblem(log)
+# Delivery failures repeat for every message: one line per problem.
+_DELIVERY_LOG = OncePerProblem(log)
+# Distinct delivery errors kept for the report (the first few say what went wrong).
+MAX_ERRORS_KEPT = 5
 # A starting broker gets this long after every bootstrap server has failed before start-up gives up.
 ALL_BROKERS_DOWN_GRACE_S = 2.0
 
@@ -130,6 +136,78 @@ def make_producer(settings: Settings, **conf) -> "Producer":
     }))
     prime(producer, client_config(settings))
     return producer
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not acknowledge every message of a ``produce_all`` (a RuntimeError: consumers retry the batch)."""
+
+
+@dataclass
+class Deliveries:
+    """Delivery reports of the messages handed to ``produce_all``: counts and the first few distinct errors.
+    Passed as the producer's ``on_delivery`` callback; one object may count over many calls."""
+
+    delivered: int = 0  # acknowledged by the broker
+    failed: int = 0  # refused by the broker, timed out after the producer's retries, or refused before sending
+    unacknowledged: int = 0  # still in flight when the last flush gave up
+    errors: list[str] = field(default_factory=list)
+
+    def __call__(self, err, msg) -> None:
+        if err is None:
+            self.delivered += 1
+        else:
+            self.refused(f"{msg.topic()}: {err.str()}")
+
+    def refused(self, error: str) -> None:
+        self.failed += 1
+        if error not in self.errors and len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(error)
+        _DELIVERY_LOG.error("Kafka delivery failed: %s", error)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.unacknowledged == 0
+
+    def raise_for_failures(self, what: str) -> None:
+        """``DeliveryError`` unless every message so far was acknowledged; ``what`` names them in the message."""
+        if not self.ok:
+            raise DeliveryError(f"Kafka did not acknowledge {self.failed + self.unacknowledged} {what} "
+                                f"({self.failed} failed ({self.errors[:3]}), {self.unacknowledged} undelivered)")
+
+
+def produce_all(
+    producer: "Producer",
+    messages: Iterable[tuple[str, str | bytes | None, str | bytes]],
+    deliveries: Deliveries | None = None,
+    *,
+    flush: float | None = None,
+    on_delivery=None,
+) -> Deliveries:
+    """Hand every (topic, key, value) to ``producer``, counting each delivery report in ``deliveries``.
+
+    A full local queue is back-pressure, not loss: serve delivery reports until there is room, then go on.
+    A message refused before sending (larger than ``message.max.bytes``) counts as failed; the rest still go.
+    With ``flush`` (seconds) wait for every report and record what stayed unacknowledged; without it, the
+    caller flushes later (a paced source that produces one message at a time). ``on_delivery`` replaces
+    ``deliveries`` as the delivery callback (one that also does its own bookkeeping, then calls it)."""
+    from confluent_kafka import KafkaException
+
+    deliveries = deliveries if deliveries is not None else Deliveries()
+    on_delivery = on_delivery or deliveries
+    for topic, key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+            except KafkaException as e:
+                deliveries.refused(str(e.args[0]))
+                break
+    producer.poll(0)
+    if flush is not None:
+        deliveries.unacknowledged = producer.flush(flush)
+    return deliveries
 
 
 def make_consumer(settings: Settings, group_id: str, **conf) -> "Consumer":

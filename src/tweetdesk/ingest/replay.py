@@ -85,15 +85,6 @@ def _check_file(path: Path) -> Path:
     return path
 
 
-def _reason(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors()[:3]:
-        where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
-    more = len(e.errors()) - 3
-    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
-
-
 def read_records(path: Path) -> Iterator[Record]:
     """Each record of a replay file, in file order, as a ``Tweet`` or a ``DeadLetter`` saying what is wrong."""
     path = _check_file(path)
@@ -173,7 +164,7 @@ def _read_jsonl(path: Path) -> Iterator[Record]:
                 tweet = Tweet.model_validate_json(raw)
                 update: dict = {"source": "replay", "ingested_at": None, **_x_references(tweet, raw, seen)}
             except ValidationError as e:
-                yield DeadLetter.of(raw, f"{path.name} line {lineno}: {_reason(e)}", STAGE, key=f"{path.name}:{lineno}")
+                yield DeadLetter.from_error(raw, e, STAGE, context=f"{path.name} line {lineno}", key=f"{path.name}:{lineno}")
                 continue
             if tweet.brand is None:
                 update["brand"] = brand_of(tweet.text)
@@ -260,7 +251,7 @@ def _csv_record(row: list[str], col: dict[str, int], name: str, lineno: int) -> 
     try:
         return Tweet.model_validate({k: v for k, v in fields.items() if v is not None and v != ""})
     except ValidationError as e:
-        return DeadLetter.of(raw, f"{where}: {_reason(e)}", STAGE, key=f"{name}:{lineno}")
+        return DeadLetter.from_error(raw, e, STAGE, context=where, key=f"{name}:{lineno}")
 
 
 # --- pacing and passes -----------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ class Totals:
         del self.history[:-100_000]
 
 
-class Publisher:
+class BatchPublisher:
     """Produces a micro-batch's output records to tweets.enriched / tweets.dead from the driver.
 
     One long-lived idempotent producer for the whole query: a micro-batch is at most
@@ -88,32 +88,15 @@ class Publisher:
 
     def publish(self, table) -> dict[str, int]:
         """Produce every row of an Arrow table (kind, out_key, payload); raise unless all are acknowledged."""
-        from tweetdesk.kafka import make_producer
+        from tweetdesk.kafka import make_producer, produce_all
 
         if self._producer is None:
             self._producer = make_producer(self.settings, **{"linger.ms": 20})
-        producer = self._producer
-        failed: list[str] = []
-
-        def on_delivery(err, _msg):
-            if err is not None:
-                failed.append(str(err))
-
-        counts = {KIND_ENRICHED: 0, KIND_DEAD: 0}
-        cols = [table.column(c).to_pylist() for c in ("kind", "out_key", "payload")]
-        for kind, key, payload in zip(*cols):
-            while True:
-                try:
-                    producer.produce(self.topics[kind], key=key, value=payload, on_delivery=on_delivery)
-                    break
-                except BufferError:  # local queue full: let deliveries drain, then retry
-                    producer.poll(0.5)
-            counts[kind] += 1
-        left = producer.flush(120)
-        if failed or left:
-            # Failing the batch: Spark does not commit it and the restart replays it.
-            raise RuntimeError(f"publishing to Kafka failed: {len(failed)} errors ({failed[:3]}), {left} undelivered")
-        return counts
+        kinds, keys, payloads = (table.column(c).to_pylist() for c in ("kind", "out_key", "payload"))
+        done = produce_all(self._producer, zip((self.topics[k] for k in kinds), keys, payloads), flush=120)
+        # Failing the batch: Spark does not commit it and the restart replays it.
+        done.raise_for_failures("records of the micro-batch")
+        return {KIND_ENRICHED: kinds.count(KIND_ENRICHED), KIND_DEAD: kinds.count(KIND_DEAD)}
 
     def close(self) -> None:
         if self._producer is not None:
@@ -131,7 +114,7 @@ class BatchSink:
         self.path = str(parquet_location(settings))
         self.on_batch = on_batch
         self.totals = Totals()
-        self.publisher = Publisher(settings)
+        self.publisher = BatchPublisher(settings)
 
     def __call__(self, df, batch_id: int) -> None:
         from pyspark import StorageLevel

@@ -15,28 +15,18 @@ from datetime import timezone
 
 from pydantic import ValidationError
 
-from tweetdesk.records import DeadLetter, EnrichedTweet, Tweet
+from tweetdesk.records import DeadLetter, EnrichedTweet, Tweet, error_reason, error_stage
 from tweetdesk.stream.schema import KIND_DEAD, KIND_ENRICHED
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENRICHER = "tweetdesk.enrich:enrich_batch"
-# Pydantic error types that mean "not a JSON object at all" rather than "a tweet with bad fields".
-_PARSE_ERRORS = {"json_invalid", "json_type", "model_type", "model_attributes_type"}
 
 
 def load_enricher(ref: str) -> Callable:
     """'package.module:function' -> the function (imported in the worker, so it loads models there)."""
     mod, _, fn = ref.partition(":")
     return getattr(importlib.import_module(mod), fn)
-
-
-def _reason(e: ValidationError) -> tuple[str, str]:
-    """(stage, one-line reason) without echoing the input (a 1 MB text must not become a 1 MB reason)."""
-    errs = e.errors(include_input=False, include_url=False)
-    stage = "parse" if any(x["type"] in _PARSE_ERRORS for x in errs) else "validate"
-    parts = [(".".join(str(p) for p in x["loc"]) + ": " if x["loc"] else "") + x["msg"] for x in errs]
-    return stage, "; ".join(parts)
 
 
 def parse_record(value: bytes | None, max_text_chars: int) -> Tweet | tuple[str, str]:
@@ -46,7 +36,7 @@ def parse_record(value: bytes | None, max_text_chars: int) -> Tweet | tuple[str,
     try:
         tweet = Tweet.model_validate_json(value)
     except ValidationError as e:
-        return _reason(e)
+        return error_stage(e), error_reason(e)
     if len(tweet.text) > max_text_chars:
         return "validate", f"text: {len(tweet.text)} characters, longer than the limit of {max_text_chars}"
     return tweet
@@ -112,7 +102,7 @@ class Transformer:
                 t, meta = chunk[0]
                 log.warning("enrichment failed for tweet %s: %r", t.id, str(e))
                 raw = t.model_dump_json().encode()
-                return [_dead_row(DeadLetter.of(raw, f"{type(e).__name__}: {e}", "enrich", **meta))]
+                return [_dead_row(DeadLetter.from_error(raw, e, "enrich", context=type(e).__name__, **meta))]
         # One bad tweet must not sink its batch: retry one by one, dead-letter only the ones that fail.
         log.warning("enrich_batch failed on a batch of %d; retrying one by one", len(chunk))
         out: list[dict] = []
