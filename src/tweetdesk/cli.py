@@ -40,7 +40,7 @@ def app() -> None:
 @click.option("--json", "json_out", is_flag=True, help="One JSON object per line on stdout.")
 def classify(text: str | None, file: Path | None, json_out: bool) -> None:
     """Classify a tweet (or a file of tweets): sentiment, topic, entities and the ticket ID."""
-    from tweetdesk.enrich import classify_command
+    from tweetdesk.classify import classify_command
 
     classify_command(_settings(), text=text, file=file, json_out=json_out)
 

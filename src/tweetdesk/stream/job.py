@@ -25,7 +25,8 @@ from tweetdesk.stream.kafka_source import read_kafka_stream, source_kind
 from tweetdesk.stream.locations import checkpoint_location, is_uri, parquet_location
 from tweetdesk.stream.schema import TRANSFORM_SCHEMA
 from tweetdesk.stream.sink import BatchSink, Totals, clean_stale_staging
-from tweetdesk.stream.transform import DEFAULT_ENRICHER, Transformer
+from tweetdesk.enrich import enrich_batch
+from tweetdesk.stream.transform import Enricher, Transformer
 
 log = logging.getLogger(__name__)
 
@@ -130,41 +131,42 @@ def _reset_reason(offset_json) -> str | None:
 
 
 class _Warm:
-    """mapInPandas function that loads the models in the Python worker running it (they stay loaded there)."""
+    """mapInPandas function that warms the enricher in the Python worker running it (what it loads stays there)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, enricher: Enricher):
         self.settings = settings
+        self.enricher = enricher
 
     def __call__(self, batches):
-        from tweetdesk.models.predict import get_classifier
-        from tweetdesk.nlp.entities import get_extractor
-
-        get_classifier(self.settings)
-        get_extractor(self.settings)
+        warm = getattr(self.enricher, "warm", None)
+        if warm is not None:
+            warm(self.settings)
         yield from batches
 
 
-def warm_up(spark, settings: Settings) -> float:
-    """Load the models in Spark's Python workers before the first micro-batch rather than during it.
+def warm_up(spark, settings: Settings, enricher: Enricher = enrich_batch) -> float:
+    """Start Spark's Python workers and warm the enricher in them (``Enricher.warm``: the default one loads the
+    models) before the first micro-batch rather than during it.
 
     Spark reuses idle Python workers, and a micro-batch task holds two at once (the Kafka source's reader and
     the enrichment run in separate ones), so the warm-up runs two chained Python stages per core. Returns the
-    seconds it took. Best effort: a worker started later loads the models on its first batch.
+    seconds it took. Best effort: a worker started later warms on its first batch.
     """
     t0 = time.monotonic()
     n = max(1, spark.sparkContext.defaultParallelism)
     try:
-        (spark.range(n, numPartitions=n).mapInPandas(_Warm(settings), "id long")
-         .mapInPandas(_Warm(settings), "id long").collect())
+        (spark.range(n, numPartitions=n).mapInPandas(_Warm(settings, enricher), "id long")
+         .mapInPandas(_Warm(settings, enricher), "id long").collect())
     except Exception as e:  # the first batch reports the real problem, dead-lettering with the reason
         log.warning("warming up the Python workers failed: %s", _first_line(e))
     return time.monotonic() - t0
 
 
 class StreamJob:
-    """Builds and starts the one streaming query. ``enricher`` is 'module:function' (the benchmark swaps it)."""
+    """Builds and starts the one streaming query. ``enricher`` is the function itself (``transform.Enricher``;
+    the benchmark swaps in one without models)."""
 
-    def __init__(self, settings: Settings, enricher: str = DEFAULT_ENRICHER, query_name: str = QUERY_NAME,
+    def __init__(self, settings: Settings, enricher: Enricher = enrich_batch, query_name: str = QUERY_NAME,
                  on_batch=None):
         if not settings.kafka_bootstrap:
             raise ConfigError("the stream job needs a Kafka: set TWEETDESK_KAFKA_BOOTSTRAP "
@@ -199,7 +201,7 @@ class StreamJob:
         elif self.settings.trigger_seconds > 0:
             writer = writer.trigger(processingTime=f"{self.settings.trigger_seconds} seconds")
         ResetWarner.install(spark)
-        log.info("Python workers ready (models loaded) in %.1f s", warm_up(spark, self.settings))
+        log.info("Python workers ready (enricher warmed) in %.1f s", warm_up(spark, self.settings, self.enricher))
         query = writer.start()
         log.info("stream query %s started (%s Kafka source, checkpoint %s)", query.id, kind, self.checkpoint)
         return StreamHandle(query, sink.totals, kind, self.checkpoint, self.parquet_dir, sink)
