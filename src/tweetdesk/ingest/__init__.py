@@ -8,6 +8,7 @@ input as ``records.DeadLetter`` (stage "ingest") to ``settings.topic_dead``.
 * ``mentions.run_mentions(settings, pub, interval=, once=)`` — our account's mentions timeline (user context): the
   customers who asked us, the live source for replying.
 * ``xpayload`` — X's tweet objects -> ``Tweet``, for both X sources.
+* ``common`` — what the sources share (``brand_of``, ``check_file``, the bearer-token hint).
 * ``publisher.Publisher`` — the producer both use (idempotent, acks=all, delivery reports counted).
 """
 
@@ -19,6 +20,7 @@ import click
 
 from tweetdesk.config import SAMPLE_TWEETS, Settings
 from tweetdesk.errors import ConfigError, InputError
+from tweetdesk.ingest.common import bearer_token_hint, check_file
 from tweetdesk.ingest.publisher import IngestStats, Publisher, PublishError
 
 SAMPLE_BAD = SAMPLE_TWEETS.parent / "sample_bad.jsonl"
@@ -61,9 +63,7 @@ def ingest_command(
     if source != "replay" and (path is not None or loop or rate):
         raise InputError("--path, --rate and --loop apply to `ingest replay` only")
     if source == "replay":
-        from tweetdesk.ingest.replay import _check_file
-
-        _check_file(path or SAMPLE_TWEETS)  # a missing file is reported before Kafka is touched
+        check_file(path or SAMPLE_TWEETS)  # a missing file is reported before Kafka is touched
     elif source == "mentions":
         if not settings.x_user_credentials:
             from tweetdesk.xauth import XAuthError, user_context_hint
@@ -71,9 +71,9 @@ def ingest_command(
             raise XAuthError(f"no X user credentials to read our mentions: {user_context_hint()}")
     elif source == "x":
         if settings.x_bearer_token is None or not settings.x_bearer_token.get_secret_value().strip():
-            from tweetdesk.ingest.xstream import XStreamError, _token_hint
+            from tweetdesk.ingest.xstream import XStreamError
 
-            raise XStreamError(f"no X bearer token: {_token_hint()}")
+            raise XStreamError(f"no X bearer token: {bearer_token_hint()}")
     else:
         raise InputError(f"unknown ingest source {source!r} (replay | x | mentions)")
     if not settings.kafka_bootstrap:

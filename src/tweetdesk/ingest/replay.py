@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from pydantic import ValidationError
 
 from tweetdesk.config import SAMPLE_TWEETS, Settings
 from tweetdesk.errors import InputError
+from tweetdesk.ingest.common import brand_of, check_file
 from tweetdesk.ingest.publisher import IngestStats, Publisher
 from tweetdesk.ingest.snowflake import SnowflakeGenerator, snowflake_time
 from tweetdesk.records import DeadLetter, ReferencedTweet, Tweet
@@ -39,31 +39,12 @@ log = logging.getLogger(__name__)
 STAGE = "ingest"
 CSV_REQUIRED = ("tweet_id", "text", "name", "tweet_created")
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
-# The data set's airline column, as the airlines' X handles (lower case, like a brand taken from an @mention).
-AIRLINE_HANDLES = {
-    "virgin america": "virginamerica",
-    "united": "united",
-    "southwest": "southwestair",
-    "delta": "delta",
-    "us airways": "usairways",
-    "american": "americanair",
-}
-_MENTION = re.compile(r"(?<![\w@])@(\w{1,15})")
 _CSV_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S")
 
 Record = Tweet | DeadLetter
 
 
 # --- reading ---------------------------------------------------------------------------------------------------
-def brand_of(text: str, airline: str | None = None) -> str | None:
-    """The brand a tweet is about: the CSV's airline column when given, else the first @mention (lower case)."""
-    if airline and airline.strip():
-        a = airline.strip().lower()
-        return AIRLINE_HANDLES.get(a, re.sub(r"\W+", "", a)) or None
-    m = _MENTION.search(text or "")
-    return m.group(1).lower() if m else None
-
-
 def detect_format(path: Path) -> str:
     """'csv' or 'jsonl', by suffix, else by the first non-blank character."""
     suffix = path.suffix.lower()
@@ -76,18 +57,9 @@ def detect_format(path: Path) -> str:
     return "jsonl" if head.startswith(b"{") else "csv"
 
 
-def _check_file(path: Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"replay file not found: {path}")
-    if not path.is_file():
-        raise InputError(f"replay path is not a file: {path}")
-    return path
-
-
 def read_records(path: Path) -> Iterator[Record]:
     """Each record of a replay file, in file order, as a ``Tweet`` or a ``DeadLetter`` saying what is wrong."""
-    path = _check_file(path)
+    path = check_file(path)
     if detect_format(path) == "csv":
         yield from _read_csv(path)
     else:
@@ -103,7 +75,7 @@ def iter_tweets(path: Path) -> Iterator[Tweet]:
 
 def count_records(path: Path) -> int:
     """Records one pass yields (for the progress bar's total and the sizes of --limit)."""
-    path = _check_file(path)
+    path = check_file(path)
     if detect_format(path) == "jsonl":
         with open(path, "rb") as f:
             return sum(1 for line in f if line.strip())
@@ -350,7 +322,7 @@ def replay(
     ``stop`` ends the replay early (e.g. from the demo's Ctrl-C handler); ``publisher``/``pacer`` can be given
     to share a producer or to drive pacing with a test clock.
     """
-    path = _check_file(path or SAMPLE_TWEETS)
+    path = check_file(path or SAMPLE_TWEETS)
     if rate < 0:
         raise InputError(f"--rate must be ≥ 0 tweets/s, not {rate}")
     total = limit if (loop or limit is not None) else None

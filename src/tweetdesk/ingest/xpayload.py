@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tweetdesk.ingest.replay import brand_of
+from tweetdesk.ingest.common import brand_of
 from tweetdesk.records import Tweet, error_reason
 
 TWEET_FIELDS = [

@@ -36,6 +36,7 @@ import urllib3
 
 from tweetdesk.config import Settings
 from tweetdesk.errors import TweetdeskError
+from tweetdesk.ingest.common import bearer_token_hint
 from tweetdesk.ingest.publisher import IngestStats, Publisher
 from tweetdesk.ingest.xpayload import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, PayloadError, tweet_from_payload
 from tweetdesk.records import DeadLetter, Tweet
@@ -51,10 +52,6 @@ FATAL_STATUS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: 
 
 class XStreamError(TweetdeskError):
     pass
-
-
-def _token_hint() -> str:
-    return "set TWEETDESK_X_BEARER_TOKEN to the app's bearer token (developer portal: Keys and tokens)"
 
 
 # --- policy: back-off and connect budget -----------------------------------------------------------------------
@@ -167,7 +164,7 @@ class XFilteredStream(tweepy.StreamingClient):
     ):
         token = settings.x_bearer_token.get_secret_value() if settings.x_bearer_token else ""
         if not token.strip():
-            raise XStreamError(f"no X bearer token: {_token_hint()}")
+            raise XStreamError(f"no X bearer token: {bearer_token_hint()}")
         super().__init__(token, return_type=dict, max_retries=max_retries, daemon=True)
         self.settings = settings
         self.base = settings.x_api_base.rstrip("/")
@@ -200,7 +197,7 @@ class XFilteredStream(tweepy.StreamingClient):
         try:
             return fn(*args, **kwargs) or {}
         except tweepy.Unauthorized:
-            raise XStreamError(f"X API refused the bearer token (401 Unauthorized) at {self.base}: {_token_hint()}") from None
+            raise XStreamError(f"X API refused the bearer token (401 Unauthorized) at {self.base}: {bearer_token_hint()}") from None
         except tweepy.Forbidden as e:
             raise XStreamError(f"X API: 403 Forbidden at {self.base} (does the app have filtered-stream access?): "
                                f"{'; '.join(e.api_messages) or e}") from None
@@ -298,7 +295,7 @@ class XFilteredStream(tweepy.StreamingClient):
                         status = resp.status_code
                         detail = _http_detail(resp)
                         if status in FATAL_STATUS:
-                            hint = f": {_token_hint()}" if status == 401 else ""
+                            hint = f": {bearer_token_hint()}" if status == 401 else ""
                             self._fatal = f"X stream: HTTP {status} {FATAL_STATUS[status]} ({detail}){hint}"
                             return
                         self.counts["http_errors"] += 1
