@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from tweetdesk.config import Settings
 from tweetdesk.enrich import Classified, classify_texts
 from tweetdesk.errors import InputError, TweetdeskError
 from tweetdesk.records import UNCLASSIFIABLE
@@ -71,7 +72,7 @@ def read_input(path: Path) -> list[tuple[str, object]]:
     return rows
 
 
-def classify_command(settings, text: str | None = None, file: Path | None = None, json_out: bool = False) -> None:
+def classify_command(settings: Settings, text: str | None = None, file: Path | None = None, json_out: bool = False) -> None:
     """`tweetdesk classify "TEXT"` or `tweetdesk classify --file PATH [--json]`."""
     from tqdm.auto import tqdm
 
@@ -80,8 +81,8 @@ def classify_command(settings, text: str | None = None, file: Path | None = None
     if text is None and file is None:
         raise TweetdeskError('nothing to classify: give a TEXT (tweetdesk classify "my bag is lost") or --file PATH')
     rows = [(text_id(text), text)] if file is None else read_input(file)
-    ours = {normalise_handle(h) for h in settings.our_handles}
-    batch = max(1, settings.inference_batch_size)
+    ours = {normalise_handle(h) for h in settings.reply.our_handles}
+    batch = max(1, settings.models.inference_batch_size)
     with tqdm(total=len(rows), desc="classifying", unit="tweet", file=sys.stderr, disable=file is None) as bar:
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]

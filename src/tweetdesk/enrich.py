@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tweetdesk.config import Settings, get_settings
 from tweetdesk.records import UNCLASSIFIABLE, Entity, EnrichedTweet, Tweet, utcnow
 
 
@@ -48,7 +49,7 @@ class Classified:
         }
 
 
-def classify_texts(ids: list[str], texts: list[object], settings) -> tuple[list[Classified], str]:
+def classify_texts(ids: list[str], texts: list[object], settings: Settings) -> tuple[list[Classified], str]:
     """Core shared by enrich_batch and ``tweetdesk classify``: non-text or blank texts come back
     unclassifiable. Returns the results in order and the model version."""
     from tweetdesk.models.predict import get_classifier
@@ -57,15 +58,16 @@ def classify_texts(ids: list[str], texts: list[object], settings) -> tuple[list[
     from tweetdesk.secret_key import ticket_key
     from tweetdesk.tickets.ids import ticket_id_for
 
+    models = settings.models
     key = ticket_key(settings)
-    clf = get_classifier(settings)
+    clf = get_classifier(models)
     out = [Classified(tweet_id=i, text=t) for i, t in zip(ids, texts, strict=True)]
     good = [k for k, t in enumerate(texts) if isinstance(t, str) and t.strip()]
     if good:
         good_texts = [texts[k] for k in good]
         cleaned = clean_many(good_texts)
-        preds = clf.predict_cleaned(cleaned, batch_size=settings.inference_batch_size)
-        entities = get_extractor(settings).extract_many(good_texts)
+        preds = clf.predict_cleaned(cleaned, batch_size=models.inference_batch_size)
+        entities = get_extractor(models).extract_many(good_texts)
         for k, c, p, ents in zip(good, cleaned, preds, entities, strict=True):
             r = out[k]
             r.clean_text = c.text
@@ -76,13 +78,14 @@ def classify_texts(ids: list[str], texts: list[object], settings) -> tuple[list[
     return out, clf.version
 
 
-def enrich_batch(tweets: list[Tweet], settings=None) -> list[EnrichedTweet]:
-    """Classify a batch of tweets; one EnrichedTweet per tweet, in order. Never fails on a tweet's text."""
+def enrich_batch(tweets: list[Tweet], settings: Settings | None = None) -> list[EnrichedTweet]:
+    """Classify a batch of tweets; one EnrichedTweet per tweet, in order. Never fails on a tweet's text.
+
+    The stream job passes its settings. ``None`` stays for one-off calls from Python: the settings of the
+    environment (``config.get_settings()``)."""
     if not tweets:
         return []
     if settings is None:
-        from tweetdesk.config import get_settings
-
         settings = get_settings()
     results, version = classify_texts([t.id for t in tweets], [t.text for t in tweets], settings)
     now = utcnow()
@@ -103,14 +106,14 @@ def enrich_batch(tweets: list[Tweet], settings=None) -> list[EnrichedTweet]:
     ]
 
 
-def warm(settings) -> None:
+def warm(settings: Settings) -> None:
     """Load what ``enrich_batch`` uses (both models, the entity pipeline and its tables) in this process now.
     The stream job calls it in every Python worker before the first micro-batch."""
     from tweetdesk.models.predict import get_classifier
     from tweetdesk.nlp.entities import get_extractor
 
-    get_classifier(settings)
-    get_extractor(settings)
+    get_classifier(settings.models)
+    get_extractor(settings.models)
 
 
 # The stream job's hook (stream.transform.Enricher): an enricher without one starts cold.

@@ -1,5 +1,5 @@
-"""Publish ``Tweet`` records to ``settings.topic_raw`` (JSON, keyed by tweet id) and ``DeadLetter`` records to
-``settings.topic_dead``, counting every delivery report.
+"""Publish ``Tweet`` records to the Kafka section's ``topic_raw`` (JSON, keyed by tweet id) and ``DeadLetter``
+records to its ``topic_dead``, counting every delivery report.
 
 Nothing acknowledged is lost: the producer is idempotent with acks=all (``tweetdesk.kafka.make_producer``), so the
 broker has every acknowledged message exactly once and in order per partition; what was not acknowledged by the
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from tweetdesk.config import Settings
+from tweetdesk.config import KafkaSettings, Settings
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.kafka import Deliveries, OncePerProblem, make_producer, produce_all
 from tweetdesk.records import DeadLetter, Tweet, utcnow
@@ -66,17 +66,17 @@ class Publisher:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: KafkaSettings | Settings,
         *,
         total: int | None = None,
         progress: bool | None = None,
         desc: str = "ingest",
         producer: "Producer | None" = None,
     ):
-        self.settings = settings
+        self.kafka = KafkaSettings.of(settings)
         self.stats = IngestStats()
         self._fatal: str | None = None
-        self.producer = producer or make_producer(settings, error_cb=self._on_error)
+        self.producer = producer or make_producer(self.kafka, error_cb=self._on_error)
         # progress=None: tqdm shows the bar on a terminal only (no noise in logs and tests).
         self._bar = tqdm(total=total, unit="tweet", desc=desc, disable=None if progress is None else not progress,
                          dynamic_ncols=True, smoothing=0.1)
@@ -90,7 +90,7 @@ class Publisher:
     def publish(self, tweet: Tweet) -> Tweet:
         """Send one tweet to topic_raw, stamped with ``ingested_at`` now (the start of the latency clock)."""
         tweet = tweet.model_copy(update={"ingested_at": utcnow()})
-        self._produce(self.settings.topic_raw, tweet.id, tweet.model_dump_json())
+        self._produce(self.kafka.topic_raw, tweet.id, tweet.model_dump_json())
         self.stats.read += 1
         self.stats.published += 1
         self._bar.update(1)
@@ -98,7 +98,7 @@ class Publisher:
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Send one malformed input record, with its reason, to topic_dead."""
-        self._produce(self.settings.topic_dead, letter.key, letter.model_dump_json())
+        self._produce(self.kafka.topic_dead, letter.key, letter.model_dump_json())
         self.stats.read += 1
         self.stats.dead += 1
         self._bar.update(1)
@@ -107,7 +107,7 @@ class Publisher:
 
     def publish_raw(self, value: bytes | str, key: str | None = None) -> None:
         """Send bytes to topic_raw as they are, unvalidated: for exercising the stream job's own dead-lettering."""
-        self._produce(self.settings.topic_raw, key, value)
+        self._produce(self.kafka.topic_raw, key, value)
         self.stats.read += 1
         self.stats.published += 1
         self._bar.update(1)

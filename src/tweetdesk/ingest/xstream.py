@@ -34,7 +34,7 @@ import requests
 import tweepy
 import urllib3
 
-from tweetdesk.config import Settings
+from tweetdesk.config import Settings, XSettings
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.ingest.common import bearer_token_hint
 from tweetdesk.ingest.publisher import IngestStats, Publisher
@@ -154,7 +154,7 @@ class XFilteredStream(tweepy.StreamingClient):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: XSettings | Settings,
         *,
         backoff: Backoff = Backoff(),
         budget: ConnectBudget | None = None,
@@ -162,12 +162,12 @@ class XFilteredStream(tweepy.StreamingClient):
         connect_timeout: float = 10.0,
         max_retries: float = inf,
     ):
-        token = settings.x_bearer_token.get_secret_value() if settings.x_bearer_token else ""
+        x = self.x = XSettings.of(settings)  # the X section: base URL, bearer token, rules
+        token = x.bearer_token.get_secret_value() if x.bearer_token else ""
         if not token.strip():
             raise XStreamError(f"no X bearer token: {bearer_token_hint()}")
         super().__init__(token, return_type=dict, max_retries=max_retries, daemon=True)
-        self.settings = settings
-        self.base = settings.x_api_base.rstrip("/")
+        self.base = x.api_base.rstrip("/")
         self.backoff = BackoffState(backoff)
         self.budget = budget or ConnectBudget()
         self.timeout = (connect_timeout, read_timeout)
@@ -207,9 +207,9 @@ class XFilteredStream(tweepy.StreamingClient):
             raise XStreamError(f"cannot reach the X API at {self.base}: {type(e).__name__}") from None
 
     def sync_rules(self, wanted: list[str] | None = None) -> RuleSync:
-        """Make the stream's rules exactly ``settings.x_rules``: add the missing ones (tag = value), delete the
+        """Make the stream's rules exactly ``x.rules`` (TWEETDESK_X_RULES): add the missing ones (tag = value), delete the
         others. One rules request each way at most (X allows 100 rule changes per 15 minutes)."""
-        wanted = list(dict.fromkeys(wanted if wanted is not None else self.settings.x_rules))
+        wanted = list(dict.fromkeys(wanted if wanted is not None else self.x.rules))
         if not wanted:
             raise XStreamError("no filtered-stream rules: set TWEETDESK_X_RULES, e.g. '[\"@united OR to:united\"]'")
         current = self._rules_call(self.get_rules).get("data") or []
@@ -354,9 +354,9 @@ def run_x_stream(
     stop: threading.Event | None = None,
 ) -> IngestStats:
     """Sync the rules, then publish the stream to Kafka until ``limit`` tweets, ``stop``, Ctrl-C or a fatal error."""
-    x = client or XFilteredStream(settings)
+    x = client or XFilteredStream(settings.x)
     own = publisher is None
-    pub = publisher or Publisher(settings, total=limit, progress=progress, desc="X stream")
+    pub = publisher or Publisher(settings.kafka, total=limit, progress=progress, desc="X stream")
     done = threading.Event()
     try:
         x.sync_rules()

@@ -41,6 +41,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
+from tweetdesk.config import ModelSettings, Settings
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.nlp import fast_entities as F
 from tweetdesk.nlp.lexicon import (
@@ -489,14 +490,12 @@ _extractors: dict[str, EntityExtractor] = {}
 _extractors_lock = threading.Lock()
 
 
-def get_extractor(settings=None) -> EntityExtractor:
-    """The process-wide extractor for settings.spacy_model and settings.entity_mode (loaded on first use)."""
-    if settings is None:
-        from tweetdesk.config import get_settings
-
-        settings = get_settings()
-    name = settings.spacy_model
-    mode = settings.entity_mode
+def get_extractor(settings: ModelSettings | Settings) -> EntityExtractor:
+    """The process-wide extractor for the model section's ``spacy_model`` and ``entity_mode`` (loaded on first
+    use)."""
+    models = ModelSettings.of(settings)
+    name = models.spacy_model
+    mode = models.entity_mode
     with _extractors_lock:
         ex = _extractors.get((name, mode))
         if ex is None:

@@ -5,7 +5,7 @@
     handle.process_all_available()       # block until everything in Kafka now is in Parquet
     run_available_now(spark, settings)   # process what is in Kafka now, then return the totals
 
-One streaming query, checkpointed under ``settings.checkpoint_dir / "stream"``: restarting with the same
+One streaming query, checkpointed under ``settings.stream.checkpoint_dir / "stream"``: restarting with the same
 settings resumes from the checkpoint, exactly once into Parquet (see ``sink.py``). Under spark-submit the
 same code runs unchanged: ``spark-submit --master spark://host:7077 -m``-style launchers call
 ``stream_command`` through ``python -m tweetdesk.stream.job``.
@@ -168,7 +168,7 @@ class StreamJob:
 
     def __init__(self, settings: Settings, enricher: Enricher = enrich_batch, query_name: str = QUERY_NAME,
                  on_batch=None):
-        if not settings.kafka_bootstrap:
+        if not settings.kafka.bootstrap:
             raise ConfigError("the stream job needs a Kafka: set TWEETDESK_KAFKA_BOOTSTRAP "
                               "(e.g. run `tweetdesk broker` in another shell)")
         from tweetdesk.secret_key import with_secret_key
@@ -179,16 +179,16 @@ class StreamJob:
         self.enricher = enricher
         self.query_name = query_name
         self.on_batch = on_batch
-        self.checkpoint = checkpoint_location(settings, query_name)
-        self.parquet_dir = parquet_location(settings)
+        self.checkpoint = checkpoint_location(settings.stream, query_name)
+        self.parquet_dir = parquet_location(settings.stream)
 
     def start(self, spark, available_now: bool = False) -> StreamHandle:
         from tweetdesk.kafka import ensure_topics
 
-        ensure_topics(self.settings)
+        ensure_topics(self.settings.kafka)
         if not is_uri(self.parquet_dir):
             clean_stale_staging(self.parquet_dir)
-        kind = source_kind(spark, self.settings)
+        kind = source_kind(spark, self.settings.stream)
         raw = read_kafka_stream(spark, self.settings)
         threads = int(spark.conf.get("spark.task.cpus", "1") or 1)
         transformed = raw.mapInPandas(Transformer(self.settings, self.enricher, threads), TRANSFORM_SCHEMA)
@@ -198,8 +198,8 @@ class StreamJob:
                   .foreachBatch(sink))
         if available_now:
             writer = writer.trigger(availableNow=True)
-        elif self.settings.trigger_seconds > 0:
-            writer = writer.trigger(processingTime=f"{self.settings.trigger_seconds} seconds")
+        elif self.settings.stream.trigger_seconds > 0:
+            writer = writer.trigger(processingTime=f"{self.settings.stream.trigger_seconds} seconds")
         ResetWarner.install(spark)
         log.info("Python workers ready (enricher warmed) in %.1f s", warm_up(spark, self.settings, self.enricher))
         query = writer.start()
@@ -224,16 +224,17 @@ def stream_command(settings: Settings, available_now: bool = False) -> None:
 
     from tweetdesk.stream.spark import build_spark
 
-    if not settings.kafka_bootstrap:
+    kafka = settings.kafka
+    if not kafka.bootstrap:
         raise ConfigError("no Kafka to read from: start one with `tweetdesk broker` and export "
                           "TWEETDESK_KAFKA_BOOTSTRAP=<host:port> (or point it at your cluster)")
     from tweetdesk.kafka import ensure_topics
 
     # An unreachable cluster fails here in seconds, with one line, before Spark takes its time to start.
-    ensure_topics(settings)
+    ensure_topics(kafka)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # one line per Python<->JVM call otherwise
-    spark = build_spark(settings, app_name="tweetdesk-stream")
+    spark = build_spark(settings.stream, app_name="tweetdesk-stream")
     bar = tqdm(unit=" tweets", desc="stream", dynamic_ncols=True)
 
     def on_batch(r):
@@ -242,8 +243,8 @@ def stream_command(settings: Settings, available_now: bool = False) -> None:
 
     job = StreamJob(settings, on_batch=on_batch)
     handle = job.start(spark, available_now=available_now)
-    click.echo(f"stream: {settings.topic_raw} -> {handle.parquet_dir} + {settings.topic_enriched} "
-               f"(dead letters: {settings.topic_dead}); {handle.source} Kafka source; master "
+    click.echo(f"stream: {kafka.topic_raw} -> {handle.parquet_dir} + {kafka.topic_enriched} "
+               f"(dead letters: {kafka.topic_dead}); {handle.source} Kafka source; master "
                f"{spark.sparkContext.master}; checkpoint {handle.checkpoint}", err=True)
     try:
         handle.await_termination()

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tweetdesk.config import Settings
+from tweetdesk.config import KafkaSettings, Settings
 from tweetdesk.stream.schema import (
     BATCH_COLUMN,
     DAY_COLUMN,
@@ -81,9 +81,9 @@ class BatchPublisher:
     task (a new connection and producer id per batch) cost more than the publishing itself.
     """
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.topics = {KIND_ENRICHED: settings.topic_enriched, KIND_DEAD: settings.topic_dead}
+    def __init__(self, kafka: KafkaSettings):
+        self.kafka = kafka
+        self.topics = {KIND_ENRICHED: kafka.topic_enriched, KIND_DEAD: kafka.topic_dead}
         self._producer = None
 
     def publish(self, table) -> dict[str, int]:
@@ -91,7 +91,7 @@ class BatchPublisher:
         from tweetdesk.kafka import make_producer, produce_all
 
         if self._producer is None:
-            self._producer = make_producer(self.settings, **{"linger.ms": 20})
+            self._producer = make_producer(self.kafka, **{"linger.ms": 20})
         kinds, keys, payloads = (table.column(c).to_pylist() for c in ("kind", "out_key", "payload"))
         done = produce_all(self._producer, zip((self.topics[k] for k in kinds), keys, payloads), flush=120)
         # Failing the batch: Spark does not commit it and the restart replays it.
@@ -111,10 +111,10 @@ class BatchSink:
         self.settings = settings
         from tweetdesk.stream.locations import parquet_location
 
-        self.path = str(parquet_location(settings))
+        self.path = str(parquet_location(settings.stream))
         self.on_batch = on_batch
         self.totals = Totals()
-        self.publisher = BatchPublisher(settings)
+        self.publisher = BatchPublisher(settings.kafka)
 
     def __call__(self, df, batch_id: int) -> None:
         from pyspark import StorageLevel

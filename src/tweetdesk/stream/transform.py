@@ -59,9 +59,10 @@ class Transformer:
         # Cores per Spark task (spark.task.cpus): Spark runs one task per core, so torch's own thread pool
         # (all cores by default) would only make the concurrent tasks compete for the same cores.
         self.threads = max(1, threads)
-        self.batch_size = settings.inference_batch_size
+        stream = settings.stream
+        self.batch_size = stream.inference_batch_size
         # The Tweet model itself caps text at records.MAX_TEXT_CHARS; settings may set a lower limit.
-        self.max_text_chars = settings.max_text_chars
+        self.max_text_chars = stream.max_text_chars
 
     def __call__(self, batches: Iterator) -> Iterator:
         import pandas as pd
