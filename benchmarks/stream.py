@@ -116,16 +116,25 @@ def broker_alone(settings: Settings, data: Path, n: int, rate: float) -> dict:
 
 
 # --- stream ---------------------------------------------------------------------------------------------
+def load_function(ref: str):
+    """'module:function' -> the function, for --enricher (modules kept beside this file, e.g. noop_enrich).
+    The stream job takes the function itself; Spark's workers import its module by name when they unpickle it."""
+    import importlib
+
+    mod, _, fn = ref.partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
 class Stream:
-    def __init__(self, settings: Settings, work: Path, enricher: str | None = None):
+    def __init__(self, settings: Settings, work: Path, enricher=None):
         from tweetdesk.stream.job import StreamJob
-        from tweetdesk.stream.transform import DEFAULT_ENRICHER
         from tweetdesk.stream.spark import build_spark
 
         self.s = fresh(settings, "stream").model_copy(update={"work_dir": work})
         t0 = time.monotonic()
         self.spark = build_spark(self.s, app_name="tweetdesk-bench-stream")
-        self.handle = StreamJob(self.s, enricher=enricher or DEFAULT_ENRICHER).start(self.spark)
+        job = StreamJob(self.s) if enricher is None else StreamJob(self.s, enricher=enricher)
+        self.handle = job.start(self.spark)
         self.spark_start_s = time.monotonic() - t0
 
     def processed(self) -> int:
@@ -207,7 +216,7 @@ def main() -> None:
             results["broker flat out"] = broker_alone(s, data, args.n, 0.0)
             results["broker paced"] = broker_alone(s, data, paced_n, args.rate)
         if not args.skip_stream:
-            stream = Stream(s, Path(tmp) / "stream", args.enricher)
+            stream = Stream(s, Path(tmp) / "stream", args.enricher and load_function(args.enricher))
             try:
                 t0 = time.monotonic()
                 stream.run(SAMPLE_TWEETS, 400, 0.0, "warm-up", 600)

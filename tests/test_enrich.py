@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 import pytest
 
 from tweetdesk.cli import main
-from tweetdesk.enrich import enrich_batch, read_input
+from tweetdesk.classify import read_input
+from tweetdesk.enrich import enrich_batch
 from tweetdesk.errors import InputError
 from tweetdesk.records import SENTIMENTS, TOPICS, EnrichedTweet, Tweet
 from tweetdesk.tickets.ids import parse_ticket_id

@@ -19,13 +19,13 @@ def _settings(**overrides):
     from pydantic import ValidationError
 
     from tweetdesk.config import Settings
+    from tweetdesk.records import problems
 
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise TweetdeskError(f"bad setting TWEETDESK_{where.upper()}: {first['msg']}") from None
+        where, msg = problems(e)[0]
+        raise TweetdeskError(f"bad setting TWEETDESK_{where.upper()}: {msg}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,7 +40,7 @@ def app() -> None:
 @click.option("--json", "json_out", is_flag=True, help="One JSON object per line on stdout.")
 def classify(text: str | None, file: Path | None, json_out: bool) -> None:
     """Classify a tweet (or a file of tweets): sentiment, topic, entities and the ticket ID."""
-    from tweetdesk.enrich import classify_command
+    from tweetdesk.classify import classify_command
 
     classify_command(_settings(), text=text, file=file, json_out=json_out)
 

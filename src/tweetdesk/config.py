@@ -2,7 +2,12 @@
 
 Values come, highest priority first, from: keyword arguments, environment variables
 ``TWEETDESK_*``, an optional ``tweetdesk.toml`` (path from ``TWEETDESK_CONFIG`` or the current
-folder), then the defaults below. Every stage takes a ``Settings``; none reads the environment.
+folder), then the defaults below. None of the stages reads the environment: each is handed its settings.
+
+``Settings`` is flat, one field per ``TWEETDESK_*`` name, and those fields are the source of truth. Its
+sections (``settings.kafka``, ``.stream``, ``.models``, ``.reply``, ``.store``, ``.web``, ``.x``) are frozen,
+typed views of the fields one component reads, built on access: Kafka code takes a ``KafkaSettings``,
+the entity pipeline and the classifiers a ``ModelSettings``, and so on.
 """
 
 from __future__ import annotations
@@ -11,9 +16,9 @@ import os
 import stat
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -73,6 +78,183 @@ class _GuardedToml(TomlConfigSettingsSource):
                     f"{mode:04o}): run `chmod 600 {path}` or pass them as TWEETDESK_* environment variables"
                 )
         return data
+
+
+# --- sections: typed, read-only views of the flat settings ---------------------------------------------------
+class _Section(BaseModel):
+    """A frozen view of the flat settings one component reads. The flat fields (one per ``TWEETDESK_*`` name)
+    stay the source of truth: a section is built from them on access (``Settings.kafka`` etc.), so an
+    override (``model_copy(update={"topic_raw": …})``) shows in it. Field ``f`` is the flat field
+    ``_prefix + f``, or ``f`` itself when listed in ``_plain``."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    _prefix: ClassVar[str] = ""
+    _plain: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def flat_name(cls, field: str) -> str:
+        return field if field in cls._plain else cls._prefix + field
+
+    @classmethod
+    def of(cls, settings: "Settings | _Section") -> Self:
+        """This section of ``settings`` (a ``Settings``, or the section itself, which passes through)."""
+        if isinstance(settings, cls):
+            return settings
+        # The flat values were validated when the settings were made: no second validation.
+        return cls.model_construct(**{f: getattr(settings, cls.flat_name(f)) for f in cls.model_fields})
+
+
+class KafkaSettings(_Section):
+    """The cluster and the topics (``TWEETDESK_KAFKA_*``, ``TWEETDESK_TOPIC_*``, ``TWEETDESK_AWS_REGION``)."""
+
+    _prefix: ClassVar[str] = "kafka_"
+    _plain: ClassVar[frozenset[str]] = frozenset(
+        {"aws_region", "topic_raw", "topic_enriched", "topic_dead", "topic_partitions", "topic_replication"})
+
+    bootstrap: str | None
+    config: dict[str, str]
+    auth: Literal["none", "msk_iam"]
+    aws_region: str | None
+    topic_raw: str
+    topic_enriched: str
+    topic_dead: str
+    topic_partitions: int
+    topic_replication: int
+
+
+class StreamSettings(_Section):
+    """The Spark job: master, Kafka source, micro-batch size and pace, where Parquet and checkpoints go."""
+
+    spark_master: str
+    kafka_source: Literal["auto", "python", "native"]
+    max_offsets_per_trigger: int
+    trigger_seconds: float
+    inference_batch_size: int
+    max_text_chars: int
+    parquet_uri: str | None
+    checkpoint_uri: str | None
+    work_dir: Path
+
+    @property
+    def parquet_dir(self) -> Path:
+        return self.work_dir / "parquet"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.work_dir / "checkpoints"
+
+
+class ModelSettings(_Section):
+    """The classifiers and the entity pipeline: which artifacts, which spaCy pipeline and mode, batch size."""
+
+    artifacts_dir: Path
+    model_version: str
+    spacy_model: str
+    entity_mode: Literal["fast", "model"]
+    inference_batch_size: int
+    data_path: Path
+    reports_dir: Path
+
+
+class ReplySettings(_Section):
+    """Replies and intake: posting budget, retries, flood guard, our handles, opt-outs (``TWEETDESK_REPLY_*``,
+    ``TWEETDESK_FLOOD_*``, ``TWEETDESK_OUR_HANDLES``, ``TWEETDESK_OPT_OUT_PHRASES``)."""
+
+    _prefix: ClassVar[str] = "reply_"
+    _plain: ClassVar[frozenset[str]] = frozenset(
+        {"flood_per_author", "flood_per_rule", "flood_window_seconds", "our_handles", "opt_out_phrases"})
+
+    templates: Path | None
+    limit: int
+    window_seconds: int
+    daily_app_limit: int
+    burst: int
+    budget_dry_run: bool
+    max_attempts: int
+    give_up_after_seconds: float
+    refused_cooldown_seconds: int
+    flood_per_author: int
+    flood_per_rule: int
+    flood_window_seconds: int
+    our_handles: list[str]
+    opt_out_phrases: list[str]
+
+
+class StoreSettings(_Section):
+    """The ticket store (``TWEETDESK_DATABASE_URL``, ``TWEETDESK_DATABASE_SECRET``; else SQLite in the work dir)."""
+
+    database_url: str | None
+    database_secret: SecretStr | None
+    work_dir: Path
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        if self.database_secret is not None:
+            return url_from_secret(self.database_secret.get_secret_value())
+        return f"sqlite:///{(self.work_dir / 'tickets.db').resolve()}"
+
+
+class WebSettings(_Section):
+    """The service's address, keys, sessions, sign-in throttling and dashboard refresh."""
+
+    host: str
+    port: int
+    api_key: SecretStr | None
+    secret_key: SecretStr | None
+    session_lifetime_seconds: int
+    secure_cookie: bool | None
+    public_dashboard: bool
+    trusted_proxies: int
+    auth_free_failures: int
+    auth_max_delay_seconds: float
+    web_summary_seconds: float
+
+
+class XSettings(_Section):
+    """The X API: base URL, app and user credentials, stream rules, OAuth 2.0 client, prices (``TWEETDESK_X_*``)."""
+
+    _prefix: ClassVar[str] = "x_"
+    _plain: ClassVar[frozenset[str]] = frozenset({"work_dir"})
+
+    api_base: str
+    bearer_token: SecretStr | None
+    consumer_key: SecretStr | None
+    consumer_secret: SecretStr | None
+    access_token: SecretStr | None
+    access_token_secret: SecretStr | None
+    rules: list[str]
+    client_id: str | None
+    client_secret: SecretStr | None
+    redirect_uri: str | None
+    token_file: Path | None
+    price_owned_read: float
+    price_post_read: float
+    price_summoned_reply: float
+    price_post: float
+    price_url_post: float
+    monthly_read_cap: int
+    work_dir: Path
+
+    @property
+    def oauth2_token_path(self) -> Path:
+        return self.token_file or self.work_dir / "x_oauth2_tokens.json"
+
+    @property
+    def user_credentials(self) -> bool:
+        """True when we can act as the account: OAuth 2.0 tokens from `tweetdesk x-login`, or every OAuth 1.0a
+        user-context secret."""
+        return self.oauth2_token_path.is_file() or all(
+            s is not None and s.get_secret_value()
+            for s in (self.consumer_key, self.consumer_secret, self.access_token, self.access_token_secret)
+        )
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "kafka": KafkaSettings, "stream": StreamSettings, "models": ModelSettings, "reply": ReplySettings,
+    "store": StoreSettings, "web": WebSettings, "x": XSettings,
+}
 
 
 class Settings(BaseSettings):
@@ -236,6 +418,35 @@ class Settings(BaseSettings):
                 v = redact_kafka_config(v)
             yield k, v
 
+    # --- sections: typed read-only views (``_Section``); components take the one they read -----------------
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings.of(self)
+
+    @property
+    def stream(self) -> StreamSettings:
+        return StreamSettings.of(self)
+
+    @property
+    def models(self) -> ModelSettings:
+        return ModelSettings.of(self)
+
+    @property
+    def reply(self) -> ReplySettings:
+        return ReplySettings.of(self)
+
+    @property
+    def store(self) -> StoreSettings:
+        return StoreSettings.of(self)
+
+    @property
+    def web(self) -> WebSettings:
+        return WebSettings.of(self)
+
+    @property
+    def x(self) -> XSettings:
+        return XSettings.of(self)
+
     # --- derived paths -----------------------------------------------------------------------
     @property
     def parquet_dir(self) -> Path:
@@ -251,24 +462,17 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        if self.database_secret is not None:
-            return url_from_secret(self.database_secret.get_secret_value())
-        return f"sqlite:///{(self.work_dir / 'tickets.db').resolve()}"
+        return self.store.db_url
 
     @property
     def x_oauth2_token_path(self) -> Path:
-        return self.x_token_file or self.work_dir / "x_oauth2_tokens.json"
+        return self.x.oauth2_token_path
 
     @property
     def x_user_credentials(self) -> bool:
         """True when we can act as the account: OAuth 2.0 tokens from `tweetdesk x-login`, or every OAuth 1.0a
         user-context secret."""
-        return self.x_oauth2_token_path.is_file() or all(
-            s is not None and s.get_secret_value()
-            for s in (self.x_consumer_key, self.x_consumer_secret, self.x_access_token, self.x_access_token_secret)
-        )
+        return self.x.user_credentials
 
 
 def url_from_secret(secret_json: str) -> str:

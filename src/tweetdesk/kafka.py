@@ -1,5 +1,8 @@
 """Everything that talks to Kafka goes through here, with confluent-kafka. A real cluster is a config
 change: ``TWEETDESK_KAFKA_BOOTSTRAP`` plus ``TWEETDESK_KAFKA_CONFIG='{"security.protocol": "SASL_SSL", ...}'``.
+
+The functions take the Kafka section of the settings (``config.KafkaSettings``); a whole ``Settings`` is
+accepted too and read through its ``kafka`` section.
 """
 
 from __future__ import annotations
@@ -8,9 +11,11 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tweetdesk.config import Settings
+from tweetdesk.config import KafkaSettings, Settings
 from tweetdesk.errors import ConfigError
 from tweetdesk.kafka_auth import auth_config, prime, with_callbacks
 
@@ -25,10 +30,11 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
-def client_config(settings: Settings) -> dict:
-    if not settings.kafka_bootstrap:
+def client_config(settings: KafkaSettings | Settings) -> dict:
+    kafka = KafkaSettings.of(settings)
+    if not kafka.bootstrap:
         raise ConfigError("no Kafka bootstrap servers: set TWEETDESK_KAFKA_BOOTSTRAP or start the embedded broker")
-    return {"bootstrap.servers": settings.kafka_bootstrap, **settings.kafka_config, **auth_config(settings)}
+    return {"bootstrap.servers": kafka.bootstrap, **kafka.config, **auth_config(kafka)}
 
 
 class OncePerProblem(logging.LoggerAdapter):
@@ -74,11 +80,15 @@ LIBRDKAFKA_LOG = OncePerProblem(logging.getLogger("tweetdesk.kafka.librdkafka"))
 _QUIET_LOG = OncePerProblem(logging.getLogger("tweetdesk.kafka.librdkafka"), level=logging.DEBUG)
 # Errors a consumer reads from Kafka (broker down: one per reconnect attempt), once per problem.
 _CONSUMER_LOG = OncePerProblem(log)
+# Delivery failures repeat for every message: one line per problem.
+_DELIVERY_LOG = OncePerProblem(log)
+# Distinct delivery errors kept for the report (the first few say what went wrong).
+MAX_ERRORS_KEPT = 5
 # A starting broker gets this long after every bootstrap server has failed before start-up gives up.
 ALL_BROKERS_DOWN_GRACE_S = 2.0
 
 
-def make_admin(settings: Settings, **conf) -> "AdminClient":
+def make_admin(settings: KafkaSettings | Settings, **conf) -> "AdminClient":
     from confluent_kafka.admin import AdminClient
 
     full = {**client_config(settings), "logger": LIBRDKAFKA_LOG, **conf}
@@ -87,14 +97,15 @@ def make_admin(settings: Settings, **conf) -> "AdminClient":
     return admin
 
 
-def connect_admin(settings: Settings, timeout: float = 15.0) -> tuple["AdminClient", "ClusterMetadata"]:
+def connect_admin(settings: KafkaSettings | Settings, timeout: float = 15.0) -> tuple["AdminClient", "ClusterMetadata"]:
     """An admin client and the cluster's metadata, once a broker answers; otherwise one ``ConfigError`` line,
     raised ``ALL_BROKERS_DOWN_GRACE_S`` after every bootstrap server failed (refused, unresolvable, TLS or
     SASL failure), or after ``timeout`` (an address that never answers)."""
     from confluent_kafka import KafkaError, KafkaException
 
     errors: list = []
-    admin = make_admin(settings, error_cb=errors.append, logger=_QUIET_LOG)
+    kafka = KafkaSettings.of(settings)
+    admin = make_admin(kafka, error_cb=errors.append, logger=_QUIET_LOG)
     deadline = time.monotonic() + timeout
     all_down_since, reason = None, "no broker answered"
     while True:
@@ -112,10 +123,10 @@ def connect_admin(settings: Settings, timeout: float = 15.0) -> tuple["AdminClie
                 fatal = fatal or err.fatal() or err.code() == KafkaError._AUTHENTICATION
         errors.clear()
         if fatal or now >= deadline or (all_down_since and now - all_down_since >= ALL_BROKERS_DOWN_GRACE_S):
-            raise ConfigError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {reason}")
+            raise ConfigError(f"cannot reach Kafka at {kafka.bootstrap}: {reason}")
 
 
-def make_producer(settings: Settings, **conf) -> "Producer":
+def make_producer(settings: KafkaSettings | Settings, **conf) -> "Producer":
     """An idempotent producer (acks=all): retries after a broker hiccup never duplicate or reorder."""
     from confluent_kafka import Producer
 
@@ -132,7 +143,79 @@ def make_producer(settings: Settings, **conf) -> "Producer":
     return producer
 
 
-def make_consumer(settings: Settings, group_id: str, **conf) -> "Consumer":
+class DeliveryError(RuntimeError):
+    """Kafka did not acknowledge every message of a ``produce_all`` (a RuntimeError: consumers retry the batch)."""
+
+
+@dataclass
+class Deliveries:
+    """Delivery reports of the messages handed to ``produce_all``: counts and the first few distinct errors.
+    Passed as the producer's ``on_delivery`` callback; one object may count over many calls."""
+
+    delivered: int = 0  # acknowledged by the broker
+    failed: int = 0  # refused by the broker, timed out after the producer's retries, or refused before sending
+    unacknowledged: int = 0  # still in flight when the last flush gave up
+    errors: list[str] = field(default_factory=list)
+
+    def __call__(self, err, msg) -> None:
+        if err is None:
+            self.delivered += 1
+        else:
+            self.refused(f"{msg.topic()}: {err.str()}")
+
+    def refused(self, error: str) -> None:
+        self.failed += 1
+        if error not in self.errors and len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(error)
+        _DELIVERY_LOG.error("Kafka delivery failed: %s", error)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.unacknowledged == 0
+
+    def raise_for_failures(self, what: str) -> None:
+        """``DeliveryError`` unless every message so far was acknowledged; ``what`` names them in the message."""
+        if not self.ok:
+            raise DeliveryError(f"Kafka did not acknowledge {self.failed + self.unacknowledged} {what} "
+                                f"({self.failed} failed ({self.errors[:3]}), {self.unacknowledged} undelivered)")
+
+
+def produce_all(
+    producer: "Producer",
+    messages: Iterable[tuple[str, str | bytes | None, str | bytes]],
+    deliveries: Deliveries | None = None,
+    *,
+    flush: float | None = None,
+    on_delivery=None,
+) -> Deliveries:
+    """Hand every (topic, key, value) to ``producer``, counting each delivery report in ``deliveries``.
+
+    A full local queue is back-pressure, not loss: serve delivery reports until there is room, then go on.
+    A message refused before sending (larger than ``message.max.bytes``) counts as failed; the rest still go.
+    With ``flush`` (seconds) wait for every report and record what stayed unacknowledged; without it, the
+    caller flushes later (a paced source that produces one message at a time). ``on_delivery`` replaces
+    ``deliveries`` as the delivery callback (one that also does its own bookkeeping, then calls it)."""
+    from confluent_kafka import KafkaException
+
+    deliveries = deliveries if deliveries is not None else Deliveries()
+    on_delivery = on_delivery or deliveries
+    for topic, key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+            except KafkaException as e:
+                deliveries.refused(str(e.args[0]))
+                break
+    producer.poll(0)
+    if flush is not None:
+        deliveries.unacknowledged = producer.flush(flush)
+    return deliveries
+
+
+def make_consumer(settings: KafkaSettings | Settings, group_id: str, **conf) -> "Consumer":
     """A consumer that never commits on its own: callers commit after their side effects are stored."""
     from confluent_kafka import Consumer
 
@@ -149,17 +232,18 @@ def make_consumer(settings: Settings, group_id: str, **conf) -> "Consumer":
     return consumer
 
 
-def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
+def ensure_topics(settings: KafkaSettings | Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
     """Create the topics if absent (the embedded broker does not auto-create them). The first thing every command
     does with Kafka: an unreachable cluster fails here, in seconds, with one line (``connect_admin``)."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewTopic
 
-    names = topics or [settings.topic_raw, settings.topic_enriched, settings.topic_dead]
-    admin, metadata = connect_admin(settings, timeout)
+    kafka = KafkaSettings.of(settings)
+    names = topics or [kafka.topic_raw, kafka.topic_enriched, kafka.topic_dead]
+    admin, metadata = connect_admin(kafka, timeout)
     existing = set(metadata.topics)
     wanted = [
-        NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication)
+        NewTopic(t, num_partitions=kafka.topic_partitions, replication_factor=kafka.topic_replication)
         for t in names
         if t not in existing
     ]
@@ -171,18 +255,18 @@ def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: 
         except KafkaException as e:
             if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-        log.info("created topic %s (%d partitions)", topic, settings.topic_partitions)
+        log.info("created topic %s (%d partitions)", topic, kafka.topic_partitions)
 
 
-def topic_partitions(settings: Settings, topic: str, timeout: float = 10.0) -> list[int]:
+def topic_partitions(settings: KafkaSettings | Settings, topic: str, timeout: float = 10.0) -> list[int]:
     md = make_admin(settings).list_topics(topic, timeout=timeout)
     t = md.topics.get(topic)
     if t is None or t.error is not None:
-        raise ConfigError(f"Kafka topic '{topic}' does not exist on {settings.kafka_bootstrap}")
+        raise ConfigError(f"Kafka topic '{topic}' does not exist on {KafkaSettings.of(settings).bootstrap}")
     return sorted(t.partitions)
 
 
-def read_topic(settings: Settings, topic: str, timeout: float = 20.0) -> list:
+def read_topic(settings: KafkaSettings | Settings, topic: str, timeout: float = 20.0) -> list:
     """Every message now in ``topic`` (all partitions, earliest to end), read with an assigned consumer.
 
     Stops at end-of-partition as reported by fetches (correct on tansu, whose ListOffsets watermark can

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from tweetdesk.config import KafkaSettings, Settings
 from tweetdesk.errors import ConfigError
 
 _MSK_IAM = "msk_iam"
@@ -19,21 +20,22 @@ _MSK_IAM = "msk_iam"
 _OAUTH_CONFIG = "sasl.oauthbearer.config"
 
 
-def _region(settings) -> str:
-    region = settings.aws_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+def _region(kafka: KafkaSettings) -> str:
+    region = kafka.aws_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
         raise ConfigError("TWEETDESK_KAFKA_AUTH=msk_iam needs a region: set TWEETDESK_AWS_REGION or AWS_REGION")
     return region
 
 
-def auth_config(settings) -> dict[str, str]:
-    """The librdkafka properties for ``settings.kafka_auth`` (JSON-serialisable; no callables)."""
-    if settings.kafka_auth != _MSK_IAM:
+def auth_config(settings: KafkaSettings | Settings) -> dict[str, str]:
+    """The librdkafka properties for ``kafka.auth`` (TWEETDESK_KAFKA_AUTH; JSON-serialisable, no callables)."""
+    kafka = KafkaSettings.of(settings)
+    if kafka.auth != _MSK_IAM:
         return {}
     return {
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "OAUTHBEARER",
-        _OAUTH_CONFIG: f"{_MSK_IAM} region={_region(settings)}",
+        _OAUTH_CONFIG: f"{_MSK_IAM} region={_region(kafka)}",
     }
 
 
@@ -65,10 +67,10 @@ def prime(client, conf: dict) -> None:
         client.poll(0)
 
 
-def jvm_config(settings, conf: dict) -> dict[str, str]:
+def jvm_config(settings: KafkaSettings | Settings, conf: dict) -> dict[str, str]:
     """The same connection for the JVM Kafka client (Spark's native ``kafka`` source), which signs with the
     ``aws-msk-iam-auth`` jar instead: it must be on Spark's classpath with the ``spark-sql-kafka`` one."""
-    if settings.kafka_auth != _MSK_IAM:
+    if KafkaSettings.of(settings).auth != _MSK_IAM:
         return conf
     out = {k: v for k, v in conf.items() if k not in (_OAUTH_CONFIG, "sasl.mechanism", "security.protocol")}
     out.update({

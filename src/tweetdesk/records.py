@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tweetdesk.xrules import is_handle
 
@@ -34,6 +34,33 @@ MAX_TEXT_CHARS = 25_000
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# Pydantic error types that mean "not a JSON object at all" rather than "a record with bad fields".
+_PARSE_ERRORS = {"json_invalid", "json_type", "model_type", "model_attributes_type"}
+
+
+def problems(e: ValidationError) -> list[tuple[str, str]]:
+    """(field path, message) of each error, without the input (a 1 MB text must not become a 1 MB reason)."""
+    return [(".".join(str(p) for p in x["loc"]), x["msg"]) for x in e.errors(include_input=False, include_url=False)]
+
+
+def error_reason(e: BaseException, limit: int = 3) -> str:
+    """One line saying what is wrong: a ``ValidationError`` as "field: message" for its first ``limit``
+    errors ("(+N more)" for the rest), any other exception its message."""
+    if not isinstance(e, ValidationError):
+        return str(e)
+    found = problems(e)
+    parts = [f"{where}: {msg}" if where else msg for where, msg in found[:limit]]
+    more = len(found) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def error_stage(e: BaseException) -> str:
+    """"parse" when the value was not a JSON object at all, "validate" when it was one with bad fields."""
+    if isinstance(e, ValidationError) and any(x["type"] in _PARSE_ERRORS for x in e.errors(include_url=False)):
+        return "parse"
+    return "validate"
 
 
 class _Record(BaseModel):
@@ -169,3 +196,12 @@ class DeadLetter(_Record):
             raw_bytes=len(data),
             **kw,
         )
+
+    @classmethod
+    def from_error(cls, raw: bytes | str | None, error: BaseException, stage: str | None = None, *,
+                   context: str | None = None, **kw) -> "DeadLetter":
+        """The dead letter of ``raw``, whose reason says what ``error`` found (``error_reason``), after
+        ``context`` (where it was: "file.csv line 4", "not an enriched tweet"). ``stage`` None: "parse" or
+        "validate" (``error_stage``)."""
+        reason = error_reason(error)
+        return cls.of(raw, f"{context}: {reason}" if context else reason, stage or error_stage(error), **kw)

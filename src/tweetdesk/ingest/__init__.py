@@ -1,5 +1,5 @@
-"""Tweet sources: they publish ``records.Tweet`` JSON, keyed by tweet id, to ``settings.topic_raw``, and malformed
-input as ``records.DeadLetter`` (stage "ingest") to ``settings.topic_dead``.
+"""Tweet sources: they publish ``records.Tweet`` JSON, keyed by tweet id, to ``settings.kafka.topic_raw``, and
+malformed input as ``records.DeadLetter`` (stage "ingest") to ``settings.kafka.topic_dead``.
 
 * ``replay.replay(settings, path, rate=, limit=, loop=)`` — a CSV in the airline data set's format or a JSONL of
   tweets (default: the shipped sample, ``config.SAMPLE_TWEETS``; ``data/sample_bad.jsonl`` holds malformed lines
@@ -8,6 +8,7 @@ input as ``records.DeadLetter`` (stage "ingest") to ``settings.topic_dead``.
 * ``mentions.run_mentions(settings, pub, interval=, once=)`` — our account's mentions timeline (user context): the
   customers who asked us, the live source for replying.
 * ``xpayload`` — X's tweet objects -> ``Tweet``, for both X sources.
+* ``common`` — what the sources share (``brand_of``, ``check_file``, the bearer-token hint).
 * ``publisher.Publisher`` — the producer both use (idempotent, acks=all, delivery reports counted).
 """
 
@@ -19,6 +20,7 @@ import click
 
 from tweetdesk.config import SAMPLE_TWEETS, Settings
 from tweetdesk.errors import ConfigError, InputError
+from tweetdesk.ingest.common import bearer_token_hint, check_file
 from tweetdesk.ingest.publisher import IngestStats, Publisher, PublishError
 
 SAMPLE_BAD = SAMPLE_TWEETS.parent / "sample_bad.jsonl"
@@ -32,10 +34,11 @@ def _ready(settings: Settings, timeout: float = 10.0) -> Settings:
 
     from tweetdesk.kafka import ensure_topics
 
+    kafka = settings.kafka
     try:
-        ensure_topics(settings, [settings.topic_raw, settings.topic_dead], timeout=timeout)
+        ensure_topics(kafka, [kafka.topic_raw, kafka.topic_dead], timeout=timeout)
     except KafkaException as e:
-        raise ConfigError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {e.args[0].str()}") from None
+        raise ConfigError(f"cannot reach Kafka at {kafka.bootstrap}: {e.args[0].str()}") from None
     return settings
 
 
@@ -61,22 +64,21 @@ def ingest_command(
     if source != "replay" and (path is not None or loop or rate):
         raise InputError("--path, --rate and --loop apply to `ingest replay` only")
     if source == "replay":
-        from tweetdesk.ingest.replay import _check_file
-
-        _check_file(path or SAMPLE_TWEETS)  # a missing file is reported before Kafka is touched
+        check_file(path or SAMPLE_TWEETS)  # a missing file is reported before Kafka is touched
     elif source == "mentions":
-        if not settings.x_user_credentials:
+        if not settings.x.user_credentials:
             from tweetdesk.xauth import XAuthError, user_context_hint
 
             raise XAuthError(f"no X user credentials to read our mentions: {user_context_hint()}")
     elif source == "x":
-        if settings.x_bearer_token is None or not settings.x_bearer_token.get_secret_value().strip():
-            from tweetdesk.ingest.xstream import XStreamError, _token_hint
+        token = settings.x.bearer_token
+        if token is None or not token.get_secret_value().strip():
+            from tweetdesk.ingest.xstream import XStreamError
 
-            raise XStreamError(f"no X bearer token: {_token_hint()}")
+            raise XStreamError(f"no X bearer token: {bearer_token_hint()}")
     else:
         raise InputError(f"unknown ingest source {source!r} (replay | x | mentions)")
-    if not settings.kafka_bootstrap:
+    if not settings.kafka.bootstrap:
         raise ConfigError(
             "no Kafka to publish to: run `tweetdesk broker` in another shell and export the "
             "TWEETDESK_KAFKA_BOOTSTRAP it prints (or run `tweetdesk demo`, which starts everything)"
@@ -84,7 +86,7 @@ def ingest_command(
 
     bound = _ready(settings)
     desc = {"replay": f"replay {(path or SAMPLE_TWEETS).name}", "x": "X stream", "mentions": "X mentions"}[source]
-    pub = Publisher(bound, total=limit, desc=desc)
+    pub = Publisher(bound.kafka, total=limit, desc=desc)
     try:
         if source == "replay":
             from tweetdesk.ingest.replay import replay
@@ -101,6 +103,6 @@ def ingest_command(
             run_x_stream(bound, limit=limit, publisher=pub)
     finally:
         stats = pub.close()
-        click.echo(f"{source}: {stats.summary()} -> {bound.topic_raw} / {bound.topic_dead}", err=True)
+        click.echo(f"{source}: {stats.summary()} -> {bound.kafka.topic_raw} / {bound.kafka.topic_dead}", err=True)
     pub.raise_for_failures()
     return stats

@@ -99,7 +99,7 @@ class MentionsSource:
     def __init__(self, settings: Settings, *, client: tweepy.Client | None = None, stop: threading.Event | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], bool] | None = None,
                  page_size: int = PAGE_SIZE, backfill_hours: float = 24.0):
-        if client is None and not settings.x_user_credentials:
+        if client is None and not settings.x.user_credentials:
             raise XAuthError(f"no X user credentials to read our mentions: {user_context_hint()}")
         self.settings = settings
         self.client = client or user_client(settings, return_type=requests.Response, clock=clock)
@@ -142,7 +142,7 @@ class MentionsSource:
                                     + (": does the app's access include it?" if e.response.status_code == 403 else "")
                                     ) from None
             except requests.RequestException as e:
-                raise _Transient(f"cannot reach X at {self.settings.x_api_base} ({type(e).__name__})") from None
+                raise _Transient(f"cannot reach X at {self.settings.x.api_base} ({type(e).__name__})") from None
             self._note_rate(resp.headers)
             return resp
         return None

@@ -1,5 +1,5 @@
-"""Publish ``Tweet`` records to ``settings.topic_raw`` (JSON, keyed by tweet id) and ``DeadLetter`` records to
-``settings.topic_dead``, counting every delivery report.
+"""Publish ``Tweet`` records to the Kafka section's ``topic_raw`` (JSON, keyed by tweet id) and ``DeadLetter``
+records to its ``topic_dead``, counting every delivery report.
 
 Nothing acknowledged is lost: the producer is idempotent with acks=all (``tweetdesk.kafka.make_producer``), so the
 broker has every acknowledged message exactly once and in order per partition; what was not acknowledged by the
@@ -15,19 +15,17 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from tweetdesk.config import Settings
+from tweetdesk.config import KafkaSettings, Settings
 from tweetdesk.errors import TweetdeskError
-from tweetdesk.kafka import OncePerProblem, make_producer
+from tweetdesk.kafka import Deliveries, OncePerProblem, make_producer, produce_all
 from tweetdesk.records import DeadLetter, Tweet, utcnow
 
 if TYPE_CHECKING:
     from confluent_kafka import Producer
 
 log = logging.getLogger(__name__)
-# Delivery failures and broker errors repeat for every message and every reconnect: one line per problem.
+# Broker errors repeat for every reconnect: one line per problem.
 kafka_log = OncePerProblem(log)
-
-MAX_ERRORS_KEPT = 5
 
 
 class PublishError(TweetdeskError):
@@ -35,16 +33,13 @@ class PublishError(TweetdeskError):
 
 
 @dataclass
-class IngestStats:
-    """What one ingest run did. ``read`` counts input records (tweets and malformed ones alike)."""
+class IngestStats(Deliveries):
+    """What one ingest run did. ``read`` counts input records (tweets and malformed ones alike); the delivery
+    counts (``delivered``, ``failed``, ``unacknowledged``, ``errors``) cover tweets and dead letters alike."""
 
     read: int = 0
     published: int = 0  # tweets handed to the producer for topic_raw
     dead: int = 0  # dead letters handed to the producer for topic_dead
-    delivered: int = 0  # messages (tweets + dead letters) acknowledged by the broker
-    failed: int = 0  # messages the broker refused or that timed out after the producer's retries
-    unacknowledged: int = 0  # still in flight when flush gave up
-    errors: list[str] = field(default_factory=list)  # the first few distinct delivery errors
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
     extra: dict[str, int] = field(default_factory=dict)  # source-specific counters (reconnects, keep-alives…)
@@ -53,10 +48,6 @@ class IngestStats:
     def rate(self) -> float:
         """Tweets published per second over the run."""
         return self.published / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.failed == 0 and self.unacknowledged == 0
 
     def summary(self) -> str:
         parts = [
@@ -75,17 +66,17 @@ class Publisher:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: KafkaSettings | Settings,
         *,
         total: int | None = None,
         progress: bool | None = None,
         desc: str = "ingest",
         producer: "Producer | None" = None,
     ):
-        self.settings = settings
+        self.kafka = KafkaSettings.of(settings)
         self.stats = IngestStats()
         self._fatal: str | None = None
-        self.producer = producer or make_producer(settings, error_cb=self._on_error)
+        self.producer = producer or make_producer(self.kafka, error_cb=self._on_error)
         # progress=None: tqdm shows the bar on a terminal only (no noise in logs and tests).
         self._bar = tqdm(total=total, unit="tweet", desc=desc, disable=None if progress is None else not progress,
                          dynamic_ncols=True, smoothing=0.1)
@@ -99,7 +90,7 @@ class Publisher:
     def publish(self, tweet: Tweet) -> Tweet:
         """Send one tweet to topic_raw, stamped with ``ingested_at`` now (the start of the latency clock)."""
         tweet = tweet.model_copy(update={"ingested_at": utcnow()})
-        self._produce(self.settings.topic_raw, tweet.id, tweet.model_dump_json())
+        self._produce(self.kafka.topic_raw, tweet.id, tweet.model_dump_json())
         self.stats.read += 1
         self.stats.published += 1
         self._bar.update(1)
@@ -107,7 +98,7 @@ class Publisher:
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Send one malformed input record, with its reason, to topic_dead."""
-        self._produce(self.settings.topic_dead, letter.key, letter.model_dump_json())
+        self._produce(self.kafka.topic_dead, letter.key, letter.model_dump_json())
         self.stats.read += 1
         self.stats.dead += 1
         self._bar.update(1)
@@ -116,27 +107,15 @@ class Publisher:
 
     def publish_raw(self, value: bytes | str, key: str | None = None) -> None:
         """Send bytes to topic_raw as they are, unvalidated: for exercising the stream job's own dead-lettering."""
-        self._produce(self.settings.topic_raw, key, value)
+        self._produce(self.kafka.topic_raw, key, value)
         self.stats.read += 1
         self.stats.published += 1
         self._bar.update(1)
 
     def _produce(self, topic: str, key: str | None, value: str | bytes) -> None:
-        from confluent_kafka import KafkaException
-
         if self._fatal:
             raise PublishError(f"Kafka producer failed: {self._fatal}")
-        while True:
-            try:
-                self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
-                break
-            except BufferError:
-                # Local queue full: serve delivery reports until there is room (back-pressure, not loss).
-                self.producer.poll(0.05)
-            except KafkaException as e:  # refused before sending, e.g. larger than message.max.bytes
-                self._count_failure(str(e.args[0]))
-                break
-        self.producer.poll(0)
+        produce_all(self.producer, [(topic, key, value)], self.stats, on_delivery=self._on_delivery)
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports (call while idle, e.g. while pacing)."""
@@ -151,16 +130,7 @@ class Publisher:
 
     # --- callbacks ----------------------------------------------------------------------------------------------
     def _on_delivery(self, err, msg) -> None:
-        if err is None:
-            self.stats.delivered += 1
-        else:
-            self._count_failure(f"{msg.topic()}: {err.str()}")
-
-    def _count_failure(self, error: str) -> None:
-        self.stats.failed += 1
-        if error not in self.stats.errors and len(self.stats.errors) < MAX_ERRORS_KEPT:
-            self.stats.errors.append(error)
-        kafka_log.error("Kafka delivery failed: %s", error)
+        self.stats(err, msg)  # counts it (``kafka.Deliveries``)
 
     def _on_error(self, err) -> None:
         # Transient errors (broker down a moment) are retried by librdkafka; a fatal one ends the run.

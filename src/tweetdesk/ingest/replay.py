@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,8 +27,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tweetdesk.config import SAMPLE_TWEETS, Settings
+from tweetdesk.config import SAMPLE_TWEETS, KafkaSettings, Settings
 from tweetdesk.errors import InputError
+from tweetdesk.ingest.common import brand_of, check_file
 from tweetdesk.ingest.publisher import IngestStats, Publisher
 from tweetdesk.ingest.snowflake import SnowflakeGenerator, snowflake_time
 from tweetdesk.records import DeadLetter, ReferencedTweet, Tweet
@@ -39,31 +39,12 @@ log = logging.getLogger(__name__)
 STAGE = "ingest"
 CSV_REQUIRED = ("tweet_id", "text", "name", "tweet_created")
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
-# The data set's airline column, as the airlines' X handles (lower case, like a brand taken from an @mention).
-AIRLINE_HANDLES = {
-    "virgin america": "virginamerica",
-    "united": "united",
-    "southwest": "southwestair",
-    "delta": "delta",
-    "us airways": "usairways",
-    "american": "americanair",
-}
-_MENTION = re.compile(r"(?<![\w@])@(\w{1,15})")
 _CSV_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S")
 
 Record = Tweet | DeadLetter
 
 
 # --- reading ---------------------------------------------------------------------------------------------------
-def brand_of(text: str, airline: str | None = None) -> str | None:
-    """The brand a tweet is about: the CSV's airline column when given, else the first @mention (lower case)."""
-    if airline and airline.strip():
-        a = airline.strip().lower()
-        return AIRLINE_HANDLES.get(a, re.sub(r"\W+", "", a)) or None
-    m = _MENTION.search(text or "")
-    return m.group(1).lower() if m else None
-
-
 def detect_format(path: Path) -> str:
     """'csv' or 'jsonl', by suffix, else by the first non-blank character."""
     suffix = path.suffix.lower()
@@ -76,27 +57,9 @@ def detect_format(path: Path) -> str:
     return "jsonl" if head.startswith(b"{") else "csv"
 
 
-def _check_file(path: Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"replay file not found: {path}")
-    if not path.is_file():
-        raise InputError(f"replay path is not a file: {path}")
-    return path
-
-
-def _reason(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors()[:3]:
-        where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
-    more = len(e.errors()) - 3
-    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
-
-
 def read_records(path: Path) -> Iterator[Record]:
     """Each record of a replay file, in file order, as a ``Tweet`` or a ``DeadLetter`` saying what is wrong."""
-    path = _check_file(path)
+    path = check_file(path)
     if detect_format(path) == "csv":
         yield from _read_csv(path)
     else:
@@ -112,7 +75,7 @@ def iter_tweets(path: Path) -> Iterator[Tweet]:
 
 def count_records(path: Path) -> int:
     """Records one pass yields (for the progress bar's total and the sizes of --limit)."""
-    path = _check_file(path)
+    path = check_file(path)
     if detect_format(path) == "jsonl":
         with open(path, "rb") as f:
             return sum(1 for line in f if line.strip())
@@ -173,7 +136,7 @@ def _read_jsonl(path: Path) -> Iterator[Record]:
                 tweet = Tweet.model_validate_json(raw)
                 update: dict = {"source": "replay", "ingested_at": None, **_x_references(tweet, raw, seen)}
             except ValidationError as e:
-                yield DeadLetter.of(raw, f"{path.name} line {lineno}: {_reason(e)}", STAGE, key=f"{path.name}:{lineno}")
+                yield DeadLetter.from_error(raw, e, STAGE, context=f"{path.name} line {lineno}", key=f"{path.name}:{lineno}")
                 continue
             if tweet.brand is None:
                 update["brand"] = brand_of(tweet.text)
@@ -260,7 +223,7 @@ def _csv_record(row: list[str], col: dict[str, int], name: str, lineno: int) -> 
     try:
         return Tweet.model_validate({k: v for k, v in fields.items() if v is not None and v != ""})
     except ValidationError as e:
-        return DeadLetter.of(raw, f"{where}: {_reason(e)}", STAGE, key=f"{name}:{lineno}")
+        return DeadLetter.from_error(raw, e, STAGE, context=where, key=f"{name}:{lineno}")
 
 
 # --- pacing and passes -----------------------------------------------------------------------------------------
@@ -343,7 +306,7 @@ def replay_records(path: Path, *, loop: bool = False,
 
 # --- the source ------------------------------------------------------------------------------------------------
 def replay(
-    settings: Settings,
+    settings: KafkaSettings | Settings,
     path: Path | None = None,
     *,
     rate: float = 0.0,
@@ -354,12 +317,12 @@ def replay(
     publisher: Publisher | None = None,
     pacer: Pacer | None = None,
 ) -> IngestStats:
-    """Publish a replay file to ``settings`` (bound to a running Kafka). Returns the counts after the final flush.
+    """Publish a replay file to the Kafka of ``settings`` (its Kafka section, bound to a running cluster). Returns the counts after the final flush.
 
     ``stop`` ends the replay early (e.g. from the demo's Ctrl-C handler); ``publisher``/``pacer`` can be given
     to share a producer or to drive pacing with a test clock.
     """
-    path = _check_file(path or SAMPLE_TWEETS)
+    path = check_file(path or SAMPLE_TWEETS)
     if rate < 0:
         raise InputError(f"--rate must be ≥ 0 tweets/s, not {rate}")
     total = limit if (loop or limit is not None) else None
@@ -373,7 +336,8 @@ def replay(
         # Interruptible sleep: a stop request does not wait out a slow rate's gap.
         pacer = Pacer(rate, sleep=stop.wait)
     own = publisher is None
-    pub = publisher or Publisher(settings, total=total, progress=progress, desc=f"replay {path.name}")
+    pub = publisher or Publisher(KafkaSettings.of(settings), total=total, progress=progress,
+                                 desc=f"replay {path.name}")
     if not own:
         pub.set_total(total)
     passes = sent = 0

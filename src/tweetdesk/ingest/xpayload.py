@@ -27,8 +27,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tweetdesk.ingest.replay import brand_of
-from tweetdesk.records import Tweet
+from tweetdesk.ingest.common import brand_of
+from tweetdesk.records import Tweet, error_reason
 
 TWEET_FIELDS = [
     "created_at", "lang", "author_id", "conversation_id", "in_reply_to_user_id", "referenced_tweets",
@@ -73,11 +73,6 @@ class Includes:
         u = self.users.get(str(user_id)) if user_id is not None else None
         name = u.get("username") if u else None
         return name if isinstance(name, str) and name else None
-
-
-def validation_reason(e: ValidationError, prefix: str = "X payload") -> str:
-    parts = [f"{'.'.join(map(str, x['loc'])) or 'tweet'}: {x['msg']}" for x in e.errors()[:3]]
-    return f"{prefix}: " + "; ".join(parts)
 
 
 def _mentions(data: dict) -> list[str] | None:
@@ -141,7 +136,7 @@ def tweet_from_data(data: Any, includes: Includes, *, source: str, rule: str | N
             "source": source,
         })
     except ValidationError as e:
-        raise PayloadError(validation_reason(e)) from None
+        raise PayloadError(f"X payload: {error_reason(e)}") from None
 
 
 def tweet_from_payload(payload: Any, rules: dict[str, str] | None = None, *, source: str = "x") -> Tweet:

@@ -34,8 +34,9 @@ import requests
 import tweepy
 import urllib3
 
-from tweetdesk.config import Settings
+from tweetdesk.config import Settings, XSettings
 from tweetdesk.errors import TweetdeskError
+from tweetdesk.ingest.common import bearer_token_hint
 from tweetdesk.ingest.publisher import IngestStats, Publisher
 from tweetdesk.ingest.xpayload import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, PayloadError, tweet_from_payload
 from tweetdesk.records import DeadLetter, Tweet
@@ -51,10 +52,6 @@ FATAL_STATUS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: 
 
 class XStreamError(TweetdeskError):
     pass
-
-
-def _token_hint() -> str:
-    return "set TWEETDESK_X_BEARER_TOKEN to the app's bearer token (developer portal: Keys and tokens)"
 
 
 # --- policy: back-off and connect budget -----------------------------------------------------------------------
@@ -157,7 +154,7 @@ class XFilteredStream(tweepy.StreamingClient):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: XSettings | Settings,
         *,
         backoff: Backoff = Backoff(),
         budget: ConnectBudget | None = None,
@@ -165,12 +162,12 @@ class XFilteredStream(tweepy.StreamingClient):
         connect_timeout: float = 10.0,
         max_retries: float = inf,
     ):
-        token = settings.x_bearer_token.get_secret_value() if settings.x_bearer_token else ""
+        x = self.x = XSettings.of(settings)  # the X section: base URL, bearer token, rules
+        token = x.bearer_token.get_secret_value() if x.bearer_token else ""
         if not token.strip():
-            raise XStreamError(f"no X bearer token: {_token_hint()}")
+            raise XStreamError(f"no X bearer token: {bearer_token_hint()}")
         super().__init__(token, return_type=dict, max_retries=max_retries, daemon=True)
-        self.settings = settings
-        self.base = settings.x_api_base.rstrip("/")
+        self.base = x.api_base.rstrip("/")
         self.backoff = BackoffState(backoff)
         self.budget = budget or ConnectBudget()
         self.timeout = (connect_timeout, read_timeout)
@@ -200,7 +197,7 @@ class XFilteredStream(tweepy.StreamingClient):
         try:
             return fn(*args, **kwargs) or {}
         except tweepy.Unauthorized:
-            raise XStreamError(f"X API refused the bearer token (401 Unauthorized) at {self.base}: {_token_hint()}") from None
+            raise XStreamError(f"X API refused the bearer token (401 Unauthorized) at {self.base}: {bearer_token_hint()}") from None
         except tweepy.Forbidden as e:
             raise XStreamError(f"X API: 403 Forbidden at {self.base} (does the app have filtered-stream access?): "
                                f"{'; '.join(e.api_messages) or e}") from None
@@ -210,9 +207,9 @@ class XFilteredStream(tweepy.StreamingClient):
             raise XStreamError(f"cannot reach the X API at {self.base}: {type(e).__name__}") from None
 
     def sync_rules(self, wanted: list[str] | None = None) -> RuleSync:
-        """Make the stream's rules exactly ``settings.x_rules``: add the missing ones (tag = value), delete the
+        """Make the stream's rules exactly ``x.rules`` (TWEETDESK_X_RULES): add the missing ones (tag = value), delete the
         others. One rules request each way at most (X allows 100 rule changes per 15 minutes)."""
-        wanted = list(dict.fromkeys(wanted if wanted is not None else self.settings.x_rules))
+        wanted = list(dict.fromkeys(wanted if wanted is not None else self.x.rules))
         if not wanted:
             raise XStreamError("no filtered-stream rules: set TWEETDESK_X_RULES, e.g. '[\"@united OR to:united\"]'")
         current = self._rules_call(self.get_rules).get("data") or []
@@ -298,7 +295,7 @@ class XFilteredStream(tweepy.StreamingClient):
                         status = resp.status_code
                         detail = _http_detail(resp)
                         if status in FATAL_STATUS:
-                            hint = f": {_token_hint()}" if status == 401 else ""
+                            hint = f": {bearer_token_hint()}" if status == 401 else ""
                             self._fatal = f"X stream: HTTP {status} {FATAL_STATUS[status]} ({detail}){hint}"
                             return
                         self.counts["http_errors"] += 1
@@ -357,9 +354,9 @@ def run_x_stream(
     stop: threading.Event | None = None,
 ) -> IngestStats:
     """Sync the rules, then publish the stream to Kafka until ``limit`` tweets, ``stop``, Ctrl-C or a fatal error."""
-    x = client or XFilteredStream(settings)
+    x = client or XFilteredStream(settings.x)
     own = publisher is None
-    pub = publisher or Publisher(settings, total=limit, progress=progress, desc="X stream")
+    pub = publisher or Publisher(settings.kafka, total=limit, progress=progress, desc="X stream")
     done = threading.Event()
     try:
         x.sync_rules()

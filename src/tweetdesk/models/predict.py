@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tweetdesk.config import ModelSettings, Settings
 from tweetdesk.errors import ModelNotFoundError
 from tweetdesk.models.features import model_tokens
 from tweetdesk.models.lstm import LSTMClassifier, Vocab, load_model, predict_proba
@@ -144,13 +145,11 @@ _cache: dict[Path, Classifier] = {}
 _lock = threading.Lock()
 
 
-def get_classifier(settings=None) -> Classifier:
-    """The process-wide classifier for ``settings`` (loaded on first use, then reused)."""
-    if settings is None:
-        from tweetdesk.config import get_settings
-
-        settings = get_settings()
-    folder = resolve_version(settings.artifacts_dir, settings.model_version).resolve()
+def get_classifier(settings: ModelSettings | Settings) -> Classifier:
+    """The process-wide classifier for the model section's artifacts and version (loaded on first use, then
+    reused)."""
+    models = ModelSettings.of(settings)
+    folder = resolve_version(models.artifacts_dir, models.model_version).resolve()
     with _lock:
         clf = _cache.get(folder)
         if clf is None:

@@ -41,7 +41,21 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
+from tweetdesk.config import ModelSettings, Settings
 from tweetdesk.errors import TweetdeskError
+from tweetdesk.nlp import fast_entities as F
+from tweetdesk.nlp.lexicon import (
+    DESIGNATORS,
+    DOMAIN_WORDS,
+    EMPHASIS_WORDS,
+    HANDLE_DESIGNATOR,
+    MAJOR_AIRPORTS,
+    NOT_AIRPORTS,
+    PLACE_ABBREVIATIONS,
+    common_words,
+    place_words,
+    shouted,
+)
 from tweetdesk.records import Entity
 
 SPACY_LABELS = frozenset({"GPE", "LOC", "FAC", "DATE", "TIME", "MONEY"})
@@ -59,21 +73,7 @@ class EntityModelError(TweetdeskError):
     """The spaCy pipeline for NER could not be loaded (not installed, or has no 'ner')."""
 
 
-# --- flight numbers ---------------------------------------------------------------------------------------
-# IATA airline designators of the carriers customers tweet at (US majors/regionals and large foreign ones).
-# A closed list: "A3"/"B7" are also seats and gates, so an unknown two-character prefix is not a flight.
-DESIGNATORS = frozenset(
-    "UA AA DL WN US VX B6 AS NK F9 HA G4 SY OO YX 9E MQ OH EV QX ZW CO NW VA "
-    "AC WS PD BA VS AF KL LH LX OS SN IB AZ EI TK EK QR EY CX SQ NH JL QF NZ AM CM AV LA KE OZ "
-    "CA MU CZ BR CI AI SA ET FI SK AY TP".split()
-)
-# The airline a tweet is addressed to tells whose "flight 1234" it is.
-HANDLE_DESIGNATOR = {
-    "united": "UA", "americanair": "AA", "delta": "DL", "southwestair": "WN", "usairways": "US",
-    "virginamerica": "VX", "jetblue": "B6", "alaskaair": "AS", "spiritairlines": "NK", "flyfrontier": "F9",
-    "hawaiianair": "HA", "allegiant": "G4", "suncountryair": "SY", "aircanada": "AC", "westjet": "WS",
-    "british_airways": "BA", "virginatlantic": "VS", "airfrance": "AF", "klm": "KL", "lufthansa": "LH",
-}
+# --- flight numbers (designators: lexicon.py) -------------------------------------------------------------
 _DESIG = "|".join(sorted(DESIGNATORS))
 # A number followed by a unit is a duration, a count or a time, not a flight ("flight 2 hours late").
 _NOT_UNIT = (
@@ -184,33 +184,7 @@ def _booking_refs(text: str) -> list[_Span]:
     return list(out.values())
 
 
-# --- airport codes ----------------------------------------------------------------------------------------
-# Busiest airports (FAA large and medium hubs, Canada's and the world's largest): a bare upper-case mention of
-# one of these is taken as the airport. Any other IATA code needs route/airport context (see _is_airport).
-MAJOR_AIRPORTS = frozenset(
-    # US large hubs
-    "ATL DFW DEN ORD LAX JFK LAS MCO MIA CLT SEA PHX EWR SFO IAH BOS FLL MSP LGA DTW PHL SLC BWI DCA SAN IAD "
-    "TPA BNA AUS MDW HNL "
-    # US medium hubs
-    "DAL PDX STL HOU SMF MSY RDU SJC SNA MCI OAK SAT RSW CLE IND PIT CVG CMH PBI JAX BDL ONT OGG ABQ BUR OMA "
-    "CHS ANC MKE BUF SJU RIC BOI ORF OKC MEM SDF TUS ELP GEG RNO GRR PVD TUL DSM SAV BHM ALB LGB KOA LIH "
-    "PSP SRQ MYR PWM HPN ISP BTV CHO "
-    # Canada, Mexico, Caribbean, Latin America
-    "YYZ YVR YUL YYC YOW YEG YWG YHZ MEX CUN GDL SJD PVR NAS MBJ PUJ SDQ STT SXM AUA BDA GCM BGI "
-    "PTY SJO LIR BOG MDE LIM SCL GRU GIG EZE "
-    # Europe, Middle East, Asia, Oceania
-    "LHR LGW MAN EDI DUB CDG ORY FRA MUC AMS BRU ZRH GVA VIE CPH ARN OSL HEL MAD BCN LIS FCO MXP ATH IST "
-    "DXB DOH AUH TLV HKG NRT HND KIX ICN PEK PVG CAN TPE SIN BKK KUL MNL DEL BOM SYD MEL AKL".split()
-)
-# Major codes that are words people write in capitals for emphasis ("you CAN fix it"): need context.
-EMPHASIS_WORDS = frozenset({"CAN", "MAD", "MAN", "SAT", "SIN", "GIG"})
-_LETTER_WORD = re.compile(r"[A-Za-z]{2,}")
-# Upper-case abbreviations of the airline world and of tweets that are also IATA codes.
-NOT_AIRPORTS = frozenset(
-    "CEO TSA FAA SWA UAL LUV USA FLT EST PST CST EDT CDT MST PDT ATC IVR CTL POS SOP MVP BFF GMA NYT PNR "
-    "ABC CBS NBC CNN ESP FYI OMG LOL BTW IMO DEF RES VIP TBA TBD ETA USD SMH WOW YAY LMK IDK TIA DIA FFL "
-    "CXL GSA CSM MCE KTN AAL AWE LAN SYS FUK WTF".split()
-)
+# --- airport codes (the lists: lexicon.py) ----------------------------------------------------------------
 # "LAS2SFO" is a route: a code may touch a digit only through that "2".
 _AIRPORT_CANDIDATE = re.compile(
     r"(?:(?<![A-Za-z0-9_@$&])|(?<=[A-Z]{3}2))#?([A-Z]{3})(?![A-Za-z_])(?!(?!2[A-Z]{3}\b)\d)"
@@ -238,23 +212,6 @@ def _iata() -> frozenset[str]:
     return frozenset(airportsdata.load("IATA"))
 
 
-@lru_cache(maxsize=1)
-def common_words() -> frozenset[str]:
-    """Lower-case English words more frequent than about the 8,000th (spaCy's lexeme probabilities from
-    spacy-lookups-data, offline). Used to tell "THE"/"BAG" from codes and common words from names."""
-    import gzip
-    import json
-    from importlib.resources import files
-
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    path = files("spacy_lookups_data") / "data" / "en_lexeme_prob.json.gz"
-    with path.open("rb") as fh:
-        probs = json.load(gzip.open(fh))
-    words = {w for w, p in probs.items() if p > -12.0 and w.isalpha() and w.islower()}
-    return frozenset(words | set(STOP_WORDS))
-
-
 def _is_airport(text: str, code: str, start: int, end: int) -> bool:
     if code not in _iata() or code in NOT_AIRPORTS:
         return False
@@ -275,13 +232,8 @@ def _is_airport(text: str, code: str, start: int, end: int) -> bool:
         if code not in MAJOR_AIRPORTS:
             return strong and not _CAPS_WORD_AFTER.match(after)  # not "DEN -ALL DELAYED"
         # "DEN" in a tweet in normal case is Denver; "CAN" may be emphasis, and in a shouted tweet anything is.
-        return context or (code not in EMPHASIS_WORDS and not _shouted(text))
+        return context or (code not in EMPHASIS_WORDS and not shouted(text))
     return code in MAJOR_AIRPORTS or context
-
-
-def _shouted(text: str) -> bool:
-    words = _LETTER_WORD.findall(_URL.sub(" ", _MENTION.sub(" ", text)))
-    return sum(w.isupper() for w in words) * 2 > len(words)
 
 
 def _airports(text: str) -> list[_Span]:
@@ -294,7 +246,6 @@ def _airports(text: str) -> list[_Span]:
 
 
 # --- text preparation: strip what the NER cannot use, keep a map back to the original --------------------
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MENTION = re.compile(r"(?<![\w@])@(\w{1,30})")
 _STRIP = re.compile(r"(?P<drop>(?:https?://|www\.)\S+|(?<![\w@])@\w{1,30})|(?P<hash>#)(?=\w)|(?P<ent>&[a-zA-Z]{2,6};|&#\d{1,6};)")
 
@@ -360,35 +311,6 @@ _REGION_WORDS = re.compile(r"(?i:\b(?:north|south|east|west)(?:east|west|ern)?\b
 _CAP_WORD = re.compile(r"(?<![\w'’])[A-Z][A-Za-z]*")
 _WORD = re.compile(r"(?<![\w'’])[A-Za-z]+")
 _SENTENCE_END = re.compile(r"[.!?:;\"“”\n]\s*$")
-# Capitalised words of this domain that are not places: airline names, tweet jargon, and the data set's
-# "Cancelled Flight"/"Late Flight" substitution artefacts ("Flightled", "Flightr").
-DOMAIN_WORDS = frozenset(
-    "united southwest delta jetblue american americanair virgin america airways usairways usair airlines airline "
-    "air aa ua sw swa dm dms rt thx ty tia pls plz kudos ugh im fa fas fo ceo tsa faa wifi flyfi ok omg lol wtf "
-    "fyi btw smh imo idk hi hey flightled flightr flighted flightlation flightlations flighting "
-    "ipad iphone app mileageplus aadvantage trueblue".split()
-)
-# Upper-case place abbreviations that are (also) common words or too short for the common-word test.
-PLACE_ABBREVIATIONS = frozenset(
-    "US USA UK UAE EU LA SF DC NY NYC NJ KC NC SC CA TX FL AZ NV CT VA MD MI WI MN IL TN KY PR VT NH RI UT NM "
-    "NE KS SD ND WY AK NOLA".split()
-)
-
-
-@lru_cache(maxsize=1)
-def place_words() -> frozenset[str]:
-    """Lower-case words of the names of cities and regions with an airport (airportsdata) that are not common
-    English words: "chicago", "vegas", "lauderdale". Tweets often write places in lower case."""
-    import airportsdata
-
-    common = common_words()
-    words = set()
-    for a in airportsdata.load("IATA").values():
-        for name in (a["city"], a["subd"]):
-            for w in re.findall(r"[a-z]{3,}", name.lower()):
-                if w not in common and w not in DOMAIN_WORDS:
-                    words.add(w)
-    return frozenset(words)
 
 
 def _gate_text(text: str, spans: list[_Span]) -> str:
@@ -440,8 +362,6 @@ def _junk_date(text: str) -> bool:
 def _fast_tier(text: str, rules: list[_Span]) -> tuple[list[_Span], bool]:
     """Rule entities plus the grammar's dates/times/money and the gazetteer's places (rules win overlaps), and
     whether the statistical model should still look for an unknown place."""
-    from tweetdesk.nlp import fast_entities as F
-
     mtext = F.masked(text)
     taken = [(r.start, r.end) for r in rules]
     spans = list(rules)
@@ -570,14 +490,12 @@ _extractors: dict[str, EntityExtractor] = {}
 _extractors_lock = threading.Lock()
 
 
-def get_extractor(settings=None) -> EntityExtractor:
-    """The process-wide extractor for settings.spacy_model and settings.entity_mode (loaded on first use)."""
-    if settings is None:
-        from tweetdesk.config import get_settings
-
-        settings = get_settings()
-    name = settings.spacy_model
-    mode = settings.entity_mode
+def get_extractor(settings: ModelSettings | Settings) -> EntityExtractor:
+    """The process-wide extractor for the model section's ``spacy_model`` and ``entity_mode`` (loaded on first
+    use)."""
+    models = ModelSettings.of(settings)
+    name = models.spacy_model
+    mode = models.entity_mode
     with _extractors_lock:
         ex = _extractors.get((name, mode))
         if ex is None:
@@ -585,9 +503,7 @@ def get_extractor(settings=None) -> EntityExtractor:
             # Load the lookup tables this mode uses now, not in the first batch.
             _iata(), common_words()
             if mode == "fast":
-                from tweetdesk.nlp.fast_entities import gazetteer
-
-                gazetteer()
+                F.gazetteer()
             else:
                 place_words()  # the NER gate's
             _extractors[(name, mode)] = ex

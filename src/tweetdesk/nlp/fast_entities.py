@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-# entities.py imports this module inside functions only, so this import at load time makes no cycle.
-from tweetdesk.nlp.entities import DOMAIN_WORDS, MAJOR_AIRPORTS, PLACE_ABBREVIATIONS, _shouted, common_words
+from tweetdesk.nlp.lexicon import DOMAIN_WORDS, MAJOR_AIRPORTS, PLACE_ABBREVIATIONS, common_words, shouted
 
 # --- masking: offsets into the original text must survive ---------------------------------------------
 _MASK = re.compile(r"(?:https?://|www\.)\S+|(?<![\w@])@\w{1,30}|&[a-zA-Z]{2,6};|&#\d{1,6};|#(?=\w)")
@@ -227,7 +226,7 @@ def places(text: str, mtext: str, taken: list[tuple[int, int]]) -> list[tuple[in
     for m in _CITY_STATE.finditer(mtext):
         if free(m.start(1), m.end(1)):
             out.append((m.start(1), m.end(1), "GPE"))
-    shouted = None
+    loud = None
     after = 0  # the first word not yet part of a name found
     for i in candidates:
         if i < after:
@@ -256,9 +255,9 @@ def places(text: str, mtext: str, taken: list[tuple[int, int]]) -> list[tuple[in
         if hit is None:
             s, e, w = words[i]
             if w in PLACE_ABBREVIATIONS and not (w == "US" and _US_AIR.match(mtext, e)):
-                if shouted is None:
-                    shouted = _shouted(text)
-                if not shouted:
+                if loud is None:
+                    loud = shouted(text)
+                if not loud:
                     hit = (s, e, "GPE", 1)
         if hit is not None:
             s, e, label, n = hit

@@ -30,7 +30,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from tweetdesk.kafka import StoreThenCommitConsumer
+from tweetdesk.kafka import StoreThenCommitConsumer, make_producer, produce_all
 from tweetdesk.records import DeadLetter, EnrichedTweet
 from tweetdesk.reply.budget import priority_of
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
@@ -99,11 +99,11 @@ class ReplyConsumer(StoreThenCommitConsumer):
                 parse_ticket_id(tw.ticket_id)
                 tweets.append(tw)
             except (ValidationError, ValueError, TicketIdError) as e:
-                dead.append(self._dead(value, _reason(e), meta))
+                dead.append(self._dead(value, e, meta, context="not an enriched tweet"))
         ingest = self.store.add_tickets(tweets, self.templates.render, intake=self.intake, priority=self.priority)
         for tweet_id, reason in ingest.rejected:
             tw = next(t for t in tweets if t.id == tweet_id)
-            dead.append(self._dead(tw.model_dump_json().encode(), reason, {"key": tweet_id}))
+            dead.append(self._dead(tw.model_dump_json().encode(), ValueError(reason), {"key": tweet_id}))
         res.created, res.duplicates, res.replies_queued = len(ingest.created), len(ingest.duplicates), len(ingest.replies)
         res.threaded, res.own, res.capped = len(ingest.threaded), len(ingest.own), len(ingest.capped)
         for tweet_id, reason in ingest.capped:
@@ -126,38 +126,28 @@ class ReplyConsumer(StoreThenCommitConsumer):
         self.stats["dead_letters"] += res.dead
         return res
 
-    def _dead(self, value, reason: str, meta: dict) -> DeadLetter:
-        log.warning("dead-lettering record at %s: %r", meta, reason)
-        return DeadLetter.of(
+    def _dead(self, value, error: Exception, meta: dict, context: str | None = None) -> DeadLetter:
+        letter = DeadLetter.from_error(
             value,
-            reason,
+            error,
             stage="reply",
+            context=context,
             key=meta.get("key"),
             source_topic=self.settings.topic_enriched,
             partition=meta.get("partition"),
             offset=meta.get("offset"),
         )
+        log.warning("dead-lettering record at %s: %r", meta, letter.reason)
+        return letter
 
     def _send_dead(self, dead: list[DeadLetter]) -> None:
         if self._producer is None:
-            from tweetdesk.kafka import make_producer
-
             self._producer = make_producer(self.settings)
-        for d in dead:
-            self._producer.produce(self.settings.topic_dead, key=(d.key or "").encode(), value=d.model_dump_json().encode())
-        left = self._producer.flush(30)
-        if left:
-            raise RuntimeError(f"{left} dead letters not acknowledged by Kafka; not committing offsets")
+        done = produce_all(self._producer, [(self.settings.topic_dead, (d.key or "").encode(),
+                                             d.model_dump_json().encode()) for d in dead], flush=30)
+        done.raise_for_failures("dead letters; not committing offsets")  # a RuntimeError: the batch is retried
 
     # --- the Kafka loop: tweetdesk.kafka.StoreThenCommitConsumer.run -----------------------
     def close(self) -> None:
         if self._producer is not None:
             self._producer.flush(10)
-
-def _reason(e: Exception) -> str:
-    if isinstance(e, ValidationError):
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "record"
-        return f"not an enriched tweet: {where}: {first['msg']} ({e.error_count()} error(s))"
-    return f"not an enriched tweet: {e}"
-

@@ -50,11 +50,11 @@ class DeadLetterConsumer(StoreThenCommitConsumer):
             return DeadLetter.model_validate_json(value)
         except (ValidationError, ValueError) as e:
             self.stats["unreadable"] += 1
-            reason = f"not a dead letter record: {e.errors()[0]['msg'] if isinstance(e, ValidationError) else e}"
             ts = meta.get("timestamp_ms")
             at = datetime.fromtimestamp(ts / 1000, timezone.utc) if ts and ts > 0 else datetime(1970, 1, 1, tzinfo=timezone.utc)
-            return DeadLetter.of(
-                value, reason, stage="dead-letter", key=meta.get("key"), source_topic=self.settings.topic_dead,
+            return DeadLetter.from_error(
+                value, e, stage="dead-letter", context="not a dead letter record", key=meta.get("key"),
+                source_topic=self.settings.topic_dead,
                 partition=meta.get("partition"), offset=meta.get("offset"), at=at,
             )
 

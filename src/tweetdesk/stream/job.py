@@ -5,7 +5,7 @@
     handle.process_all_available()       # block until everything in Kafka now is in Parquet
     run_available_now(spark, settings)   # process what is in Kafka now, then return the totals
 
-One streaming query, checkpointed under ``settings.checkpoint_dir / "stream"``: restarting with the same
+One streaming query, checkpointed under ``settings.stream.checkpoint_dir / "stream"``: restarting with the same
 settings resumes from the checkpoint, exactly once into Parquet (see ``sink.py``). Under spark-submit the
 same code runs unchanged: ``spark-submit --master spark://host:7077 -m``-style launchers call
 ``stream_command`` through ``python -m tweetdesk.stream.job``.
@@ -25,7 +25,8 @@ from tweetdesk.stream.kafka_source import read_kafka_stream, source_kind
 from tweetdesk.stream.locations import checkpoint_location, is_uri, parquet_location
 from tweetdesk.stream.schema import TRANSFORM_SCHEMA
 from tweetdesk.stream.sink import BatchSink, Totals, clean_stale_staging
-from tweetdesk.stream.transform import DEFAULT_ENRICHER, Transformer
+from tweetdesk.enrich import enrich_batch
+from tweetdesk.stream.transform import Enricher, Transformer
 
 log = logging.getLogger(__name__)
 
@@ -130,43 +131,44 @@ def _reset_reason(offset_json) -> str | None:
 
 
 class _Warm:
-    """mapInPandas function that loads the models in the Python worker running it (they stay loaded there)."""
+    """mapInPandas function that warms the enricher in the Python worker running it (what it loads stays there)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, enricher: Enricher):
         self.settings = settings
+        self.enricher = enricher
 
     def __call__(self, batches):
-        from tweetdesk.models.predict import get_classifier
-        from tweetdesk.nlp.entities import get_extractor
-
-        get_classifier(self.settings)
-        get_extractor(self.settings)
+        warm = getattr(self.enricher, "warm", None)
+        if warm is not None:
+            warm(self.settings)
         yield from batches
 
 
-def warm_up(spark, settings: Settings) -> float:
-    """Load the models in Spark's Python workers before the first micro-batch rather than during it.
+def warm_up(spark, settings: Settings, enricher: Enricher = enrich_batch) -> float:
+    """Start Spark's Python workers and warm the enricher in them (``Enricher.warm``: the default one loads the
+    models) before the first micro-batch rather than during it.
 
     Spark reuses idle Python workers, and a micro-batch task holds two at once (the Kafka source's reader and
     the enrichment run in separate ones), so the warm-up runs two chained Python stages per core. Returns the
-    seconds it took. Best effort: a worker started later loads the models on its first batch.
+    seconds it took. Best effort: a worker started later warms on its first batch.
     """
     t0 = time.monotonic()
     n = max(1, spark.sparkContext.defaultParallelism)
     try:
-        (spark.range(n, numPartitions=n).mapInPandas(_Warm(settings), "id long")
-         .mapInPandas(_Warm(settings), "id long").collect())
+        (spark.range(n, numPartitions=n).mapInPandas(_Warm(settings, enricher), "id long")
+         .mapInPandas(_Warm(settings, enricher), "id long").collect())
     except Exception as e:  # the first batch reports the real problem, dead-lettering with the reason
         log.warning("warming up the Python workers failed: %s", _first_line(e))
     return time.monotonic() - t0
 
 
 class StreamJob:
-    """Builds and starts the one streaming query. ``enricher`` is 'module:function' (the benchmark swaps it)."""
+    """Builds and starts the one streaming query. ``enricher`` is the function itself (``transform.Enricher``;
+    the benchmark swaps in one without models)."""
 
-    def __init__(self, settings: Settings, enricher: str = DEFAULT_ENRICHER, query_name: str = QUERY_NAME,
+    def __init__(self, settings: Settings, enricher: Enricher = enrich_batch, query_name: str = QUERY_NAME,
                  on_batch=None):
-        if not settings.kafka_bootstrap:
+        if not settings.kafka.bootstrap:
             raise ConfigError("the stream job needs a Kafka: set TWEETDESK_KAFKA_BOOTSTRAP "
                               "(e.g. run `tweetdesk broker` in another shell)")
         from tweetdesk.secret_key import with_secret_key
@@ -177,16 +179,16 @@ class StreamJob:
         self.enricher = enricher
         self.query_name = query_name
         self.on_batch = on_batch
-        self.checkpoint = checkpoint_location(settings, query_name)
-        self.parquet_dir = parquet_location(settings)
+        self.checkpoint = checkpoint_location(settings.stream, query_name)
+        self.parquet_dir = parquet_location(settings.stream)
 
     def start(self, spark, available_now: bool = False) -> StreamHandle:
         from tweetdesk.kafka import ensure_topics
 
-        ensure_topics(self.settings)
+        ensure_topics(self.settings.kafka)
         if not is_uri(self.parquet_dir):
             clean_stale_staging(self.parquet_dir)
-        kind = source_kind(spark, self.settings)
+        kind = source_kind(spark, self.settings.stream)
         raw = read_kafka_stream(spark, self.settings)
         threads = int(spark.conf.get("spark.task.cpus", "1") or 1)
         transformed = raw.mapInPandas(Transformer(self.settings, self.enricher, threads), TRANSFORM_SCHEMA)
@@ -196,10 +198,10 @@ class StreamJob:
                   .foreachBatch(sink))
         if available_now:
             writer = writer.trigger(availableNow=True)
-        elif self.settings.trigger_seconds > 0:
-            writer = writer.trigger(processingTime=f"{self.settings.trigger_seconds} seconds")
+        elif self.settings.stream.trigger_seconds > 0:
+            writer = writer.trigger(processingTime=f"{self.settings.stream.trigger_seconds} seconds")
         ResetWarner.install(spark)
-        log.info("Python workers ready (models loaded) in %.1f s", warm_up(spark, self.settings))
+        log.info("Python workers ready (enricher warmed) in %.1f s", warm_up(spark, self.settings, self.enricher))
         query = writer.start()
         log.info("stream query %s started (%s Kafka source, checkpoint %s)", query.id, kind, self.checkpoint)
         return StreamHandle(query, sink.totals, kind, self.checkpoint, self.parquet_dir, sink)
@@ -222,16 +224,17 @@ def stream_command(settings: Settings, available_now: bool = False) -> None:
 
     from tweetdesk.stream.spark import build_spark
 
-    if not settings.kafka_bootstrap:
+    kafka = settings.kafka
+    if not kafka.bootstrap:
         raise ConfigError("no Kafka to read from: start one with `tweetdesk broker` and export "
                           "TWEETDESK_KAFKA_BOOTSTRAP=<host:port> (or point it at your cluster)")
     from tweetdesk.kafka import ensure_topics
 
     # An unreachable cluster fails here in seconds, with one line, before Spark takes its time to start.
-    ensure_topics(settings)
+    ensure_topics(kafka)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # one line per Python<->JVM call otherwise
-    spark = build_spark(settings, app_name="tweetdesk-stream")
+    spark = build_spark(settings.stream, app_name="tweetdesk-stream")
     bar = tqdm(unit=" tweets", desc="stream", dynamic_ncols=True)
 
     def on_batch(r):
@@ -240,8 +243,8 @@ def stream_command(settings: Settings, available_now: bool = False) -> None:
 
     job = StreamJob(settings, on_batch=on_batch)
     handle = job.start(spark, available_now=available_now)
-    click.echo(f"stream: {settings.topic_raw} -> {handle.parquet_dir} + {settings.topic_enriched} "
-               f"(dead letters: {settings.topic_dead}); {handle.source} Kafka source; master "
+    click.echo(f"stream: {kafka.topic_raw} -> {handle.parquet_dir} + {kafka.topic_enriched} "
+               f"(dead letters: {kafka.topic_dead}); {handle.source} Kafka source; master "
                f"{spark.sparkContext.master}; checkpoint {handle.checkpoint}", err=True)
     try:
         handle.await_termination()

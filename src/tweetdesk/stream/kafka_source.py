@@ -386,34 +386,39 @@ def native_kafka_available(spark) -> bool:
 
 
 def source_kind(spark, settings) -> str:
-    """'native' or 'python': what ``read_kafka_stream`` will use for these settings."""
+    """'native' or 'python': what ``read_kafka_stream`` will use for these settings (``StreamSettings`` or the
+    whole ``Settings``)."""
+    from tweetdesk.config import StreamSettings
     from tweetdesk.errors import ConfigError
 
-    if settings.kafka_source == "python":
+    wanted = StreamSettings.of(settings).kafka_source
+    if wanted == "python":
         return "python"
     native = native_kafka_available(spark)
-    if settings.kafka_source == "native" and not native:
+    if wanted == "native" and not native:
         raise ConfigError("TWEETDESK_KAFKA_SOURCE=native but the spark-sql-kafka jar is not on Spark's classpath "
                           "(spark-submit --packages org.apache.spark:spark-sql-kafka-0-10_2.13:<spark version>)")
     return "native" if native else "python"
 
 
 def read_kafka_stream(spark, settings, topic: str | None = None):
-    """A streaming DataFrame of ``topic`` (default tweets.raw) with the native ``kafka`` columns."""
+    """A streaming DataFrame of ``topic`` (default tweets.raw) with the native ``kafka`` columns: the Kafka and
+    the stream sections of ``settings``."""
     from tweetdesk.kafka import client_config
 
-    topic = topic or settings.topic_raw
-    conf = client_config(settings)
-    if source_kind(spark, settings) == "native":
+    kafka, stream = settings.kafka, settings.stream
+    topic = topic or kafka.topic_raw
+    conf = client_config(kafka)
+    if source_kind(spark, stream) == "native":
         from tweetdesk.kafka_auth import jvm_config
 
-        conf = jvm_config(settings, conf)
+        conf = jvm_config(kafka, conf)
         reader = (spark.readStream.format("kafka")
                   .option("subscribe", topic)
                   .option("startingOffsets", "earliest")
                   # Same policy as the Python source: lost offsets are logged and skipped, not fatal.
                   .option("failOnDataLoss", "false")
-                  .option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger)))
+                  .option("maxOffsetsPerTrigger", str(stream.max_offsets_per_trigger)))
         for k, v in conf.items():
             reader = reader.option(f"kafka.{k}", str(v))
         return reader.load().select(*KAFKA_SCHEMA.fieldNames())
@@ -421,5 +426,5 @@ def read_kafka_stream(spark, settings, topic: str | None = None):
     return (spark.readStream.format(FORMAT)
             .option("topic", topic)
             .option("kafka_config", json.dumps(conf))
-            .option("max_offsets_per_trigger", str(settings.max_offsets_per_trigger))
+            .option("max_offsets_per_trigger", str(stream.max_offsets_per_trigger))
             .load())

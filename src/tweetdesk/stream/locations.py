@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tweetdesk.config import Settings
+from tweetdesk.config import Settings, StreamSettings
 
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -16,17 +16,19 @@ def is_uri(location: str | Path) -> bool:
     return isinstance(location, str) and bool(_URI.match(location))
 
 
-def parquet_location(settings: Settings) -> str | Path:
+def parquet_location(settings: StreamSettings | Settings) -> str | Path:
     """The Parquet root: the URI as given, or the absolute local folder."""
-    if settings.parquet_uri:
-        return settings.parquet_uri.rstrip("/") if is_uri(settings.parquet_uri) else Path(settings.parquet_uri).resolve()
-    return Path(settings.parquet_dir).resolve()
+    stream = StreamSettings.of(settings)
+    if stream.parquet_uri:
+        return stream.parquet_uri.rstrip("/") if is_uri(stream.parquet_uri) else Path(stream.parquet_uri).resolve()
+    return Path(stream.parquet_dir).resolve()
 
 
-def checkpoint_location(settings: Settings, query_name: str) -> str | Path:
+def checkpoint_location(settings: StreamSettings | Settings, query_name: str) -> str | Path:
     """The checkpoint folder of one streaming query."""
-    if settings.checkpoint_uri:
-        if is_uri(settings.checkpoint_uri):
-            return f"{settings.checkpoint_uri.rstrip('/')}/{query_name}"
-        return (Path(settings.checkpoint_uri) / query_name).resolve()
-    return (Path(settings.checkpoint_dir) / query_name).resolve()
+    stream = StreamSettings.of(settings)
+    if stream.checkpoint_uri:
+        if is_uri(stream.checkpoint_uri):
+            return f"{stream.checkpoint_uri.rstrip('/')}/{query_name}"
+        return (Path(stream.checkpoint_uri) / query_name).resolve()
+    return (Path(stream.checkpoint_dir) / query_name).resolve()

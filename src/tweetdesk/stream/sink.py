@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tweetdesk.config import Settings
+from tweetdesk.config import KafkaSettings, Settings
 from tweetdesk.stream.schema import (
     BATCH_COLUMN,
     DAY_COLUMN,
@@ -73,7 +73,7 @@ class Totals:
         del self.history[:-100_000]
 
 
-class Publisher:
+class BatchPublisher:
     """Produces a micro-batch's output records to tweets.enriched / tweets.dead from the driver.
 
     One long-lived idempotent producer for the whole query: a micro-batch is at most
@@ -81,39 +81,22 @@ class Publisher:
     task (a new connection and producer id per batch) cost more than the publishing itself.
     """
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.topics = {KIND_ENRICHED: settings.topic_enriched, KIND_DEAD: settings.topic_dead}
+    def __init__(self, kafka: KafkaSettings):
+        self.kafka = kafka
+        self.topics = {KIND_ENRICHED: kafka.topic_enriched, KIND_DEAD: kafka.topic_dead}
         self._producer = None
 
     def publish(self, table) -> dict[str, int]:
         """Produce every row of an Arrow table (kind, out_key, payload); raise unless all are acknowledged."""
-        from tweetdesk.kafka import make_producer
+        from tweetdesk.kafka import make_producer, produce_all
 
         if self._producer is None:
-            self._producer = make_producer(self.settings, **{"linger.ms": 20})
-        producer = self._producer
-        failed: list[str] = []
-
-        def on_delivery(err, _msg):
-            if err is not None:
-                failed.append(str(err))
-
-        counts = {KIND_ENRICHED: 0, KIND_DEAD: 0}
-        cols = [table.column(c).to_pylist() for c in ("kind", "out_key", "payload")]
-        for kind, key, payload in zip(*cols):
-            while True:
-                try:
-                    producer.produce(self.topics[kind], key=key, value=payload, on_delivery=on_delivery)
-                    break
-                except BufferError:  # local queue full: let deliveries drain, then retry
-                    producer.poll(0.5)
-            counts[kind] += 1
-        left = producer.flush(120)
-        if failed or left:
-            # Failing the batch: Spark does not commit it and the restart replays it.
-            raise RuntimeError(f"publishing to Kafka failed: {len(failed)} errors ({failed[:3]}), {left} undelivered")
-        return counts
+            self._producer = make_producer(self.kafka, **{"linger.ms": 20})
+        kinds, keys, payloads = (table.column(c).to_pylist() for c in ("kind", "out_key", "payload"))
+        done = produce_all(self._producer, zip((self.topics[k] for k in kinds), keys, payloads), flush=120)
+        # Failing the batch: Spark does not commit it and the restart replays it.
+        done.raise_for_failures("records of the micro-batch")
+        return {KIND_ENRICHED: kinds.count(KIND_ENRICHED), KIND_DEAD: kinds.count(KIND_DEAD)}
 
     def close(self) -> None:
         if self._producer is not None:
@@ -128,10 +111,10 @@ class BatchSink:
         self.settings = settings
         from tweetdesk.stream.locations import parquet_location
 
-        self.path = str(parquet_location(settings))
+        self.path = str(parquet_location(settings.stream))
         self.on_batch = on_batch
         self.totals = Totals()
-        self.publisher = Publisher(settings)
+        self.publisher = BatchPublisher(settings.kafka)
 
     def __call__(self, df, batch_id: int) -> None:
         from pyspark import StorageLevel

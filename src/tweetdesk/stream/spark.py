@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from tweetdesk.config import Settings
+from tweetdesk.config import Settings, StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +30,18 @@ def _prepare_env() -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 
-def build_spark(settings: Settings | None = None, app_name: str = "tweetdesk", ui: bool = False,
+def build_spark(settings: StreamSettings | Settings, app_name: str = "tweetdesk", ui: bool = False,
                 conf: dict[str, str] | None = None):
     """Get or create the SparkSession.
 
-    The master comes from ``settings.spark_master`` unless spark-submit already chose one (then
+    The master comes from the stream section's ``spark_master`` unless spark-submit already chose one (then
     ``--master`` of spark-submit wins and this function changes nothing about where it runs).
     """
     _prepare_env()
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
-    settings = settings or Settings()
+    stream = StreamSettings.of(settings)
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
         # Under spark-submit the JVM is already up: connect to it first, or SparkConf() below is a bare
         # Python dict that knows nothing of --master/--conf, and local[2] would silently win.
@@ -51,7 +51,7 @@ def build_spark(settings: Settings | None = None, app_name: str = "tweetdesk", u
     existing = SparkConf()  # under spark-submit this already holds --master and --conf values
     builder = SparkSession.builder.appName(app_name)
     if not existing.contains("spark.master"):
-        builder = builder.master(settings.spark_master)
+        builder = builder.master(stream.spark_master)
     wanted = {**DEFAULT_CONF, "spark.ui.enabled": "true" if ui else "false", **(conf or {})}
     for k, v in wanted.items():
         if conf and k in conf or not existing.contains(k):

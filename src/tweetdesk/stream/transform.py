@@ -1,42 +1,36 @@
 """The per-record work of the stream job, run inside Spark's Python workers through ``mapInPandas``:
-parse + validate each Kafka record as a ``records.Tweet``, enrich the valid ones in batches with
-``enrich_batch`` (models load once per worker process, inside the enrich module), and turn every record
-into exactly one output row: an enriched tweet, or a dead letter with its reason. Nothing is dropped.
+parse + validate each Kafka record as a ``records.Tweet``, enrich the valid ones in batches with the
+job's ``Enricher`` (by default ``enrich.enrich_batch``: models load once per worker process, inside the
+enrich module), and turn every record into exactly one output row: an enriched tweet, or a dead letter
+with its reason. Nothing is dropped.
 
 Output rows follow ``schema.TRANSFORM_SCHEMA``.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timezone
+from typing import Protocol
 
 from pydantic import ValidationError
 
-from tweetdesk.records import DeadLetter, EnrichedTweet, Tweet
+from tweetdesk.enrich import enrich_batch
+from tweetdesk.records import DeadLetter, EnrichedTweet, Tweet, error_reason, error_stage
 from tweetdesk.stream.schema import KIND_DEAD, KIND_ENRICHED
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENRICHER = "tweetdesk.enrich:enrich_batch"
-# Pydantic error types that mean "not a JSON object at all" rather than "a tweet with bad fields".
-_PARSE_ERRORS = {"json_invalid", "json_type", "model_type", "model_attributes_type"}
 
 
-def load_enricher(ref: str) -> Callable:
-    """'package.module:function' -> the function (imported in the worker, so it loads models there)."""
-    mod, _, fn = ref.partition(":")
-    return getattr(importlib.import_module(mod), fn)
+class Enricher(Protocol):
+    """What the stream job enriches tweets with: one ``EnrichedTweet`` per tweet, in order. Spark ships it to
+    its Python workers by pickling, so it must be a module-level function (pickled by reference) or a
+    picklable object. An optional ``warm(settings)`` attribute loads what it needs; the job calls it in each
+    Python worker before the first micro-batch (``stream.job.warm_up``)."""
 
-
-def _reason(e: ValidationError) -> tuple[str, str]:
-    """(stage, one-line reason) without echoing the input (a 1 MB text must not become a 1 MB reason)."""
-    errs = e.errors(include_input=False, include_url=False)
-    stage = "parse" if any(x["type"] in _PARSE_ERRORS for x in errs) else "validate"
-    parts = [(".".join(str(p) for p in x["loc"]) + ": " if x["loc"] else "") + x["msg"] for x in errs]
-    return stage, "; ".join(parts)
+    def __call__(self, tweets: list[Tweet], settings) -> list[EnrichedTweet]: ...
 
 
 def parse_record(value: bytes | None, max_text_chars: int) -> Tweet | tuple[str, str]:
@@ -46,7 +40,7 @@ def parse_record(value: bytes | None, max_text_chars: int) -> Tweet | tuple[str,
     try:
         tweet = Tweet.model_validate_json(value)
     except ValidationError as e:
-        return _reason(e)
+        return error_stage(e), error_reason(e)
     if len(tweet.text) > max_text_chars:
         return "validate", f"text: {len(tweet.text)} characters, longer than the limit of {max_text_chars}"
     return tweet
@@ -59,15 +53,16 @@ def _decode(b: bytes | None) -> str | None:
 class Transformer:
     """Picklable callable for ``mapInPandas``: pandas batches of Kafka rows -> TRANSFORM_SCHEMA rows."""
 
-    def __init__(self, settings, enricher: str = DEFAULT_ENRICHER, threads: int = 1):
+    def __init__(self, settings, enricher: Enricher = enrich_batch, threads: int = 1):
         self.settings = settings
         self.enricher = enricher
         # Cores per Spark task (spark.task.cpus): Spark runs one task per core, so torch's own thread pool
         # (all cores by default) would only make the concurrent tasks compete for the same cores.
         self.threads = max(1, threads)
-        self.batch_size = settings.inference_batch_size
+        stream = settings.stream
+        self.batch_size = stream.inference_batch_size
         # The Tweet model itself caps text at records.MAX_TEXT_CHARS; settings may set a lower limit.
-        self.max_text_chars = settings.max_text_chars
+        self.max_text_chars = stream.max_text_chars
 
     def __call__(self, batches: Iterator) -> Iterator:
         import pandas as pd
@@ -75,7 +70,7 @@ class Transformer:
         from tweetdesk.stream.schema import TRANSFORM_SCHEMA
 
         _limit_threads(self.threads)
-        enrich = load_enricher(self.enricher)
+        enrich = self.enricher
         columns = TRANSFORM_SCHEMA.fieldNames()
         for pdf in batches:
             rows = self.transform(pdf, enrich)
@@ -85,7 +80,7 @@ class Transformer:
                 out[c] = pd.to_datetime(out[c], utc=True)
             yield out
 
-    def transform(self, pdf, enrich: Callable) -> list[dict]:
+    def transform(self, pdf, enrich: Enricher) -> list[dict]:
         rows: list[dict] = []
         valid: list[tuple[Tweet, dict]] = []
         for key, value, topic, part, offset in zip(pdf["key"], pdf["value"], pdf["topic"], pdf["partition"],
@@ -100,21 +95,21 @@ class Transformer:
             rows.extend(self._enrich(valid[i:i + self.batch_size], enrich))
         return rows
 
-    def _enrich(self, chunk: list[tuple[Tweet, dict]], enrich: Callable) -> list[dict]:
+    def _enrich(self, chunk: list[tuple[Tweet, dict]], enrich: Enricher) -> list[dict]:
         tweets = [t for t, _ in chunk]
         try:
             done = enrich(tweets, self.settings)
             if len(done) != len(tweets):
-                raise RuntimeError(f"enrich_batch returned {len(done)} results for {len(tweets)} tweets")
+                raise RuntimeError(f"the enricher returned {len(done)} results for {len(tweets)} tweets")
             return [_enriched_row(e) for e in done]
         except Exception as e:
             if len(chunk) == 1:
                 t, meta = chunk[0]
                 log.warning("enrichment failed for tweet %s: %r", t.id, str(e))
                 raw = t.model_dump_json().encode()
-                return [_dead_row(DeadLetter.of(raw, f"{type(e).__name__}: {e}", "enrich", **meta))]
+                return [_dead_row(DeadLetter.from_error(raw, e, "enrich", context=type(e).__name__, **meta))]
         # One bad tweet must not sink its batch: retry one by one, dead-letter only the ones that fail.
-        log.warning("enrich_batch failed on a batch of %d; retrying one by one", len(chunk))
+        log.warning("enrichment failed on a batch of %d; retrying one by one", len(chunk))
         out: list[dict] = []
         for item in chunk:
             out.extend(self._enrich([item], enrich))

@@ -1,0 +1,48 @@
+"""Settings sections: frozen, typed views of the flat settings, which stay the source of truth (every
+TWEETDESK_* name and every flat attribute keeps working)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from pydantic import ValidationError
+
+from tweetdesk.config import SECTIONS, KafkaSettings, ModelSettings, Settings
+from tweetdesk.kafka import client_config
+
+
+def test_every_flat_setting_is_in_a_section_under_its_env_name(monkeypatch):
+    monkeypatch.setenv("TWEETDESK_KAFKA_BOOTSTRAP", "h:9092")
+    monkeypatch.setenv("TWEETDESK_TOPIC_RAW", "in")
+    monkeypatch.setenv("TWEETDESK_X_RULES", '["@delta"]')
+    monkeypatch.setenv("TWEETDESK_REPLY_LIMIT", "7")
+    monkeypatch.setenv("TWEETDESK_ENTITY_MODE", "model")
+    s = Settings()
+    covered = {cls.flat_name(f) for cls in SECTIONS.values() for f in cls.model_fields}
+    assert set(Settings.model_fields) <= covered
+    assert (s.kafka_bootstrap, s.kafka.bootstrap, s.kafka.topic_raw) == ("h:9092", "h:9092", "in")
+    assert s.x.rules == s.x_rules == ["@delta"] and s.reply.limit == s.reply_limit == 7
+    assert s.models.entity_mode == "model"
+    for name, cls in SECTIONS.items():  # each section field reads its flat field
+        section = getattr(s, name)
+        assert isinstance(section, cls)
+        assert all(getattr(section, f) == getattr(s, cls.flat_name(f)) for f in cls.model_fields)
+
+
+def test_sections_are_read_only_views_that_follow_the_flat_fields(tmp_path):
+    s = Settings(work_dir=tmp_path, topic_raw="a")
+    with pytest.raises(ValidationError):
+        s.kafka.topic_raw = "b"  # frozen
+    t = s.model_copy(update={"topic_raw": "b", "kafka_bootstrap": "h:1"})
+    assert (s.kafka.topic_raw, t.kafka.topic_raw) == ("a", "b")
+    assert t.stream.parquet_dir == t.parquet_dir == tmp_path / "parquet"
+    assert t.db_url == t.store.db_url and t.x_oauth2_token_path == t.x.oauth2_token_path
+    assert pickle.loads(pickle.dumps(t.kafka)) == t.kafka  # travels to Spark workers like the settings
+
+
+def test_a_component_takes_its_section_or_the_whole_settings():
+    s = Settings(kafka_bootstrap="h:1", kafka_config={"client.id": "x"})
+    assert client_config(s.kafka) == client_config(s) == {"bootstrap.servers": "h:1", "client.id": "x"}
+    kafka = s.kafka
+    assert KafkaSettings.of(kafka) is kafka and ModelSettings.of(s) == s.models
