@@ -231,12 +231,19 @@ def train_model(
     batch_size: int = 64,
     lr: float = 2e-3,
     class_weight_power: float = 0.5,
+    soft_targets: np.ndarray | None = None,
+    soft_weight: float = 1.0,
     desc: str = "",
 ) -> tuple[LSTMClassifier, History]:
-    """Train with early stopping on validation macro-F1; returns the best epoch's model.
+    """Train with early stopping on validation accuracy + macro-F1; returns the best epoch's model.
 
     Class imbalance: the loss weights each class by (n / n_class) ** class_weight_power (0.5 = the
     square root of inverse frequency: lifts minority classes without wrecking accuracy).
+
+    Distillation: ``soft_targets`` (n, classes), a teacher's probabilities per training doc. A doc's loss is
+    then ``soft_weight`` x the cross-entropy against its soft target + (1 - ``soft_weight``) x the usual one
+    against its label; a doc without a label (``train_y`` -1, e.g. an augmented copy) learns from the soft
+    target alone. A soft target's class weight is its expected class weight.
     """
     from sklearn.metrics import accuracy_score, f1_score
     from tqdm.auto import tqdm
@@ -244,7 +251,12 @@ def train_model(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n_cls = len(cfg.labels)
-    counts = np.bincount(train_y, minlength=n_cls).astype(np.float64)
+    train_y = np.asarray(train_y, dtype=np.int64)
+    soft = None if soft_targets is None else np.asarray(soft_targets, dtype=np.float32)
+    if soft is None and (train_y < 0).any():
+        raise ValueError("train_model: unlabelled docs (train_y -1) need soft_targets")
+    counted = train_y if soft is None else np.where(train_y >= 0, train_y, soft.argmax(1))
+    counts = np.bincount(counted, minlength=n_cls).astype(np.float64)
     cw = (counts.sum() / np.maximum(counts, 1) / n_cls) ** class_weight_power
     class_w = torch.tensor(cw / cw.mean(), dtype=torch.float32)
     sw = np.ones(len(train_docs), dtype=np.float32) if sample_weight is None else sample_weight.astype(np.float32)
@@ -252,6 +264,17 @@ def train_model(
     model = LSTMClassifier(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(weight=class_w, reduction="none")
+
+    def batch_loss(logits: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        y = torch.from_numpy(train_y[idx])
+        has = y >= 0
+        hard = loss_fn(logits, y.clamp(min=0)) * has
+        if soft is None:
+            return hard
+        q = torch.from_numpy(soft[idx])
+        soft_loss = -(q * torch.log_softmax(logits, dim=1)).sum(1) * (q @ class_w)
+        a = torch.where(has, torch.tensor(soft_weight), torch.tensor(1.0))
+        return a * soft_loss + (1 - a) * hard
     ids, lengths = vocab.encode(train_docs, cfg.max_len)
     hist = History()
     best_score, best_state, bad = -math.inf, None, 0
@@ -264,7 +287,7 @@ def train_model(
             idx = perm[start : start + batch_size]
             logits = model(_pad([ids[i] for i in idx]), torch.from_numpy(lengths[idx]))
             w = torch.from_numpy(sw[idx])
-            loss = (loss_fn(logits, torch.from_numpy(train_y[idx])) * w).sum() / w.sum()
+            loss = (batch_loss(logits, idx) * w).sum() / w.sum()
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
