@@ -4,7 +4,6 @@ their evaluation. The default run uses the shipped artifacts; training from scra
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -202,7 +201,7 @@ def test_shipped_classifier_loads_once_and_handles_empty_text():
 def test_evaluate_reproduces_the_shipped_metrics(airline_csv, tmp_path):
     """`tweetdesk evaluate` on the shipped models gives the figures written at training time, and
     writes metrics.json plus the plots."""
-    from tweetdesk.models.train import evaluate_command
+    from tweetdesk.models.evaluate import TARGETS, evaluate_command
 
     settings = Settings(data_path=airline_csv, reports_dir=tmp_path)
     metrics = evaluate_command(settings)
@@ -214,9 +213,10 @@ def test_evaluate_reproduces_the_shipped_metrics(airline_csv, tmp_path):
     )
     assert metrics["sentiment_test"]["n"] == metrics["data"]["split"]["test"]
     written = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(written["targets"]) == {
-        "sentiment_accuracy>=0.80", "sentiment_macro_f1>=0.75", "topic_macro_f1_vs_negativereason>=0.60"
-    }
+    assert set(written["targets"]) == {f"{k}>={v}" for k, v in TARGETS.items()}
+    # the linear baseline, trained on the same training split, is measured beside the LSTMs
+    base = written["baseline_sentiment_test"]
+    assert base["n"] == metrics["sentiment_test"]["n"] and 0.7 < base["accuracy"] < 0.9
     for png in ("confusion_sentiment.png", "confusion_topic_negativereason.png", "training_curves.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the LDA comparison: ours far better balanced than the earlier file, on the same tweets
@@ -233,27 +233,6 @@ def test_train_reports_missing_data_in_one_line(tmp_path, capsys):
     rc = main(["train", "--data", str(tmp_path / "absent.csv")])
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith("tweetdesk: error: data file") and err.count("\n") == 1
-
-
-@pytest.mark.slow
-def test_train_end_to_end_small(airline_csv, tmp_path):
-    """`tweetdesk train` on a 1,500-tweet slice, one epoch: a complete, loadable artifact folder."""
-    import pandas as pd
-
-    from tweetdesk.models.train import train_command
-
-    small = tmp_path / "small.csv"
-    pd.read_csv(airline_csv, dtype={"tweet_id": str}).sample(1500, random_state=0).to_csv(small, index=False)
-    settings = Settings(data_path=small, artifacts_dir=tmp_path / "art", reports_dir=tmp_path / "reports")
-    folder = train_command(settings, epochs=1, version="t1")
-    assert (folder / "MODEL_CARD.md").exists() and (tmp_path / "reports" / "metrics.json").exists()
-    clf = Classifier(folder)
-    m = json.loads((folder / "metrics.json").read_text())
-    assert not math.isnan(m["sentiment_test"]["accuracy"])
-    assert clf.version == "t1"
-    from tweetdesk.nlp.clean import CLEANING_VERSION
-
-    assert clf.cleaning == CLEANING_VERSION  # a new model learns the current cleaning rules
 
 
 @pytest.mark.slow

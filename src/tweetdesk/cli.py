@@ -50,8 +50,8 @@ def classify(text: str | None, file: Path | None, json_out: bool) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Maximum epochs (early stopping).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--version", "version", help="Artifact folder name (default: date-based).")
-@click.option("--teacher-epochs", type=click.IntRange(min=1), help="Most epochs for fine-tuning the teacher (default 3).")
-@click.option("--copies", type=click.IntRange(min=0), help="Augmented copies per training tweet for the teacher to label (default 4).")
+@click.option("--teacher-epochs", type=click.IntRange(min=1), help="Most epochs for fine-tuning the teacher (default 2).")
+@click.option("--copies", type=click.IntRange(min=0), help="Augmented copies per training tweet for the teacher to label (default 3).")
 @click.option("--reuse-teacher", metavar="VERSION", help="Reuse this version's teacher lessons (work dir); retrain the LSTMs only.")
 def train(data: Path | None, epochs: int, seed: int, version: str | None, teacher_epochs: int | None,
           copies: int | None, reuse_teacher: str | None) -> None:

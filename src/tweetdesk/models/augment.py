@@ -33,7 +33,7 @@ class Augmented:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    copies: int = 4  # per training tweet (before dropping repeats)
+    copies: int = 3  # per training tweet (before dropping repeats); each costs the teacher a pass over the split
     p_mask: float = 0.1
     p_pos: float = 0.1
     p_ngram: float = 0.25

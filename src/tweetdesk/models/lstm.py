@@ -233,6 +233,7 @@ def train_model(
     class_weight_power: float = 0.5,
     soft_targets: np.ndarray | None = None,
     soft_weight: float = 1.0,
+    init_embeddings: np.ndarray | None = None,
     desc: str = "",
 ) -> tuple[LSTMClassifier, History]:
     """Train with early stopping on validation accuracy + macro-F1; returns the best epoch's model.
@@ -243,7 +244,8 @@ def train_model(
     Distillation: ``soft_targets`` (n, classes), a teacher's probabilities per training doc. A doc's loss is
     then ``soft_weight`` x the cross-entropy against its soft target + (1 - ``soft_weight``) x the usual one
     against its label; a doc without a label (``train_y`` -1, e.g. an augmented copy) learns from the soft
-    target alone. A soft target's class weight is its expected class weight.
+    target alone. A soft target's class weight is its expected class weight. ``init_embeddings``
+    (vocab_size, embed_dim) starts the word embeddings from given vectors instead of random ones.
     """
     from sklearn.metrics import accuracy_score, f1_score
     from tqdm.auto import tqdm
@@ -262,6 +264,10 @@ def train_model(
     sw = np.ones(len(train_docs), dtype=np.float32) if sample_weight is None else sample_weight.astype(np.float32)
 
     model = LSTMClassifier(cfg)
+    if init_embeddings is not None:
+        with torch.no_grad():
+            model.embed.weight.copy_(torch.as_tensor(init_embeddings, dtype=torch.float32))
+            model.embed.weight[0].zero_()  # padding
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(weight=class_w, reduction="none")
 

@@ -43,6 +43,7 @@ SENTIMENT_CLASS_WEIGHT_POWER = 0.3  # loss weight per class = (inverse frequency
 SOFT_WEIGHT = 0.5  # a labelled training tweet's loss: this x cross-entropy vs the teacher + the rest x vs its label
 TOPIC_TEACHER_SHARE = 0.5  # a training tweet's topic target: this x the teacher's + the rest x the weak target
 TOPIC_LDA_WEIGHT = 0.5  # inference: topic probabilities = (1 - w) x LSTM + w x the LDA posterior (renormalised)
+EMBED_FROM_ENCODER = True  # start the LSTMs' word embeddings from the encoder's word vectors (teacher.word_vectors)
 LR = 1e-3
 TEACHER = TeacherConfig()
 AUGMENT = AugmentConfig()
@@ -152,13 +153,14 @@ def train_command(
     vocab = Vocab.build(s_docs[:n_tr] + s_docs[n_tr + int(keep_aug.sum()):])  # not the copies' swapped-in words
     say(f"students learn from {n_tr} training tweets + {int(keep_aug.sum())} augmented copies + "
         f"{int(keep_extra.sum())} tweets of the earlier file")
+    s_init = _word_vectors(vocab, SENTIMENT_CFG["embed_dim"])
     sentiment_members = []
     for i in range(SENTIMENT_SEEDS):
         name = f"sentiment_{i}"
         cfg = LSTMConfig(name=name, labels=list(SENTIMENTS), vocab_size=len(vocab), **SENTIMENT_CFG)
         model, hist = train_model(cfg, vocab, s_docs, s_y, s_val, y_val, sample_weight=s_w, epochs=epochs,
                                   seed=seed + i, lr=LR, class_weight_power=SENTIMENT_CLASS_WEIGHT_POWER,
-                                  soft_targets=s_soft, soft_weight=SOFT_WEIGHT, desc=name)
+                                  soft_targets=s_soft, soft_weight=SOFT_WEIGHT, init_embeddings=s_init, desc=name)
         save_model(model, vocab, folder)
         sentiment_members.append(name)
         histories[name] = hist.__dict__
@@ -173,7 +175,8 @@ def train_command(
     t_vocab = Vocab.build(t_docs[:n_tr] + t_docs[n_tr + int(keep_aug_t.sum()):])
     cfg_t = LSTMConfig(name="topic_0", labels=list(TOPICS), vocab_size=len(t_vocab), **TOPIC_CFG)
     tmodel, thist = train_model(cfg_t, t_vocab, t_docs, np.full(len(t_docs), -1), t_val_docs, t_val_y,
-                                epochs=epochs, seed=seed, lr=LR, soft_targets=t_soft, desc="topic_0")
+                                epochs=epochs, seed=seed, lr=LR, soft_targets=t_soft,
+                                init_embeddings=_word_vectors(t_vocab, TOPIC_CFG["embed_dim"]), desc="topic_0")
     save_model(tmodel, t_vocab, folder)
     histories["topic_0"] = thist.__dict__
     student_seconds = round(time.monotonic() - student_started, 1)
@@ -203,7 +206,8 @@ def train_command(
         "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
         "hyperparameters": {"sentiment": SENTIMENT_CFG, "topic": TOPIC_CFG, "lr": LR, "max_epochs": epochs,
                             "sentiment_members": len(sentiment_members),
-                            "sentiment_class_weight_power": SENTIMENT_CLASS_WEIGHT_POWER},
+                            "sentiment_class_weight_power": SENTIMENT_CLASS_WEIGHT_POWER,
+                            "embeddings_from_encoder": EMBED_FROM_ENCODER},
         "lda_fitted_on": f"{len(lda_docs)} negative training tweets",
         "student_seconds": student_seconds,
         "training_seconds": round(time.monotonic() - started, 1),
@@ -238,3 +242,11 @@ def _clean_texts(texts: list[str], desc: str) -> list:
     for i in tqdm(range(0, len(texts), 2000), desc=f"cleaning {desc}", unit="chunk", file=sys.stderr, leave=False):
         out.extend(clean_many(texts[i : i + 2000]))
     return out
+
+
+def _word_vectors(vocab, dim: int) -> np.ndarray | None:
+    if not EMBED_FROM_ENCODER:
+        return None
+    from tweetdesk.models.teacher import word_vectors
+
+    return word_vectors(vocab.itos, dim)
