@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -312,7 +313,7 @@ def train_model(
         hist.val_accuracy.append(float(acc))
         hist.val_macro_f1.append(float(f1))
         tqdm.write(f"{desc} epoch {epoch}: train loss {total / max(seen, 1):.4f}  val loss {val_loss:.4f}  "
-                   f"val acc {acc:.4f}  val macro-F1 {f1:.4f}")
+                   f"val acc {acc:.4f}  val macro-F1 {f1:.4f}", file=sys.stderr)
         score = f1 + acc
         if score > best_score:
             best_score, bad, hist.best_epoch = score, 0, epoch
@@ -320,7 +321,8 @@ def train_model(
         else:
             bad += 1
             if bad >= patience:
-                tqdm.write(f"{desc}: early stop (no val improvement for {patience} epochs), best epoch {hist.best_epoch}")
+                tqdm.write(f"{desc}: early stop (no val improvement for {patience} epochs), best epoch {hist.best_epoch}",
+                           file=sys.stderr)
                 break
     model.load_state_dict(best_state)
     model.eval()

@@ -45,6 +45,8 @@ TOPIC_TEACHER_SHARE = 0.5  # a training tweet's topic target: this x the teacher
 TOPIC_LDA_WEIGHT = 0.5  # inference: topic probabilities = (1 - w) x LSTM + w x the LDA posterior (renormalised)
 EMBED_FROM_ENCODER = True  # start the LSTMs' word embeddings from the encoder's word vectors (teacher.word_vectors)
 LR = 1e-3
+STUDENT_BATCH = 128  # four times the training split per epoch with the copies: larger steps, fewer of them
+STUDENT_PATIENCE = 2  # epochs without a better validation score before stopping
 TEACHER = TeacherConfig()
 AUGMENT = AugmentConfig()
 
@@ -160,7 +162,8 @@ def train_command(
         cfg = LSTMConfig(name=name, labels=list(SENTIMENTS), vocab_size=len(vocab), **SENTIMENT_CFG)
         model, hist = train_model(cfg, vocab, s_docs, s_y, s_val, y_val, sample_weight=s_w, epochs=epochs,
                                   seed=seed + i, lr=LR, class_weight_power=SENTIMENT_CLASS_WEIGHT_POWER,
-                                  soft_targets=s_soft, soft_weight=SOFT_WEIGHT, init_embeddings=s_init, desc=name)
+                                  soft_targets=s_soft, soft_weight=SOFT_WEIGHT, init_embeddings=s_init,
+                                  batch_size=STUDENT_BATCH, patience=STUDENT_PATIENCE, desc=name)
         save_model(model, vocab, folder)
         sentiment_members.append(name)
         histories[name] = hist.__dict__
@@ -175,7 +178,8 @@ def train_command(
     t_vocab = Vocab.build(t_docs[:n_tr] + t_docs[n_tr + int(keep_aug_t.sum()):])
     cfg_t = LSTMConfig(name="topic_0", labels=list(TOPICS), vocab_size=len(t_vocab), **TOPIC_CFG)
     tmodel, thist = train_model(cfg_t, t_vocab, t_docs, np.full(len(t_docs), -1), t_val_docs, t_val_y,
-                                epochs=epochs, seed=seed, lr=LR, soft_targets=t_soft,
+                                epochs=epochs, seed=seed, lr=LR, soft_targets=t_soft, batch_size=STUDENT_BATCH,
+                                patience=STUDENT_PATIENCE,
                                 init_embeddings=_word_vectors(t_vocab, TOPIC_CFG["embed_dim"]), desc="topic_0")
     save_model(tmodel, t_vocab, folder)
     histories["topic_0"] = thist.__dict__
@@ -205,6 +209,7 @@ def train_command(
         },
         "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
         "hyperparameters": {"sentiment": SENTIMENT_CFG, "topic": TOPIC_CFG, "lr": LR, "max_epochs": epochs,
+                            "batch_size": STUDENT_BATCH, "patience": STUDENT_PATIENCE,
                             "sentiment_members": len(sentiment_members),
                             "sentiment_class_weight_power": SENTIMENT_CLASS_WEIGHT_POWER,
                             "embeddings_from_encoder": EMBED_FROM_ENCODER},
