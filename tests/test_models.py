@@ -217,7 +217,8 @@ def test_evaluate_reproduces_the_shipped_metrics(airline_csv, tmp_path):
     # the linear baseline, trained on the same training split, is measured beside the LSTMs
     base = written["baseline_sentiment_test"]
     assert base["n"] == metrics["sentiment_test"]["n"] and 0.7 < base["accuracy"] < 0.9
-    for png in ("confusion_sentiment.png", "confusion_topic_negativereason.png", "training_curves.png"):
+    for png in ("confusion_sentiment.png", "confusion_topic_negativereason.png", "training_curves.png",
+                "comparison_sentiment.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the LDA comparison: ours far better balanced than the earlier file, on the same tweets
     cmp = written["label_comparison"]

@@ -285,6 +285,21 @@ def write_plots(reports: Path, metrics: dict, history: dict) -> None:
     w = metrics["topic_vs_weak_labels_test"]
     confusion(w, f"Topic vs LDA weak labels, test split (macro-F1 {w['macro_f1']:.3f})",
               reports / "confusion_topic_weak_labels.png")
+    rows = [("shipped LSTMs", s), ("teacher (MiniLM)", (metrics.get("teacher") or {}).get("sentiment_test")),
+            ("TF-IDF + LR baseline", metrics.get("baseline_sentiment_test"))]
+    rows = [(name, m) for name, m in rows if m]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for j, key in enumerate(("accuracy", "macro_f1")):
+        vals = [m[key] for _, m in rows]
+        bars = ax.bar(np.arange(len(rows)) + (j - 0.5) * 0.38, vals, 0.38, label=key.replace("_", "-"))
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks(range(len(rows)), [name for name, _ in rows], fontsize=8)
+    ax.set_ylim(max(0.0, min(m[k] for _, m in rows for k in ("accuracy", "macro_f1")) - 0.1), 1.0)
+    ax.set_title("Sentiment on the test split, same train/test split", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(reports / "comparison_sentiment.png", dpi=90)
+    plt.close(fig)
     if history:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for name, h in history.items():
