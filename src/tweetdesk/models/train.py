@@ -79,6 +79,9 @@ def train_command(
     started = time.monotonic()
     data_path = Path(settings.data_path)
     split = split_dataset(load_dataset(data_path), seed=seed)
+    from tweetdesk.models.teacher import encoder_path
+
+    encoder_path()  # without the train extra: one readable line now, not after the LDA
     sha = _sha256(data_path)
     version = version or datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
     folder = Path(settings.artifacts_dir) / version
