@@ -135,16 +135,16 @@ def train_command(
         keep = np.array([bool(d) for d in docs], dtype=bool)
         return [d for d in docs if d], keep
 
-    def pool(field: str) -> tuple[list[list[str]], np.ndarray, np.ndarray, np.ndarray]:
+    def pool(field: str) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
         """Training docs (the training split's, with <unk> for an empty one, then the augmented and the
         earlier file's, empty ones dropped) and the keep masks of the last two."""
         train_docs = [model_tokens(c, field) or ["<unk>"] for c in cleaned["train"]]
         aug_docs, keep_aug = docs_of(aug_clean, field)
         extra_docs, keep_extra = docs_of(extra_clean, field)
-        return train_docs + aug_docs + extra_docs, keep_aug, keep_extra, np.array([len(train_docs)])
+        return train_docs + aug_docs + extra_docs, keep_aug, keep_extra
 
     # sentiment: human label + teacher's soft label on the training split; the teacher's alone elsewhere
-    s_docs, keep_aug, keep_extra, _ = pool("all_tokens")
+    s_docs, keep_aug, keep_extra = pool("all_tokens")
     n_tr = len(split.train)
     y_train = split.train["airline_sentiment"].map(L.SENTIMENT_INDEX).to_numpy()
     y_val = split.val["airline_sentiment"].map(L.SENTIMENT_INDEX).to_numpy()
@@ -172,7 +172,7 @@ def train_command(
         histories[name] = hist.__dict__
 
     # topic: the teacher's topic probabilities mixed with the weak targets (soft targets only)
-    t_docs, keep_aug_t, keep_extra_t, _ = pool("tokens")
+    t_docs, keep_aug_t, keep_extra_t = pool("tokens")
     share = TOPIC_TEACHER_SHARE
     t_soft = np.concatenate([share * lessons["topic_train"] + (1 - share) * lessons["weak_train"],
                              lessons["topic_aug"][keep_aug_t], lessons["topic_extra"][keep_extra_t]])
