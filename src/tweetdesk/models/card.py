@@ -127,6 +127,11 @@ neither validation nor test (nor training).
 The human `negativereason` column is **never** used for training or early stopping: only to measure, and (on the
 training and validation splits, never the test split) to review seed words, descriptions and mixing weights.
 
+- On the shipped sample (`{metrics.get('sample_agreement', {}).get('file', '?')}`, {metrics.get('sample_agreement', {}).get('n', 0)} tweets
+  written for this project, each with the topic and sentiment its writer meant, all eight topics): topic
+  accuracy {_f(metrics.get('sample_agreement', {}).get('topic', {}).get('accuracy'))}, macro-F1 over the eight
+  {_f(metrics.get('sample_agreement', {}).get('topic', {}).get('macro_f1'))}; sentiment accuracy
+  {_f(metrics.get('sample_agreement', {}).get('sentiment', {}).get('accuracy'))}.
 - Topic agreement with the guided LDA's own labels, test split: accuracy {w['accuracy']:.4f}, macro-F1 {w['macro_f1']:.4f}.
 - **Agreement with the human negativereason, test negatives: macro-F1 {t['macro_f1']:.4f}**, accuracy
   {t['accuracy']:.4f} (n={t['n']}; per class {', '.join(f'{k} {v:.3f}' for k, v in t['per_class_f1'].items())}).

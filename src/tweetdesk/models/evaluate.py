@@ -100,6 +100,22 @@ def teacher_figures(split: Split, sent_test: np.ndarray, topic_test: np.ndarray,
             "weak_targets_vs_negativereason_test": weak}
 
 
+def sample_agreement(clf) -> dict:
+    """The shipped sample (404 tweets written for this project, every topic and sentiment, each with the label
+    its writer meant): how often the models give that label. A second yardstick, with all eight topics."""
+    from tweetdesk.config import SAMPLE_TWEETS
+    from tweetdesk.nlp.clean import clean_many
+
+    rows = [json.loads(line) for line in SAMPLE_TWEETS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("expected_topic") and r.get("expected_sentiment")]
+    if not rows:
+        return {"n": 0}
+    preds = clf.predict_cleaned(clean_many([r["text"] for r in rows]))
+    topic = _cls_metrics([r["expected_topic"] for r in rows], [p.topic for p in preds], list(TOPICS))
+    sent = _cls_metrics([r["expected_sentiment"] for r in rows], [p.sentiment for p in preds], list(SENTIMENTS))
+    return {"n": len(rows), "file": SAMPLE_TWEETS.name, "topic": topic, "sentiment": sent}
+
+
 def evaluate_command(settings) -> dict:
     """`tweetdesk evaluate`: the shipped (or chosen) version and the baseline on the test split."""
     from tweetdesk.models.predict import get_classifier
@@ -194,6 +210,7 @@ def evaluate_folder(clf, settings, split: Split | None = None, cleaned: dict | N
         "teacher": teacher,
         "topic_vs_weak_labels_test": topic_weak,
         "topic_vs_negativereason_test": topic_gold,
+        "sample_agreement": sample_agreement(clf),
         "negativereason_mapping": L.NEGATIVEREASON_TO_TOPIC,
         "label_comparison": comparison,
         "unclassifiable_in_test": sum(p.sentiment == "unclassifiable" for p in preds),
