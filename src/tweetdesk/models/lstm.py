@@ -234,6 +234,7 @@ def train_model(
     class_weight_power: float = 0.5,
     soft_targets: np.ndarray | None = None,
     soft_weight: float = 1.0,
+    temperature: float = 1.0,
     init_embeddings: np.ndarray | None = None,
     desc: str = "",
 ) -> tuple[LSTMClassifier, History]:
@@ -245,7 +246,9 @@ def train_model(
     Distillation: ``soft_targets`` (n, classes), a teacher's probabilities per training doc. A doc's loss is
     then ``soft_weight`` x the cross-entropy against its soft target + (1 - ``soft_weight``) x the usual one
     against its label; a doc without a label (``train_y`` -1, e.g. an augmented copy) learns from the soft
-    target alone. A soft target's class weight is its expected class weight. ``init_embeddings``
+    target alone. A soft target's class weight is its expected class weight. ``temperature`` T > 1 softens
+    both sides (Hinton et al.: teacher probabilities ** (1/T), renormalised, against the student's
+    logits / T, times T squared so the gradients keep their scale). ``init_embeddings``
     (vocab_size, embed_dim) starts the word embeddings from given vectors instead of random ones.
     """
     from sklearn.metrics import accuracy_score, f1_score
@@ -255,7 +258,11 @@ def train_model(
     rng = np.random.default_rng(seed)
     n_cls = len(cfg.labels)
     train_y = np.asarray(train_y, dtype=np.int64)
-    soft = None if soft_targets is None else np.asarray(soft_targets, dtype=np.float32)
+    soft = None if soft_targets is None else np.asarray(soft_targets, dtype=np.float64)
+    if soft is not None and temperature != 1.0:
+        soft = np.power(np.clip(soft, 1e-12, None), 1.0 / temperature)
+        soft /= soft.sum(axis=1, keepdims=True)
+    soft = None if soft is None else soft.astype(np.float32)
     if soft is None and (train_y < 0).any():
         raise ValueError("train_model: unlabelled docs (train_y -1) need soft_targets")
     counted = train_y if soft is None else np.where(train_y >= 0, train_y, soft.argmax(1))
@@ -279,7 +286,7 @@ def train_model(
         if soft is None:
             return hard
         q = torch.from_numpy(soft[idx])
-        soft_loss = -(q * torch.log_softmax(logits, dim=1)).sum(1) * (q @ class_w)
+        soft_loss = -(q * torch.log_softmax(logits / temperature, dim=1)).sum(1) * (q @ class_w) * temperature**2
         a = torch.where(has, torch.tensor(soft_weight), torch.tensor(1.0))
         return a * soft_loss + (1 - a) * hard
     ids, lengths = vocab.encode(train_docs, cfg.max_len)
