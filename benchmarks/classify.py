@@ -6,9 +6,9 @@ Prints tweets/s for
                  in batches of ``inference_batch_size``, torch limited to one thread;
   LSTMs alone  - from cleaned tokens to class probabilities, sentiment (every ensemble member) + topic,
                  one thread (``torch.set_num_threads(1)``); the target is >= 10,000 tweets/s;
-  topic LDA    - the guided LDA's deterministic E-step (``name_probs(fixed=True)``, vectorised over the batch)
+  topic LDA    - (versions that blend it in) the guided LDA's deterministic E-step (``name_probs(fixed=True)``, vectorised over the batch)
                  that ``predict_cleaned`` blends into the topic scores, one thread;
-  models       - ``Classifier.predict_cleaned`` (LSTMs + LDA) on cleaned tweets: the whole per-tweet model cost;
+  models       - ``Classifier.predict_cleaned`` (LSTMs, + LDA where the version weights it) on cleaned tweets;
   cleaning     - ``clean_many`` alone, for reference.
 Each figure is the best of ``--repeat`` runs (the machine is shared; the best run is the least disturbed), by
 wall clock and per CPU-second of this (single-threaded) process.
@@ -148,7 +148,7 @@ def main() -> None:
             clf.predict_cleaned(cleaned[s : s + chunk], batch_size=bs)
 
     wall, cpu = _best("models", run_models, len(cleaned), args.repeat)
-    print(f"models (predict_cleaned: LSTMs + LDA, 1 thread):  {wall:9.0f} tweets/s  ({cpu:7.0f} per CPU-second)")
+    print(f"models (predict_cleaned, 1 thread):               {wall:9.0f} tweets/s  ({cpu:7.0f} per CPU-second)")
     print(f"load average at the start / end: {load_start:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

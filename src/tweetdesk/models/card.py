@@ -38,11 +38,20 @@ def side_by_side(metrics: dict) -> str:
     return "\n".join([
         f"| model (test split) | sentiment accuracy | sentiment macro-F1 (n={s['n']}) | topic macro-F1 vs negativereason (n={t['n']}) |",
         "|---|---|---|---|",
-        f"| **shipped LSTMs** (sentiment ensemble; topic LSTM + LDA) | **{_f(s['accuracy'])}** | **{_f(s['macro_f1'])}** | **{_f(t['macro_f1'])}** |",
+        f"| **shipped LSTMs** | **{_f(s['accuracy'])}** | **{_f(s['macro_f1'])}** | **{_f(t['macro_f1'])}** |",
         f"| teacher: MiniLM fine-tuned (training only) | {_f(ts.get('accuracy'))} | {_f(ts.get('macro_f1'))} | {_f(tt.get('macro_f1'))} |",
         f"| baseline: TF-IDF + logistic regression (C={b.get('C', '?')}) | {_f(b.get('accuracy'))} | {_f(b.get('macro_f1'))} | – |",
         f"| weak topic targets (LDA + description similarity) | – | – | {_f(wk.get('macro_f1'))} |",
     ])
+
+
+def _lda_note(w: float) -> str:
+    if w <= 0:
+        return ("At inference the topic is the LSTM's alone: it learnt the LDA's half of its targets, and averaging the\n"
+                "  LDA's posterior in again lowered validation agreement with negativereason. The LDA ships in `lda/` for\n"
+                "  review and evaluation.")
+    return (f"At inference its probabilities are averaged with the guided LDA's posterior over the eight names (weight {w:g};\n"
+            "  unmapped LDA topics left out, the rest renormalised; a tweet with no word the LDA knows keeps the LSTM's).")
 
 
 def write_model_card(folder: Path, manifest: dict, metrics: dict) -> None:
@@ -111,18 +120,19 @@ word of the same part of speech with p={ac.get('p_pos', '?')}; then an n-gram (n
 p={ac.get('p_ngram', '?')}) and {dist.get('earlier_file_tweets', '?')} tweets of the earlier labelling file that are in
 neither validation nor test (nor training).
 
-- **Sentiment**: ensemble of {hp['sentiment_members']} BiLSTMs (seeds differ; probabilities averaged) on cleaned lemmas with
+- **Sentiment**: {hp['sentiment_members']} BiLSTM(s) (more than one: seeds differ, probabilities averaged) on cleaned lemmas with
   stop words kept plus "?", "!", link and mention markers. Loss on a training tweet: {dist.get('soft_weight', '?')} x
   cross-entropy against the teacher's probabilities + the rest x against the human label (class weight (inverse
   frequency)^{hp.get('sentiment_class_weight_power', '?')}, annotator confidence as sample weight); on the other texts the
-  teacher's alone. Early stopping on the validation split's human labels. Config {hp['sentiment']}.
+  teacher's alone. Word embeddings start from the fine-tuned teacher's encoder run on each word alone (PCA to
+  the embedding size). Early stopping on the validation split's human labels. Config {hp['sentiment']}.
   **Test: accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}** (n={s['n']}; per class
   {', '.join(f'{k} {v:.3f}' for k, v in s['per_class_f1'].items())}).
 - **Topic**: one BiLSTM on cleaned lemmas without stop words. Target on a training tweet:
   {dist.get('topic_teacher_share', '?')} x the teacher's topic probabilities + the rest x the weak target; on the other texts
-  the teacher's. Early stopping on the same mix on the validation split (never `negativereason`). Config {hp['topic']}.
-  At inference its probabilities are averaged with the guided LDA's posterior over the eight names (weight {w_lda:g};
-  unmapped LDA topics left out, the rest renormalised; a tweet with no word the LDA knows keeps the LSTM's).
+  the teacher's. Word embeddings start from the pretrained encoder's word vectors. Early stopping on the same mix
+  on the validation split (never `negativereason`). Config {hp['topic']}.
+  {_lda_note(w_lda)}
 
 The human `negativereason` column is **never** used for training or early stopping: only to measure, and (on the
 training and validation splits, never the test split) to review seed words, descriptions and mixing weights.

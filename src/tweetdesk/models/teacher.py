@@ -303,15 +303,16 @@ def embed(texts: list[str], batch_size: int = 128, max_len: int = 64, desc: str 
     return out
 
 
-def word_vectors(words: list[str], dim: int, batch_size: int = 256) -> np.ndarray:
-    """A starting point for an LSTM's word embeddings: the pretrained encoder run on each word alone
-    (mean of its word pieces' output states), reduced to ``dim`` by PCA and scaled to unit variance per
-    component, like ``nn.Embedding``'s own initialisation. Words the LSTM has never seen in training then
-    still sit near their synonyms. Rows for ``<...>`` marker tokens are random, as they would be anyway."""
+def word_vectors(words: list[str], dim: int, teacher: "Teacher | None" = None, batch_size: int = 256) -> np.ndarray:
+    """A starting point for an LSTM's word embeddings: the fine-tuned ``teacher``'s encoder (else the
+    pretrained one) run on each word alone (mean of its word pieces' output states), reduced to ``dim`` by
+    PCA and scaled to unit variance per component, like ``nn.Embedding``'s own initialisation. Words rare in
+    training then still sit near their synonyms, and the teacher's encoder has learnt which words carry
+    sentiment and topic. Rows for ``<...>`` marker tokens are random, as they would be anyway."""
     import torch
     from tqdm.auto import tqdm
 
-    tok, model = _pretrained()
+    tok, model = (teacher.tokenizer, teacher.model.encoder.eval()) if teacher is not None else _pretrained()
     vecs = np.zeros((len(words), model.config.hidden_size), dtype=np.float64)
     real = [i for i, w in enumerate(words) if not (w.startswith("<") and w.endswith(">"))]
     with torch.inference_mode():
