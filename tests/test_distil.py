@@ -138,6 +138,9 @@ def test_tiny_teacher_and_students_train_save_load_and_classify(airline_csv, tmp
 
     preds = Classifier(folder).predict_cleaned(clean_many(["@united lost my bag", "@delta thanks!"]))
     assert all(p.sentiment in ("negative", "neutral", "positive") and p.topic in TOPICS for p in preds)
+    from tweetdesk.nlp.clean import CLEANING_VERSION
+
+    assert Classifier(folder).cleaning == CLEANING_VERSION  # a new model learns the current cleaning rules
 
     again = train_command(settings, epochs=1, version="t2", reuse_teacher="t1")
     assert json.loads((again / "model.json").read_text())["teacher"]["from_version"] == "t1"

@@ -12,7 +12,8 @@ from tweetdesk.config import ARTIFACTS_DIR, Settings
 from tweetdesk.errors import ModelNotFoundError
 from tweetdesk.models import labels as L
 from tweetdesk.models.lstm import LSTMClassifier, LSTMConfig, Vocab, load_model, predict_proba, save_model, train_model
-from tweetdesk.models.predict import LATEST, MANIFEST, Classifier, resolve_version
+from tweetdesk.models.artifact import LATEST, MANIFEST
+from tweetdesk.models.predict import Classifier, resolve_version
 from tweetdesk.records import SENTIMENTS, TOPICS
 
 # ------------------------------------------------------------------------------------------ label mapping

