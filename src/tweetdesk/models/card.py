@@ -58,8 +58,9 @@ def _human_note(dist: dict) -> str:
     h = dist.get("topic_human_labels") or {}
     if not h.get("used"):
         return ""
-    return (f", with the human `negativereason` of the {h.get('training_tweets', '?')} training-split negative tweets "
-            "that have one folded in (see below)")
+    return (f", with the human `negativereason` of the training split's negative tweets that have one folded in (see "
+            f"below; {h.get('training_tweets_and_copies', '?')} training tweets and augmented copies of them), early stopping "
+            f"on the reasons of {h.get('held_out_for_early_stopping', '?')} training tweets held out of it")
 
 
 def _human_section(dist: dict, te: dict) -> str:
@@ -72,17 +73,18 @@ def _human_section(dist: dict, te: dict) -> str:
     without = h.get("without") or {}
     fig = ""
     if without:
-        fig = (f" Without it (same data, same code, `TOPIC_HUMAN_LABELS = False`, version {without.get('version', '?')}) the "
-               f"topic LSTM's macro-F1 vs negativereason was {without.get('test_macro_f1', float('nan')):.4f} on the test split "
+        fig = (f" Without it ({without.get('how', 'same teacher, same code with `TOPIC_HUMAN_LABELS = False`')}) the topic "
+               f"LSTM's macro-F1 vs negativereason was {without.get('test_macro_f1', float('nan')):.4f} on the test split "
                f"(validation {without.get('val_macro_f1', float('nan')):.4f}).")
     return (
         "**Human topic labels in training (said plainly).** The topic targets on the weak labels and the teacher alone\n"
         "stalled near 0.65 macro-F1 vs negativereason on validation, so the **training split's** human `negativereason`\n"
-        f"is a further label source: for the {h.get('training_tweets', '?')} training-split negative tweets whose reason maps to a topic\n"
-        "(the table below, as the evaluation maps it), the target's mass on the five topics with a human counterpart moves to\n"
+        "is a further label source: for the training split's negative tweets whose reason maps to a topic (the table\n"
+        "below, as the evaluation maps it) and for their augmented copies, the target's mass on the five topics with a human counterpart moves to\n"
         "the human's topic (\"Flight Booking Problems\": Online Booking and Reservation Issue in the soft target's\n"
         "proportion); its mass on Extra Charges and Seating Preferences, which no reason covers, stays"
         f"{' (the teacher' + chr(39) + 's topic head learnt the same targets)' if ht.get('used') else ''}. "
+        "A tenth of those training tweets (and their copies) are held out of training to choose the epoch. "
         "The validation and test splits' reasons train nothing: the figures below are measured against reasons the\n"
         f"models never saw, but they measure a model that learnt the same annotators' labelling of other tweets.{fig}"
     )
@@ -157,15 +159,15 @@ neither validation nor test (nor training).
 - **Sentiment**: {hp['sentiment_members']} BiLSTM(s) (more than one: seeds differ, probabilities averaged) on cleaned lemmas with
   stop words kept plus "?", "!", link and mention markers. Loss on a training tweet: {dist.get('soft_weight', '?')} x
   cross-entropy against the teacher's probabilities + the rest x against the human label (class weight (inverse
-  frequency)^{hp.get('sentiment_class_weight_power', '?')}, annotator confidence as sample weight); on the other texts the
+  frequency)^{hp.get('sentiment_class_weight_power', '?')}, annotator confidence as sample weight); {"the same on an augmented copy, with its source tweet's label and confidence; on the earlier file's tweets" if dist.get('copies_keep_label') else "on the other texts"} the
   teacher's alone. Word embeddings start from the fine-tuned teacher's encoder run on each word alone (PCA to
   the embedding size). Early stopping on the validation split's human labels. Config {hp['sentiment']}.
   **Test: accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}** (n={s['n']}; per class
   {', '.join(f'{k} {v:.3f}' for k, v in s['per_class_f1'].items())}).
 - **Topic**: one BiLSTM on cleaned lemmas without stop words. Target on a training tweet:
   {dist.get('topic_teacher_share', '?')} x the teacher's topic probabilities + the rest x the weak target{_human_note(dist)}; on the
-  other texts the teacher's. Word embeddings start from the pretrained encoder's word vectors. Early stopping on the
-  teacher's + weak targets of the validation split (never its `negativereason`). Config {hp['topic']}.
+  other texts the teacher's. Word embeddings start from the pretrained encoder's word vectors. Early stopping
+  {"on the held-out training tweets' reasons" if (dist.get('topic_human_labels') or {}).get('used') else "on the teacher's + weak targets of the validation split"} (never validation's `negativereason`). Config {hp['topic']}.
   {_lda_note(w_lda)}
 
 {_human_section(dist, te)}
