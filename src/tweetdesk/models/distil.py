@@ -63,14 +63,14 @@ class Lessons:
         return cls(arrays, meta["aug_texts"], meta["extra_texts"], meta["info"])
 
 
-def human_topic_targets(soft: np.ndarray, frame: pd.DataFrame) -> tuple[np.ndarray, int]:
+def human_topic_targets(soft: np.ndarray, frame: pd.DataFrame, weight: float = 1.0) -> tuple[np.ndarray, int]:
     """Topic targets with the human ``negativereason`` of a split's negative tweets folded in (the train split
     only: validation and test keep it as the yardstick). For a tweet whose reason maps to a topic
     (``labels.map_negativereason``), the target's mass on the topics with a human counterpart moves to the
     human's topic (for "Flight Booking Problems", to Online Booking and Reservation Issue in the proportion
     the soft target had them); its mass on the topics no human reason covers (Extra Charges, Seating
-    Preferences) stays, since the reasons cannot say a complaint was about fees or seats. Returns the
-    targets and how many rows changed."""
+    Preferences) stays, since the reasons cannot say a complaint was about fees or seats. ``weight`` < 1 moves
+    only that share of a row towards it. Returns the targets and how many rows changed."""
     out = np.array(soft, dtype=np.float32, copy=True)
     nonhuman = [i for i, t in enumerate(TOPICS) if L.eval_label(t) not in L.EVAL_LABELS]
     changed = 0
@@ -84,7 +84,7 @@ def human_topic_targets(soft: np.ndarray, frame: pd.DataFrame) -> tuple[np.ndarr
         new = np.zeros_like(row)
         new[nonhuman] = row[nonhuman]
         new[group] = (1.0 - row[nonhuman].sum()) * (row[group] / mass if mass > 0 else 1.0 / len(group))
-        out[r] = new
+        out[r] = weight * new + (1.0 - weight) * row
         changed += 1
     return out, changed
 

@@ -57,6 +57,7 @@ TOPIC_TEACHER_SHARE = 0.5  # a training tweet's topic target: this x the teacher
 TOPIC_HUMAN_LABELS = True  # fold the training split's human negativereason into the topic targets (teacher and
 # student; validation and test never). Validation macro-F1 vs negativereason of a topic LSTM on the weak and the
 # teacher's targets alone stalled near 0.65; see the model card for the figures with and without
+TOPIC_HUMAN_WEIGHT = 1.0  # share of a target moved to the human reason's topic (distil.human_topic_targets)
 TOPIC_STOP_SHARE = 0.1  # with TOPIC_HUMAN_LABELS: share of the training tweets with a reason held out for early stopping
 COPIES_KEEP_LABEL = True  # an augmented copy learns its source's human sentiment label beside the teacher's (as the
 # training tweet itself does). Validation, one sentiment LSTM: 0.838 / 0.791 at its 4th epoch vs 0.826 / 0.78 without
@@ -287,7 +288,7 @@ def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[S
 
         # an augmented copy keeps its source tweet's reason, as it keeps its source's sentiment label
         frame = pd.concat([split.train, split.train.iloc[t_src]], ignore_index=True)
-        t_soft[: n_tr + n_aug_t], n_human = human_topic_targets(t_soft[: n_tr + n_aug_t], frame)
+        t_soft[: n_tr + n_aug_t], n_human = human_topic_targets(t_soft[: n_tr + n_aug_t], frame, TOPIC_HUMAN_WEIGHT)
         # ... or, with the human reasons in the targets, on a held-out share of the training split's tweets that
         # have one (left out of training with their copies): targets and stopping then agree, and validation and
         # test stay untouched
