@@ -249,20 +249,30 @@ def test_lda_command_prints_top_words_per_topic(airline_csv, capsys):
     assert "macro-F1" in out and "weak labels on the training split" in out
 
 
-def test_shipped_models_read_tweets_as_the_cleaning_rules_they_were_trained_on_left_them():
-    """Cleaning rules 2 fixed lemma slips ("does" -> "doe", booking codes -> "qdraf"); the shipped models learned
-    rules 1 ("doe" and "qdraf"-like fragments are in their vocabularies), so they keep reading rules 1."""
+def test_models_read_tweets_as_the_cleaning_rules_they_were_trained_on_left_them(tmp_path):
+    """Cleaning rules 2 fixed lemma slips ("does" -> "doe", booking codes -> "qdraf"). A version reads tweets as
+    the rules it learned left them (model.json "cleaning", absent = 1): the shipped one learned rules 2; the same
+    weights recorded as a rules-1 version read what rules 1 left."""
     import dataclasses
+    import shutil
 
     from tweetdesk.models.predict import get_classifier
     from tweetdesk.nlp.clean import CLEANING_VERSION, clean_many
 
     clf = get_classifier(Settings())
-    assert clf.cleaning == 1 and CLEANING_VERSION == 2 and "cleaning" not in clf.manifest
+    assert clf.cleaning == CLEANING_VERSION == 2 and clf.manifest["cleaning"] == 2
     c = clean_many(["@united why does my booking QDRAF5 show UA938 as cancelled? number please"])[0]
     assert c.v1 is not None and "doe" in c.v1.all_tokens and "doe" not in c.all_tokens
-    as_shipped = clf.proba([c.v1])
-    read_now = clf.proba([dataclasses.replace(c, v1=None)])  # what rules 2 alone would feed it
-    for got, want, other in zip(clf.proba([c]), as_shipped, read_now):
+    for got, want in zip(clf.proba([c]), clf.proba([dataclasses.replace(c, v1=None)])):
+        np.testing.assert_array_equal(got, want)  # the shipped version reads rules 2
+
+    old = tmp_path / "rules1"
+    shutil.copytree(clf.folder, old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    del manifest["cleaning"]
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    clf1 = Classifier(old)
+    assert clf1.cleaning == 1
+    for got, want, other in zip(clf1.proba([c]), clf.proba([c.v1]), clf.proba([c])):
         np.testing.assert_array_equal(got, want)
-        assert not np.allclose(got, other)  # the difference is real: reading rules 2 changes its output
+        assert not np.allclose(got, other)  # the difference is real: reading rules 1 changes the output
