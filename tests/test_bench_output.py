@@ -26,7 +26,7 @@ def _bench(*args: str) -> tuple[int, str, str]:
     [
         (("classify", "--n", "300", "--repeat", "1"),
          ("enrich_batch (clean + LSTMs + NER + ticket ids):", "cleaning alone (clean_many):", "LSTMs alone (",
-          "models (predict_cleaned: LSTMs + LDA, 1 thread):"),
+          "models (predict_cleaned"),
          "enrich_batch run 1/1"),
         (("replies", "--n", "300", "--no-postgres"),
          ("SQLite (WAL file)", "target ≥ 1,000/s end to end with SQLite:"),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tweetdesk.config import ARTIFACTS_DIR
-from tweetdesk.models.lda import load_labeller
+from tweetdesk.models.artifact import load_labeller
 from tweetdesk.models.predict import resolve_version
 from tweetdesk.nlp.clean import clean_many
 

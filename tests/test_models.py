@@ -4,7 +4,6 @@ their evaluation. The default run uses the shipped artifacts; training from scra
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -13,7 +12,8 @@ from tweetdesk.config import ARTIFACTS_DIR, Settings
 from tweetdesk.errors import ModelNotFoundError
 from tweetdesk.models import labels as L
 from tweetdesk.models.lstm import LSTMClassifier, LSTMConfig, Vocab, load_model, predict_proba, save_model, train_model
-from tweetdesk.models.predict import LATEST, MANIFEST, Classifier, resolve_version
+from tweetdesk.models.artifact import LATEST, MANIFEST
+from tweetdesk.models.predict import Classifier, resolve_version
 from tweetdesk.records import SENTIMENTS, TOPICS
 
 # ------------------------------------------------------------------------------------------ label mapping
@@ -202,7 +202,7 @@ def test_shipped_classifier_loads_once_and_handles_empty_text():
 def test_evaluate_reproduces_the_shipped_metrics(airline_csv, tmp_path):
     """`tweetdesk evaluate` on the shipped models gives the figures written at training time, and
     writes metrics.json plus the plots."""
-    from tweetdesk.models.train import evaluate_command
+    from tweetdesk.models.evaluate import TARGETS, evaluate_command
 
     settings = Settings(data_path=airline_csv, reports_dir=tmp_path)
     metrics = evaluate_command(settings)
@@ -214,10 +214,12 @@ def test_evaluate_reproduces_the_shipped_metrics(airline_csv, tmp_path):
     )
     assert metrics["sentiment_test"]["n"] == metrics["data"]["split"]["test"]
     written = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(written["targets"]) == {
-        "sentiment_accuracy>=0.80", "sentiment_macro_f1>=0.75", "topic_macro_f1_vs_negativereason>=0.60"
-    }
-    for png in ("confusion_sentiment.png", "confusion_topic_negativereason.png", "training_curves.png"):
+    assert set(written["targets"]) == {f"{k}>={v}" for k, v in TARGETS.items()}
+    # the linear baseline, trained on the same training split, is measured beside the LSTMs
+    base = written["baseline_sentiment_test"]
+    assert base["n"] == metrics["sentiment_test"]["n"] and 0.7 < base["accuracy"] < 0.9
+    for png in ("confusion_sentiment.png", "confusion_topic_negativereason.png", "training_curves.png",
+                "comparison_sentiment.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the LDA comparison: ours far better balanced than the earlier file, on the same tweets
     cmp = written["label_comparison"]
@@ -236,27 +238,6 @@ def test_train_reports_missing_data_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_train_end_to_end_small(airline_csv, tmp_path):
-    """`tweetdesk train` on a 1,500-tweet slice, one epoch: a complete, loadable artifact folder."""
-    import pandas as pd
-
-    from tweetdesk.models.train import train_command
-
-    small = tmp_path / "small.csv"
-    pd.read_csv(airline_csv, dtype={"tweet_id": str}).sample(1500, random_state=0).to_csv(small, index=False)
-    settings = Settings(data_path=small, artifacts_dir=tmp_path / "art", reports_dir=tmp_path / "reports")
-    folder = train_command(settings, epochs=1, version="t1")
-    assert (folder / "MODEL_CARD.md").exists() and (tmp_path / "reports" / "metrics.json").exists()
-    clf = Classifier(folder)
-    m = json.loads((folder / "metrics.json").read_text())
-    assert not math.isnan(m["sentiment_test"]["accuracy"])
-    assert clf.version == "t1"
-    from tweetdesk.nlp.clean import CLEANING_VERSION
-
-    assert clf.cleaning == CLEANING_VERSION  # a new model learns the current cleaning rules
-
-
-@pytest.mark.slow
 def test_lda_command_prints_top_words_per_topic(airline_csv, capsys):
     from tweetdesk.models.lda import lda_command, load_mapping
 
@@ -268,20 +249,30 @@ def test_lda_command_prints_top_words_per_topic(airline_csv, capsys):
     assert "macro-F1" in out and "weak labels on the training split" in out
 
 
-def test_shipped_models_read_tweets_as_the_cleaning_rules_they_were_trained_on_left_them():
-    """Cleaning rules 2 fixed lemma slips ("does" -> "doe", booking codes -> "qdraf"); the shipped models learned
-    rules 1 ("doe" and "qdraf"-like fragments are in their vocabularies), so they keep reading rules 1."""
+def test_models_read_tweets_as_the_cleaning_rules_they_were_trained_on_left_them(tmp_path):
+    """Cleaning rules 2 fixed lemma slips ("does" -> "doe", booking codes -> "qdraf"). A version reads tweets as
+    the rules it learned left them (model.json "cleaning", absent = 1): the shipped one learned rules 2; the same
+    weights recorded as a rules-1 version read what rules 1 left."""
     import dataclasses
+    import shutil
 
     from tweetdesk.models.predict import get_classifier
     from tweetdesk.nlp.clean import CLEANING_VERSION, clean_many
 
     clf = get_classifier(Settings())
-    assert clf.cleaning == 1 and CLEANING_VERSION == 2 and "cleaning" not in clf.manifest
+    assert clf.cleaning == CLEANING_VERSION == 2 and clf.manifest["cleaning"] == 2
     c = clean_many(["@united why does my booking QDRAF5 show UA938 as cancelled? number please"])[0]
     assert c.v1 is not None and "doe" in c.v1.all_tokens and "doe" not in c.all_tokens
-    as_shipped = clf.proba([c.v1])
-    read_now = clf.proba([dataclasses.replace(c, v1=None)])  # what rules 2 alone would feed it
-    for got, want, other in zip(clf.proba([c]), as_shipped, read_now):
+    for got, want in zip(clf.proba([c]), clf.proba([dataclasses.replace(c, v1=None)])):
+        np.testing.assert_array_equal(got, want)  # the shipped version reads rules 2
+
+    old = tmp_path / "rules1"
+    shutil.copytree(clf.folder, old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    del manifest["cleaning"]
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    clf1 = Classifier(old)
+    assert clf1.cleaning == 1
+    for got, want, other in zip(clf1.proba([c]), clf.proba([c.v1]), clf.proba([c])):
         np.testing.assert_array_equal(got, want)
-        assert not np.allclose(got, other)  # the difference is real: reading rules 2 changes its output
+        assert not np.allclose(got, other)  # the difference is real: reading rules 1 changes the output

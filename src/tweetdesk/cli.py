@@ -50,19 +50,23 @@ def classify(text: str | None, file: Path | None, json_out: bool) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Maximum epochs (early stopping).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--version", "version", help="Artifact folder name (default: date-based).")
-@click.option("--reuse-sentiment", metavar="VERSION", help="Copy this version's sentiment models; retrain the topic side only.")
-def train(data: Path | None, epochs: int, seed: int, version: str | None, reuse_sentiment: str | None) -> None:
-    """Train the LDA topic labeller and both LSTM models; write artifacts and reports/."""
+@click.option("--teacher-epochs", type=click.IntRange(min=1), help="Most epochs for fine-tuning the teacher (default 2).")
+@click.option("--copies", type=click.IntRange(min=0), help="Augmented copies per training tweet for the teacher to label (default 3).")
+@click.option("--reuse-teacher", metavar="VERSION", help="Reuse this version's teacher lessons (work dir); retrain the LSTMs only.")
+def train(data: Path | None, epochs: int, seed: int, version: str | None, teacher_epochs: int | None,
+          copies: int | None, reuse_teacher: str | None) -> None:
+    """Fine-tune the MiniLM teacher, distil the LSTMs from it; write artifacts and reports/ (needs the train extra)."""
     from tweetdesk.models.train import train_command
 
-    train_command(_settings(data_path=data), epochs=epochs, seed=seed, version=version, reuse_sentiment=reuse_sentiment)
+    train_command(_settings(data_path=data), epochs=epochs, seed=seed, version=version, teacher_epochs=teacher_epochs,
+                  copies=copies, reuse_teacher=reuse_teacher)
 
 
 @app.command()
 @click.option("--data", type=PathArg, help="Labelled CSV (airline data set format).")
 def evaluate(data: Path | None) -> None:
-    """Evaluate the shipped models on the test split; write reports/metrics.json and plots."""
-    from tweetdesk.models.train import evaluate_command
+    """Evaluate the shipped models and a TF-IDF baseline on the test split; write reports/metrics.json and plots."""
+    from tweetdesk.models.evaluate import evaluate_command
 
     evaluate_command(_settings(data_path=data))
 

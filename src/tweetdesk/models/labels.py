@@ -1,6 +1,8 @@
 """Label sets, and the table that turns the data set's human ``negativereason`` into our topics.
 
-``negativereason`` is a *yardstick only*: the topic model learns from LDA weak labels, never from it.
+``negativereason`` is the topic yardstick on the validation and test splits, which never train anything. The
+training split's reasons are one of the topic targets' sources when ``train.TOPIC_HUMAN_LABELS`` is on
+(``distil.human_topic_targets``; the model card says which way a version was trained).
 
 How topic macro-F1 is computed (``topic_agreement``):
 * Gold: the test split's negative tweets whose ``negativereason`` is in ``NEGATIVEREASON_TO_TOPIC``

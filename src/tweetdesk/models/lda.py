@@ -50,6 +50,8 @@ class TopicMapping:
     seed_init: float = 1.0
     n_total: int = 0  # LDA topics to fit; ids beyond the mapped ones are unmapped catch-alls
     ignore: frozenset[str] = frozenset()
+    # topic name -> reviewed one-line descriptions (the encoder's side of the weak labels, ``weak_topic_targets``)
+    descriptions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def name_of(self, lda_id: int) -> str | None:
         return next((t.name for t in self.topics if t.id == lda_id), None)
@@ -76,8 +78,15 @@ def load_mapping(path: Path = MAPPING_FILE) -> TopicMapping:
     missing = set(TOPICS) - {t.name for t in topics}
     if missing:
         raise ConfigError(f"{path}: no LDA topic maps to {', '.join(sorted(missing))}")
+    descriptions = {str(k): tuple(str(x) for x in v) for k, v in raw.get("descriptions", {}).items()}
+    unknown = set(descriptions) - set(TOPICS)
+    if unknown:
+        raise ConfigError(f"{path}: descriptions for unknown topic(s) {', '.join(sorted(unknown))}")
+    if descriptions and (set(TOPICS) - {k for k, v in descriptions.items() if v}):
+        raise ConfigError(f"{path}: no description for {', '.join(sorted(set(TOPICS) - set(descriptions)))}")
     return TopicMapping(
         version=str(raw.get("version", "unversioned")),
+        descriptions=descriptions,
         topics=tuple(sorted(topics, key=lambda t: t.id)),
         n_total=int(raw.get("n_topics", 0)),
         ignore=frozenset(str(w).lower() for w in raw.get("ignore", [])),
@@ -213,19 +222,6 @@ class LdaLabeller:
         return labels, conf
 
 
-def load_labeller(folder: Path) -> LdaLabeller:
-    """The guided LDA saved in an artifact folder (``lda/``) with that folder's copy of the mapping."""
-    from gensim.corpora import Dictionary
-    from gensim.models import LdaModel
-
-    folder = Path(folder)
-    return LdaLabeller(
-        LdaModel.load(str(folder / "lda" / "lda.gensim")),
-        Dictionary.load(str(folder / "lda" / "dictionary.gensim")),
-        load_mapping(folder / "topic_mapping.toml"),
-    )
-
-
 def fit_lda(
     docs: list[list[str]],
     mapping: TopicMapping | None = None,
@@ -317,3 +313,21 @@ def lda_command(settings, n_topics: int = 12) -> None:
     agree = topic_agreement(split.train["negativereason"][neg], [x or "" for x, m in zip(labels, neg) if m])
     print(f"agreement with mapped negativereason (training negatives, n={agree['n']}): "
           f"macro-F1 {agree['macro_f1']:.3f}, accuracy {agree['accuracy']:.3f}")
+
+
+def weak_topic_targets(lda_probs: np.ndarray, similarity: np.ndarray | None, encoder_weight: float,
+                       temperature: float) -> np.ndarray:
+    """The weak topic distribution per tweet, (n, 8) rows summing to 1: ``encoder_weight`` x a softmax of the
+    encoder's similarity to each topic's descriptions (``similarity``, (n, 8) cosines, best description per
+    topic; divided by ``temperature``) + the rest x the guided LDA's posterior over the eight names
+    (``lda_probs`` from ``name_probs``, renormalised). A tweet with no word the LDA knows takes the encoder's
+    alone; without ``similarity`` (no encoder) the LDA's alone (uniform where it knows no word)."""
+    mass = lda_probs.sum(axis=1, keepdims=True)
+    p_lda = np.divide(lda_probs, mass, out=np.full_like(lda_probs, 1.0 / lda_probs.shape[1]), where=mass > 0)
+    if similarity is None:
+        return p_lda.astype(np.float32)
+    z = similarity / temperature
+    p_enc = np.exp(z - z.max(axis=1, keepdims=True))
+    p_enc /= p_enc.sum(axis=1, keepdims=True)
+    w = np.where(mass > 0, encoder_weight, 1.0)
+    return (w * p_enc + (1 - w) * p_lda).astype(np.float32)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -231,12 +232,28 @@ def train_model(
     batch_size: int = 64,
     lr: float = 2e-3,
     class_weight_power: float = 0.5,
+    soft_targets: np.ndarray | None = None,
+    soft_weight: float = 1.0,
+    temperature: float = 1.0,
+    soft_loss: str = "ce",
+    init_embeddings: np.ndarray | None = None,
     desc: str = "",
 ) -> tuple[LSTMClassifier, History]:
-    """Train with early stopping on validation macro-F1; returns the best epoch's model.
+    """Train with early stopping on validation accuracy + macro-F1; returns the best epoch's model.
 
     Class imbalance: the loss weights each class by (n / n_class) ** class_weight_power (0.5 = the
     square root of inverse frequency: lifts minority classes without wrecking accuracy).
+
+    Distillation: ``soft_targets`` (n, classes), a teacher's probabilities per training doc. A doc's loss is
+    then ``soft_weight`` x the cross-entropy against its soft target + (1 - ``soft_weight``) x the usual one
+    against its label; a doc without a label (``train_y`` -1, e.g. an augmented copy) learns from the soft
+    target alone. A soft target's class weight is its expected class weight. ``temperature`` T > 1 softens
+    both sides (Hinton et al.: teacher probabilities ** (1/T), renormalised, against the student's
+    logits / T, times T squared so the gradients keep their scale). ``soft_loss="mse"``: instead of that
+    cross-entropy, the mean squared error between the student's and the teacher's logits (Tang et al. 2019;
+    the teacher's logits recovered from its probabilities as centred log-probabilities, the student's centred
+    too, since a softmax ignores a shift). ``init_embeddings``
+    (vocab_size, embed_dim) starts the word embeddings from given vectors instead of random ones.
     """
     from sklearn.metrics import accuracy_score, f1_score
     from tqdm.auto import tqdm
@@ -244,14 +261,48 @@ def train_model(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n_cls = len(cfg.labels)
-    counts = np.bincount(train_y, minlength=n_cls).astype(np.float64)
+    train_y = np.asarray(train_y, dtype=np.int64)
+    soft = None if soft_targets is None else np.asarray(soft_targets, dtype=np.float64)
+    if soft is not None and temperature != 1.0:
+        soft = np.power(np.clip(soft, 1e-12, None), 1.0 / temperature)
+        soft /= soft.sum(axis=1, keepdims=True)
+    soft = None if soft is None else soft.astype(np.float32)
+    if soft_loss not in ("ce", "mse"):
+        raise ValueError(f"train_model: soft_loss must be 'ce' or 'mse', not {soft_loss!r}")
+    soft_logits = None
+    if soft is not None and soft_loss == "mse":
+        lq = np.log(np.clip(soft.astype(np.float64), 1e-6, None))
+        soft_logits = (lq - lq.mean(axis=1, keepdims=True)).astype(np.float32)
+    if soft is None and (train_y < 0).any():
+        raise ValueError("train_model: unlabelled docs (train_y -1) need soft_targets")
+    counted = train_y if soft is None else np.where(train_y >= 0, train_y, soft.argmax(1))
+    counts = np.bincount(counted, minlength=n_cls).astype(np.float64)
     cw = (counts.sum() / np.maximum(counts, 1) / n_cls) ** class_weight_power
     class_w = torch.tensor(cw / cw.mean(), dtype=torch.float32)
     sw = np.ones(len(train_docs), dtype=np.float32) if sample_weight is None else sample_weight.astype(np.float32)
 
     model = LSTMClassifier(cfg)
+    if init_embeddings is not None:
+        with torch.no_grad():
+            model.embed.weight.copy_(torch.as_tensor(init_embeddings, dtype=torch.float32))
+            model.embed.weight[0].zero_()  # padding
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(weight=class_w, reduction="none")
+
+    def batch_loss(logits: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        y = torch.from_numpy(train_y[idx])
+        has = y >= 0
+        hard = loss_fn(logits, y.clamp(min=0)) * has
+        if soft is None:
+            return hard
+        q = torch.from_numpy(soft[idx])
+        if soft_logits is not None:
+            z = logits - logits.mean(dim=1, keepdim=True)
+            s_loss = ((z - torch.from_numpy(soft_logits[idx])) ** 2).mean(1) * (q @ class_w)
+        else:
+            s_loss = -(q * torch.log_softmax(logits / temperature, dim=1)).sum(1) * (q @ class_w) * temperature**2
+        a = torch.where(has, torch.tensor(soft_weight), torch.tensor(1.0))
+        return a * s_loss + (1 - a) * hard
     ids, lengths = vocab.encode(train_docs, cfg.max_len)
     hist = History()
     best_score, best_state, bad = -math.inf, None, 0
@@ -264,7 +315,7 @@ def train_model(
             idx = perm[start : start + batch_size]
             logits = model(_pad([ids[i] for i in idx]), torch.from_numpy(lengths[idx]))
             w = torch.from_numpy(sw[idx])
-            loss = (loss_fn(logits, torch.from_numpy(train_y[idx])) * w).sum() / w.sum()
+            loss = (batch_loss(logits, idx) * w).sum() / w.sum()
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -283,7 +334,7 @@ def train_model(
         hist.val_accuracy.append(float(acc))
         hist.val_macro_f1.append(float(f1))
         tqdm.write(f"{desc} epoch {epoch}: train loss {total / max(seen, 1):.4f}  val loss {val_loss:.4f}  "
-                   f"val acc {acc:.4f}  val macro-F1 {f1:.4f}")
+                   f"val acc {acc:.4f}  val macro-F1 {f1:.4f}", file=sys.stderr)
         score = f1 + acc
         if score > best_score:
             best_score, bad, hist.best_epoch = score, 0, epoch
@@ -291,7 +342,8 @@ def train_model(
         else:
             bad += 1
             if bad >= patience:
-                tqdm.write(f"{desc}: early stop (no val improvement for {patience} epochs), best epoch {hist.best_epoch}")
+                tqdm.write(f"{desc}: early stop (no val improvement for {patience} epochs), best epoch {hist.best_epoch}",
+                           file=sys.stderr)
                 break
     model.load_state_dict(best_state)
     model.eval()

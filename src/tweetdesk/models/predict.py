@@ -1,10 +1,5 @@
-"""Load a trained model folder and classify cleaned tweets, batched.
-
-An artifact folder (``<artifacts_dir>/<version>/``) holds ``model.json`` (the manifest: version,
-members, split seed, metrics, training history), one ``<member>.pt`` + ``<member>.json`` per LSTM,
-``lda/`` (the guided LDA that made the topic weak labels) and ``MODEL_CARD.md``.
-``model_version = "latest"`` resolves to the name in ``<artifacts_dir>/LATEST``, else to the
-newest folder name (names are date-based and sort in time order).
+"""Classify cleaned tweets, batched, with the LSTMs of one model version (loaded through ``artifact.py``, which
+knows the folder layout; ``model_version = "latest"`` resolves through ``artifact.resolve_version``).
 
 Sentiment may be a small ensemble of LSTMs trained from different seeds: their class probabilities
 are averaged. A tweet with no words left after cleaning (only mentions, links, numbers, punctuation or
@@ -14,7 +9,6 @@ done") is still classified.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +17,11 @@ import numpy as np
 
 from tweetdesk.config import ModelSettings, Settings
 from tweetdesk.errors import ModelNotFoundError
+from tweetdesk.models.artifact import Artifact, resolve_version
 from tweetdesk.models.features import model_tokens
-from tweetdesk.models.lstm import LSTMClassifier, Vocab, load_model, predict_proba
+from tweetdesk.models.lstm import LSTMClassifier, Vocab, predict_proba
 from tweetdesk.nlp.clean import CLEANING_VERSION, CleanedText
 from tweetdesk.records import UNCLASSIFIABLE
-
-MANIFEST = "model.json"
-LATEST = "LATEST"
 
 
 @dataclass(frozen=True)
@@ -40,58 +32,31 @@ class Prediction:
     topic_score: float
 
 
-def resolve_version(artifacts_dir: Path, version: str = "latest") -> Path:
-    """The artifact folder for ``version`` ("latest" = LATEST file, else newest folder)."""
-    artifacts_dir = Path(artifacts_dir)
-    if version != "latest":
-        folder = artifacts_dir / version
-        if not (folder / MANIFEST).exists():
-            have = ", ".join(sorted(p.parent.name for p in artifacts_dir.glob(f"*/{MANIFEST}"))) or "none"
-            raise ModelNotFoundError(f"model version '{version}' not found in {artifacts_dir} (available: {have})")
-        return folder
-    pointer = artifacts_dir / LATEST
-    if pointer.exists():
-        name = pointer.read_text(encoding="utf-8").strip()
-        if (artifacts_dir / name / MANIFEST).exists():
-            return artifacts_dir / name
-    found = sorted(p.parent for p in artifacts_dir.glob(f"*/{MANIFEST}"))
-    if not found:
-        raise ModelNotFoundError(f"no trained model in {artifacts_dir}: run `tweetdesk train`")
-    return found[-1]
-
-
 class Classifier:
     """Both LSTMs of one artifact folder. Thread-safe for inference (torch modules in eval mode)."""
 
     def __init__(self, folder: Path):
-        self.folder = Path(folder)
-        try:
-            self.manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ModelNotFoundError(f"cannot read {self.folder / MANIFEST}: {e}") from None
-        self.version: str = self.manifest["version"]
+        art = Artifact.load(folder)
+        self.folder = art.folder
+        self.manifest = art.manifest
+        self.version: str = art.version
         # The cleaning rules the models were trained on (nlp/clean.py); they read tweets cleaned that way.
         self.cleaning = int(self.manifest.get("cleaning", 1))
         if self.cleaning > CLEANING_VERSION:
             raise ModelNotFoundError(f"{self.folder}: trained on cleaning rules {self.cleaning}, newer than this "
                                      f"tweetdesk's ({CLEANING_VERSION}): upgrade tweetdesk")
-        self.sentiment: list[tuple[LSTMClassifier, Vocab]] = [load_model(self.folder, n) for n in self.manifest["sentiment"]]
-        self.topic: list[tuple[LSTMClassifier, Vocab]] = [load_model(self.folder, n) for n in self.manifest["topic"]]
+        self.sentiment: list[tuple[LSTMClassifier, Vocab]] = art.sentiment
+        self.topic: list[tuple[LSTMClassifier, Vocab]] = art.topic
         self.sentiment_labels = self.sentiment[0][0].cfg.labels
         self.topic_labels = self.topic[0][0].cfg.labels
         # Optional: average the topic LSTM with the guided LDA that labelled its training data (see the model card).
         self.topic_lda_weight = float(self.manifest.get("topic_lda_weight", 0.0))
-        self.lda = None
-        if self.topic_lda_weight > 0:
-            from tweetdesk.models.lda import load_labeller
+        self.lda = art.labeller if self.topic_lda_weight > 0 else None
+        if self.lda is not None:
             from tweetdesk.records import TOPICS
 
             if list(self.topic_labels) != list(TOPICS):
                 raise ModelNotFoundError(f"{self.folder}: topic labels {self.topic_labels} are not in records.TOPICS order")
-            try:
-                self.lda = load_labeller(self.folder)
-            except (OSError, ValueError) as e:
-                raise ModelNotFoundError(f"cannot load the topic LDA in {self.folder / 'lda'}: {e}") from None
 
     @staticmethod
     def _ensemble(

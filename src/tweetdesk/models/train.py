@@ -1,47 +1,77 @@
-"""`tweetdesk train` and `tweetdesk evaluate`.
+"""`tweetdesk train`: a MiniLM teacher, and the LSTMs distilled from it.
 
-train: load + deduplicate + split the data set -> clean -> guided LDA on the training split -> weak
-topic labels -> sentiment LSTM(s) on the human sentiment labels and topic LSTM on the confident weak
-labels (early stopping on validation) -> artifact folder + model card -> evaluation (reports/).
+1. load + deduplicate + split the data set (seeded) -> clean;
+2. guided LDA on the training split's complaints (the reviewed seed words) -> the LDA's topic posterior;
+3. the teacher (``distil.teach``, training only): weak topic targets = the LDA posterior + the pretrained
+   encoder's similarity to the reviewed topic descriptions; MiniLM fine-tuned on the human sentiment labels
+   and those targets (epochs chosen on validation); it then labels the training tweets, augmented copies of
+   them (Tang et al. 2019) and the earlier labelling file's other tweets;
+4. the students: sentiment BiLSTMs (an ensemble of seeds) on the teacher's soft labels together with the
+   human labels; the topic BiLSTM on the teacher's topic probabilities together with the weak targets;
+   early stopping on the validation split (human sentiment labels; for topics the teacher's + weak targets,
+   never ``negativereason``);
+5. ``train`` returns the version as an ``Artifact`` (``artifact.py`` saves it: LSTMs as float16, the LDA, the
+   mapping, the manifest); ``train_command`` saves it, evaluates it (``evaluate.py``: LSTMs, teacher and a
+   TF-IDF baseline on the same test split) -> metrics, model card, reports/, LATEST, and reports the figures.
 
-evaluate: the same evaluation for the shipped (or chosen) model folder, on the same split (the seed
-is in the manifest). Neither touches ``negativereason`` except to measure.
+``fit_sentiment``, ``fit_topic`` and ``train`` print nothing: progress goes to the ``progress`` callback
+(stderr by default) and the LSTMs' epoch lines to stderr.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import sys
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.models import labels as L
-from tweetdesk.models.dataset import Split, load_dataset, split_dataset
+from tweetdesk.models.augment import AugmentConfig
+from tweetdesk.models.dataset import load_dataset, split_dataset
+from tweetdesk.models.evaluate import EARLIER_LABELS_NAME, clean_split, evaluate_folder, say, set_threads, teacher_figures
 from tweetdesk.models.features import model_tokens
+from tweetdesk.models.teacher import TeacherConfig
 from tweetdesk.nlp.clean import CLEANING_VERSION
 from tweetdesk.records import SENTIMENTS, TOPICS
 
-EARLIER_LABELS_NAME = "airline_tweets_topic_labelled.csv"
-# Hyper-parameters chosen on the validation split (see the model card).
+if TYPE_CHECKING:
+    from tweetdesk.models.artifact import Artifact
+
+# Students. Sizes keep the three LSTMs >= 10,000 tweets/s on one thread (benchmarks/classify.py).
 SENTIMENT_CFG = dict(max_len=40, embed_dim=100, hidden=64, dropout=0.5, embed_dropout=0.3, tokens="all_tokens")
 TOPIC_CFG = dict(max_len=30, embed_dim=100, hidden=64, dropout=0.5, embed_dropout=0.3, tokens="tokens")
-SENTIMENT_SEEDS = 2  # ensemble members (different seeds), probabilities averaged: 3 scored a little higher on
-# validation (macro-F1 0.774 vs 0.769) but costs a third more inference time (the LSTMs-alone target is 5,000/s)
-SENTIMENT_CLASS_WEIGHT_POWER = 0.3  # loss weight per class = (inverse frequency) ** this; 0.3 beat 0.5 on validation
-TOPIC_MIN_CONFIDENCE = 0.6  # weak labels below this LDA confidence are not trained on
-TOPIC_SELF_TRAIN = 0.7  # round 1 adds tweets the round-0 topic LSTM labels with at least this probability
-TOPIC_SELF_TRAIN_ROUNDS = 1  # validation macro-F1 vs negativereason: 0.585 (0 rounds), 0.590 (1); a trained
-# 2-round model scored 0.580 on validation (2026-11-25.5, not shipped)
-TOPIC_LDA_WEIGHT = 0.5  # inference: topic probabilities = (1 - w) * LSTM + w * the LDA posterior over the eight
-# names (renormalised); an equal average, not tuned. Validation macro-F1 vs negativereason with the 2026-11-25.4
-# models: 0.590 (LSTM alone), 0.609 (w = 0.5); w 0.2/0.3/0.4 gave 0.588/0.595/0.598.
+SENTIMENT_SEEDS = 1  # ensemble members (different seeds), probabilities averaged. Distilled, two scored as one on
+# validation (0.825 / 0.780 vs 0.826 / 0.779 and 0.826 / 0.784): one keeps enrich_batch above 3,000 tweets/s
+SENTIMENT_CLASS_WEIGHT_POWER = 0.3  # loss weight per class = (inverse frequency) ** this
+SOFT_WEIGHT = 0.5  # a labelled training tweet's loss: this x cross-entropy vs the teacher + the rest x vs its label
+TOPIC_TEACHER_SHARE = 0.5  # a training tweet's topic target: this x the teacher's + the rest x the weak target
+TOPIC_HUMAN_LABELS = True  # fold the training split's human negativereason into the topic targets (teacher and
+# student; validation and test never). Validation macro-F1 vs negativereason of a topic LSTM on the weak and the
+# teacher's targets alone stalled near 0.65; see the model card for the figures with and without
+TOPIC_HUMAN_WEIGHT = 1.0  # share of a target moved to the human reason's topic (distil.human_topic_targets)
+TOPIC_STOP_SHARE = 0.1  # with TOPIC_HUMAN_LABELS: share of the training tweets with a reason held out for early stopping
+COPIES_KEEP_LABEL = True  # an augmented copy learns its source's human sentiment label beside the teacher's (as the
+# training tweet itself does). Validation, one sentiment LSTM: 0.838 / 0.791 at its 4th epoch vs 0.826 / 0.78 without
+TOPIC_LDA_WEIGHT = 0.0  # inference: topic probabilities = (1 - w) x LSTM + w x the LDA posterior (renormalised).
+# Validation macro-F1 vs negativereason of the distilled topic LSTM: 0.649 (w 0), 0.647 (0.3), 0.627 (0.5): the
+# LSTM learnt the LDA's half of its targets already, so the LDA is no longer run at inference
+EMBED_FROM_ENCODER = True  # start the LSTMs' word embeddings from the fine-tuned teacher's word vectors. Validation
+# accuracy / macro-F1 of one sentiment LSTM: distilled, 0.828 / 0.784 (these) vs 0.826 / 0.779 (the pretrained
+# encoder's); on the human labels alone, 0.828 / 0.775 (the pretrained encoder's) vs 0.80 / 0.75 (random)
 LR = 1e-3
+STUDENT_BATCH = 128  # four times the training split per epoch with the copies: larger steps, fewer of them
+STUDENT_PATIENCE = 2  # epochs without a better validation score before stopping
+TEACHER = TeacherConfig()
+AUGMENT = AugmentConfig()
 
 
 def _sha256(path: Path) -> str:
@@ -52,524 +82,285 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _clean(texts: list[str], desc: str):
-    from tqdm.auto import tqdm
+@dataclass
+class StudentData:
+    """What one student learns from: docs (the training split's, then the augmented copies' and the earlier
+    file's, empty ones dropped), hard labels (-1 where none), soft targets, sample weights, and validation."""
 
-    from tweetdesk.nlp.clean import clean_many
-
-    out = []
-    step = 2000
-    for i in tqdm(range(0, len(texts), step), desc=f"cleaning {desc}", unit="chunk", file=sys.stderr):
-        out.extend(clean_many(texts[i : i + step]))
-    return out
-
-
-def _set_threads() -> None:
-    import torch
-
-    # Two cores shared with other work: more threads than cores only thrash.
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    docs: list[list[str]]
+    y: np.ndarray
+    soft: np.ndarray
+    weight: np.ndarray | None
+    val_docs: list[list[str]]
+    val_y: np.ndarray
+    vocab_docs: list[list[str]]  # for the vocabulary: not the copies' swapped-in words
 
 
-# --------------------------------------------------------------------------------------------- training
+def fit_sentiment(data: StudentData, epochs: int, seed: int, teacher=None, members: int = SENTIMENT_SEEDS) -> tuple[list, dict]:
+    """The sentiment LSTM(s), distilled: ``members`` seeds, each on the human labels + the teacher's soft
+    labels. Returns [(model, vocab)] and the training histories by name."""
+    from tweetdesk.models.lstm import LSTMConfig, Vocab, train_model
 
-
-def train_command(
-    settings, epochs: int = 20, seed: int = 42, version: str | None = None, reuse_sentiment: str | None = None
-) -> Path:
-    """Train and write a new artifact version. ``reuse_sentiment`` names an existing version whose
-    sentiment ensemble is copied instead of retrained (same split seed required): for retraining the
-    topic side only, which is cheap, on a shared machine."""
-    import time
-
-    import torch
-    from tqdm.auto import tqdm
-
-    from tweetdesk.models.lda import MAPPING_FILE, fit_lda, load_mapping
-    from tweetdesk.models.lstm import LSTMConfig, Vocab, predict_proba, save_model, train_model
-    from tweetdesk.models.predict import LATEST, MANIFEST, Classifier
-
-    _set_threads()
-    started = time.monotonic()
-    data_path = Path(settings.data_path)
-    reuse_folder = None
-    if reuse_sentiment:
-        from tweetdesk.models.predict import resolve_version
-
-        reuse_folder = resolve_version(settings.artifacts_dir, reuse_sentiment)
-        reused = json.loads((reuse_folder / MANIFEST).read_text(encoding="utf-8"))
-        if int(reused.get("split_seed", -1)) != seed:
-            raise TweetdeskError(f"--reuse-sentiment {reuse_sentiment}: it was trained with split seed "
-                                 f"{reused.get('split_seed')}, not {seed}")
-        if int(reused.get("cleaning", 1)) != CLEANING_VERSION:
-            # One version's models all read the same cleaning (model.json "cleaning").
-            raise TweetdeskError(f"--reuse-sentiment {reuse_sentiment}: it was trained on cleaning rules "
-                                 f"{reused.get('cleaning', 1)}, not the current {CLEANING_VERSION}: retrain it")
-    split = split_dataset(load_dataset(data_path), seed=seed)
-    version = version or datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
-    folder = Path(settings.artifacts_dir) / version
-    if (folder / MANIFEST).exists():
-        raise TweetdeskError(f"model version '{version}' already exists in {folder.parent}: pick another --version")
-    tqdm.write(f"data {data_path}: {split.dedup['rows']} rows, {split.dedup['unique']} after dedup; split {split.sizes()}")
-    cleaned = {k: _clean(list(getattr(split, k)["text"]), k) for k in ("train", "val", "test")}
-
-    # 1. guided LDA on the training split's complaints -> weak topic labels for every tweet. Fitted on
-    # the negative tweets only (the human sentiment label, not negativereason): praise and chit-chat
-    # otherwise form their own themes and pull complaints ("thanks for nothing") towards them.
-    mapping = load_mapping()
-    lda_docs = [c.tokens for c, s in zip(cleaned["train"], split.train["airline_sentiment"]) if s == "negative"]
-    tqdm.write(f"fitting guided LDA ({mapping.n_topics} topics, mapping version {mapping.version}) "
-               f"on {len(lda_docs)} negative training tweets…")
-    labeller = fit_lda(lda_docs, mapping, seed=seed)
-    for k, name, words in labeller.top_words(10):
-        tqdm.write(f"  LDA {k:>2} {name or '(unmapped)':<28} {' '.join(words)}")
-    weak = {k: labeller.weak_labels([c.tokens for c in cleaned[k]]) for k in ("train", "val")}
-
-    folder.mkdir(parents=True, exist_ok=True)
-    histories: dict[str, dict] = {}
-
-    # 2. sentiment LSTM ensemble on the human labels
-    def prep(k: str, field: str) -> list[list[str]]:
-        return [model_tokens(c, field) or ["<unk>"] for c in cleaned[k]]
-
-    s_train, s_val = prep("train", "all_tokens"), prep("val", "all_tokens")
-    y_train = split.train["airline_sentiment"].map(L.SENTIMENT_INDEX).to_numpy()
-    y_val = split.val["airline_sentiment"].map(L.SENTIMENT_INDEX).to_numpy()
-    # Crowd agreement as a sample weight: tweets the annotators disagreed on teach less.
-    conf = split.train["airline_sentiment_confidence"].astype(float).fillna(1.0).to_numpy()
-    vocab = Vocab.build(s_train)
-    sentiment_members = []
-    for i in range(0 if reuse_folder else SENTIMENT_SEEDS):
+    vocab = Vocab.build(data.vocab_docs)
+    init = _word_vectors(vocab, SENTIMENT_CFG["embed_dim"], teacher)
+    out, histories = [], {}
+    for i in range(members):
         name = f"sentiment_{i}"
         cfg = LSTMConfig(name=name, labels=list(SENTIMENTS), vocab_size=len(vocab), **SENTIMENT_CFG)
-        model, hist = train_model(cfg, vocab, s_train, y_train, s_val, y_val, sample_weight=conf, epochs=epochs,
-                                  seed=seed + i, lr=LR, class_weight_power=SENTIMENT_CLASS_WEIGHT_POWER, desc=name)
-        save_model(model, vocab, folder)
-        sentiment_members.append(name)
+        model, hist = train_model(cfg, vocab, data.docs, data.y, data.val_docs, data.val_y, sample_weight=data.weight,
+                                  epochs=epochs, seed=seed + i, lr=LR, class_weight_power=SENTIMENT_CLASS_WEIGHT_POWER,
+                                  soft_targets=data.soft, soft_weight=SOFT_WEIGHT, init_embeddings=init,
+                                  batch_size=STUDENT_BATCH, patience=STUDENT_PATIENCE, desc=name)
+        out.append((model, vocab))
         histories[name] = hist.__dict__
-    if reuse_folder:
-        for name in reused["sentiment"]:
-            for ext in (".pt", ".json"):
-                shutil.copy(reuse_folder / f"{name}{ext}", folder / f"{name}{ext}")
-            sentiment_members.append(name)
-            histories[name] = reused.get("history", {}).get(name, {})
-        tqdm.write(f"sentiment ensemble {sentiment_members} copied from {reuse_folder.name}")
+    return out, histories
 
-    # 3. topic LSTM on confident weak labels (validation = weak labels too; never negativereason)
-    t_train, t_val = prep("train", "tokens"), prep("val", "tokens")
 
-    def confident(k: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        lab, c = weak[k]
-        keep = np.array([x is not None and ci >= TOPIC_MIN_CONFIDENCE for x, ci in zip(lab, c)])
-        y = np.array([L.TOPIC_INDEX[x] if x else -1 for x in lab])
-        return keep, y, c
+def fit_topic(data: StudentData, epochs: int, seed: int) -> tuple[tuple, dict]:
+    """The topic LSTM on soft targets alone. Returns (model, vocab) and its history."""
+    from tweetdesk.models.lstm import LSTMConfig, Vocab, train_model
 
-    keep_tr, yt_tr, c_tr = confident("train")
-    keep_va, yt_va, c_va = confident("val")
+    vocab = Vocab.build(data.vocab_docs)
+    cfg = LSTMConfig(name="topic_0", labels=list(TOPICS), vocab_size=len(vocab), **TOPIC_CFG)
+    model, hist = train_model(cfg, vocab, data.docs, data.y, data.val_docs, data.val_y, epochs=epochs, seed=seed,
+                              lr=LR, soft_targets=data.soft, batch_size=STUDENT_BATCH, patience=STUDENT_PATIENCE,
+                              # the pretrained encoder's vectors: validation macro-F1 vs negativereason 0.649, the
+                              # fine-tuned teacher's 0.631 (its encoder also learnt the noisy weak targets)
+                              init_embeddings=_word_vectors(vocab, TOPIC_CFG["embed_dim"], None), desc="topic_0")
+    return (model, vocab), hist.__dict__
 
-    def fit_topic(keep, y, w, keep_v, y_v, desc):
-        vocab_t = Vocab.build([d for d, k in zip(t_train, keep) if k])
-        cfg_t = LSTMConfig(name="topic_0", labels=list(TOPICS), vocab_size=len(vocab_t), **TOPIC_CFG)
-        model_t, hist_t = train_model(
-            cfg_t, vocab_t,
-            [d for d, k in zip(t_train, keep) if k], y[keep],
-            [d for d, k in zip(t_val, keep_v) if k], y_v[keep_v],
-            sample_weight=w[keep], epochs=epochs, seed=seed, lr=LR, desc=desc,
-        )
-        return model_t, vocab_t, hist_t
 
-    # round 0: the confident weak labels only
-    tmodel, tvocab, thist = fit_topic(keep_tr, yt_tr, c_tr, keep_va, yt_va, "topic round 0")
-    # rounds 1..TOPIC_SELF_TRAIN_ROUNDS (self-training): keep the confident weak labels, add the tweets the
-    # previous round's LSTM labels with probability >= TOPIC_SELF_TRAIN (weighted by it), and train a fresh
-    # LSTM on the larger set.
-    keep2_tr, keep2_va = keep_tr, keep_va
-    for rnd in range(1, TOPIC_SELF_TRAIN_ROUNDS + 1):
-        p_tr = predict_proba(tmodel, tvocab, t_train)
-        p_va = predict_proba(tmodel, tvocab, t_val)
-        keep2_tr = keep_tr | (p_tr.max(1) >= TOPIC_SELF_TRAIN)
-        keep2_va = keep_va | (p_va.max(1) >= TOPIC_SELF_TRAIN)
-        y2_tr = np.where(keep_tr, yt_tr, p_tr.argmax(1))
-        w2_tr = np.where(keep_tr, c_tr, p_tr.max(1))
-        y2_va = np.where(keep_va, yt_va, p_va.argmax(1))
-        tqdm.write(f"topic self-training round {rnd}: {int(keep_tr.sum())} weak labels + "
-                   f"{int((keep2_tr & ~keep_tr).sum())} LSTM labels with probability >= {TOPIC_SELF_TRAIN}")
-        tmodel, tvocab, thist = fit_topic(keep2_tr, y2_tr, w2_tr, keep2_va, y2_va, f"topic round {rnd}")
-    save_model(tmodel, tvocab, folder)
-    histories["topic_0"] = thist.__dict__
+def train(
+    settings, epochs: int = 20, seed: int = 42, version: str | None = None, teacher_epochs: int | None = None,
+    copies: int | None = None, reuse_teacher: str | None = None, teacher_max_train: int | None = None,
+    progress: Callable[[str], None] = say,
+) -> Artifact:
+    """Train a new version (not yet saved). ``reuse_teacher`` names an earlier version whose teacher lessons
+    (in ``<work_dir>/teacher/``) are reused instead of fine-tuning again (same data and seed required).
+    ``teacher_epochs``/``copies``/``teacher_max_train`` shrink the teacher's work (tests). The teacher and its
+    lessons are saved in the work dir (not shipped)."""
+    import torch
 
-    # 4. the LDA and its mapping travel with the models (evaluate re-labels with them)
-    (folder / "lda").mkdir(exist_ok=True)
-    labeller.model.save(str(folder / "lda" / "lda.gensim"))
-    labeller.dictionary.save(str(folder / "lda" / "dictionary.gensim"))
-    shutil.copy(MAPPING_FILE, folder / "topic_mapping.toml")
+    from tweetdesk.models.artifact import MANIFEST, Artifact
+    from tweetdesk.models.distil import Lessons, teach, teacher_folder
+    from tweetdesk.models.lda import fit_lda, load_mapping
+    from tweetdesk.models.teacher import encoder_path
 
+    threads = set_threads()
+    load_start = round(os.getloadavg()[0], 1)
+    started = time.monotonic()
+    data_path = Path(settings.data_path)
+    split = split_dataset(load_dataset(data_path), seed=seed)
+    encoder_path()  # without the train extra: one readable line now, not after the LDA
+    sha = _sha256(data_path)
+    version = version or datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
+    if (Path(settings.artifacts_dir) / version / MANIFEST).exists():
+        raise TweetdeskError(f"model version '{version}' already exists in {settings.artifacts_dir}: pick another --version")
+    lessons = None
+    if reuse_teacher:
+        lessons = Lessons.load(teacher_folder(settings, reuse_teacher))
+        if lessons.info.get("seed") != seed or lessons.info.get("data_sha256") != sha:
+            raise TweetdeskError(f"--reuse-teacher {reuse_teacher}: its lessons were made from other data or another "
+                                 f"seed (seed {lessons.info.get('seed')}, not {seed})")
+    progress(f"torch threads: {threads} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    progress(f"data {data_path}: {split.dedup['rows']} rows, {split.dedup['unique']} after dedup; split {split.sizes()}")
+    cleaned = clean_split(split)
+
+    # 1. guided LDA on the training split's complaints (the human sentiment label, not negativereason): praise
+    # and chit-chat would otherwise form themes of their own and pull complaints ("thanks for nothing") in.
+    mapping = load_mapping()
+    lda_docs = [c.tokens for c, s in zip(cleaned["train"], split.train["airline_sentiment"]) if s == "negative"]
+    progress(f"fitting guided LDA ({mapping.n_topics} topics, mapping version {mapping.version}) on {len(lda_docs)} "
+             f"negative training tweets…")
+    labeller = fit_lda(lda_docs, mapping, seed=seed)
+    for k, name, words in labeller.top_words(10):
+        progress(f"  LDA {k:>2} {name or '(unmapped)':<28} {' '.join(words)}")
+
+    # 2. the teacher and its lessons
+    if lessons is None:
+        lda_probs = {k: labeller.name_probs([c.tokens for c in cleaned[k]], fixed=True) for k in ("train", "val", "test")}
+        t_cfg = TeacherConfig(**{**TEACHER.__dict__, **({"max_epochs": teacher_epochs} if teacher_epochs else {}),
+                                 **({"max_train": teacher_max_train} if teacher_max_train else {})})
+        a_cfg = AugmentConfig(**{**AUGMENT.__dict__, **({"copies": copies} if copies is not None else {})})
+        lessons, teacher = teach(settings, split, labeller, seed, t_cfg, a_cfg, data_path.parent / EARLIER_LABELS_NAME,
+                                 lda_probs, human_topics=TOPIC_HUMAN_LABELS)
+        lessons.info.update(data_sha256=sha, version=version)
+        tdir = teacher_folder(settings, version)
+        teacher.save(tdir)
+        lessons.save(tdir)
+        progress(f"teacher and its lessons saved in {tdir} ({lessons.info['seconds']:.0f} s)")
+    else:
+        from tweetdesk.models.teacher import Teacher
+
+        teacher = Teacher.load(teacher_folder(settings, reuse_teacher)) if EMBED_FROM_ENCODER else None
+    teacher_from = lessons.info.get("version", version)
+
+    # 3. the students
+    student_started = time.monotonic()
+    sdata, tdata, counts = _student_data(split, cleaned, lessons, seed, progress)
+    sentiment, histories = fit_sentiment(sdata, epochs, seed, teacher)
+    topic, histories["topic_0"] = fit_topic(tdata, epochs, seed)
+    student_seconds = round(time.monotonic() - student_started, 1)
+
+    figures = teacher_figures(split, lessons["sent_test"], lessons["topic_test"], lessons["weak_test"])
+    figures["history"] = lessons.info.get("history")
     manifest = {
         "version": version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "sentiment": sentiment_members,
-        "topic": ["topic_0"],
+        "sentiment": [m.cfg.name for m, _ in sentiment],
+        "topic": [topic[0].cfg.name],
         "topic_lda_weight": TOPIC_LDA_WEIGHT,
         "labels": {"sentiment": list(SENTIMENTS), "topic": list(TOPICS)},
         "split_seed": seed,
         "cleaning": CLEANING_VERSION,
-        "data": {"file": data_path.name, "sha256": _sha256(data_path), **split.dedup, "split": split.sizes()},
+        "data": {"file": data_path.name, "sha256": sha, **split.dedup, "split": split.sizes()},
         "topic_mapping_version": mapping.version,
-        "topic_training": {
-            "min_confidence": TOPIC_MIN_CONFIDENCE,
-            "weak_label_examples": int(keep_tr.sum()),
-            "self_training_threshold": TOPIC_SELF_TRAIN,
-            "self_training_rounds": TOPIC_SELF_TRAIN_ROUNDS,
-            "train_examples": int(keep2_tr.sum()),
-            "val_examples": int(keep2_va.sum()),
-            "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
-        },
+        "teacher": {**{k: v for k, v in lessons.info.items() if k not in ("data_sha256",)}, "from_version": teacher_from,
+                    "figures": figures},
+        "distillation": {**counts, "soft_weight": SOFT_WEIGHT, "topic_teacher_share": TOPIC_TEACHER_SHARE},
+        "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
         "hyperparameters": {"sentiment": SENTIMENT_CFG, "topic": TOPIC_CFG, "lr": LR, "max_epochs": epochs,
-                            "sentiment_members": len(sentiment_members),
-                            "sentiment_class_weight_power": SENTIMENT_CLASS_WEIGHT_POWER},
-        "sentiment_from": reuse_folder.name if reuse_folder else None,
+                            "batch_size": STUDENT_BATCH, "patience": STUDENT_PATIENCE,
+                            "sentiment_members": len(sentiment),
+                            "sentiment_class_weight_power": SENTIMENT_CLASS_WEIGHT_POWER,
+                            "embeddings_from_encoder": EMBED_FROM_ENCODER},
         "lda_fitted_on": f"{len(lda_docs)} negative training tweets",
-        "training_seconds": None,
+        "student_seconds": student_seconds,
+        "training_seconds": round(time.monotonic() - started, 1),
         "history": histories,
         "torch": torch.__version__,
+        "torch_threads": threads,
+        "load_average": {"start": load_start, "end": round(os.getloadavg()[0], 1)},
     }
-    manifest["training_seconds"] = round(time.monotonic() - started, 1)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    return Artifact(manifest, sentiment, [topic], labeller)
 
-    metrics = evaluate_folder(Classifier(folder), settings, split=split, cleaned=cleaned)
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-    write_model_card(folder, manifest, metrics)
-    (Path(settings.artifacts_dir) / LATEST).write_text(version + "\n", encoding="utf-8")
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    tqdm.write(f"saved {folder} ({size / 1e6:.1f} MB) after {time.monotonic() - started:.0f} s; LATEST -> {version}")
+
+def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[StudentData, StudentData, dict]:
+    """The sentiment and topic students' data from the split and the teacher's lessons."""
+    aug_clean = _clean_texts(lessons.aug_texts, "augmented copies")
+    extra_clean = _clean_texts(lessons.extra_texts, "earlier file's tweets")
+    n_tr = len(split.train)
+
+    def pool(field: str) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
+        train_docs = [model_tokens(c, field) or ["<unk>"] for c in cleaned["train"]]
+        more = []
+        keeps = []
+        for items in (aug_clean, extra_clean):
+            docs = [model_tokens(c, field) for c in items]
+            keeps.append(np.array([bool(d) for d in docs], dtype=bool))
+            more.append([d for d in docs if d])
+        return train_docs + more[0] + more[1], keeps[0], keeps[1]
+
+    # sentiment: human label + teacher's soft label on the training split and (COPIES_KEEP_LABEL) on the augmented
+    # copies, which keep their source's label; the teacher's alone on the earlier file's tweets
+    s_docs, keep_aug, keep_extra = pool("all_tokens")
+    n_aug, n_extra = int(keep_aug.sum()), int(keep_extra.sum())
+    y_train = split.train["airline_sentiment"].map(L.SENTIMENT_INDEX).to_numpy()
+    # crowd agreement as a sample weight: tweets the annotators disagreed on teach less
+    conf = split.train["airline_sentiment_confidence"].astype(float).fillna(1.0).to_numpy()
+    src = lessons["aug_source"][keep_aug]
+    y_aug, w_aug = (y_train[src], conf[src]) if COPIES_KEEP_LABEL else (np.full(n_aug, -1), np.ones(n_aug))
+    sdata = StudentData(
+        docs=s_docs, y=np.concatenate([y_train, y_aug, np.full(n_extra, -1)]),
+        soft=np.concatenate([lessons["sent_train"], lessons["sent_aug"][keep_aug], lessons["sent_extra"][keep_extra]]),
+        weight=np.concatenate([conf, w_aug, np.ones(n_extra)]),
+        val_docs=[model_tokens(c, "all_tokens") or ["<unk>"] for c in cleaned["val"]],
+        val_y=split.val["airline_sentiment"].map(L.SENTIMENT_INDEX).to_numpy(),
+        vocab_docs=s_docs[:n_tr] + s_docs[n_tr + n_aug:],  # not the copies' swapped-in words
+    )
+    progress(f"students learn from {n_tr} training tweets + {n_aug} augmented copies + {n_extra} tweets of the "
+             "earlier file")
+
+    # topic: the teacher's topic probabilities mixed with the weak targets (soft targets only)
+    t_docs, keep_aug_t, keep_extra_t = pool("tokens")
+    share = TOPIC_TEACHER_SHARE
+    t_soft = np.concatenate([share * lessons["topic_train"] + (1 - share) * lessons["weak_train"],
+                             lessons["topic_aug"][keep_aug_t], lessons["topic_extra"][keep_extra_t]])
+    t_src = lessons["aug_source"][keep_aug_t]
+    n_aug_t = len(t_src)
+    keep = np.ones(len(t_docs), dtype=bool)
+    # early stopping on the teacher's + weak targets of validation (never its negativereason) ...
+    val_docs = [model_tokens(c, "tokens") or ["<unk>"] for c in cleaned["val"]]
+    val_y = (share * lessons["topic_val"] + (1 - share) * lessons["weak_val"]).argmax(1)
+    human = {"used": TOPIC_HUMAN_LABELS, "teacher": bool((lessons.info.get("human_topic_labels") or {}).get("used"))}
+    if TOPIC_HUMAN_LABELS:
+        from tweetdesk.models.distil import human_topic_targets
+
+        # an augmented copy keeps its source tweet's reason, as it keeps its source's sentiment label
+        frame = pd.concat([split.train, split.train.iloc[t_src]], ignore_index=True)
+        t_soft[: n_tr + n_aug_t], n_human = human_topic_targets(t_soft[: n_tr + n_aug_t], frame, TOPIC_HUMAN_WEIGHT)
+        # ... or, with the human reasons in the targets, on a held-out share of the training split's tweets that
+        # have one (left out of training with their copies): targets and stopping then agree, and validation and
+        # test stay untouched
+        gold = [L.map_negativereason(r) if s == "negative" else None
+                for s, r in zip(split.train["airline_sentiment"], split.train["negativereason"])]
+        labelled = np.flatnonzero([g is not None for g in gold])
+        stop = np.sort(np.random.default_rng(seed).choice(labelled, int(len(labelled) * TOPIC_STOP_SHARE), replace=False))
+        in_stop = np.zeros(n_tr, dtype=bool)
+        in_stop[stop] = True
+        keep[:n_tr] = ~in_stop
+        keep[n_tr : n_tr + n_aug_t] = ~in_stop[t_src]
+        val_docs = [t_docs[i] for i in stop]
+        val_y = np.array([L.TOPIC_INDEX[gold[i]] for i in stop])
+        human.update(training_tweets_and_copies=n_human - int((~keep[: n_tr + n_aug_t]).sum()),
+                     held_out_for_early_stopping=len(stop))
+        progress(f"topic targets: the human negativereason of the training split folded in ({human}); early "
+                 f"stopping on {len(stop)} held-out training tweets' reasons")
+    kept_docs = [d for d, k in zip(t_docs, keep) if k]
+    n_tr_kept = int(keep[:n_tr].sum())
+    n_aug_kept = int(keep[n_tr : n_tr + n_aug_t].sum())
+    tdata = StudentData(
+        docs=kept_docs, y=np.full(len(kept_docs), -1), soft=t_soft[keep], weight=None, val_docs=val_docs, val_y=val_y,
+        vocab_docs=kept_docs[:n_tr_kept] + kept_docs[n_tr_kept + n_aug_kept:],
+    )
+    counts = {"training_tweets": n_tr, "augmented_copies": n_aug, "earlier_file_tweets": n_extra,
+              "copies_keep_label": COPIES_KEEP_LABEL, "topic_human_labels": human}
+    return sdata, tdata, counts
+
+
+def train_command(settings, **kwargs) -> Path:
+    """`tweetdesk train`: train, save, evaluate (metrics, model card, reports/), point LATEST at the new
+    version, and report its figures on stdout. Returns the version's folder."""
+    from tweetdesk.models.artifact import set_latest
+    from tweetdesk.models.predict import Classifier
+
+    started = time.monotonic()
+    art = train(settings, **kwargs)
+    folder = art.save(settings.artifacts_dir)
+    metrics = evaluate_folder(Classifier(folder), settings, teacher=art.manifest["teacher"]["figures"])
+    art.write_metrics(metrics)
+    set_latest(settings.artifacts_dir, art.version)
+    say(f"saved {folder} ({art.size_bytes() / 1e6:.1f} MB) after {time.monotonic() - started:.0f} s; "
+        f"LATEST -> {art.version}")
+    s, t = metrics["sentiment_test"], metrics["topic_vs_negativereason_test"]
+    b, te = metrics["baseline_sentiment_test"], (metrics.get("teacher") or {}).get("sentiment_test") or {}
+    print(json.dumps({
+        "version": art.version, "folder": str(folder),
+        "test": {"sentiment_accuracy": round(s["accuracy"], 4), "sentiment_macro_f1": round(s["macro_f1"], 4),
+                 "topic_macro_f1_vs_negativereason": round(t["macro_f1"] or 0, 4)},
+        "teacher_test": {"sentiment_accuracy": te.get("accuracy"), "sentiment_macro_f1": te.get("macro_f1")},
+        "baseline_test": {"sentiment_accuracy": b["accuracy"], "sentiment_macro_f1": b["macro_f1"]},
+        "targets": metrics["targets"], "training_seconds": art.manifest["training_seconds"],
+    }, indent=1))
     return folder
 
 
-# ------------------------------------------------------------------------------------------- evaluation
-
-
-def evaluate_command(settings) -> dict:
-    from tweetdesk.models.predict import get_classifier
-
-    _set_threads()
-    clf = get_classifier(settings)
-    metrics = evaluate_folder(clf, settings)
-    print(json.dumps({k: metrics[k] for k in ("version", "sentiment_test", "topic_vs_negativereason_test")}, indent=1))
-    return metrics
-
-
-def _load_labeller(folder: Path):
-    from tweetdesk.models.lda import load_labeller
-
-    return load_labeller(folder)
-
-
-def _load_earlier(path: Path) -> pd.DataFrame | None:
-    if not path.exists():
-        return None
-    df = pd.read_csv(path, dtype={"tweet_id": str})
-    df["topic"] = df["topic_desc"].replace({"Phone and Online Booking": "Online Booking"})
-    return df[["tweet_id", "topic"]].drop_duplicates("tweet_id")
-
-
-def _cls_metrics(y_true: list[str], y_pred: list[str], label_set: list[str]) -> dict:
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-
-    return {
-        "n": len(y_true),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=label_set, average="macro", zero_division=0)),
-        "per_class_f1": dict(zip(label_set, map(float, f1_score(y_true, y_pred, labels=label_set, average=None, zero_division=0)))),
-        "labels": label_set,
-        "confusion": confusion_matrix(y_true, y_pred, labels=label_set).tolist(),
-    }
-
-
-def evaluate_folder(clf, settings, split: Split | None = None, cleaned: dict | None = None) -> dict:
-    """Metrics for one artifact folder; writes reports/metrics.json and the PNGs; returns the metrics."""
+def _clean_texts(texts: list[str], desc: str) -> list:
     from tqdm.auto import tqdm
 
-    seed = int(clf.manifest.get("split_seed", 42))
-    data_path = Path(settings.data_path)
-    split = split or split_dataset(load_dataset(data_path), seed=seed)
-    cleaned = cleaned or {k: _clean(list(getattr(split, k)["text"]), k) for k in ("train", "val", "test")}
-    # The tweets as the models' cleaning rules left them (the LDA weak labels below read them too).
-    cleaned = {k: [c.for_model(clf.cleaning) for c in v] for k, v in cleaned.items()}
-    tqdm.write("evaluating on the test split…")
-    test = split.test
-    preds = clf.predict_cleaned(cleaned["test"])
-    # A test tweet with no words left is counted as wrong (its label is never "unclassifiable").
-    sent = _cls_metrics(list(test["airline_sentiment"]), [p.sentiment for p in preds], list(SENTIMENTS))
-    labeller = _load_labeller(clf.folder)
-    weak_test, _ = labeller.weak_labels([c.tokens for c in cleaned["test"]])
-    has_weak = [i for i, w in enumerate(weak_test) if w]
-    topic_weak = _cls_metrics([weak_test[i] for i in has_weak], [preds[i].topic for i in has_weak], list(TOPICS))
-    neg = (test["airline_sentiment"] == "negative").to_numpy()
-    topic_gold = L.topic_agreement(test["negativereason"][neg], [p.topic for p, m in zip(preds, neg) if m])
-    gold_rows = [i for i in np.flatnonzero(neg) if L.map_negativereason(test["negativereason"].iloc[i])]
-    topic_gold["confusion"] = _cls_metrics(
-        [L.eval_label(L.map_negativereason(test["negativereason"].iloc[i])) for i in gold_rows],
-        [L.eval_label(preds[i].topic) for i in gold_rows], list(L.EVAL_LABELS),
-    )["confusion"]
-    topic_gold["labels"] = list(L.EVAL_LABELS)
-    topic_gold["how"] = (
-        "test-split negative tweets whose negativereason maps to a topic (Can't Tell and empty excluded); "
-        "both sides collapsed with EVAL_COLLAPSE (Online Booking and Reservation Issue -> 'Online Booking / "
-        "Reservation'); macro-F1 = unweighted mean F1 over the 5 EVAL_LABELS; predictions outside them are misses"
-    )
-    comparison = compare_with_earlier(clf, labeller, split, cleaned, data_path.parent / EARLIER_LABELS_NAME)
-    metrics = {
-        "version": clf.version,
-        "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "data": {"file": data_path.name, "split_seed": seed, **split.dedup, "split": split.sizes(),
-                 "dedup_rule": "first row per tweet_id, then first row per normalised text (lower case, URLs removed, "
-                               "whitespace collapsed), before splitting"},
-        "sentiment_test": sent,
-        "topic_vs_weak_labels_test": topic_weak,
-        "topic_vs_negativereason_test": topic_gold,
-        "negativereason_mapping": L.NEGATIVEREASON_TO_TOPIC,
-        "label_comparison": comparison,
-        "unclassifiable_in_test": sum(p.sentiment == "unclassifiable" for p in preds),
-        "targets": {
-            "sentiment_accuracy>=0.80": sent["accuracy"] >= 0.80,
-            "sentiment_macro_f1>=0.75": sent["macro_f1"] >= 0.75,
-            "topic_macro_f1_vs_negativereason>=0.60": (topic_gold["macro_f1"] or 0) >= 0.60,
-        },
-    }
-    reports = Path(settings.reports_dir)
-    reports.mkdir(parents=True, exist_ok=True)
-    (reports / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-    write_plots(reports, metrics, clf.manifest.get("history", {}))
-    tqdm.write(
-        f"sentiment test: accuracy {sent['accuracy']:.4f}, macro-F1 {sent['macro_f1']:.4f} | topic vs weak labels: "
-        f"macro-F1 {topic_weak['macro_f1']:.4f} | topic vs negativereason: macro-F1 {topic_gold['macro_f1']:.4f} "
-        f"(n={topic_gold['n']}) | wrote {reports / 'metrics.json'}"
-    )
-    return metrics
+    from tweetdesk.nlp.clean import clean_many
+
+    import sys
+
+    out = []
+    for i in tqdm(range(0, len(texts), 2000), desc=f"cleaning {desc}", unit="chunk", file=sys.stderr, leave=False):
+        out.extend(clean_many(texts[i : i + 2000]))
+    return out
 
 
-def compare_with_earlier(clf, labeller, split: Split, cleaned: dict, earlier_path: Path) -> dict:
-    """Balance and agreement with negativereason: our LDA weak labels, our topic LSTM and the earlier
-    LDA file, all on the same tweets (the negative tweets present in both)."""
-    earlier = _load_earlier(earlier_path)
-    if earlier is None:
-        return {"note": f"{earlier_path} not found: no comparison"}
-    frames = []
-    for k in ("train", "val", "test"):
-        df = getattr(split, k)[["tweet_id", "airline_sentiment", "negativereason"]].copy()
-        df["split"] = k
-        df["tokens"] = [c.tokens for c in cleaned[k]]
-        df["cleaned"] = cleaned[k]
-        frames.append(df)
-    df = pd.concat(frames, ignore_index=True)
-    df = df[df["airline_sentiment"] == "negative"].merge(earlier, on="tweet_id", how="inner")
-    weak, _ = labeller.weak_labels(list(df["tokens"]))
-    df["ours_lda"] = [w or "unclassifiable" for w in weak]
-    df["ours_lstm"] = [p.topic for p in clf.predict_cleaned(list(df["cleaned"]))]
+def _word_vectors(vocab, dim: int, teacher) -> np.ndarray | None:
+    if not EMBED_FROM_ENCODER:
+        return None
+    from tweetdesk.models.teacher import word_vectors
 
-    def block(sub: pd.DataFrame) -> dict:
-        return {
-            name: {"balance": L.balance(sub[col]), "agreement": L.topic_agreement(sub["negativereason"], list(sub[col]))}
-            for name, col in (("earlier_lda_file", "topic"), ("ours_lda_weak_labels", "ours_lda"), ("ours_topic_lstm", "ours_lstm"))
-        }
-
-    return {
-        "tweets": "negative tweets in both our deduplicated data and the earlier file, joined on tweet_id",
-        "all": {"n": len(df), **block(df)},
-        "test_split": {"n": int((df["split"] == "test").sum()), **block(df[df["split"] == "test"])},
-    }
-
-
-# ---------------------------------------------------------------------------------------------- reports
-
-
-def write_plots(reports: Path, metrics: dict, history: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def confusion(m: dict, title: str, path: Path) -> None:
-        cm = np.array(m["confusion"])
-        labels = m["labels"]
-        fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.0 * len(labels) + 2))
-        ax.imshow(cm, cmap="Blues")
-        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
-        ax.set_yticks(range(len(labels)), labels, fontsize=8)
-        for i in range(cm.shape[0]):
-            for j in range(cm.shape[1]):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(title, fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-
-    s = metrics["sentiment_test"]
-    confusion(s, f"Sentiment, test split (acc {s['accuracy']:.3f}, macro-F1 {s['macro_f1']:.3f})",
-              reports / "confusion_sentiment.png")
-    t = metrics["topic_vs_negativereason_test"]
-    confusion(t, f"Topic vs mapped negativereason, test negatives (macro-F1 {t['macro_f1']:.3f})",
-              reports / "confusion_topic_negativereason.png")
-    w = metrics["topic_vs_weak_labels_test"]
-    confusion(w, f"Topic vs LDA weak labels, test split (macro-F1 {w['macro_f1']:.3f})",
-              reports / "confusion_topic_weak_labels.png")
-    if history:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for name, h in history.items():
-            epochs = range(1, len(h["train_loss"]) + 1)
-            axes[0].plot(epochs, h["train_loss"], label=f"{name} train")
-            axes[0].plot(epochs, h["val_loss"], "--", label=f"{name} val")
-            axes[1].plot(epochs, h["val_macro_f1"], label=f"{name} val macro-F1")
-        axes[0].set_title("loss")
-        axes[1].set_title("validation macro-F1 (topic: vs weak labels)")
-        for ax in axes:
-            ax.set_xlabel("epoch")
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(reports / "training_curves.png", dpi=90)
-        plt.close(fig)
-
-
-def _fmt_cmp(block: dict) -> str:
-    rows = ["| labels | largest share | smallest topic | normalised entropy | macro-F1 vs negativereason | accuracy |",
-            "|---|---|---|---|---|---|"]
-    for name, v in block.items():
-        if name == "n":
-            continue
-        b, a = v["balance"], v["agreement"]
-        rows.append(f"| {name} | {b['largest_share']:.1%} | {b['smallest_count']} | {b['normalised_entropy']:.3f} | "
-                    f"{a['macro_f1']:.3f} | {a['accuracy']:.3f} |")
-    return "\n".join(rows)
-
-
-def _targets(metrics: dict) -> str:
-    return "; ".join(f"{k} {'met' if v else '**missed**'}" for k, v in metrics.get("targets", {}).items())
-
-
-def _reuse_note(manifest: dict) -> str:
-    src = manifest.get("sentiment_from")
-    return f"; the sentiment ensemble was copied unchanged from version {src} (`--reuse-sentiment`)" if src else ""
-
-
-def _lda_mix_note(manifest: dict) -> str:
-    w = float(manifest.get("topic_lda_weight", 0.0))
-    if w <= 0:
-        return "the topic LSTM's alone"
-    return (f"an average of the topic LSTM's ({1 - w:g}) and the guided LDA's posterior over the eight names "
-            f"({w:g}; the mass of unmapped LDA topics left out, the rest renormalised; a tweet with no word the "
-            f"LDA knows gets the LSTM's alone). The LSTM learnt the LDA's labels from word order and context, the "
-            f"LDA scores the bag of words: the two err on different tweets. The weight is an equal average, not "
-            f"tuned; on validation (negativereason, n=~780) it moved macro-F1 from 0.590 to 0.609 for the "
-            f"2026-11-25.4 models")
-
-
-def write_model_card(folder: Path, manifest: dict, metrics: dict) -> None:
-    s, t, w = metrics["sentiment_test"], metrics["topic_vs_negativereason_test"], metrics["topic_vs_weak_labels_test"]
-    d = manifest["data"]
-    cmp = metrics["label_comparison"]
-    mapping_rows = "\n".join(f"| {k} | {v} |" for k, v in L.NEGATIVEREASON_TO_TOPIC.items())
-    counts_rows = ""
-    if "all" in cmp:
-        counts_rows = "\n".join(
-            f"| {topic} | {cmp['all']['earlier_lda_file']['balance']['counts'][topic]} | "
-            f"{cmp['all']['ours_lda_weak_labels']['balance']['counts'][topic]} | "
-            f"{cmp['all']['ours_topic_lstm']['balance']['counts'][topic]} |"
-            for topic in TOPICS
-        )
-    hp = manifest["hyperparameters"]
-    text = f"""# Model card: tweetdesk {manifest['version']}
-
-Created {manifest['created']} with torch {manifest['torch']}. Two LSTM classifiers for customer tweets to
-airlines: **sentiment** (negative / neutral / positive) and **topic** (the eight ticket queues).
-Training took {manifest.get('training_seconds') or '?'} s on a shared 2-core machine (torch 2 threads){_reuse_note(manifest)}.
-
-Targets on the test split: {_targets(metrics)}.
-
-## Data
-- `{d['file']}` (sha256 `{d['sha256'][:16]}…`): Twitter US Airline Sentiment (Crowdflower, Feb 2015),
-  {d['rows']} rows. License CC BY-NC-SA 4.0 (non-commercial): these weights inherit it.
-- **Deduplicated before splitting**: {d['duplicate_ids']} repeated tweet_ids and then {d['duplicate_texts']} repeated
-  texts (normalised: lower case, URLs removed, whitespace collapsed) dropped, first row kept -> {d['unique']} tweets.
-  So no test tweet has a copy in training.
-- Split: stratified on sentiment, seed {manifest['split_seed']}, 80/10/10 -> train {d['split']['train']},
-  validation {d['split']['val']}, test {d['split']['test']}. Both models use the same split.
-
-## Sentiment model
-Ensemble of {hp['sentiment_members']} BiLSTMs (seeds differ; probabilities averaged). Input: cleaned lemmas with stop
-words kept (`CleanedText.all_tokens`) plus markers for "?", "!", links and extra mentions (`models/features.py`).
-Config {hp['sentiment']}; AdamW lr {hp['lr']};
-loss weighted by class (inverse frequency to the power {hp.get('sentiment_class_weight_power', 0.5)}) and by the annotators'
-`airline_sentiment_confidence`; early stopping on validation accuracy + macro-F1.
-
-**Test split: accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}** (n={s['n']};
-per class {', '.join(f'{k} {v:.3f}' for k, v in s['per_class_f1'].items())}).
-
-## Topic model
-Trained **only on weak labels** from a guided (seeded) LDA: gensim LdaModel fitted on the cleaned tokens of
-the training split's negative tweets ({manifest.get('lda_fitted_on', 'the training split')}; complaints carry
-the themes, praise would form topics of its own), applied to every tweet, with an `eta` prior and a seeded start that anchor each LDA topic to a few seed words, and
-a reviewed mapping file (`topic_mapping.toml`, version {manifest['topic_mapping_version']}, copied into this folder)
-from LDA topic id to topic name. Each tweet's weak label is the name with the most LDA probability; round 0
-trains on the training tweets whose weak label has confidence >= {manifest['topic_training']['min_confidence']}
-({manifest['topic_training'].get('weak_label_examples', '?')} tweets), weighted by that confidence. Then
-{manifest['topic_training'].get('self_training_rounds', 1)} round(s) of self-training: keep those labels, add the tweets the previous round's LSTM
-labels with probability >= {manifest['topic_training'].get('self_training_threshold', '?')} ({manifest['topic_training']['train_examples']} tweets in all), and
-train a fresh LSTM on them; the last one ships. Validation (early stopping) uses the same kind of labels on the
-validation split. Neutral and positive tweets get a topic the same way (a thank-you mostly lands in
-"Customer Experience"). Config {hp['topic']}.
-
-At inference the topic probabilities are {_lda_mix_note(manifest)}.
-
-The human `negativereason` column is **never** used for training or early stopping. The seed words were
-chosen by a person for each topic name and revised after looking at agreement on the *training* and
-validation splits (as were the LDA corpus and the weak-label confidence threshold); the
-test split was not used for any choice.
-
-- Agreement with the LDA weak labels, test split: accuracy {w['accuracy']:.4f}, macro-F1 {w['macro_f1']:.4f}.
-- **Agreement with the human negativereason, test negatives: macro-F1 {t['macro_f1']:.4f}**, accuracy
-  {t['accuracy']:.4f} (n={t['n']}; per class {', '.join(f'{k} {v:.3f}' for k, v in t['per_class_f1'].items())}).
-
-How that macro-F1 is computed: gold = test-split negative tweets whose `negativereason` maps to a topic by
-the table below ("Can't Tell" and empty excluded). Because the human label "Flight Booking Problems" covers
-both of our "Online Booking" and "Reservation Issue", both sides are collapsed so either prediction counts
-("Online Booking / Reservation"). Macro-F1 is the unweighted mean F1 over the 5 resulting labels
-(Baggage Issue, Customer Experience, Delay and Customer Service, Online Booking / Reservation, Reschedule
-and Refund); a prediction of "Extra Charges" or "Seating Preferences" (no human counterpart) is a miss.
-
-| negativereason | topic |
-|---|---|
-{mapping_rows}
-| Can't Tell | (excluded) |
-
-## Our labels vs the earlier LDA file
-On the same tweets: the {cmp.get('all', {}).get('n', 0)} negative tweets in both our deduplicated data and
-`airline_tweets_topic_labelled.csv` (joined on tweet_id). Most are training tweets, so the topic LSTM row
-for "all" is partly in-sample (for weak labels, not for negativereason); the test-split rows are out-of-sample.
-
-All shared negative tweets:
-
-{_fmt_cmp(cmp['all']) if 'all' in cmp else cmp.get('note', '')}
-
-Test split only (n={cmp.get('test_split', {}).get('n', 0)}):
-
-{_fmt_cmp(cmp['test_split']) if 'test_split' in cmp else ''}
-
-Counts per topic (all shared negative tweets):
-
-| topic | earlier file | our LDA weak labels | our topic LSTM |
-|---|---|---|---|
-{counts_rows}
-
-## Use and limits
-- Unclassifiable: a tweet with no words left after cleaning (only mentions/links/numbers/punctuation) gets
-  sentiment and topic `unclassifiable` with score 0.0, and still a ticket (prefix GEN). In the test split that
-  happened to {metrics.get('unclassifiable_in_test', 0)} tweet(s); they count as errors in the figures above.
-- Topic labels come from keyword-anchored LDA: a tweet about two things gets one topic; "Extra Charges" and
-  "Seating Preferences" have no human yardstick here. Scores are softmax probabilities, not calibrated.
-- 2015 US airline tweets in English: other brands, languages or eras will score lower.
-- Reproduce: `tweetdesk train --seed {manifest['split_seed']}`; `tweetdesk evaluate` rewrites reports/.
-"""
-    (folder / "MODEL_CARD.md").write_text(text, encoding="utf-8")
+    return word_vectors(vocab.itos, dim, teacher)
