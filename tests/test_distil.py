@@ -28,8 +28,8 @@ from datetime import datetime, timezone
 from tweetdesk.config import Settings
 from tweetdesk.enrich import enrich_batch
 from tweetdesk.records import Tweet
-import tweetdesk.stream.job, tweetdesk.demo, tweetdesk.reply.service
-from tweetdesk.reply.app import create_app
+import tweetdesk.stream.job, tweetdesk.demo, tweetdesk.app
+from tweetdesk.app import create_app
 now = datetime(2026, 11, 25, tzinfo=timezone.utc)
 out = enrich_batch([Tweet(id="1", text="@united you lost my bag", author="a", created_at=now, brand="united"),
                     Tweet(id="2", text="@JetBlue thanks, great crew!", author="b", created_at=now, brand="jetblue")])
