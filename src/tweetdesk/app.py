@@ -59,6 +59,9 @@ def create_app(
     store = store or TicketStore.from_settings(settings)
     budget = poster.budget if poster is not None else ReplyBudget(settings, store, live=settings.x_user_credentials)
     app = Flask("tweetdesk")
+    # A ticket ID typed as "/0" arrives as /api/tickets//0: answer it as an unknown ticket (404 JSON), not with a
+    # 308 redirect to a merged path that names a different resource.
+    app.url_map.merge_slashes = False
     app.config.update(MAX_CONTENT_LENGTH=api.MAX_BODY_BYTES, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
     app.extensions["tweetdesk"] = AppContext(settings, store, budget, templates, poster, dict(health or {}))
