@@ -32,7 +32,7 @@ import tweetdesk.stream.job, tweetdesk.demo, tweetdesk.app
 from tweetdesk.app import create_app
 now = datetime(2026, 11, 25, tzinfo=timezone.utc)
 out = enrich_batch([Tweet(id="1", text="@united you lost my bag", author="a", created_at=now, brand="united"),
-                    Tweet(id="2", text="@JetBlue thanks, great crew!", author="b", created_at=now, brand="jetblue")])
+                    Tweet(id="2", text="@JetBlue thanks, great crew!", author="b", created_at=now, brand="jetblue")], Settings())
 create_app(Settings(work_dir={str(tmp_path)!r}))
 print(json.dumps({{"topics": [r.topic for r in out], "torch": "torch" in sys.modules,
                   "loaded": [m for m in {TEACHER_MODULES!r} if m in sys.modules]}}))

@@ -12,11 +12,14 @@ from datetime import datetime, timezone
 import pytest
 
 from tweetdesk.cli import main
+from tweetdesk.config import Settings
 from tweetdesk.classify import read_input
 from tweetdesk.enrich import enrich_batch
 from tweetdesk.errors import InputError
 from tweetdesk.records import SENTIMENTS, TOPICS, EnrichedTweet, Tweet
 from tweetdesk.tickets.ids import parse_ticket_id
+
+SETTINGS = Settings()  # the environment's, as the CLI would read them
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 LOST_BAG = "@united you lost my bag on UA 1234 from ORD, nobody at baggage claim can tell me where it is"
@@ -28,7 +31,7 @@ def _tweet(i: int, text: str) -> Tweet:
 
 
 def test_unambiguous_tweets_with_the_shipped_models():
-    out = enrich_batch([_tweet(1, LOST_BAG), _tweet(2, THANKS)])
+    out = enrich_batch([_tweet(1, LOST_BAG), _tweet(2, THANKS)], SETTINGS)
     bag, thanks = out
     assert isinstance(bag, EnrichedTweet)
     assert bag.sentiment == "negative" and bag.topic == "Baggage Issue"
@@ -44,20 +47,21 @@ def test_batch_keeps_order_and_is_independent_of_batching():
     texts = [LOST_BAG, THANKS, "@delta flight delayed 3 hours and no one at the gate", "@JetBlue can I change my seat?",
              "@united refund my cancelled flight please", "@AmericanAir your website keeps crashing when I book"]
     tweets = [_tweet(i, t) for i, t in enumerate(texts)]
-    together = enrich_batch(tweets)
+    together = enrich_batch(tweets, SETTINGS)
     assert [r.id for r in together] == [t.id for t in tweets]
-    alone = [enrich_batch([t])[0] for t in tweets]
+    alone = [enrich_batch([t], SETTINGS)[0] for t in tweets]
     for a, b in zip(together, alone):
         assert (a.sentiment, a.topic, a.ticket_id) == (b.sentiment, b.topic, b.ticket_id)
         assert a.sentiment_score == pytest.approx(b.sentiment_score, abs=1e-5)
         assert a.topic_score == pytest.approx(b.topic_score, abs=1e-5)
     assert all(r.sentiment in SENTIMENTS and r.topic in TOPICS for r in together)
-    assert enrich_batch([]) == []
+    assert enrich_batch([], SETTINGS) == []
 
 
 def test_unclassifiable_tweets_get_a_documented_result():
     # nothing left after cleaning: only a mention, a link, numbers, punctuation
-    out = enrich_batch([_tweet(1, "@united"), _tweet(2, "@united https://t.co/abc 123 !!!"), _tweet(3, LOST_BAG)])
+    out = enrich_batch([_tweet(1, "@united"), _tweet(2, "@united https://t.co/abc 123 !!!"), _tweet(3, LOST_BAG)],
+                       SETTINGS)
     for r in out[:2]:
         assert (r.sentiment, r.sentiment_score, r.topic, r.topic_score) == ("unclassifiable", 0.0, "unclassifiable", 0.0)
         assert r.ticket_id.startswith("GEN-")

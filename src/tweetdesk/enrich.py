@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tweetdesk.config import Settings, get_settings
+from tweetdesk.config import Settings
 from tweetdesk.records import UNCLASSIFIABLE, Entity, EnrichedTweet, Tweet, utcnow
 
 
@@ -78,15 +78,11 @@ def classify_texts(ids: list[str], texts: list[object], settings: Settings) -> t
     return out, clf.version
 
 
-def enrich_batch(tweets: list[Tweet], settings: Settings | None = None) -> list[EnrichedTweet]:
+def enrich_batch(tweets: list[Tweet], settings: Settings) -> list[EnrichedTweet]:
     """Classify a batch of tweets; one EnrichedTweet per tweet, in order. Never fails on a tweet's text.
-
-    The stream job passes its settings. ``None`` stays for one-off calls from Python: the settings of the
-    environment (``config.get_settings()``)."""
+    ``settings`` name the model version and the ticket-ID key (the stream job passes its own)."""
     if not tweets:
         return []
-    if settings is None:
-        settings = get_settings()
     results, version = classify_texts([t.id for t in tweets], [t.text for t in tweets], settings)
     now = utcnow()
     return [
