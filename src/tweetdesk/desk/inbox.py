@@ -170,8 +170,19 @@ def to_parquet(rows: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
+def export_file(desk, fmt: str, f: InboxFilters) -> tuple[bytes, str, str]:
+    """(body, media type, file name) of the export in ``fmt`` (csv | parquet)."""
+    rows = export_rows(desk, f)
+    stamp = desk.clock().strftime("%Y%m%d-%H%M")
+    if fmt == "csv":
+        return to_csv(rows), "text/csv; charset=utf-8", f"tickets-{stamp}.csv"
+    if fmt == "parquet":
+        return to_parquet(rows), "application/vnd.apache.parquet", f"tickets-{stamp}.parquet"
+    raise DeskError(f"unknown format {fmt!r}: csv or parquet", kind="bad_parameter")
+
+
 def _iso(dt) -> str | None:
     return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
-__all__ = ["CLASSES", "EXPORT_COLUMNS", "InboxFilters", "export_rows", "inbox", "to_csv", "to_parquet"]
+__all__ = ["CLASSES", "EXPORT_COLUMNS", "InboxFilters", "export_file", "export_rows", "inbox", "to_csv", "to_parquet"]
