@@ -57,7 +57,9 @@ def _back(tid: str):
 
 @desk_pages.context_processor
 def _inject() -> dict[str, Any]:
-    return {"me": auth.current_principal(), "can_write": auth.can_write()}
+    # What base.html needs (as web.views gives its own pages).
+    return {"me": auth.current_principal(), "can_write": auth.can_write(), "agent": auth.is_agent(),
+            "agent_enabled": auth.agent_enabled(), "csrf_token": auth.csrf_token}
 
 
 def ticket_context(t) -> dict[str, Any]:
