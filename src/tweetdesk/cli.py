@@ -1,5 +1,5 @@
 """The single command line: ``tweetdesk demo | train | evaluate | lda | classify | broker | ingest | x-login
-| stream | serve | bench``. Each command is a thin shell over its stage's module, imported lazily so that
+| stream | serve | bench | users``. Each command is a thin shell over its stage's module, imported lazily so that
 ``tweetdesk --help`` is instant. Errors a user can act on print as one line (``tweetdesk: error: …``).
 """
 
@@ -30,8 +30,10 @@ def _settings(**overrides):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tweetdesk")
-def app() -> None:
+@click.pass_context
+def app(ctx: click.Context) -> None:
     """tweetdesk: customer tweets in, tracked support tickets out."""
+    ctx.obj = _settings  # command groups defined in their stage's module (tweetdesk users) read settings with it
 
 
 @app.command()
@@ -51,20 +53,35 @@ def classify(text: str | None, file: Path | None, json_out: bool) -> None:
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--version", "version", help="Artifact folder name (default: date-based).")
 @click.option("--reuse-sentiment", metavar="VERSION", help="Copy this version's sentiment models; retrain the topic side only.")
-def train(data: Path | None, epochs: int, seed: int, version: str | None, reuse_sentiment: str | None) -> None:
+@click.option("--corrections", is_flag=True, help="Add the agents' corrections from the ticket store to the training split.")
+def train(data: Path | None, epochs: int, seed: int, version: str | None, reuse_sentiment: str | None,
+          corrections: bool) -> None:
     """Train the LDA topic labeller and both LSTM models; write artifacts and reports/."""
     from tweetdesk.models.train import train_command
 
-    train_command(_settings(data_path=data), epochs=epochs, seed=seed, version=version, reuse_sentiment=reuse_sentiment)
+    settings = _settings(data_path=data)
+    extra = None
+    if corrections:
+        from tweetdesk.desk.corrections import corrections_frame
+
+        extra = corrections_frame(settings)
+        click.echo(f"corrections: {len(extra)} labelled tweets from the agents' desk join the training split", err=True)
+    train_command(settings, epochs=epochs, seed=seed, version=version, reuse_sentiment=reuse_sentiment, corrections=extra)
 
 
 @app.command()
 @click.option("--data", type=PathArg, help="Labelled CSV (airline data set format).")
 def evaluate(data: Path | None) -> None:
-    """Evaluate the shipped models on the test split; write reports/metrics.json and plots."""
+    """Evaluate the shipped models on the test split and against the agents' corrections; write reports/."""
+    import json
+
+    from tweetdesk.desk.corrections import agreement
     from tweetdesk.models.train import evaluate_command
 
-    evaluate_command(_settings(data_path=data))
+    settings = _settings(data_path=data)
+    # The agents' corrections so far (reports/corrections.json); they need no data set.
+    click.echo(json.dumps({"agreement_with_corrections": agreement(settings)}, indent=1))
+    evaluate_command(settings)
 
 
 @app.command()
@@ -160,6 +177,11 @@ def bench(which: str, args: tuple[str, ...]) -> None:
         raise TweetdeskError(f"benchmark script {script} is missing (benchmarks run from a source checkout)")
     sys.argv = [str(script), *args]
     runpy.run_path(str(script), run_name="__main__")
+
+
+from tweetdesk.desk.cli import users  # noqa: E402  (a click group; its commands import the store lazily)
+
+app.add_command(users)
 
 
 def main(argv: list[str] | None = None) -> int:

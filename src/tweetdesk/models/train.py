@@ -75,7 +75,8 @@ def _set_threads() -> None:
 
 
 def train_command(
-    settings, epochs: int = 20, seed: int = 42, version: str | None = None, reuse_sentiment: str | None = None
+    settings, epochs: int = 20, seed: int = 42, version: str | None = None, reuse_sentiment: str | None = None,
+    corrections=None,
 ) -> Path:
     """Train and write a new artifact version. ``reuse_sentiment`` names an existing version whose
     sentiment ensemble is copied instead of retrained (same split seed required): for retraining the
@@ -106,6 +107,10 @@ def train_command(
             raise TweetdeskError(f"--reuse-sentiment {reuse_sentiment}: it was trained on cleaning rules "
                                  f"{reused.get('cleaning', 1)}, not the current {CLEANING_VERSION}: retrain it")
     split = split_dataset(load_dataset(data_path), seed=seed)
+    if corrections is not None:  # the agents' corrections (tweetdesk train --corrections): training rows only
+        from tweetdesk.desk.corrections import with_corrections
+
+        split.train = with_corrections(split.train, corrections)
     version = version or datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
     folder = Path(settings.artifacts_dir) / version
     if (folder / MANIFEST).exists():
@@ -124,6 +129,10 @@ def train_command(
     for k, name, words in labeller.top_words(10):
         tqdm.write(f"  LDA {k:>2} {name or '(unmapped)':<28} {' '.join(words)}")
     weak = {k: labeller.weak_labels([c.tokens for c in cleaned[k]]) for k in ("train", "val")}
+    if corrections is not None:
+        from tweetdesk.desk.corrections import corrected_weak_labels
+
+        weak["train"] = corrected_weak_labels(split.train, weak["train"])
 
     folder.mkdir(parents=True, exist_ok=True)
     histories: dict[str, dict] = {}
