@@ -156,3 +156,20 @@ def test_export_and_report(desk_app):
     assert sorted(i["ticket_id"] for i in inbox["items"]) == sorted(t.ticket_id for t in tweets)
     assert client.get("/api/desk/inbox?class=positive", headers=vic).get_json()["total"] == 0
     assert client.get("/api/desk/inbox?topic=Nope", headers=vic).status_code == 400
+
+
+def test_openapi_documents_the_desk(desk_app):
+    import re
+
+    from openapi_spec_validator import validate
+
+    client, *_ = desk_app
+    doc = client.get("/api/openapi.json").get_json()
+    validate(doc)
+    rules = [r for r in client.application.url_map.iter_rules() if r.endpoint.startswith("desk_api.")]
+    assert len(rules) >= 15
+    for rule in rules:
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        assert path in doc["paths"], path
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert method.lower() in doc["paths"][path], (path, method)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PositiveFloat, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -195,7 +195,7 @@ class Settings(BaseSettings):
     auth_max_delay_seconds: float = Field(
         900, ge=1, description="Longest wait after wrong keys (1 s after the free ones, doubling up to this).")
     # --- the agents' desk (issue 15) ----------------------------------------------------------
-    desk_due_minutes: dict[str, float] = Field(
+    desk_due_minutes: dict[Literal["urgent", "negative", "neutral", "positive"], PositiveFloat] = Field(
         default_factory=lambda: {"urgent": 15, "negative": 60, "neutral": 240, "positive": 240},
         description="First-response time allowed per reply class (urgent, negative, neutral, positive), in minutes.")
     desk_report_days: int = Field(14, ge=1, le=366, description="Days the desk's response-time report covers.")
