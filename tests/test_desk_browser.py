@@ -249,3 +249,19 @@ def test_a_viewer_cannot_change_anything(desk_site, browser_page):
         )
         assert status == 403, action
     assert desk_site.desk.audit(old) == [] and desk_site.store.get_ticket(old).status.value == "open"
+
+
+def test_desk_pages_fit_a_phone(desk_site, chromium):
+    ctx = chromium.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                               device_scale_factor=2)
+    page = ctx.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        _sign_in(page, desk_site, "ada")
+        for path in ["/inbox", f"/tickets/{desk_site.tickets['old']}", "/canned", "/report", "/users"]:
+            page.goto(desk_site.url + path)
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= page.evaluate("() => window.innerWidth"), f"{path}: {width}px wide"
+            assert axe_violations(page) == [], path
+    finally:
+        ctx.close()

@@ -1,7 +1,8 @@
 """``Desk``: what agents do to tickets, on the ticket store's database.
 
 * **Audit trail**: every change (resolve, reply, assignment, note, correction) is a row of ``desk_audit``
-  with who and when, written in the same transaction as the change.
+  with who and when: in the same transaction as an assignment, note or correction; right after the store's
+  own write for a resolve or a reply (the store keeps those writes).
 * **Assignment**: one assignee per ticket (an enabled admin or agent); take = assign to yourself.
 * **Collision**: the ticket page carries a *view stamp* (``snapshot``: last audit row, customer tweets,
   status, last update). A reply or resolve sent with a stamp that no longer matches is refused (409) with
