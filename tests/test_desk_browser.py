@@ -97,6 +97,9 @@ def test_sign_in_per_role_and_pages_pass_axe(desk_site, browser_page):
                 p.goto(desk_site.url + path)
                 if path == "/":
                     p.wait_for_function("() => window.Chart && Chart.getChart('chart-topic')")
+                    # The dashboard's first-response panel (today, UTC: the overdue ticket may be yesterday's).
+                    assert p.locator('[data-kpi="desk.tickets"]').inner_text() in ("2", "3")
+                    assert p.locator('[data-kpi="desk.breaches"]').inner_text().isdigit()
                 assert axe_violations(p) == [], (name, path)
             if role != "admin":
                 assert p.goto(desk_site.url + "/users").status == 403

@@ -13,6 +13,7 @@ Viewers see every page without its buttons; a change they post anyway is 403.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -293,6 +294,20 @@ def users():
 def report():
     rep = Timers(identity.desk()).report()
     return render_template("web/report.html", active="report", rep=rep)
+
+
+TODAY_SECONDS = 30.0
+
+
+@desk_pages.app_template_global("desk_today")
+def desk_today() -> dict[str, Any]:
+    """Today's first-response figures for the dashboard, shared by every request for ``TODAY_SECONDS``."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    at, value = app.extensions.get("tweetdesk_desk_today", (0.0, None))
+    if value is None or time.monotonic() - at > TODAY_SECONDS:
+        value = Timers(identity.desk()).report(days=1)["overall"]
+        app.extensions["tweetdesk_desk_today"] = (time.monotonic(), value)
+    return value
 
 
 @desk_pages.app_template_filter("minutes")
