@@ -529,7 +529,8 @@ def _forbidden(e):
         return _error_page(
             403,
             "The agent view is off",
-            "No API key is configured. Set TWEETDESK_API_KEY and restart the service to use the agent view.",
+            "No API key is configured and no desk account exists. Set TWEETDESK_API_KEY and restart the service, "
+            "or create an account (tweetdesk users add NAME --role admin).",
         )
     return _error_page(403, "Not allowed", e.description or "")
 
