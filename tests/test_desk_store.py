@@ -213,6 +213,8 @@ def test_a_store_at_the_schema_before_the_desk_upgrades_in_place(store_url):
         conn.execute(store_mod.schema_version.insert(), {"version": 4, "applied_at": v3.clock()})
     v3.add_tickets([enriched_tweet("1"), enriched_tweet("2")], reply_text=_reply)
     before = v3.stats()
+    rows_before = [t.model_dump() for t in v3.list_tickets(limit=10).items]
+    replies_before = [r.model_dump() for r in v3.list_replies()]
     assert not {"desk_users", "desk_audit"} & set(sa.inspect(v3.engine).get_table_names())
     v3.close()
     store = TicketStore(store_url)
@@ -221,6 +223,8 @@ def test_a_store_at_the_schema_before_the_desk_upgrades_in_place(store_url):
         assert {"desk_users", "desk_audit", "desk_assignments", "desk_notes", "desk_corrections",
                 "desk_canned_replies", "desk_api_tokens"} <= set(sa.inspect(store.engine).get_table_names())
         assert store.stats() == before
+        assert [t.model_dump() for t in store.list_tickets(limit=10).items] == rows_before
+        assert [r.model_dump() for r in store.list_replies()] == replies_before
         desk = Desk(store)
         _, pw = desk.accounts.add("ann", "agent", actor=ADMIN.name)
         ann = desk.accounts.authenticate("ann", pw)
