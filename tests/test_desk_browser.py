@@ -11,7 +11,7 @@ import pytest
 from tests.fixtures.browser import axe_violations, make_tweet
 from tweetdesk.config import Settings
 from tweetdesk.desk.core import Desk
-from tweetdesk.reply.app import create_app
+from tweetdesk.app import create_app
 from tweetdesk.tickets.intake import Intake
 from tweetdesk.tickets.store import TicketStore
 

@@ -27,7 +27,8 @@ from tweetdesk.desk.accounts import Accounts, DeskError, Principal
 from tweetdesk.desk.schema import assignments, audit_log, corrections, notes, reply_authors, ticket_views, users
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
 from tweetdesk.reply.templates import ReplyTextError, check_reply_text
-from tweetdesk.tickets.store import ReplyKind, Ticket, TicketStatus, TicketStore, tickets
+from tweetdesk.tickets.schema import TicketStatus, tickets
+from tweetdesk.tickets.store import Ticket, TicketStore
 
 PRESENCE_SECONDS = 30  # a page that has not polled for this long is closed
 MAX_NOTE = 4000
@@ -63,11 +64,9 @@ class Desk:
 
     @contextmanager
     def tx(self, write: bool = False) -> Iterator[Connection]:
-        with self.store.engine.connect() as conn:
-            if write:
-                conn.execution_options(tweetdesk_write=True)  # SQLite: BEGIN IMMEDIATE, as the store's writes
-            with conn.begin():
-                yield conn
+        """One transaction on the store's database (its error mapping; SQLite writes: BEGIN IMMEDIATE)."""
+        with self.store.transaction(write=write) as conn:
+            yield conn
 
     # --- audit -------------------------------------------------------------------------------------
     def audit_in(self, conn: Connection, ticket_id: str | None, actor: str, action: str, detail: dict[str, Any]) -> None:

@@ -20,7 +20,8 @@ from tweetdesk.desk.schema import assignments
 from tweetdesk.desk.timers import Timers
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
 from tweetdesk.reply.budget import PRIORITY_CLASSES, priority_of
-from tweetdesk.tickets.store import Ticket, TicketStatus, tickets
+from tweetdesk.tickets.schema import TicketStatus, tickets
+from tweetdesk.tickets.store import Ticket
 
 SCAN = 5000
 CLASSES = [c for c in PRIORITY_CLASSES.values() if c != "agent"]

@@ -1,4 +1,4 @@
-"""The desk's part of the OpenAPI document (``reply.openapi`` merges ``desk_paths()`` into its paths)."""
+"""The desk's part of the OpenAPI document (``web.openapi`` merges ``desk_paths()`` into its paths)."""
 
 from __future__ import annotations
 

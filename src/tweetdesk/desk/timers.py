@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from tweetdesk.desk.schema import assignments, reply_authors
 from tweetdesk.reply.budget import PRIORITY_CLASSES, priority_of
-from tweetdesk.tickets.store import Ticket, replies, tickets
+from tweetdesk.tickets.schema import replies, tickets
+from tweetdesk.tickets.store import Ticket
 
 DEFAULT_DUE_MINUTES = {"urgent": 15, "negative": 60, "neutral": 240, "positive": 240}
 SENT = ("posted", "dry_run")
