@@ -181,6 +181,10 @@ def test_timers_and_report(desk, store):
     rep = timers.report(now=now + timedelta(minutes=30))
     assert rep["overall"]["tickets"] == 2 and rep["overall"]["responded"] == 2 and rep["overall"]["breaches"] == 1
     assert {r["topic"]: r["breaches"] for r in rep["by_topic"]} == {"Baggage Issue": 1, "Customer Experience": 0}
+    day = urgent.created_at.strftime("%Y-%m-%d")
+    assert [(r["day"], r["topic"], r["breaches"]) for r in rep["by_day_topic"]] == [
+        (day, "Baggage Issue", 1), (day, "Customer Experience", 0)]
+    assert [(r["day"], r["agent"], r["tickets"]) for r in rep["by_day_agent"]] == [(day, "automatic reply", 2)]
     assert rep["by_agent"] == [{"agent": "automatic reply", "tickets": 2, "responded": 2,
                                 "p50_seconds": rep["overall"]["p50_seconds"], "p90_seconds": rep["overall"]["p90_seconds"],
                                 "breaches": 1}]

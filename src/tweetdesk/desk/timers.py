@@ -91,23 +91,25 @@ class Timers:
             owner = dict(conn.execute(sa.select(assignments.c.ticket_id, assignments.c.assignee)).all())
         ts = [Ticket.model_validate({**r, "tweet_id": "", "author": "", "updated_at": r["created_at"]}) for r in rows]
         firsts = self.first_responses([t.ticket_id for t in ts])
-        groups: dict[str, dict[str, dict[str, list]]] = {"day": defaultdict(lambda: defaultdict(list)),
-                                                         "topic": defaultdict(lambda: defaultdict(list)),
-                                                         "agent": defaultdict(lambda: defaultdict(list))}
+        names = ("day", "topic", "agent", "day_topic", "day_agent")
+        groups: dict[str, dict[Any, dict[str, list]]] = {g: defaultdict(lambda: defaultdict(list)) for g in names}
         totals: dict[str, list] = defaultdict(list)
         for t in ts:
             tm = self.timer(t, firsts.get(t.ticket_id), now)
             agent = tm["first_response_by"] or owner.get(t.ticket_id) or "unassigned"
-            for g, key in (("day", t.created_at.strftime("%Y-%m-%d")), ("topic", t.topic), ("agent", agent)):
+            day = t.created_at.strftime("%Y-%m-%d")
+            for g, key in (("day", day), ("topic", t.topic), ("agent", agent), ("day_topic", (day, t.topic)),
+                           ("day_agent", (day, agent))):
                 _add(groups[g][key], tm)
             _add(totals, tm)
-        return {
-            "since": since,
-            "days": days,
-            "due_minutes": self.due_minutes,
-            "overall": _figures(totals),
-            **{f"by_{g}": [{g: k, **_figures(v)} for k, v in sorted(groups[g].items())] for g in groups},
-        }
+
+        def rows(g: str) -> list[dict[str, Any]]:
+            cols = g.split("_")
+            return [{**dict(zip(cols, k if isinstance(k, tuple) else (k,))), **_figures(v)}
+                    for k, v in sorted(groups[g].items())]
+
+        return {"since": since, "days": days, "due_minutes": self.due_minutes, "overall": _figures(totals),
+                **{f"by_{g}": rows(g) for g in names}}
 
 
 def _add(acc: dict[str, list], tm: dict[str, Any]) -> None:
