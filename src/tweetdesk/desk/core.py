@@ -1,8 +1,7 @@
 """``Desk``: what agents do to tickets, on the ticket store's database.
 
 * **Audit trail**: every change (resolve, reply, assignment, note, correction) is a row of ``desk_audit``
-  with who and when: in the same transaction as an assignment, note or correction; right after the store's
-  own write for a resolve or a reply (the store keeps those writes).
+  with who and when: in the same transaction as the change, but for a reply (right after the store queued it).
 * **Assignment**: one assignee per ticket (an enabled admin or agent); take = assign to yourself.
 * **Collision**: the ticket page carries a *view stamp* (``snapshot``: last audit row, customer tweets,
   status, last update). A reply or resolve sent with a stamp that no longer matches is refused (409) with
@@ -88,10 +87,18 @@ class Desk:
 
     def snapshot(self, ticket_id: str) -> str:
         """The view stamp of a ticket as it stands now (see the module docstring)."""
-        t = self.ticket(ticket_id)
         with self.tx() as conn:
-            last = conn.execute(sa.select(sa.func.max(audit_log.c.id)).where(audit_log.c.ticket_id == ticket_id)).scalar()
-        return f"{last or 0}.{t.message_count}.{t.status.value}.{int(t.updated_at.timestamp() * 1_000_000)}"
+            return self._stamp_in(conn, ticket_id)
+
+    def _stamp_in(self, conn: Connection, ticket_id: str, *, lock: bool = False) -> str:
+        q = sa.select(tickets.c.message_count, tickets.c.status, tickets.c.updated_at).where(tickets.c.ticket_id == ticket_id)
+        if lock and conn.dialect.name == "postgresql":
+            q = q.with_for_update()  # (SQLite: the write transaction is BEGIN IMMEDIATE, writers queue already)
+        row = conn.execute(q).first()
+        if row is None:
+            raise DeskError(f"no ticket {ticket_id}", status=404, kind="unknown")
+        last = conn.execute(sa.select(sa.func.max(audit_log.c.id)).where(audit_log.c.ticket_id == ticket_id)).scalar()
+        return f"{last or 0}.{row.message_count}.{row.status}.{int(row.updated_at.timestamp() * 1_000_000)}"
 
     def changes_since(self, ticket_id: str, seen: str | None) -> list[str]:
         """What changed since the view stamp ``seen`` was taken ([] = nothing; None/'' = not checked)."""
@@ -121,14 +128,24 @@ class Desk:
                             changes=changed, seen=self.snapshot(ticket_id))
 
     def resolve(self, ticket_id: str, actor: Principal, *, seen: str | None = None, note: str | None = None) -> Ticket:
+        """Close the ticket (resolving twice changes nothing). With ``seen``, the check and the change happen in one
+        write transaction with the ticket's row locked: a change in between cannot slip through."""
         _writer(actor)
-        before = self.ticket(ticket_id)
-        self._check_fresh(ticket_id, seen)
-        after = self.store.resolve(ticket_id, note=note)
-        if before.status != TicketStatus.resolved:
-            with self.tx(write=True) as conn:
-                self.audit_in(conn, ticket_id, actor.name, "resolved", {"from": before.status.value, "note": note})
-        return after
+        resolved = TicketStatus.resolved.value
+        with self.tx(write=True) as conn:
+            stamp = self._stamp_in(conn, ticket_id, lock=True)
+            stale = bool(seen) and seen != stamp
+            before = stamp.split(".")[2]
+            if not stale and before != resolved:
+                now = self.clock()
+                conn.execute(tickets.update().where(tickets.c.ticket_id == ticket_id, tickets.c.status != resolved)
+                             .values(status=resolved, resolved_at=now, updated_at=now))
+                self.audit_in(conn, ticket_id, actor.name, "resolved", {"from": before, "note": note})
+        if stale:
+            changed = self.changes_since(ticket_id, seen) or ["the ticket changed"]
+            raise DeskError("the ticket changed since you opened it: " + "; ".join(changed), status=409, kind="stale",
+                            changes=changed, seen=self.snapshot(ticket_id))
+        return self.ticket(ticket_id)
 
     def send_reply(self, ticket_id: str, text: str, actor: Principal, *, seen: str | None = None,
                    key: str | None = None) -> tuple[Any, bool]:
