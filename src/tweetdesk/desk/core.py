@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
 from tweetdesk.reply.templates import ReplyTextError, check_reply_text
 from tweetdesk.tickets.schema import TicketStatus, tickets
 from tweetdesk.tickets.store import Ticket, TicketStore
+
+log = logging.getLogger(__name__)
 
 PRESENCE_SECONDS = 30  # a page that has not polled for this long is closed
 MAX_NOTE = 4000
@@ -141,6 +144,8 @@ class Desk:
                 conn.execute(tickets.update().where(tickets.c.ticket_id == ticket_id, tickets.c.status != resolved)
                              .values(status=resolved, resolved_at=now, updated_at=now))
                 self.audit_in(conn, ticket_id, actor.name, "resolved", {"from": before, "note": note})
+        if not stale and note:
+            log.info("ticket %s resolved by %r: %r", ticket_id, actor.name, note)  # %r: user text on one line
         if stale:
             changed = self.changes_since(ticket_id, seen) or ["the ticket changed"]
             raise DeskError("the ticket changed since you opened it: " + "; ".join(changed), status=409, kind="stale",
