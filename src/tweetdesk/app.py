@@ -33,7 +33,7 @@ from tweetdesk.reply.dead_letters import DeadLetterConsumer
 from tweetdesk.reply.poster import Poster
 from tweetdesk.reply.templates import ReplyTemplates
 from tweetdesk.tickets.store import TicketStore
-from tweetdesk.web import api, auth, security, views
+from tweetdesk.web import api, auth, desk_api, desk_views, security, views
 from tweetdesk.web.context import AppContext
 from tweetdesk.web.security import check_startup
 from tweetdesk.web.throttle import KeyThrottle
@@ -71,6 +71,8 @@ def create_app(
     api.register_errors(app)
     app.register_blueprint(api.api)
     app.register_blueprint(views.blueprint)
+    app.register_blueprint(desk_views.desk_pages)  # the agents' desk: inbox, canned replies, users, report
+    app.register_blueprint(desk_api.desk_api)
     return app
 
 

@@ -1,5 +1,5 @@
 """The single command line: ``tweetdesk demo | train | evaluate | lda | classify | broker | ingest | x-login
-| stream | serve | bench``. Each command is a thin shell over its stage's module, imported lazily so that
+| stream | serve | bench | users``. Each command is a thin shell over its stage's module, imported lazily so that
 ``tweetdesk --help`` is instant. Errors a user can act on print as one line (``tweetdesk: error: …``).
 """
 
@@ -30,8 +30,10 @@ def _settings(**overrides):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tweetdesk")
-def app() -> None:
+@click.pass_context
+def app(ctx: click.Context) -> None:
     """tweetdesk: customer tweets in, tracked support tickets out."""
+    ctx.obj = _settings  # command groups defined in their stage's module (tweetdesk users) read settings with it
 
 
 @app.command()
@@ -53,22 +55,37 @@ def classify(text: str | None, file: Path | None, json_out: bool) -> None:
 @click.option("--teacher-epochs", type=click.IntRange(min=1), help="Most epochs for fine-tuning the teacher (default 2).")
 @click.option("--copies", type=click.IntRange(min=0), help="Augmented copies per training tweet for the teacher to label (default 3).")
 @click.option("--reuse-teacher", metavar="VERSION", help="Reuse this version's teacher lessons (work dir); retrain the LSTMs only.")
+@click.option("--corrections", is_flag=True, help="Add the agents' corrections from the ticket store to the training split.")
 def train(data: Path | None, epochs: int, seed: int, version: str | None, teacher_epochs: int | None,
-          copies: int | None, reuse_teacher: str | None) -> None:
+          copies: int | None, reuse_teacher: str | None, corrections: bool) -> None:
     """Fine-tune the MiniLM teacher, distil the LSTMs from it; write artifacts and reports/ (needs the train extra)."""
     from tweetdesk.models.train import train_command
 
-    train_command(_settings(data_path=data), epochs=epochs, seed=seed, version=version, teacher_epochs=teacher_epochs,
-                  copies=copies, reuse_teacher=reuse_teacher)
+    settings = _settings(data_path=data)
+    extra = None
+    if corrections:
+        from tweetdesk.desk.corrections import corrections_frame
+
+        extra = corrections_frame(settings)
+        click.echo(f"corrections: {len(extra)} labelled tweets from the agents' desk join the training split", err=True)
+    train_command(settings, epochs=epochs, seed=seed, version=version, teacher_epochs=teacher_epochs,
+                  copies=copies, reuse_teacher=reuse_teacher, corrections=extra)
 
 
 @app.command()
 @click.option("--data", type=PathArg, help="Labelled CSV (airline data set format).")
 def evaluate(data: Path | None) -> None:
-    """Evaluate the shipped models and a TF-IDF baseline on the test split; write reports/metrics.json and plots."""
+    """Evaluate the shipped models and a TF-IDF baseline on the test split, and their agreement with the agents'
+    corrections; write reports/metrics.json, reports/corrections.json and plots."""
+    import json
+
+    from tweetdesk.desk.corrections import agreement
     from tweetdesk.models.evaluate import evaluate_command
 
-    evaluate_command(_settings(data_path=data))
+    settings = _settings(data_path=data)
+    # The agents' corrections so far (reports/corrections.json); they need no data set.
+    click.echo(json.dumps({"agreement_with_corrections": agreement(settings)}, indent=1))
+    evaluate_command(settings)
 
 
 @app.command()
@@ -164,6 +181,11 @@ def bench(which: str, args: tuple[str, ...]) -> None:
         raise TweetdeskError(f"benchmark script {script} is missing (benchmarks run from a source checkout)")
     sys.argv = [str(script), *args]
     runpy.run_path(str(script), run_name="__main__")
+
+
+from tweetdesk.desk.cli import users  # noqa: E402  (a click group; its commands import the store lazily)
+
+app.add_command(users)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -197,7 +197,8 @@ class StoreSettings(_Section):
 
 
 class WebSettings(_Section):
-    """The service's address, keys, sessions, sign-in throttling and dashboard refresh."""
+    """The service's address, keys, sessions, sign-in throttling, dashboard refresh and the agents' desk's
+    first-response timers (``TWEETDESK_DESK_*``)."""
 
     host: str
     port: int
@@ -210,6 +211,8 @@ class WebSettings(_Section):
     auth_free_failures: int
     auth_max_delay_seconds: float
     web_summary_seconds: float
+    desk_due_minutes: dict[str, float]
+    desk_report_days: int
 
 
 class XSettings(_Section):
@@ -376,6 +379,11 @@ class Settings(BaseSettings):
     auth_free_failures: int = Field(5, ge=1, description="Wrong keys an address may try before it must wait.")
     auth_max_delay_seconds: float = Field(
         900, ge=1, description="Longest wait after wrong keys (1 s after the free ones, doubling up to this).")
+    # --- the agents' desk (issue 15) ----------------------------------------------------------
+    desk_due_minutes: dict[Literal["urgent", "negative", "neutral", "positive"], PositiveFloat] = Field(
+        default_factory=lambda: {"urgent": 15, "negative": 60, "neutral": 240, "positive": 240},
+        description="First-response time allowed per reply class (urgent, negative, neutral, positive), in minutes.")
+    desk_report_days: int = Field(14, ge=1, le=366, description="Days the desk's response-time report covers.")
     web_summary_seconds: float = Field(
         5.0, ge=0, description="Dashboard figures are recomputed at most this often (shared, in the "
         "background; 0 = on every request).")

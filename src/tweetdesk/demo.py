@@ -251,6 +251,8 @@ def print_summary(r: DemoResult) -> None:
         f"Parquet                {r.parquet_dir}",
         f"logs                   {r.log_dir}",
         f"dashboard              {r.dashboard}",
+        f"first agent            TWEETDESK_WORK_DIR={r.log_dir.parent if r.log_dir else '.'} tweetdesk users add NAME "
+        f"--role agent (prints a one-time password), then sign in at {r.dashboard}login (with --keep-running)",
         f"took                   {r.seconds:.1f} s",
     ]
     if r.example:

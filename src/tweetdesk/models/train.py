@@ -133,12 +133,13 @@ def fit_topic(data: StudentData, epochs: int, seed: int) -> tuple[tuple, dict]:
 def train(
     settings, epochs: int = 20, seed: int = 42, version: str | None = None, teacher_epochs: int | None = None,
     copies: int | None = None, reuse_teacher: str | None = None, teacher_max_train: int | None = None,
-    progress: Callable[[str], None] = say,
+    corrections: pd.DataFrame | None = None, progress: Callable[[str], None] = say,
 ) -> Artifact:
     """Train a new version (not yet saved). ``reuse_teacher`` names an earlier version whose teacher lessons
     (in ``<work_dir>/teacher/``) are reused instead of fine-tuning again (same data and seed required).
     ``teacher_epochs``/``copies``/``teacher_max_train`` shrink the teacher's work (tests). The teacher and its
-    lessons are saved in the work dir (not shipped)."""
+    lessons are saved in the work dir (not shipped). ``corrections``: the agents' labelled tweets
+    (``desk.corrections.corrections_frame``) join the training split; their topic replaces the soft target."""
     import torch
 
     from tweetdesk.models.artifact import MANIFEST, Artifact
@@ -151,6 +152,13 @@ def train(
     started = time.monotonic()
     data_path = Path(settings.data_path)
     split = split_dataset(load_dataset(data_path), seed=seed)
+    if corrections is not None and len(corrections):
+        if reuse_teacher:  # its lessons cover the old training split, row for row
+            raise TweetdeskError("--corrections with --reuse-teacher: the teacher has not labelled the corrected "
+                                 "tweets; train without --reuse-teacher")
+        from tweetdesk.desk.corrections import with_corrections
+
+        split.train = with_corrections(split.train, corrections)
     encoder_path()  # without the train extra: one readable line now, not after the LDA
     sha = _sha256(data_path)
     version = version or datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
@@ -277,6 +285,11 @@ def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[S
     t_soft = np.concatenate([share * lessons["topic_train"] + (1 - share) * lessons["weak_train"],
                              lessons["topic_aug"][keep_aug_t], lessons["topic_extra"][keep_extra_t]])
     t_src = lessons["aug_source"][keep_aug_t]
+    if "corrected_topic" in split.train.columns:  # an agent's topic is the target, for the tweet and its copies
+        from tweetdesk.desk.corrections import corrected_topic_targets
+
+        frame = pd.concat([split.train, split.train.iloc[t_src]], ignore_index=True)
+        t_soft[: n_tr + len(t_src)] = corrected_topic_targets(frame, t_soft[: n_tr + len(t_src)])
     n_aug_t = len(t_src)
     keep = np.ones(len(t_docs), dtype=bool)
     # early stopping on the teacher's + weak targets of validation (never its negativereason) ...

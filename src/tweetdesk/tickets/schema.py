@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 # Bump when the schema changes, and add the step that upgrades N-1 -> N to MIGRATIONS below.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class TicketStatus(str, Enum):
@@ -300,7 +300,19 @@ def _migrate_v4(conn: Connection) -> None:
 # version -> function upgrading a database from version-1 to version. A fresh database is created
 # from ``metadata`` at SCHEMA_VERSION directly; existing ones run the missing steps in order.
 # Append only; never edit a step that has shipped.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4}
+def _migrate_v5(conn: Connection) -> None:
+    """v4 → v5: the agents' desk (issue 15): its own tables, see ``tweetdesk.desk.schema``."""
+    from tweetdesk.desk.schema import create_desk_tables  # the desk builds on the store, not the reverse
+
+    create_desk_tables(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5}
+
+
+def create_beside_metadata(conn: Connection) -> None:
+    """On a fresh database, after ``metadata.create_all``: the tables other modules own (the desk's)."""
+    _migrate_v5(conn)
 
 
 def current_version(conn: Connection) -> int | None:

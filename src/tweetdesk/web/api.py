@@ -12,9 +12,10 @@ Routes (documented in the OpenAPI document at ``/api/openapi.json``):
 * ``POST /api/replies`` — admin: a manual reply to a tweet we hold a ticket for.
 * ``GET  /api/opt-outs``, ``DELETE /api/opt-outs/<author>``, ``GET /api/budget`` — admin.
 
-Admin auth: ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``, checked by ``web.auth`` (constant
-time, wrong keys throttled per client address: 429 with ``Retry-After``); with no key configured the admin
-endpoints answer 403. Every error is JSON (never an HTML page), malformed, oversized, too deeply nested or
+Admin auth: ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` holding the admin key (the bootstrap admin)
+or a desk account's personal token, checked by ``web.auth`` (constant time, wrong keys throttled per client
+address: 429 with ``Retry-After``); viewers read, changes need an admin or agent (403); with no key and no desk
+accounts the admin endpoints answer 403. Every error is JSON (never an HTML page), malformed, oversized, too deeply nested or
 not-Unicode bodies included (400): ``register_errors`` installs the app-wide handlers.
 """
 
@@ -24,13 +25,16 @@ import logging
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
 from tweetdesk.reply.templates import ReplyTextError, check_reply_text
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, Ticket, TicketStatus, TicketStore
+from tweetdesk.desk import identity
+from tweetdesk.desk.accounts import DeskError, Principal
+from tweetdesk.desk.core import reply_refused
 from tweetdesk.web import auth
 from tweetdesk.web.context import ctx
 
@@ -57,20 +61,25 @@ def _error(status: int, message: str, **extra):
 # ----------------------------------------------------------------------------------------------
 
 
-def is_admin() -> bool:
-    """True for a valid admin key in a header; raises 401 for a wrong one (a wrong key never downgrades
-    silently), 429 while the client's address must wait after wrong keys (the key is then not even compared).
-    No key configured: nobody is admin (admin routes say 403)."""
+def principal() -> Principal | None:
+    """Who the request's header key or personal token names (``web.auth``); None without one. A wrong one raises
+    401 (a wrong key never downgrades silently), 429 while the client's address must wait after wrong keys (the
+    key is then not even compared). No key and no desk accounts: nobody (admin routes say 403)."""
     if auth.presented_key() is None or not auth.agent_enabled():
-        return False
+        return None
     try:
-        ok = auth.via_header()
+        p = auth.header_principal()
     except auth.Throttled as e:
         raise ApiError(429, f"too many wrong API keys from this address: retry in {e.retry_after} s", kind="throttled",
                        retry_after=e.retry_after) from None
-    if not ok:
+    if p is None:
         raise ApiError(401, "invalid API key")
-    return True
+    return p
+
+
+def is_admin() -> bool:
+    """A valid key or personal token (any role reads the admin API; changes need an admin or agent)."""
+    return principal() is not None
 
 
 def admin_required(view):
@@ -78,8 +87,12 @@ def admin_required(view):
     def wrapper(*args, **kwargs):
         if not auth.agent_enabled():
             raise ApiError(403, "admin API disabled: set TWEETDESK_API_KEY")
-        if not is_admin():
+        p = principal()
+        if p is None:
             raise ApiError(401, "admin API key required (X-API-Key header or Authorization: Bearer)")
+        if request.method not in ("GET", "HEAD") and not p.can_write:
+            raise ApiError(403, f"{p.name} is a viewer: viewers cannot change anything", kind="forbidden")
+        g.principal = p
         return view(*args, **kwargs)
 
     return wrapper
@@ -165,6 +178,7 @@ def ticket_full(t: Ticket, store: TicketStore) -> dict[str, Any]:
     ]
     d["listening_only"] = t.listening_only
     d["opt_out"] = store.opt_out_of(t.author, t.author_id)
+    d.update(identity.desk().ticket_extras(t.ticket_id))  # assignee, timer, notes, corrections, audit trail
     return d
 
 
@@ -256,14 +270,15 @@ def list_tickets():
 @admin_required
 def resolve_ticket(ticket_id: str):
     tid = canonical_ticket_id(ticket_id)
-    note = None
+    note = seen = None
     if request.content_length:
-        note = json_body().get("note")
+        body = json_body()
+        note, seen = body.get("note"), body.get("seen")
         if note is not None and not isinstance(note, str):
             raise ApiError(400, "note must be a string", kind="bad_field")
-    t = ctx().store.resolve(tid, note=note)
-    if t is None:
-        raise ApiError(404, f"no ticket {tid}", kind="unknown")
+        if seen is not None and not isinstance(seen, str):
+            raise ApiError(400, "seen must be the view stamp (a string) of GET /api/tickets/<id>", kind="bad_field")
+    t = identity.desk().resolve(tid, g.principal, seen=seen, note=note)  # audited; 409 on a stale view
     return jsonify(t.public().to_json())
 
 
@@ -284,20 +299,16 @@ def post_reply():
     if ticket is None:
         raise ApiError(404, f"no ticket holds tweet {tweet_id}", kind="unknown")
     # X refuses (403) a reply to a post that did not mention or quote us; an opted-out customer gets no more.
-    seen = store.tweet_disposition(tweet_id) or {}
-    # Rows from before schema v3 have no source: the ticket's own mark stands for them.
-    if not (seen.get("summoned_by") if seen.get("source") else ticket.summoned_by):
-        raise ApiError(409, f"tweet {tweet_id} is listening only: it did not mention, quote or reply to our account, "
-                       "and X refuses replies to such posts (answer the customer by other means)", kind="not_summoned")
-    barred = store.opt_out_of(ticket.author, ticket.author_id)
-    if barred:
-        raise ApiError(409, f"no reply: {barred['why']} (an admin can lift it: DELETE /api/opt-outs/<author>)",
-                       kind="opted_out")
+    refused = reply_refused(store, ticket, tweet_id)
+    if refused is not None:
+        raise refused
     try:
         text = check_reply_text(text, author=ticket.author)
     except ReplyTextError as e:
         raise ApiError(400, str(e), kind="bad_reply") from None
     reply, created = store.queue_reply(tweet_id, text, key=key)
+    if created:
+        identity.desk().record_reply(reply.id, reply.ticket_id, g.principal, text)  # who wrote it, in the audit trail
     if ctx().poster is not None:
         ctx().poster.wake()
     out = {
@@ -359,6 +370,10 @@ def register_errors(app: Flask) -> None:
         if "retry_after" in e.extra:
             resp.headers["Retry-After"] = str(e.extra["retry_after"])
         return resp
+
+    @app.errorhandler(DeskError)
+    def _desk_error(e: DeskError):
+        return _error(e.status, str(e), kind=e.kind, **e.extra)
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(e):

@@ -1,7 +1,9 @@
-"""The one key check of the service: the admin API key (``settings.api_key``) for the JSON API's admin routes
-(``web.api``) and the agent pages (``web.views``). It is sent with each request as ``X-API-Key`` /
-``Authorization: Bearer`` (scripts, the API), or typed once into the pages' login form (then a signed
-session cookie). Keys are compared in constant time, and wrong ones are throttled per client address
+"""The one sign-in check of the service, for the JSON API's admin routes (``web.api``, ``web.desk_api``) and the
+agent pages (``web.views``, ``web.desk_views``): who a request acts as (``current_principal``, a
+``desk.accounts.Principal``). A request names itself by a header (``X-API-Key`` / ``Authorization: Bearer``)
+holding the admin API key (``settings.api_key``: the bootstrap admin) or a desk account's personal API token
+(``tdk_…``), or by a signed session cookie after typing the key, or an account's name and password, into the
+login form. Viewers read; changing anything needs an admin or agent (``writer_required``). Keys are compared in constant time, and wrong keys, tokens and passwords are throttled per client address
 (``throttle.KeyThrottle``): while an address must wait, ``Throttled`` (429) is raised without comparing.
 Cookie sessions need a CSRF token on every POST (Flask-WTF's signed token); header requests do not (a
 browser cannot add the header cross-site).
@@ -27,6 +29,8 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.exceptions import TooManyRequests
 from wtforms.validators import ValidationError
 
+from tweetdesk.desk import identity
+from tweetdesk.desk.accounts import Principal, bootstrap_admin
 from tweetdesk.secret_key import session_key
 from tweetdesk.web.context import ctx
 from tweetdesk.web.sessions import SessionRegistry
@@ -34,6 +38,7 @@ from tweetdesk.web.throttle import KeyThrottle
 
 SESSION_KEY = "tweetdesk_agent"
 SESSION_ID = "tweetdesk_sid"
+SESSION_USER = "tweetdesk_user"  # [account id, when its password was set]: a reset signs it out
 
 
 def configured_key(settings) -> str | None:
@@ -85,7 +90,8 @@ def _throttle() -> KeyThrottle:
 
 
 def agent_enabled() -> bool:
-    return configured_key(_settings()) is not None
+    """The agent pages and the admin API exist: an API key is configured or desk accounts have been created."""
+    return identity.desk_enabled()
 
 
 class Throttled(TooManyRequests):
@@ -111,44 +117,100 @@ def key_matches(supplied: str) -> bool:
     return ok
 
 
-def via_header() -> bool:
-    """The request carries the right key itself (no cookie involved). Checked once per request: a wrong key
-    counts once against the address however often a request asks. Raises ``Throttled`` while the address
-    must wait."""
-    if "tweetdesk_via_header" not in g:
-        g.tweetdesk_via_header = False  # stays False if key_matches raises Throttled (the error page asks again)
+def _wait_or_raise() -> None:
+    wait = _throttle().retry_after(request.remote_addr)
+    if wait:
+        raise Throttled(wait)
+
+
+def header_principal() -> Principal | None:
+    """Who the request's header key or personal token names; None without a header or for a wrong one (counted
+    once per request against the address). Raises ``Throttled`` while the address must wait."""
+    if "tweetdesk_header_principal" not in g:
+        g.tweetdesk_header_principal = None  # stays None if Throttled is raised (the error page asks again)
         supplied = presented_key()
-        if supplied is not None:
-            g.tweetdesk_via_header = key_matches(supplied)
-    return g.tweetdesk_via_header
+        if supplied is not None and agent_enabled():
+            if supplied.startswith(identity.TOKEN_PREFIX):
+                _wait_or_raise()
+                p = identity.desk().accounts.token_principal(supplied)
+                if p is None:
+                    _throttle().failed(request.remote_addr, request.path)
+                else:
+                    _throttle().succeeded(request.remote_addr)
+                g.tweetdesk_header_principal = p
+            elif configured_key(_settings()) is not None:
+                if key_matches(supplied):  # counts a wrong key itself
+                    g.tweetdesk_header_principal = bootstrap_admin("key")
+            else:
+                _wait_or_raise()
+                _throttle().failed(request.remote_addr, request.path)
+    return g.tweetdesk_header_principal
+
+
+def via_header() -> bool:
+    """The request carries a right key or token itself (no cookie involved). Checked once per request: a wrong
+    one counts once against the address however often a request asks. Raises ``Throttled`` while the address
+    must wait."""
+    return header_principal() is not None
+
+
+def password_matches(name: str, password: str) -> Principal | None:
+    """A desk account's name and password (an unknown name costs the same and gets the same answer), throttled
+    per address like keys."""
+    _wait_or_raise()
+    p = identity.desk().accounts.authenticate(name, password)
+    if p is None:
+        _throttle().failed(request.remote_addr, request.path)
+    else:
+        _throttle().succeeded(request.remote_addr)
+    return p
+
+
+def current_principal() -> Principal | None:
+    """Who this request acts as: the header's key or token, else the signed-in session; None = nobody."""
+    if not agent_enabled():
+        return None
+    if "tweetdesk_principal" not in g:
+        p = header_principal() if presented_key() is not None else None
+        if p is None and _sessions().active(session.get(SESSION_ID)):
+            key = configured_key(_settings())
+            fp = session.get(SESSION_KEY)
+            if key is not None and isinstance(fp, str) and hmac.compare_digest(fp, _fingerprint(key)):
+                p = bootstrap_admin("session")
+            else:
+                user = session.get(SESSION_USER)
+                if isinstance(user, list) and len(user) == 2:
+                    p = identity.desk().accounts.session_principal(user[0], user[1])
+        g.tweetdesk_principal = p
+    return g.tweetdesk_principal
 
 
 def is_agent() -> bool:
-    key = configured_key(_settings())
-    if key is None:
-        return False
-    if via_header():
-        return True
-    if "tweetdesk_cookie_agent" not in g:
-        fp = session.get(SESSION_KEY)
-        g.tweetdesk_cookie_agent = (
-            isinstance(fp, str) and hmac.compare_digest(fp, _fingerprint(key)) and _sessions().active(session.get(SESSION_ID))
-        )
-    return g.tweetdesk_cookie_agent
+    """Signed in, any role (viewers read the agent pages, without their buttons)."""
+    return current_principal() is not None
 
 
-def sign_in() -> None:
+def can_write() -> bool:
+    p = current_principal()
+    return p is not None and p.can_write
+
+
+def sign_in(principal: Principal | None = None) -> None:
+    """Start a session for a desk account, or (None) for the bootstrap admin who typed the API key."""
     session.clear()  # a fresh session on privilege change (no fixation)
-    session[SESSION_KEY] = _fingerprint(configured_key(_settings()))
+    if principal is None:
+        session[SESSION_KEY] = _fingerprint(configured_key(_settings()))
+    else:
+        session[SESSION_USER] = [principal.user_id, identity.desk().accounts.session_stamp(principal)]
     session[SESSION_ID] = _sessions().start()
     session.permanent = True  # the cookie expires with the server-side session
-    g.pop("tweetdesk_cookie_agent", None)
+    g.pop("tweetdesk_principal", None)
 
 
 def sign_out() -> None:
     _sessions().end(session.get(SESSION_ID))
     session.clear()
-    g.pop("tweetdesk_cookie_agent", None)
+    g.pop("tweetdesk_principal", None)
 
 
 def csrf_token() -> str:
@@ -173,6 +235,18 @@ def safe_next(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
     return target
+
+
+def writer_required(view):
+    """Actions that change something: signed in as an admin or agent (a viewer gets 403)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not can_write():
+            abort(403, description="Viewer accounts can read tickets but not change them.")
+        return view(*args, **kwargs)
+
+    return agent_required(wrapper)
 
 
 def agent_required(view):

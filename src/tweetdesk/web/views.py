@@ -41,7 +41,7 @@ from werkzeug.exceptions import HTTPException
 from tweetdesk.records import UNCLASSIFIABLE, Entity
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, TicketStore
-from tweetdesk.web import auth, queries
+from tweetdesk.web import auth, desk_views, queries
 from tweetdesk.web.context import ctx
 from tweetdesk.web.summary_cache import Snapshot, SummaryBusy, SummaryCache
 
@@ -122,6 +122,8 @@ def ticket_link(ticket_id: str) -> str:
 def _inject() -> dict[str, Any]:
     return {
         "agent": auth.is_agent(),
+        "me": auth.current_principal(),
+        "can_write": auth.can_write(),
         "agent_enabled": auth.agent_enabled(),
         "csrf_token": auth.csrf_token,
         "ticket_link": ticket_link,
@@ -423,6 +425,11 @@ def agent_ticket(raw: str):
     ticket_id = _agent_ticket_id(raw)
     if ticket_id != raw:
         return redirect(url_for("web.agent_ticket", raw=ticket_id))
+    return agent_ticket_page(ticket_id)
+
+
+def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, status: int = 200):
+    """The agent view; ``stale``: a reply or resolve refused because the ticket changed under it (409)."""
     store = _store()
     ticket = store.get_ticket(ticket_id)
     if ticket is None:
@@ -437,24 +444,16 @@ def agent_ticket(raw: str):
         # The whole thread, oldest first: the customer's tweets (the first is the one above), our own tweets
         # and our replies, as GET /api/tickets/<id> gives it.
         conversation=store.conversation(ticket_id),
-    )
+        stale=stale,
+        **desk_views.ticket_context(ticket),  # the desk: timer, assignee, others viewing, notes, history
+    ), status
 
 
 @blueprint.post("/tickets/<path:raw>/resolve")
-@auth.agent_required
+@auth.writer_required
 def resolve(raw: str):
     auth.check_csrf()
-    ticket_id = _agent_ticket_id(raw)
-    store = _store()
-    before = store.get_ticket(ticket_id)
-    if before is None:
-        abort(404, description=f"No ticket {ticket_id}.")
-    store.resolve(ticket_id, note="resolved in the agent view")
-    if before.status.value == "resolved":
-        flash(f"Ticket {ticket_id} was already resolved.", "info")
-    else:
-        flash(f"Ticket {ticket_id} resolved.", "success")
-    return redirect(url_for("web.agent_ticket", raw=ticket_id), code=303)
+    return desk_views.resolve_from_page(_agent_ticket_id(raw))  # audited; 409 when the page was stale
 
 
 # ----------------------------------------------------------------------------------------------
@@ -470,11 +469,22 @@ def login():
     error = None
     if request.method == "POST":
         auth.check_csrf()
-        if auth.key_matches(request.form.get("api_key", "")):
-            auth.sign_in()
-            flash("Signed in.", "success")
-            return redirect(nxt, code=303)
-        error = "That API key is not right."  # logged (rate-limited) by the throttle
+        key, name = request.form.get("api_key", ""), request.form.get("name", "").strip()
+        if key:
+            if auth.key_matches(key):
+                auth.sign_in()
+                flash("Signed in.", "success")
+                return redirect(nxt, code=303)
+            error = "That API key is not right."  # logged (rate-limited) by the throttle
+        elif name:
+            p = auth.password_matches(name, request.form.get("password", ""))
+            if p is not None:
+                auth.sign_in(p)
+                flash(f"Signed in as {p.name} ({p.role}).", "success")
+                return redirect(nxt, code=303)
+            error = "That name and password do not match an active account."
+        else:
+            error = "Give your name and password (or the API key)."
     elif auth.is_agent():
         return redirect(nxt)
     status = 401 if error else 200
@@ -519,7 +529,8 @@ def _forbidden(e):
         return _error_page(
             403,
             "The agent view is off",
-            "No API key is configured. Set TWEETDESK_API_KEY and restart the service to use the agent view.",
+            "No API key is configured and no desk account exists. Set TWEETDESK_API_KEY and restart the service, "
+            "or create an account (tweetdesk users add NAME --role admin).",
         )
     return _error_page(403, "Not allowed", e.description or "")
 
