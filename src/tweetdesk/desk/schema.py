@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tweetdesk.tickets.schema import UTCDateTime
+from tweetdesk.tickets.coltypes import UTCDateTime
 
 _BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _JSON = sa.JSON()

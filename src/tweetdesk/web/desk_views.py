@@ -140,12 +140,18 @@ def _act(tid: str, fn, ok: str):
     return _back(tid)
 
 
-def _stale(tid: str, e: DeskError):
-    """The ticket page again, fresh, with what changed and what the agent tried (409)."""
-    from tweetdesk.web.views import agent_ticket_page
+class StalePage(Exception):
+    """A reply or resolve sent from a stale view of the ticket: ``web.views`` answers it with the ticket page
+    again, fresh, showing what changed and what the agent tried (409)."""
 
-    return agent_ticket_page(tid, stale={"changes": e.extra.get("changes", []), "text": request.form.get("text"),
-                                         "action": request.path.rsplit("/", 1)[-1]}, status=409)
+    def __init__(self, ticket_id: str, stale: dict[str, Any]):
+        super().__init__(ticket_id)
+        self.ticket_id, self.stale = ticket_id, stale
+
+
+def _stale(tid: str, e: DeskError):
+    raise StalePage(tid, {"changes": e.extra.get("changes", []), "text": request.form.get("text"),
+                          "action": request.path.rsplit("/", 1)[-1]})
 
 
 def resolve_from_page(tid: str):

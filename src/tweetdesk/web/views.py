@@ -449,6 +449,12 @@ def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, status: int 
     ), status
 
 
+@blueprint.errorhandler(desk_views.StalePage)  # before this blueprint's catch-all below
+@blueprint.app_errorhandler(desk_views.StalePage)  # the desk's page routes too
+def _stale_page(e: desk_views.StalePage):
+    return agent_ticket_page(e.ticket_id, stale=e.stale, status=409)
+
+
 @blueprint.post("/tickets/<path:raw>/resolve")
 @auth.writer_required
 def resolve(raw: str):
