@@ -77,15 +77,12 @@ def train(data: Path | None, epochs: int, seed: int, version: str | None, teache
 def evaluate(data: Path | None) -> None:
     """Evaluate the shipped models and a TF-IDF baseline on the test split, and their agreement with the agents'
     corrections; write reports/metrics.json, reports/corrections.json and plots."""
-    import json
-
     from tweetdesk.desk.corrections import agreement
     from tweetdesk.models.evaluate import evaluate_command
 
     settings = _settings(data_path=data)
-    # The agents' corrections so far (reports/corrections.json); they need no data set.
-    click.echo(json.dumps({"agreement_with_corrections": agreement(settings)}, indent=1))
-    evaluate_command(settings)
+    # The agents' corrections so far (reports/corrections.json), in the same JSON document as the metrics.
+    evaluate_command(settings, also={"agreement_with_corrections": agreement(settings)})
 
 
 @app.command()

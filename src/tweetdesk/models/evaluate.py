@@ -116,15 +116,16 @@ def sample_agreement(clf) -> dict:
     return {"n": len(rows), "file": SAMPLE_TWEETS.name, "topic": topic, "sentiment": sent}
 
 
-def evaluate_command(settings) -> dict:
-    """`tweetdesk evaluate`: the shipped (or chosen) version and the baseline on the test split."""
+def evaluate_command(settings, also: dict | None = None) -> dict:
+    """`tweetdesk evaluate`: the shipped (or chosen) version and the baseline on the test split. ``also``: more
+    figures for the same JSON document on stdout (the agreement with the agents' corrections)."""
     from tweetdesk.models.predict import get_classifier
 
     set_threads()
     clf = get_classifier(settings)
     metrics = evaluate_folder(clf, settings)
     keys = ("version", "sentiment_test", "topic_vs_negativereason_test", "baseline_sentiment_test", "teacher", "targets")
-    print(json.dumps({k: _brief(metrics.get(k)) for k in keys}, indent=1))
+    print(json.dumps({**{k: _brief(metrics.get(k)) for k in keys}, **(also or {})}, indent=1))
     return metrics
 
 
