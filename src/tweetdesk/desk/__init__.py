@@ -3,7 +3,7 @@ ticket, assignment and "who else has it open", first-response timers, canned rep
 corrections of the models' labels, and exports.
 
 Everything here lives in the ticket store's database (tables created by schema migration 5, see
-``desk.schema``) and is reached through ``Desk(store, settings)``; the pages and the JSON API are in
+``tickets.schema``) and is reached through ``Desk(store, settings)``; the pages and the JSON API are in
 ``tweetdesk.web.desk_views`` and ``tweetdesk.web.desk_api``, the ``tweetdesk users`` commands in
 ``tweetdesk.desk.cli``.
 """

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tweetdesk.desk.accounts import DeskError, Principal
-from tweetdesk.desk.schema import canned_replies
+from tweetdesk.tickets.schema import canned_replies
 from tweetdesk.records import SENTIMENTS, TOPICS, EnrichedTweet
 from tweetdesk.reply.templates import ReplyTemplates, TemplateError
 from tweetdesk.tickets.store import Ticket

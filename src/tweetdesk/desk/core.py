@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from tweetdesk.desk import ADMIN, AGENT
 from tweetdesk.desk.accounts import Accounts, DeskError, Principal
-from tweetdesk.desk.schema import assignments, audit_log, corrections, notes, reply_authors, ticket_views, users
+from tweetdesk.tickets.schema import assignments, audit_log, corrections, notes, reply_authors, ticket_views, users
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
 from tweetdesk.reply.templates import ReplyTextError, check_reply_text
 from tweetdesk.tickets.schema import TicketStatus, tickets

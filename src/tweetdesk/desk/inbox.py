@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tweetdesk.desk.accounts import DeskError
-from tweetdesk.desk.schema import assignments
+from tweetdesk.tickets.schema import assignments
 from tweetdesk.desk.timers import Timers
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
 from tweetdesk.reply.budget import PRIORITY_CLASSES, priority_of

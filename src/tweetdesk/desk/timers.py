@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from tweetdesk.desk.schema import assignments, reply_authors
+from tweetdesk.tickets.schema import assignments, reply_authors
 from tweetdesk.reply.budget import PRIORITY_CLASSES, priority_of
 from tweetdesk.tickets.schema import replies, tickets
 from tweetdesk.tickets.store import Ticket

@@ -191,7 +191,6 @@ class TicketStore(ReplyOutbox, StoreReports):
             now = self.clock()
             if current is None:
                 schema.metadata.create_all(conn, checkfirst=True)
-                schema.create_beside_metadata(conn)
                 conn.execute(schema_version.insert().values(version=target, applied_at=now))
                 log.info("ticket store %s: created schema v%d", _redact(self.url), target)
                 return target
