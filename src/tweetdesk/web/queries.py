@@ -17,8 +17,8 @@ from typing import Any
 from tweetdesk.records import DeadLetter, Entity, utcnow
 from tweetdesk.reply.budget import ReplyBudget
 from tweetdesk.tickets.reports import (  # noqa: F401 (the pages' names for them)
-    MAX_BUCKETS, SENTIMENT_CHOICES, TOPIC_CHOICES, Filters, NewestTicket, SentimentSeries, dead_letter_count,
-    ticket_figures,
+    MAX_BUCKETS, SENTIMENT_CHOICES, TOPIC_CHOICES, Filters, NewestTicket, SentimentSeries, TicketFigures,
+    dead_letter_count, ticket_figures,
 )
 from tweetdesk.tickets.store import PublicTicket, TicketStore
 
@@ -113,18 +113,10 @@ def budget_figures(
 
 
 @dataclass
-class Summary:
+class Summary(TicketFigures):
+    """The store's figures (``TicketFigures``), for these filters, with the budget panel."""
+
     filters: Filters
-    tweets: int
-    tickets: int
-    dead_letters: int
-    listening_only: int  # tickets nobody summoned us for: no automatic reply (X's rules)
-    opted_out: int  # customers who get no automatic reply now
-    by_status: dict[str, int]
-    by_topic: dict[str, int]
-    by_sentiment: dict[str, int]
-    over_time: SentimentSeries
-    newest: list[NewestTicket]
     budget: BudgetFigures | None
     generated_at: datetime
 
