@@ -111,5 +111,7 @@ buildah bud --layers --format docker --network host \
   --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --build-arg SOURCE="$source_url" \
   -f Containerfile -t "$name:$version" -t "$name:latest" "$ctx"
 
-size=$(buildah images --format '{{.Size}}' "$name:$version" | head -1)
+# awk reads all of its input: `head -1` may exit before buildah has written, and under pipefail the SIGPIPE that
+# buildah then gets (exit 141) would fail a build that succeeded
+size=$(buildah images --format '{{.Size}}' "$name:$version" | awk 'NR == 1')
 say "built $name:$version (and :latest): $size, in $(( $(date +%s) - started )) s"
