@@ -56,7 +56,7 @@ import sqlalchemy as sa  # noqa: E402
 from tests.fixtures.xapi import XApiStandIn  # noqa: E402
 from tweetdesk.config import DEFAULT_DATA, Settings  # noqa: E402
 from tweetdesk.models.labels import map_negativereason  # noqa: E402
-from tweetdesk.nlp.entities import _flights  # noqa: E402  (the flight-number rule, regex only)
+from tweetdesk.nlp.entities import flight_numbers  # noqa: E402  (the flight-number rule, regex only)
 from tweetdesk.records import EnrichedTweet  # noqa: E402
 from tweetdesk.reply.budget import PRIORITY_CLASSES, URGENT  # noqa: E402
 from tweetdesk.reply.consumer import ReplyConsumer  # noqa: E402
@@ -113,8 +113,7 @@ def burst(csv_path: Path, n: int, seconds: float, seed: int) -> list[EnrichedTwe
                 sentiment_score=float(row["airline_sentiment_confidence"] or 1.0),
                 topic=topic,
                 topic_score=1.0,
-                entities=[{"text": text[s.start : s.end], "label": s.label, "start": s.start, "end": s.end, "norm": s.norm}
-                          for s in _flights(text)],
+                entities=flight_numbers(text),
                 ticket_id=ticket_id_for(tid, topic, key=b"bench"),
                 model_version="gold-labels",
             )
@@ -144,6 +143,9 @@ def run(tweets: list[EnrichedTweet], hours: float, work: Path, *, fifo: bool, de
         x_consumer_secret="cs",
         x_access_token="at",
         x_access_token_secret="ats",
+        # the data set's tweets write to these six accounts: the burst is every one of them summoning "us" (X lets
+        # an automated account reply only to a tweet that mentioned it)
+        our_handles=["united", "AmericanAir", "USAirways", "SouthwestAir", "JetBlue", "VirginAmerica"],
         **({"reply_burst": 100} if fifo else {}),
     )
     store = TicketStore(settings.db_url, clock=clock.dt)

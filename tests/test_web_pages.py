@@ -81,6 +81,18 @@ def test_tracking_unknown_id_is_not_found(open_client):
     assert 'data-kind="not_found"' in html and "well-formed ticket ID" in html
 
 
+@pytest.mark.parametrize("path", ["/no-such-page", "/t//0", "/desk/nothing/here"])
+def test_a_path_no_route_matches_is_a_page_for_a_browser_and_json_for_the_rest(open_client, path):
+    page = open_client.get(path, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "There is nothing at this address." in page.get_data(as_text=True)
+    assert 'href="/t/"' in page.get_data(as_text=True)  # the site's navigation, as on every page
+    plain = open_client.get(path, headers={"Accept": "*/*"})
+    assert plain.status_code == 404 and plain.get_json()["status"] == 404
+    api = open_client.get("/api/no-such-thing", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.get_json()["status"] == 404  # an API path stays JSON
+
+
 @pytest.mark.parametrize("raw,kind", [("hello", "format"), ("BAG-0O0O0O0O-1", "format"), ("ZZZ-22222222-2", "prefix")])
 def test_tracking_malformed_ids(open_client, raw, kind):
     r = open_client.get(f"/t/{raw}")

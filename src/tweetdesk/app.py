@@ -68,7 +68,7 @@ def create_app(
     app.extensions["tweetdesk_throttle"] = KeyThrottle.from_settings(settings)  # wrong keys, API and pages alike
     security.init_app(app, settings)  # headers on every answer, the API's too
     auth.init_app(app, settings)
-    api.register_errors(app)
+    api.register_errors(app, page_for_unrouted=views.page_for_unrouted)
     app.register_blueprint(api.api)
     app.register_blueprint(views.blueprint)
     app.register_blueprint(desk_views.desk_pages)  # the agents' desk: inbox, canned replies, users, report

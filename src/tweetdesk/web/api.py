@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from functools import wraps
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, Flask, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
@@ -363,7 +363,18 @@ def openapi():
 # ----------------------------------------------------------------------------------------------
 
 
-def register_errors(app: Flask) -> None:
+API_PREFIXES = ("/api/", "/web/api/", "/desk/api/")
+
+
+def _browser_lost(page_for_unrouted) -> bool:
+    """A browser asked for a path no route matches (outside the APIs): it gets a page, not JSON."""
+    return (page_for_unrouted is not None and request.url_rule is None and not request.path.startswith(API_PREFIXES)
+            and request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html")
+
+
+def register_errors(app: Flask, page_for_unrouted: Callable[[int], Any] | None = None) -> None:
+    """JSON errors for the whole app. ``page_for_unrouted(status)``: the HTML answer for a browser that asked for
+    a path no route matches (the pages' blueprints answer HTML for their own routes)."""
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
         resp = _error(e.status, e.message, **e.extra)
@@ -381,6 +392,8 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
+        if _browser_lost(page_for_unrouted):
+            return page_for_unrouted(e.code or 500)
         return _error(e.code or 500, e.description or e.name)
 
     @app.errorhandler(StoreError)

@@ -514,6 +514,12 @@ def _error_page(status: int, title: str, message: str):
     return render_template("web/error.html", title=title, message=message, status=status, active=None), status
 
 
+def page_for_unrouted(status: int) -> Any:
+    """The error page for a path no route matches (no blueprint's request: this one's context is passed here)."""
+    title, message = {404: ("Not found", "There is nothing at this address.")}.get(status, ("Not done", ""))
+    return render_template("web/error.html", title=title, message=message, status=status, active=None, **_inject()), status
+
+
 @blueprint.errorhandler(CSRFError)
 def _csrf_error(e):
     return _error_page(400, "This form has expired", "Please go back, reload the page and try again.")
