@@ -5,6 +5,7 @@ export, and the upgrade of a store at the schema before the desk."""
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 
 import pyarrow.parquet as pq
@@ -203,6 +204,12 @@ def test_export_csv_and_parquet(desk, store):
     row = next(r for r in rows if r["ticket_id"] == tid)
     assert row["topic"] == "Extra Charges" and row["model_topic"] == "Baggage Issue" and row["corrected_by"] == "ann"
     assert '"phoned"' in row["notes"] and row["due_at"]
+    other = next(r for r in rows if r["ticket_id"] != tid)
+    assert json.loads(other["notes"]) == []  # each ticket's own notes and conversation, read for all at once
+    for r, tweet_id in ((row, "1"), (other, "2")):
+        conv = json.loads(r["conversation"])
+        assert [m["tweet_id"] for m in conv if m["kind"] == "customer"] == [tweet_id]
+        assert [m["kind"] for m in conv] == [m["kind"] for m in store.conversation(r["ticket_id"])]
     csv_text = to_csv(rows).decode("utf-8-sig")
     assert "'=cmd" in csv_text  # no formula for a spreadsheet
     table = pq.read_table(io.BytesIO(to_parquet(rows)))

@@ -125,14 +125,16 @@ def export_rows(desk, f: InboxFilters, *, limit: int = 100_000) -> list[dict[str
     firsts = timers.first_responses([t.ticket_id for t, _ in ts])
     latest: dict[str, dict[str, Any]] = {c["ticket_id"]: c for c in desk.corrections()}
     now = desk.clock()
+    ids = [t.ticket_id for t, _ in ts]
+    convs, all_notes = desk.store.conversations(ids), desk.notes_of(ids)
     out = []
     for t, assignee in ts:
         if f.klass and PRIORITY_CLASSES[priority_of(t)] != f.klass:
             continue
         tm = timers.timer(t, firsts.get(t.ticket_id), now)
         c = latest.get(t.ticket_id)
-        conv = [{**m, "at": _iso(m["at"])} for m in desk.store.conversation(t.ticket_id)]
-        nts = [{"author": n["author"], "text": n["text"], "at": _iso(n["created_at"])} for n in desk.notes(t.ticket_id)]
+        conv = [{**m, "at": _iso(m["at"])} for m in convs[t.ticket_id]]
+        nts = [{"author": n["author"], "text": n["text"], "at": _iso(n["created_at"])} for n in all_notes[t.ticket_id]]
         out.append({
             "ticket_id": t.ticket_id, "status": t.status.value, "class": tm["class"], "assignee": assignee,
             "author": t.author, "tweet_id": t.tweet_id, "text": t.text, "topic": t.topic, "sentiment": t.sentiment,
