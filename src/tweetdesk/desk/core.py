@@ -27,7 +27,7 @@ from tweetdesk.desk.accounts import Accounts, DeskError, Principal
 from tweetdesk.tickets.schema import assignments, audit_log, corrections, notes, reply_authors, ticket_views, users
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
 from tweetdesk.reply.templates import ReplyTextError, check_reply_text
-from tweetdesk.tickets.schema import TicketStatus, tickets
+from tweetdesk.tickets.schema import TicketStatus, rows_in, tickets
 from tweetdesk.tickets.store import Ticket, TicketStore
 
 log = logging.getLogger(__name__)
@@ -264,10 +264,8 @@ class Desk:
         """The notes of many tickets in a few queries (an export reads thousands), oldest first, by ticket ID."""
         out: dict[str, list[dict[str, Any]]] = {tid: [] for tid in ticket_ids}
         with self.tx() as conn:
-            for i in range(0, len(ticket_ids), 500):  # bound the IN list (SQLite's variable limit)
-                q = sa.select(notes).where(notes.c.ticket_id.in_(ticket_ids[i : i + 500])).order_by(notes.c.id)
-                for r in conn.execute(q).mappings():
-                    out[r["ticket_id"]].append(dict(r))
+            for r in rows_in(conn, sa.select(notes).order_by(notes.c.id), notes.c.ticket_id, ticket_ids):
+                out[r.ticket_id].append(dict(r._mapping))
         return out
 
     # --- corrections --------------------------------------------------------------------------------

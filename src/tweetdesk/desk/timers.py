@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from tweetdesk.tickets.schema import assignments, reply_authors
 from tweetdesk.reply.budget import PRIORITY_CLASSES, priority_of
-from tweetdesk.tickets.schema import replies, tickets
+from tweetdesk.tickets.schema import replies, rows_in, tickets
 from tweetdesk.tickets.store import Ticket
 
 DEFAULT_DUE_MINUTES = {"urgent": 15, "negative": 60, "neutral": 240, "positive": 240}
@@ -44,18 +44,16 @@ class Timers:
         if not ticket_ids:
             return {}
         out: dict[str, dict[str, Any]] = {}
+        sent = (
+            sa.select(replies.c.ticket_id, replies.c.posted_at, replies.c.kind, reply_authors.c.author)
+            .outerjoin(reply_authors, reply_authors.c.reply_id == replies.c.id)
+            .where(replies.c.status.in_(SENT), replies.c.posted_at.is_not(None))
+        )
         with self.desk.tx() as conn:
-            for i in range(0, len(ticket_ids), 500):
-                chunk = ticket_ids[i : i + 500]
-                rows = conn.execute(
-                    sa.select(replies.c.ticket_id, replies.c.posted_at, replies.c.kind, reply_authors.c.author)
-                    .outerjoin(reply_authors, reply_authors.c.reply_id == replies.c.id)
-                    .where(replies.c.ticket_id.in_(chunk), replies.c.status.in_(SENT), replies.c.posted_at.is_not(None))
-                ).all()
-                for tid, at, kind, author in rows:
-                    if tid not in out or at < out[tid]["at"]:
-                        by = AUTOMATIC if kind == "auto" else (author or "agent (API key)")
-                        out[tid] = {"at": at, "by": by}
+            for tid, at, kind, author in rows_in(conn, sent, replies.c.ticket_id, ticket_ids):
+                if tid not in out or at < out[tid]["at"]:
+                    by = AUTOMATIC if kind == "auto" else (author or "agent (API key)")
+                    out[tid] = {"at": at, "by": by}
         return out
 
     def for_ticket(self, ticket: Ticket, first: dict[str, Any] | None = None, now: datetime | None = None) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from sqlalchemy.engine import Connection
 
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, Entity, utcnow
 from tweetdesk.tickets.intake import CAPPED, OPENED, OWN, THREADED
-from tweetdesk.tickets.schema import TicketStatus, dead_letters, opt_outs, replies, tickets, tweets_table, x_usage
+from tweetdesk.tickets.schema import (
+    TicketStatus, dead_letters, opt_outs, replies, rows_in, tickets, tweets_table, x_usage,
+)
 
 # What the filters and charts offer: the model's classes plus the bucket for empty tweets.
 SENTIMENT_CHOICES: tuple[str, ...] = (*SENTIMENTS, UNCLASSIFIABLE)
@@ -78,16 +80,13 @@ class StoreReports:
         T = tweets_table
         tw: dict[str, list] = {tid: [] for tid in ticket_ids}
         rs: dict[str, list] = {tid: [] for tid in ticket_ids}
+        cols = (T.c.ticket_id, T.c.tweet_id, T.c.author, T.c.text, T.c.disposition, T.c.tweet_created_at,
+                T.c.in_reply_to_tweet_id)
         with self.transaction() as conn:
-            for i in range(0, len(ticket_ids), 500):  # bound the IN list (SQLite's variable limit)
-                chunk = ticket_ids[i : i + 500]
-                for r in conn.execute(
-                    sa.select(T.c.ticket_id, T.c.tweet_id, T.c.author, T.c.text, T.c.disposition, T.c.tweet_created_at,
-                              T.c.in_reply_to_tweet_id).where(T.c.ticket_id.in_(chunk))
-                ).mappings():
-                    tw[r["ticket_id"]].append(r)
-                for r in conn.execute(sa.select(replies).where(replies.c.ticket_id.in_(chunk))).mappings():
-                    rs[r["ticket_id"]].append(r)
+            for r in rows_in(conn, sa.select(*cols), T.c.ticket_id, ticket_ids):
+                tw[r.ticket_id].append(r._mapping)
+            for r in rows_in(conn, sa.select(replies), replies.c.ticket_id, ticket_ids):
+                rs[r.ticket_id].append(r._mapping)
         return {tid: _conversation(tw[tid], rs[tid]) for tid in ticket_ids}
 
     def usage(self, now: datetime | None = None) -> dict[str, Any]:

@@ -411,3 +411,11 @@ def current_version(conn: Connection) -> int | None:
 def insert(conn: Connection, table: sa.Table):
     """An INSERT on the connection's dialect, which offers ``on_conflict_do_nothing`` / ``_do_update``."""
     return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+
+
+def rows_in(conn: Connection, query, col, keys):
+    """Rows of ``query`` where ``col`` is one of ``keys`` (empty and repeated keys dropped), 500 keys a statement:
+    SQLite bounds a statement's variables, and an export or a batch can name thousands."""
+    keys = list(dict.fromkeys(k for k in keys if k))
+    for i in range(0, len(keys), 500):
+        yield from conn.execute(query.where(col.in_(keys[i : i + 500])))

@@ -43,7 +43,7 @@ from tweetdesk.tickets.rows import (  # noqa: F401 (re-exported: what the store 
 )
 from tweetdesk.tickets.schema import (  # noqa: F401 (re-exported: the tables, for SQL on the store)
     MIGRATIONS, OPT_OUT, SCHEMA_VERSION, ReplyKind, TicketStatus, UTCDateTime, dead_letters, insert, metadata,
-    replies, schema_version, tickets, tweets_table,
+    replies, rows_in, schema_version, tickets, tweets_table,
 )
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,8 @@ def normalise_url(url: str) -> str:
 
 
 def _each(conn: Connection, col, keys, *cond, cols=None):
-    """Rows of ``cols`` (default: ``col``) where ``col`` is one of ``keys`` (and ``cond``), 500 keys a query."""
-    keys = list(dict.fromkeys(k for k in keys if k))
-    for i in range(0, len(keys), 500):
-        yield from conn.execute(sa.select(*(cols or [col])).where(col.in_(keys[i : i + 500]), *cond))
+    """Rows of ``cols`` (default: ``col``) where ``col`` is one of ``keys`` (and ``cond``)."""
+    return rows_in(conn, sa.select(*(cols or [col])).where(*cond), col, keys)
 
 
 # Built once: the tracking page is the public hot path (a customer's lookup must stay fast while dashboards poll).
@@ -388,16 +386,13 @@ class TicketStore(ReplyOutbox, StoreReports):
             k.parent_conv[tid] = conv
             if ticket:
                 k.parent_ticket[tid] = ticket
-        keys = [p for p in parents if p]
-        for i in range(0, len(keys), 500):
-            q = (
-                sa.select(replies.c.posted_id, replies.c.ticket_id, sa.func.coalesce(tickets.c.conversation_id, tickets.c.tweet_id))
-                .join(tickets, tickets.c.ticket_id == replies.c.ticket_id)
-                .where(replies.c.posted_id.in_(keys[i : i + 500]))
-            )
-            for pid, ticket, conv in conn.execute(q):
-                k.parent_ticket[pid] = ticket
-                k.parent_conv.setdefault(pid, conv)
+        ours = (
+            sa.select(replies.c.posted_id, replies.c.ticket_id, sa.func.coalesce(tickets.c.conversation_id, tickets.c.tweet_id))
+            .join(tickets, tickets.c.ticket_id == replies.c.ticket_id)
+        )
+        for pid, ticket, conv in rows_in(conn, ours, replies.c.posted_id, parents):
+            k.parent_ticket[pid] = ticket
+            k.parent_conv.setdefault(pid, conv)
         # Tweets of ours these refer to (replied to or quoted): our posted replies and own tweets we saw.
         refs = parents + [r.id for tw in order for r in tw.referenced_tweets]
         k.our_ids = {r[0] for r in _each(conn, replies.c.posted_id, refs)}
