@@ -4,6 +4,7 @@ trail, collisions, canned replies, notes, corrections, export, and bad input (cl
 from __future__ import annotations
 
 import io
+import logging
 
 import pyarrow.parquet as pq
 import pytest
@@ -71,7 +72,8 @@ def test_tokens_roles_and_the_audit_trail(desk_app):
     assert client.get("/api/tickets", headers=ann).status_code == 401
 
 
-def test_unknown_user_and_wrong_passwords_are_throttled(desk_app):
+def test_unknown_user_and_wrong_passwords_are_throttled(desk_app, caplog):
+    caplog.set_level(logging.WARNING, logger="tweetdesk.auth")
     client, store, desk, tweets, token = desk_app
     r = client.post("/api/tokens", json={"name": "nobody", "password": "guess"})
     assert r.status_code == 401 and r.get_json()["error"] == "unknown user or wrong password"
@@ -83,6 +85,18 @@ def test_unknown_user_and_wrong_passwords_are_throttled(desk_app):
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 and r.get_json()["kind"] == "throttled"
     assert desk.accounts.tokens() == []  # nothing created
     assert client.post("/api/tokens", json={"name": 5, "password": "x"}).status_code == 400
+    logged = [r.getMessage() for r in caplog.records if r.name == "tweetdesk.auth"]
+    assert logged and all(m.startswith("wrong password from ") and "guess" not in m for m in logged)
+
+
+def test_a_wrong_token_is_logged_as_a_token(desk_app, caplog):
+    caplog.set_level(logging.WARNING, logger="tweetdesk.auth")
+    client, store, desk, tweets, token = desk_app
+    good = token("ann")["Authorization"].removeprefix("Bearer ")
+    forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    assert client.get("/api/desk/inbox", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    logged = [r.getMessage() for r in caplog.records if r.name == "tweetdesk.auth"]
+    assert len(logged) == 1 and logged[0].startswith("wrong token from ") and forged not in logged[0]
 
 
 def test_a_stale_resolve_gets_409_with_what_changed(desk_app):

@@ -134,7 +134,7 @@ def header_principal() -> Principal | None:
                 _wait_or_raise()
                 p = identity.desk().accounts.token_principal(supplied)
                 if p is None:
-                    _throttle().failed(request.remote_addr, request.path)
+                    _throttle().failed(request.remote_addr, request.path, "token")
                 else:
                     _throttle().succeeded(request.remote_addr)
                 g.tweetdesk_header_principal = p
@@ -160,7 +160,7 @@ def password_matches(name: str, password: str) -> Principal | None:
     _wait_or_raise()
     p = identity.desk().accounts.authenticate(name, password)
     if p is None:
-        _throttle().failed(request.remote_addr, request.path)
+        _throttle().failed(request.remote_addr, request.path, "password")
     else:
         _throttle().succeeded(request.remote_addr)
     return p

@@ -81,8 +81,9 @@ class KeyThrottle:
             wait = c.blocked_until - self.clock() if c else 0.0
         return math.ceil(wait) if wait > 0 else 0
 
-    def failed(self, address: str | None, where: str) -> int:
-        """Count a wrong key from ``address``; returns the seconds it must now wait."""
+    def failed(self, address: str | None, where: str, what: str = "API key") -> int:
+        """Count a wrong key from ``address`` (``what``: API key, token or password, for the log); returns the
+        seconds it must now wait."""
         now = self.clock()
         key = client_of(address)
         with self._lock:
@@ -100,8 +101,8 @@ class KeyThrottle:
             line = self._may_log(now)
         if line is not None:
             log.warning(
-                "wrong API key from %r on %r: failure %d from this address, next key checked in %d s%s",
-                key, where, failures, math.ceil(delay), line,
+                "wrong %s from %r on %r: failure %d from this address, next one checked in %d s%s",
+                what, key, where, failures, math.ceil(delay), line,
             )
         return math.ceil(delay)
 
