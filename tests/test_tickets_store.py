@@ -294,3 +294,46 @@ def test_a_v3_store_upgrades_to_v4_in_place(store_url, ran_the_service):
         assert store.migrate() == SCHEMA_VERSION and store.schema_version() == SCHEMA_VERSION  # applied once
     finally:
         store.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Schema v6: no automatic reply goes out for a ticket opened before X's reply rules
+# ----------------------------------------------------------------------------------------------
+
+
+def test_queued_automatic_replies_of_tickets_from_before_the_rules_are_cancelled(store_url):
+    """v3 flagged the tickets it could not tell were summoned but left their automatic replies queued: the poster
+    would have sent them. v6 cancels those, and only those."""
+    from tweetdesk.tickets.intake import Intake
+
+    _make_v3_store(store_url, ran_the_service=False)
+    old = TicketStore(store_url, migrate=False)
+    # The operator answers every tweet (summoned_only off), so each of these gets an automatic reply queued.
+    intake = Intake(our_handles=frozenset({"tweetdesk"}), summoned_only=False, opt_out_phrases=())
+    res = old.add_tickets([enriched_tweet(str(i), author=f"cust{i}", text="united lost my bag") for i in (1, 2, 3)],
+                          _text, intake=intake)
+    before, later, posted = res.created
+    posted_reply = res.replies[2]
+    old.claim(posted_reply)
+    old.record_posted(posted_reply, "900", cost_usd=0.015, cost_kind="post")
+    manual = old.queue_reply(old.get_ticket(before).tweet_id, "@cust1 an agent's answer")
+    with old.engine.begin() as conn:  # what v3 did to a ticket of v2: who summoned us unknown, flagged
+        conn.execute(
+            store_mod.tickets.update().where(store_mod.tickets.c.ticket_id.in_([before, posted])).values(
+                summoned_by=None, no_reply_reason="opened before X's reply rules were applied (schema v3): check "
+                                                  "that the customer mentioned us before replying")
+        )
+    old.close()
+
+    store = TicketStore(store_url)  # opening it migrates
+    try:
+        assert store.schema_version() == SCHEMA_VERSION == 6
+        by_ticket = {(r.ticket_id, r.kind.value): r for r in store.list_replies()}
+        assert by_ticket[(before, "auto")].status == ReplyStatus.cancelled
+        assert "before X's reply rules" in by_ticket[(before, "auto")].error
+        assert by_ticket[(before, "manual")].status == ReplyStatus.queued  # an agent's reply is the agent's call
+        assert by_ticket[(later, "auto")].status == ReplyStatus.queued  # opened under the rules: the operator's choice
+        assert by_ticket[(posted, "auto")].status == ReplyStatus.posted
+        assert manual is not None
+    finally:
+        store.close()

@@ -25,10 +25,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from tweetdesk.records import ReplyStatus, utcnow
 from tweetdesk.tickets.coltypes import UTCDateTime
 
 # Bump when the schema changes, and add the step that upgrades N-1 -> N to MIGRATIONS below.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class TicketStatus(str, Enum):
@@ -399,7 +400,27 @@ def _migrate_v5(conn: Connection) -> None:
     metadata.create_all(conn, tables=DESK_TABLES, checkfirst=True)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5}
+def _migrate_v6(conn: Connection) -> None:
+    """v5 → v6: the automatic replies still queued for tickets opened before X's reply rules are cancelled. v3
+    flagged those tickets (``no_reply_reason``: nobody checked that their customer summoned us) but left their
+    replies in the queue, and X suspends an account that auto-replies to tweets that did not summon it. An
+    agent can still answer them from the desk."""
+    before_rules = sa.select(tickets.c.ticket_id).where(
+        tickets.c.summoned_by.is_(None), tickets.c.no_reply_reason.like("opened before X's reply rules%")
+    )
+    conn.execute(
+        replies.update()
+        .where(replies.c.status == ReplyStatus.queued.value, replies.c.kind == ReplyKind.auto.value,
+               replies.c.ticket_id.in_(before_rules))
+        .values(status=ReplyStatus.cancelled.value, updated_at=utcnow(),
+                error="cancelled: the ticket was opened before X's reply rules (schema v3), so nobody checked that "
+                      "the customer summoned us")
+    )
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5, 6: _migrate_v6,
+}
 
 
 def current_version(conn: Connection) -> int | None:
