@@ -246,3 +246,22 @@ def test_a_store_at_the_schema_before_the_desk_upgrades_in_place(store_url):
         assert inbox(desk, InboxFilters(assignee="ann"))["items"][0]["ticket"].ticket_id == tid
     finally:
         store.close()
+
+
+def test_a_backlog_of_old_praise_never_hides_a_new_complaint(desk, store, monkeypatch):
+    """The inbox scans a bounded number of tickets: the most urgent classes' first, not merely the oldest."""
+    from tweetdesk.desk import inbox as inbox_mod
+
+    monkeypatch.setattr(inbox_mod, "SCAN", 3)  # the bound, made small enough to overflow with a few tickets
+    praise = [enriched_tweet(str(i), author=f"fan{i}", sentiment="positive", topic="Customer Experience",
+                             text="@united lovely crew, thank you", entities=[]) for i in range(1, 5)]
+    store.add_tickets(praise, reply_text=_reply)
+    store.add_tickets([enriched_tweet("9", author="stuck", text="@united flight UA 1234 cancelled, stranded")],
+                      reply_text=_reply)
+    urgent = store.get_ticket_by_tweet("9").ticket_id
+    got = inbox(desk, InboxFilters())
+    assert got["scanned"] == 3 and got["items"][0]["ticket"].ticket_id == urgent and got["items"][0]["class"] == "urgent"
+    assert [i["class"] for i in got["items"]] == ["urgent", "positive", "positive"]
+    only = inbox(desk, InboxFilters(klass="urgent"))
+    assert [i["ticket"].ticket_id for i in only["items"]] == [urgent]
+    assert inbox(desk, InboxFilters(klass="positive"))["total"] == 3  # the scan's bound, positives only

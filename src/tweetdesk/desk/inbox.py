@@ -1,8 +1,11 @@
 """The agents' inbox (tickets not resolved, most urgent class first, then oldest) and the export of tickets
 with their conversation, timers and corrections as CSV or Parquet.
 
-The inbox reads at most ``SCAN`` unresolved tickets matching the filters (oldest first) and orders them by
-the reply budget's class in Python: a desk with more open tickets than that works through the oldest first.
+The inbox reads at most ``SCAN`` unresolved tickets matching the filters, in the classes' order as far as SQL
+can tell them (the class follows the sentiment, except that urgent is a negative tweet about something going
+wrong now, which takes the text: negative tweets first, then neutral, then positive, oldest first in each), and
+orders them exactly by the reply budget's class in Python. So a backlog of old praise never hides a new
+complaint; only a desk with more than ``SCAN`` open complaints works through the oldest of them first.
 """
 
 from __future__ import annotations
@@ -65,6 +68,10 @@ class InboxFilters:
         return {k: v for k, v in d.items() if v}
 
 
+# priority_of's order as far as the sentiment tells it: negative (urgent or negative), neutral, positive
+_SENTIMENT_CLASS = sa.case((tickets.c.sentiment == "negative", 0), (tickets.c.sentiment == "positive", 2), else_=1)
+
+
 def _select(f: InboxFilters):
     q = sa.select(tickets, assignments.c.assignee).outerjoin(assignments, assignments.c.ticket_id == tickets.c.ticket_id)
     if f.status == "unresolved":
@@ -77,6 +84,9 @@ def _select(f: InboxFilters):
         q = q.where(tickets.c.sentiment == f.sentiment)
     if f.listening_only is not None:
         q = q.where(tickets.c.summoned_by.is_(None) if f.listening_only else tickets.c.summoned_by.is_not(None))
+    if f.klass:  # the sentiment the class needs, in SQL; urgent vs negative is told apart in Python
+        neg, pos = tickets.c.sentiment == "negative", tickets.c.sentiment == "positive"
+        q = q.where(neg if f.klass in ("urgent", "negative") else pos if f.klass == "positive" else ~sa.or_(neg, pos))
     if f.assignee == "none":
         q = q.where(assignments.c.assignee.is_(None))
     elif f.assignee:
@@ -87,7 +97,8 @@ def _select(f: InboxFilters):
 def inbox(desk, f: InboxFilters, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
     """{items: [{ticket, assignee, class, timer}], total, scanned}: most urgent class first, oldest first."""
     with desk.tx() as conn:
-        rows = conn.execute(_select(f).order_by(tickets.c.created_at, tickets.c.ticket_id).limit(SCAN)).mappings().all()
+        rows = conn.execute(_select(f).order_by(_SENTIMENT_CLASS, tickets.c.created_at, tickets.c.ticket_id)
+                            .limit(SCAN)).mappings().all()
     items = []
     for r in rows:
         t = Ticket.model_validate(dict(r))
