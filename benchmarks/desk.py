@@ -16,9 +16,10 @@ with ``create_app`` and Flask's test client (no network) times, each ``--repeat`
 Printed: seeding tickets/s (``add_tickets`` alone) and desk actions/s, then median and p95 ms per request
 (with 5 repeats the p95 is about the slowest). Measured with the defaults (20,000 tickets over 14 days, SQLite:
 2,257 open, 3,203 replied, 14,540 resolved, 5,000 assigned) on this 2-core machine, idle, seven runs (with and
-without the inbox's class-ordered scan: no difference beyond the spread): seeding 4,293 tickets/s and 889 desk actions/s; median per request: inbox API 158-215 ms unfiltered, 33-49 ms by topic,
-10-34 ms Mine; ``/inbox`` 207-296 ms; report 0.97-1.51 s; export 0.13-0.18 ms per ticket, CSV or Parquet
-(2.6-3.5 s for 20,000; it was 0.56 ms while the export read each ticket's conversation and notes on its own).
+without the inbox's class-ordered scan: no difference beyond the spread): seeding 4,293 tickets/s and 889 desk
+actions/s; median per request: inbox API 158-215 ms unfiltered, 33-49 ms by topic, 10-34 ms Mine; ``/inbox``
+207-296 ms; report 0.97-1.51 s; export 0.13-0.18 ms per ticket, CSV or Parquet (2.6-3.5 s for 20,000; it was
+0.56 ms while the export read each ticket's conversation and notes on its own).
 
 PostgreSQL: ``--database-url postgresql://…`` (an empty database you own; the tables are created).
 
