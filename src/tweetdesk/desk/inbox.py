@@ -132,16 +132,16 @@ def export_rows(desk, f: InboxFilters, *, limit: int = 100_000) -> list[dict[str
     with desk.tx() as conn:
         rows = conn.execute(_select(f).order_by(tickets.c.created_at, tickets.c.ticket_id).limit(limit)).mappings().all()
     ts = [(Ticket.model_validate(dict(r)), r["assignee"]) for r in rows]
+    if f.klass:  # urgent vs negative, which SQL cannot tell, before reading anything more about the tickets
+        ts = [(t, a) for t, a in ts if PRIORITY_CLASSES[priority_of(t)] == f.klass]
+    ids = [t.ticket_id for t, _ in ts]
     timers = Timers(desk)
-    firsts = timers.first_responses([t.ticket_id for t, _ in ts])
+    firsts = timers.first_responses(ids)
     latest: dict[str, dict[str, Any]] = {c["ticket_id"]: c for c in desk.corrections()}
     now = desk.clock()
-    ids = [t.ticket_id for t, _ in ts]
     convs, all_notes = desk.store.conversations(ids), desk.notes_of(ids)
     out = []
     for t, assignee in ts:
-        if f.klass and PRIORITY_CLASSES[priority_of(t)] != f.klass:
-            continue
         tm = timers.timer(t, firsts.get(t.ticket_id), now)
         c = latest.get(t.ticket_id)
         conv = [{**m, "at": _iso(m["at"])} for m in convs[t.ticket_id]]

@@ -510,14 +510,14 @@ def logout():
 # ----------------------------------------------------------------------------------------------
 
 
-def _error_page(status: int, title: str, message: str):
-    return render_template("web/error.html", title=title, message=message, status=status, active=None), status
+def _error_page(status: int, title: str, message: str, **context: Any):
+    return render_template("web/error.html", title=title, message=message, status=status, active=None, **context), status
 
 
 def page_for_unrouted(status: int) -> Any:
     """The error page for a path no route matches (no blueprint's request: this one's context is passed here)."""
     title, message = {404: ("Not found", "There is nothing at this address.")}.get(status, ("Not done", ""))
-    return render_template("web/error.html", title=title, message=message, status=status, active=None, **_inject()), status
+    return _error_page(status, title, message, **_inject())
 
 
 @blueprint.errorhandler(CSRFError)
