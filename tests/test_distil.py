@@ -142,5 +142,47 @@ def test_tiny_teacher_and_students_train_save_load_and_classify(airline_csv, tmp
 
     assert Classifier(folder).cleaning == CLEANING_VERSION  # a new model learns the current cleaning rules
 
+    reasons = Teacher.load(tdir / "reasons")  # the second teacher, on the training split's negativereason
+    assert reasons.predict(["@united you lost my bag"])[1].shape == (1, 8)
+    assert lessons["reason_aug"].shape == lessons["topic_aug"].shape
+    assert lessons["reason_train"].shape == lessons["topic_train"].shape
+    assert lessons.info["reasons_teacher"]["trained_on"] > 0
+
+    # lessons from before the reasons teacher: reusing them adds it once, from the same seeded copies
+    lessons.arrays = {k: v for k, v in lessons.arrays.items() if not k.startswith("reason_")}
+    kept_copies = lessons.aug_teacher_texts
+    lessons.aug_teacher_texts = []
+    lessons.info.pop("reasons_teacher")
+    lessons.save(tdir)
     again = train_command(settings, epochs=1, version="t2", reuse_teacher="t1")
     assert json.loads((again / "model.json").read_text())["teacher"]["from_version"] == "t1"
+    renewed = Lessons.load(tdir)
+    assert renewed.aug_teacher_texts == kept_copies and "reason_aug" in renewed.arrays
+
+    # a topic-only retraining keeps the sentiment LSTM of t1 as it was
+    topic_only = train_command(settings, epochs=1, version="t3", reuse_teacher="t1", sentiment_from="t1")
+    docs = clean_many(["@united lost my bag and nobody answers", "@delta thanks, lovely crew!"])
+    assert np.array_equal(Classifier(folder).proba(docs)[0], Classifier(topic_only).proba(docs)[0])
+    assert json.loads((topic_only / "model.json").read_text())["sentiment_from"]["version"] == "t1"
+    assert "kept unchanged from version t1" in (topic_only / "MODEL_CARD.md").read_text()
+
+
+def test_sentiment_from_refuses_a_missing_version_or_another_split(airline_csv, tmp_path):
+    """`train --sentiment-from` keeps an earlier version's sentiment LSTMs only if they learnt from the same
+    split; otherwise one readable error, before any training."""
+    pytest.importorskip("transformers")
+    import pandas as pd
+
+    from tweetdesk.errors import TweetdeskError
+    from tweetdesk.config import ARTIFACTS_DIR
+    from tweetdesk.models.artifact import resolve_version
+    from tweetdesk.models.train import train
+
+    shipped = resolve_version(ARTIFACTS_DIR, "latest").name
+    small = tmp_path / "small.csv"
+    pd.read_csv(airline_csv, dtype={"tweet_id": str}).head(200).to_csv(small, index=False)
+    settings = Settings(data_path=small, artifacts_dir=ARTIFACTS_DIR, work_dir=tmp_path / "work")
+    with pytest.raises(TweetdeskError, match="trained on other data"):
+        train(settings, version="x", sentiment_from=shipped)
+    with pytest.raises(TweetdeskError, match="no such version"):
+        train(settings, version="x", sentiment_from="1999-01-01.1")

@@ -55,9 +55,10 @@ def classify(text: str | None, file: Path | None, json_out: bool) -> None:
 @click.option("--teacher-epochs", type=click.IntRange(min=1), help="Most epochs for fine-tuning the teacher (default 2).")
 @click.option("--copies", type=click.IntRange(min=0), help="Augmented copies per training tweet for the teacher to label (default 3).")
 @click.option("--reuse-teacher", metavar="VERSION", help="Reuse this version's teacher lessons (work dir); retrain the LSTMs only.")
+@click.option("--sentiment-from", metavar="VERSION", help="Keep this version's sentiment LSTM(s) as they are; train the topic LSTM only.")
 @click.option("--corrections", is_flag=True, help="Add the agents' corrections from the ticket store to the training split.")
 def train(data: Path | None, epochs: int, seed: int, version: str | None, teacher_epochs: int | None,
-          copies: int | None, reuse_teacher: str | None, corrections: bool) -> None:
+          copies: int | None, reuse_teacher: str | None, sentiment_from: str | None, corrections: bool) -> None:
     """Fine-tune the MiniLM teacher, distil the LSTMs from it; write artifacts and reports/ (needs the train extra)."""
     from tweetdesk.models.train import train_command
 
@@ -69,7 +70,7 @@ def train(data: Path | None, epochs: int, seed: int, version: str | None, teache
         extra = corrections_frame(settings)
         click.echo(f"corrections: {len(extra)} labelled tweets from the agents' desk join the training split", err=True)
     train_command(settings, epochs=epochs, seed=seed, version=version, teacher_epochs=teacher_epochs,
-                  copies=copies, reuse_teacher=reuse_teacher, corrections=extra)
+                  copies=copies, reuse_teacher=reuse_teacher, sentiment_from=sentiment_from, corrections=extra)
 
 
 @app.command()

@@ -35,11 +35,15 @@ def side_by_side(metrics: dict) -> str:
     te = metrics.get("teacher") or {}
     ts, tt = te.get("sentiment_test") or {}, te.get("topic_vs_negativereason_test") or {}
     wk = te.get("weak_targets_vs_negativereason_test") or {}
+    rt = te.get("reasons_teacher_vs_negativereason_test")
+    reasons_row = ([f"| reasons teacher: MiniLM fine-tuned on the training split's negativereason (training only) | – | – | "
+                    f"{_f(rt.get('macro_f1'))} |"] if rt else [])
     return "\n".join([
         f"| model (test split) | sentiment accuracy | sentiment macro-F1 (n={s['n']}) | topic macro-F1 vs negativereason (n={t['n']}) |",
         "|---|---|---|---|",
         f"| **shipped LSTMs** | **{_f(s['accuracy'])}** | **{_f(s['macro_f1'])}** | **{_f(t['macro_f1'])}** |",
         f"| teacher: MiniLM fine-tuned (training only) | {_f(ts.get('accuracy'))} | {_f(ts.get('macro_f1'))} | {_f(tt.get('macro_f1'))} |",
+        *reasons_row,
         f"| baseline: TF-IDF + logistic regression (C={b.get('C', '?')}) | {_f(b.get('accuracy'))} | {_f(b.get('macro_f1'))} | – |",
         f"| weak topic targets (LDA + description similarity) | – | – | {_f(wk.get('macro_f1'))} |",
     ])
@@ -88,6 +92,35 @@ def _human_section(dist: dict, te: dict) -> str:
         "The validation and test splits' reasons train nothing: the figures below are measured against reasons the\n"
         f"models never saw, but they measure a model that learnt the same annotators' labelling of other tweets.{fig}"
     )
+
+
+def _reasons_teacher(info: dict | None) -> str:
+    if not info:
+        return ""
+    h, c = info.get("history", {}), info.get("config", {})
+    return (f"""**Reasons teacher** (training only): a second MiniLM whose topic head learns only the training split's human
+`negativereason`, mapped to topics as below, on {info.get('trained_on', '?')} tweets; {info.get('held_out', '?')} more are held out
+to choose its epoch ({c.get('max_epochs', '?')} at most; macro-F1 vs their reasons {', '.join(f'{x:.4f}' for x in h.get('val_macro_f1', []))}
+per epoch, best epoch {h.get('best_epoch', '?')}; {info.get('seconds', '?')} s with its labelling). It labels the training tweets and
+their augmented copies for the topic LSTM. Its weights stay in the work directory (`teacher/<version>/reasons/`).
+""")
+
+
+def _reasons_share_note(share: dict | None) -> str:
+    if not share:
+        return ""
+    return (f"; then a training tweet with a mapped reason moves {share.get('labelled', 0):g} of its target, and an augmented\n"
+            f"  copy of one {share.get('copy', 0):g}, to the reasons teacher's probabilities (its mass on Extra Charges and Seating\n"
+            "  Preferences kept: the reasons never name them)")
+
+
+def _kept_note(kept: dict | None) -> str:
+    if not kept:
+        return ""
+    ts = kept.get("teacher_sentiment_test") or {}
+    fig = f", test {ts['accuracy']:.4f} / {ts['macro_f1']:.4f}" if ts.get("accuracy") is not None else ""
+    return (f"kept unchanged from version {kept['version']} (`tweetdesk train --sentiment-from`), where it was distilled\n"
+            f"  from teacher {kept.get('teacher') or '?'}{fig}; the teacher figures above are this version's. ")
 
 
 def write_model_card(folder: Path, manifest: dict, metrics: dict) -> None:
@@ -149,6 +182,7 @@ the guided LDA's posterior over the eight names. The LDA: gensim LdaModel fitted
 split's negative tweets ({manifest.get('lda_fitted_on', '?')}), seeded towards the reviewed seed words of each topic
 (mapping version {manifest['topic_mapping_version']}, copied into this folder; `tweetdesk lda` prints its topics).
 
+{_reasons_teacher(te.get('reasons_teacher'))}
 ## Students (what ships)
 The teacher labels {dist.get('training_tweets', '?')} training tweets, {dist.get('augmented_copies', '?')} augmented copies of them
 (Tang et al. 2019: {ac.get('copies', '?')} copies a tweet; each word masked with p={ac.get('p_mask', '?')} or swapped for a
@@ -156,7 +190,7 @@ word of the same part of speech with p={ac.get('p_pos', '?')}; then an n-gram (n
 p={ac.get('p_ngram', '?')}) and {dist.get('earlier_file_tweets', '?')} tweets of the earlier labelling file that are in
 neither validation nor test (nor training).
 
-- **Sentiment**: {hp['sentiment_members']} BiLSTM(s) (more than one: seeds differ, probabilities averaged) on cleaned lemmas with
+- **Sentiment**: {_kept_note(manifest.get('sentiment_from'))}{hp['sentiment_members']} BiLSTM(s) (more than one: seeds differ, probabilities averaged) on cleaned lemmas with
   stop words kept plus "?", "!", link and mention markers. Loss on a training tweet: {dist.get('soft_weight', '?')} x
   cross-entropy against the teacher's probabilities + the rest x against the human label (class weight (inverse
   frequency)^{hp.get('sentiment_class_weight_power', '?')}, annotator confidence as sample weight); {"the same on an augmented copy, with its source tweet's label and confidence; on the earlier file's tweets" if dist.get('copies_keep_label') else "on the other texts"} the
@@ -166,7 +200,7 @@ neither validation nor test (nor training).
   {', '.join(f'{k} {v:.3f}' for k, v in s['per_class_f1'].items())}).
 - **Topic**: one BiLSTM on cleaned lemmas without stop words. Target on a training tweet:
   {dist.get('topic_teacher_share', '?')} x the teacher's topic probabilities + the rest x the weak target{_human_note(dist)}; on the
-  other texts the teacher's. Word embeddings start from the pretrained encoder's word vectors. Early stopping
+  other texts the teacher's{_reasons_share_note(dist.get('reasons_share'))}. Word embeddings start from the pretrained encoder's word vectors. Early stopping
   {"on the held-out training tweets' reasons" if (dist.get('topic_human_labels') or {}).get('used') else "on the teacher's + weak targets of the validation split"} (never validation's `negativereason`). Config {hp['topic']}.
   {_lda_note(w_lda)}
 

@@ -29,6 +29,7 @@ TEACHER_DIR = "teacher"
 # guided LDA's posterior (lda.weak_topic_targets). Chosen on the training split's negative tweets.
 ENCODER_WEIGHT = 0.5
 TEMPERATURE = 0.05
+REASON_ARRAYS = ("reason_train", "reason_val", "reason_test", "reason_aug", "reason_extra")
 ARRAYS = ("weak_train", "weak_val", "weak_test", "sent_train", "topic_train", "sent_val", "topic_val",
           "sent_test", "topic_test", "sent_extra", "topic_extra", "sent_aug", "topic_aug", "aug_source")
 
@@ -41,6 +42,7 @@ class Lessons:
     aug_texts: list[str]  # augmented copies as the LSTM reads them (masked words left out)
     extra_texts: list[str]  # the earlier file's tweets in neither validation nor test nor training
     info: dict = field(default_factory=dict)  # teacher config, history, seconds, data checksum, seed
+    aug_teacher_texts: list[str] = field(default_factory=list)  # the copies as the teacher read them (with MASK)
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
@@ -48,7 +50,8 @@ class Lessons:
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(folder / "lessons.npz", **self.arrays)
-        meta = {"aug_texts": self.aug_texts, "extra_texts": self.extra_texts, "info": self.info}
+        meta = {"aug_texts": self.aug_texts, "extra_texts": self.extra_texts, "info": self.info,
+                "aug_teacher_texts": self.aug_teacher_texts}
         (folder / "lessons.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -60,7 +63,7 @@ class Lessons:
         except (OSError, ValueError) as e:
             raise TweetdeskError(f"cannot read the teacher's lessons in {folder}: {e} (run `tweetdesk train` "
                                  "without --reuse-teacher)") from None
-        return cls(arrays, meta["aug_texts"], meta["extra_texts"], meta["info"])
+        return cls(arrays, meta["aug_texts"], meta["extra_texts"], meta["info"], meta.get("aug_teacher_texts") or [])
 
 
 def human_topic_targets(soft: np.ndarray, frame: pd.DataFrame, weight: float = 1.0) -> tuple[np.ndarray, int]:
@@ -87,6 +90,49 @@ def human_topic_targets(soft: np.ndarray, frame: pd.DataFrame, weight: float = 1
         out[r] = weight * new + (1.0 - weight) * row
         changed += 1
     return out, changed
+
+
+def reason_holdout(train: pd.DataFrame, seed: int, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the training split whose human reason maps to a topic (negative tweets only), and a seeded
+    ``share`` of them held out: the topic teacher and the topic LSTM choose their epochs on those, never on
+    validation's reasons. Returns (all labelled rows, held-out rows), both sorted."""
+    gold = [L.map_negativereason(r) if s == "negative" else None
+            for s, r in zip(train["airline_sentiment"], train["negativereason"])]
+    labelled = np.flatnonzero([g is not None for g in gold])
+    held = np.sort(np.random.default_rng(seed).choice(labelled, int(len(labelled) * share), replace=False))
+    return labelled, held
+
+
+def teach_reasons(split: Split, seed: int, cfg: TeacherConfig, aug_texts: list[str], extra_texts: list[str],
+                  held_share: float) -> tuple[dict[str, np.ndarray], dict, object]:
+    """The reasons teacher: a second MiniLM whose topic head learns the training split's human
+    ``negativereason`` (mapped to topics) and nothing else, its epochs chosen on the held-out share of those
+    tweets (``reason_holdout``). It then gives its topic probabilities for everything the topic LSTM reads:
+    the training split, the augmented copies (``aug_texts``, as the teacher reads them), the earlier file's
+    tweets, validation and test. It knows five of the eight topics (the reasons never say fees or seats), so
+    the topic LSTM mixes it with the other targets (``train._student_data``). Returns the arrays
+    (``REASON_ARRAYS``), its info, and the teacher (for saving)."""
+    import time
+
+    from tweetdesk.models.teacher import Teacher
+
+    started = time.monotonic()
+    train = split.train
+    labelled, held = reason_holdout(train, seed, held_share)
+    fit_rows = np.setdiff1d(labelled, held)
+    reasons = list(train["negativereason"])
+    teacher = Teacher(list(SENTIMENTS), list(TOPICS), cfg)
+    hist = teacher.fit_reasons(
+        [train["text"].iloc[i] for i in fit_rows],
+        np.array([L.TOPIC_INDEX[L.map_negativereason(reasons[i])] for i in fit_rows]),
+        [train["text"].iloc[i] for i in held], [L.map_negativereason(reasons[i]) for i in held], seed=seed)
+    arrays = {}
+    for k, batch in (("train", list(train["text"])), ("val", list(split.val["text"])), ("test", list(split.test["text"])),
+                     ("aug", aug_texts), ("extra", extra_texts)):
+        arrays[f"reason_{k}"] = teacher.predict(batch, desc=f"reasons teacher labelling {k}")[1]
+    info = {"config": asdict(cfg), "history": asdict(hist), "trained_on": len(fit_rows), "held_out": len(held),
+            "seconds": round(time.monotonic() - started, 1)}
+    return arrays, info, teacher
 
 
 def teacher_folder(settings, version: str) -> Path:
@@ -175,4 +221,4 @@ def teach(settings, split: Split, labeller, seed: int, teacher_cfg: TeacherConfi
         "human_topic_labels": {"used": bool(human_topics), "training_tweets": n_human},
         "seconds": round(time.monotonic() - started, 1),
     }
-    return Lessons(arrays, [a.student_text for a in aug], extra, info), teacher
+    return Lessons(arrays, [a.student_text for a in aug], extra, info, [a.teacher_text for a in aug]), teacher

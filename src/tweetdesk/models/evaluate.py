@@ -88,16 +88,20 @@ def baseline(split: Split) -> dict:
     return out
 
 
-def teacher_figures(split: Split, sent_test: np.ndarray, topic_test: np.ndarray, weak_test: np.ndarray) -> dict:
-    """The teacher's test figures from its probabilities on the test split (computed at training time), and
-    the weak topic targets' agreement with negativereason."""
+def teacher_figures(split: Split, sent_test: np.ndarray, topic_test: np.ndarray, weak_test: np.ndarray,
+                    reason_test: np.ndarray | None = None) -> dict:
+    """The teacher's test figures from its probabilities on the test split (computed at training time), the
+    weak topic targets' agreement with negativereason, and the reasons teacher's (``reason_test``)."""
     test = split.test
     neg = (test["airline_sentiment"] == "negative").to_numpy()
     sent = _cls_metrics(list(test["airline_sentiment"]), [SENTIMENTS[i] for i in sent_test.argmax(1)], list(SENTIMENTS))
     topic = L.topic_agreement(test["negativereason"][neg], [TOPICS[i] for i in topic_test[neg].argmax(1)])
     weak = L.topic_agreement(test["negativereason"][neg], [TOPICS[i] for i in weak_test[neg].argmax(1)])
-    return {"sentiment_test": sent, "topic_vs_negativereason_test": topic,
-            "weak_targets_vs_negativereason_test": weak}
+    out = {"sentiment_test": sent, "topic_vs_negativereason_test": topic, "weak_targets_vs_negativereason_test": weak}
+    if reason_test is not None:
+        out["reasons_teacher_vs_negativereason_test"] = L.topic_agreement(
+            test["negativereason"][neg], [TOPICS[i] for i in reason_test[neg].argmax(1)])
+    return out
 
 
 def sample_agreement(clf) -> dict:

@@ -139,11 +139,65 @@ class Teacher:
         val_y: np.ndarray, sample_weight: np.ndarray | None = None, seed: int = 42, desc: str = "teacher",
     ) -> TeacherHistory:
         """Fine-tune: sentiment cross-entropy (class- and sample-weighted) + ``topic_loss_weight`` x the
-        cross-entropy against the soft topic targets (rows summing to 1; an all-zero row adds nothing)."""
+        cross-entropy against the soft topic targets (rows summing to 1; an all-zero row adds nothing).
+        Epochs chosen on the validation split's sentiment accuracy + macro-F1."""
+        import torch
+        from sklearn.metrics import accuracy_score, f1_score
+        from torch import nn
+
+        cfg = self.cfg
+        n = len(texts) if cfg.max_train is None else min(len(texts), cfg.max_train)
+        texts, y_sentiment, topic_targets = list(texts[:n]), np.asarray(y_sentiment[:n]), np.asarray(topic_targets[:n])
+        sw = np.ones(n, dtype=np.float32) if sample_weight is None else np.asarray(sample_weight[:n], dtype=np.float32)
+        sent_loss = nn.CrossEntropyLoss(weight=_class_weights(y_sentiment, len(self.sentiment_labels),
+                                                              cfg.class_weight_power), reduction="none")
+
+        def batch_loss(idx: np.ndarray, ls, lt):
+            w = torch.from_numpy(sw[idx])
+            loss = (sent_loss(ls, torch.from_numpy(y_sentiment[idx])) * w).sum() / w.sum()
+            tt = torch.from_numpy(topic_targets[idx].astype(np.float32))
+            return loss + cfg.topic_loss_weight * -(tt * torch.log_softmax(lt, dim=1)).sum(1).mean()
+
+        def score() -> tuple[float, float]:
+            pred = self.predict(val_texts, desc=f"{desc} validation")[0].argmax(1)
+            return float(accuracy_score(val_y, pred)), float(f1_score(val_y, pred, average="macro"))
+
+        return self._fine_tune(texts, batch_loss, score, seed, desc)
+
+    def fit_reasons(
+        self, texts: list[str], y_topic: np.ndarray, stop_texts: list[str], stop_topics: list[str], seed: int = 42,
+        desc: str = "reasons teacher",
+    ) -> TeacherHistory:
+        """Fine-tune the topic head alone on human topics (``y_topic``: indices into ``topic_labels``; the
+        mapped ``negativereason`` of training tweets), class-weighted like the LSTMs. Epochs chosen on the
+        macro-F1 (``labels.EVAL_LABELS``) against ``stop_topics``, held-out training tweets' topics."""
+        import torch
+        from sklearn.metrics import accuracy_score, f1_score
+        from torch import nn
+
+        from tweetdesk.models import labels as L
+
+        n = len(texts) if self.cfg.max_train is None else min(len(texts), self.cfg.max_train)
+        texts, y_topic = list(texts[:n]), np.asarray(y_topic[:n])
+        loss_fn = nn.CrossEntropyLoss(weight=_class_weights(y_topic, len(self.topic_labels), self.cfg.class_weight_power))
+        gold = [L.eval_label(t) for t in stop_topics]
+
+        def batch_loss(idx: np.ndarray, ls, lt):
+            return loss_fn(lt, torch.from_numpy(y_topic[idx]))
+
+        def score() -> tuple[float, float]:
+            pred = [L.eval_label(self.topic_labels[i]) for i in self.predict(stop_texts, desc=f"{desc} stop set")[1].argmax(1)]
+            return (float(accuracy_score(gold, pred)),
+                    float(f1_score(gold, pred, labels=list(L.EVAL_LABELS), average="macro", zero_division=0)))
+
+        return self._fine_tune(texts, batch_loss, score, seed, desc)
+
+    def _fine_tune(self, texts: list[str], batch_loss, score, seed: int, desc: str) -> TeacherHistory:
+        """The loop both fits share: AdamW with warm-up and linear decay, batches of similar length, gradient
+        clipping; after each epoch ``score()`` -> (accuracy, macro-F1), whose sum picks the epoch kept."""
         import time
 
         import torch
-        from sklearn.metrics import accuracy_score, f1_score
         from torch import nn
         from tqdm.auto import tqdm
 
@@ -151,14 +205,7 @@ class Teacher:
         started = time.monotonic()
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        n = len(texts) if cfg.max_train is None else min(len(texts), cfg.max_train)
-        texts, y_sentiment, topic_targets = list(texts[:n]), np.asarray(y_sentiment[:n]), np.asarray(topic_targets[:n])
-        sw = np.ones(n, dtype=np.float32) if sample_weight is None else np.asarray(sample_weight[:n], dtype=np.float32)
-        counts = np.bincount(y_sentiment, minlength=len(self.sentiment_labels)).astype(np.float64)
-        cw = (counts.sum() / np.maximum(counts, 1) / len(counts)) ** cfg.class_weight_power
-        sent_loss = nn.CrossEntropyLoss(weight=torch.tensor(cw / cw.mean(), dtype=torch.float32), reduction="none")
         lengths = self._lengths(texts)
-
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
         params = [
             {"params": [p for nm, p in self.model.named_parameters() if not any(k in nm for k in no_decay)],
@@ -167,8 +214,7 @@ class Teacher:
              "weight_decay": 0.0},
         ]
         opt = torch.optim.AdamW(params, lr=cfg.lr)
-        steps_per_epoch = math.ceil(n / cfg.batch_size)
-        total = steps_per_epoch * cfg.max_epochs
+        total = math.ceil(len(texts) / cfg.batch_size) * cfg.max_epochs
         warm = max(1, int(cfg.warmup * total))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
@@ -181,11 +227,7 @@ class Teacher:
                        mininterval=5.0)
             for idx in bar:
                 ids, mask = self._encode([texts[i] for i in idx])
-                ls, lt = self.model(ids, mask)
-                w = torch.from_numpy(sw[idx])
-                loss = (sent_loss(ls, torch.from_numpy(y_sentiment[idx])) * w).sum() / w.sum()
-                tt = torch.from_numpy(topic_targets[idx].astype(np.float32))
-                loss = loss + cfg.topic_loss_weight * -(tt * torch.log_softmax(lt, dim=1)).sum(1).mean()
+                loss = batch_loss(idx, *self.model(ids, mask))
                 opt.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -194,12 +236,10 @@ class Teacher:
                 run_loss += loss.item() * len(idx)
                 seen += len(idx)
                 bar.set_postfix(loss=f"{run_loss / seen:.3f}")
-            ps, _ = self.predict(val_texts, desc=f"{desc} validation")
-            pred = ps.argmax(1)
-            acc, f1 = accuracy_score(val_y, pred), f1_score(val_y, pred, average="macro")
+            acc, f1 = score()
             hist.train_loss.append(run_loss / max(seen, 1))
-            hist.val_accuracy.append(float(acc))
-            hist.val_macro_f1.append(float(f1))
+            hist.val_accuracy.append(acc)
+            hist.val_macro_f1.append(f1)
             tqdm.write(f"{desc} epoch {epoch}: train loss {run_loss / max(seen, 1):.4f}  val acc {acc:.4f}  "
                        f"val macro-F1 {f1:.4f}  ({time.monotonic() - started:.0f} s)", file=sys.stderr)
             if acc + f1 > best:
@@ -264,6 +304,15 @@ class Teacher:
         t.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
         t.model.eval()
         return t
+
+
+def _class_weights(y: np.ndarray, n_classes: int, power: float):
+    """(inverse class frequency) ** power, mean 1 over the classes present; 0 for a class absent from ``y``."""
+    import torch
+
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1) / n_classes) ** power, 0.0)
+    return torch.tensor(w / w[counts > 0].mean(), dtype=torch.float32)
 
 
 def _length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:

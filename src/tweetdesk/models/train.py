@@ -74,6 +74,11 @@ LR = 1e-3
 STUDENT_BATCH = 128  # four times the training split per epoch with the copies: larger steps, fewer of them
 STUDENT_PATIENCE = 2  # epochs without a better validation score before stopping
 TEACHER = TeacherConfig()
+REASONS_TEACHER = True  # a second MiniLM learns the training split's reasons; the topic LSTM learns from it too
+REASONS_TEACHER_CFG = TeacherConfig(max_epochs=3)
+# share of the reasons teacher in a topic target, by kind of text: a training tweet with a mapped reason, a copy
+# of one, another negative tweet (or its copy), anything else
+REASONS_SHARE = {"labelled": 0.5, "copy": 0.5, "negative": 0.0, "other": 0.0}
 AUGMENT = AugmentConfig()
 
 
@@ -136,13 +141,16 @@ def fit_topic(data: StudentData, epochs: int, seed: int) -> tuple[tuple, dict]:
 def train(
     settings, epochs: int = 20, seed: int = 42, version: str | None = None, teacher_epochs: int | None = None,
     copies: int | None = None, reuse_teacher: str | None = None, teacher_max_train: int | None = None,
-    corrections: pd.DataFrame | None = None, progress: Callable[[str], None] = say,
+    corrections: pd.DataFrame | None = None, sentiment_from: str | None = None, progress: Callable[[str], None] = say,
 ) -> Artifact:
     """Train a new version (not yet saved). ``reuse_teacher`` names an earlier version whose teacher lessons
     (in ``<work_dir>/teacher/``) are reused instead of fine-tuning again (same data and seed required).
     ``teacher_epochs``/``copies``/``teacher_max_train`` shrink the teacher's work (tests). The teacher and its
     lessons are saved in the work dir (not shipped). ``corrections``: the agents' labelled tweets
-    (``desk.corrections.corrections_frame``) join the training split; their topic replaces the soft target."""
+    (``desk.corrections.corrections_frame``) join the training split; their topic replaces the soft target.
+    ``sentiment_from``: an earlier version (same data, seed and cleaning rules) whose sentiment LSTM(s) the new
+    version keeps unchanged; only the topic LSTM is trained (after topic corrections or a new topic recipe,
+    sentiment then does not move)."""
     import torch
 
     from tweetdesk.models.artifact import MANIFEST, Artifact
@@ -167,6 +175,7 @@ def train(
     version = version or datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
     if (Path(settings.artifacts_dir) / version / MANIFEST).exists():
         raise TweetdeskError(f"model version '{version}' already exists in {settings.artifacts_dir}: pick another --version")
+    kept = _kept_sentiment(settings, sentiment_from, sha, seed) if sentiment_from else None
     lessons = None
     if reuse_teacher:
         lessons = Lessons.load(teacher_folder(settings, reuse_teacher))
@@ -203,17 +212,25 @@ def train(
     else:
         from tweetdesk.models.teacher import Teacher
 
-        teacher = Teacher.load(teacher_folder(settings, reuse_teacher)) if EMBED_FROM_ENCODER else None
+        teacher = Teacher.load(teacher_folder(settings, reuse_teacher)) if EMBED_FROM_ENCODER and not kept else None
     teacher_from = lessons.info.get("version", version)
+    if REASONS_TEACHER and "reason_train" not in lessons.arrays:
+        _teach_reasons(settings, split, lessons, seed, teacher_from, teacher_epochs, teacher_max_train, progress)
 
     # 3. the students
     student_started = time.monotonic()
     sdata, tdata, counts = _student_data(split, cleaned, lessons, seed, progress)
-    sentiment, histories = fit_sentiment(sdata, epochs, seed, teacher)
+    if kept is None:
+        sentiment, histories = fit_sentiment(sdata, epochs, seed, teacher)
+    else:
+        sentiment = kept.sentiment
+        histories = {k: v for k, v in kept.manifest.get("history", {}).items() if k.startswith("sentiment")}
+        progress(f"sentiment LSTM(s) kept from version {kept.version}")
     topic, histories["topic_0"] = fit_topic(tdata, epochs, seed)
     student_seconds = round(time.monotonic() - student_started, 1)
 
-    figures = teacher_figures(split, lessons["sent_test"], lessons["topic_test"], lessons["weak_test"])
+    figures = teacher_figures(split, lessons["sent_test"], lessons["topic_test"], lessons["weak_test"],
+                              lessons.arrays.get("reason_test"))
     figures["history"] = lessons.info.get("history")
     manifest = {
         "version": version,
@@ -228,9 +245,14 @@ def train(
         "topic_mapping_version": mapping.version,
         "teacher": {**{k: v for k, v in lessons.info.items() if k not in ("data_sha256",)}, "from_version": teacher_from,
                     "figures": figures},
-        "distillation": {**counts, "soft_weight": SOFT_WEIGHT, "topic_teacher_share": TOPIC_TEACHER_SHARE},
+        "distillation": {**counts, "soft_weight": SOFT_WEIGHT, "topic_teacher_share": TOPIC_TEACHER_SHARE,
+                         "reasons_share": REASONS_SHARE if "reason_train" in lessons.arrays else None},
         "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
-        "hyperparameters": {"sentiment": SENTIMENT_CFG, "topic": TOPIC_CFG, "lr": LR, "max_epochs": epochs,
+        "sentiment_from": None if kept is None else {
+            "version": kept.version, "teacher": kept.manifest.get("teacher", {}).get("from_version"),
+            "teacher_sentiment_test": kept.manifest.get("teacher", {}).get("figures", {}).get("sentiment_test")},
+        "hyperparameters": {"sentiment": SENTIMENT_CFG if kept is None else kept.manifest["hyperparameters"]["sentiment"],
+                            "topic": TOPIC_CFG, "lr": LR, "max_epochs": epochs,
                             "batch_size": STUDENT_BATCH, "patience": STUDENT_PATIENCE,
                             "sentiment_members": len(sentiment),
                             "sentiment_class_weight_power": SENTIMENT_CLASS_WEIGHT_POWER,
@@ -244,6 +266,48 @@ def train(
         "load_average": {"start": load_start, "end": round(os.getloadavg()[0], 1)},
     }
     return Artifact(manifest, sentiment, [topic], labeller)
+
+
+def _kept_sentiment(settings, version: str, sha: str, seed: int) -> Artifact:
+    """The version whose sentiment LSTM(s) a new version keeps, if it was trained on the same split."""
+    from tweetdesk.models.artifact import Artifact
+
+    folder = Path(settings.artifacts_dir) / version
+    if not folder.is_dir():
+        raise TweetdeskError(f"--sentiment-from {version}: no such version in {settings.artifacts_dir}")
+    art = Artifact.load(folder, labeller=False)
+    m = art.manifest
+    if m.get("data", {}).get("sha256") != sha or m.get("split_seed") != seed or m.get("cleaning") != CLEANING_VERSION:
+        raise TweetdeskError(f"--sentiment-from {version}: trained on other data, another split seed or other cleaning "
+                             "rules; its sentiment LSTMs cannot be kept")
+    return art
+
+
+def _teach_reasons(settings, split, lessons, seed: int, folder_version: str, epochs: int | None, max_train: int | None,
+                   progress) -> None:
+    """Add the reasons teacher's probabilities to ``lessons`` and save both beside the lessons' teacher (a
+    reused version's lessons gain them once)."""
+    from tweetdesk.models.augment import augment
+    from tweetdesk.models.distil import teach_reasons, teacher_folder
+
+    aug_texts = lessons.aug_teacher_texts
+    if not aug_texts:  # lessons saved before the copies' teacher texts were kept: the same seeded augmentation
+        aug = augment(list(split.train["text"]), settings.spacy_model, AugmentConfig(**lessons.info["augment_config"]),
+                      seed=seed)
+        if not np.array_equal([a.source for a in aug], lessons["aug_source"]):
+            raise TweetdeskError("the augmented copies differ from the reused lessons' (another spaCy model?): "
+                                 "train without --reuse-teacher")
+        aug_texts = lessons.aug_teacher_texts = [a.teacher_text for a in aug]
+    cfg = TeacherConfig(**{**REASONS_TEACHER_CFG.__dict__, **({"max_epochs": epochs} if epochs else {}),
+                           **({"max_train": max_train} if max_train else {})})
+    progress("the reasons teacher: MiniLM fine-tuned on the training split's human negativereason…")
+    arrays, info, teacher = teach_reasons(split, seed, cfg, aug_texts, lessons.extra_texts, TOPIC_STOP_SHARE)
+    lessons.arrays.update(arrays)
+    lessons.info["reasons_teacher"] = info
+    folder = teacher_folder(settings, folder_version)
+    teacher.save(folder / "reasons")
+    lessons.save(folder)
+    progress(f"reasons teacher and its lessons saved in {folder} ({info['seconds']:.0f} s)")
 
 
 def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[StudentData, StudentData, dict]:
@@ -300,7 +364,7 @@ def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[S
     val_y = (share * lessons["topic_val"] + (1 - share) * lessons["weak_val"]).argmax(1)
     human = {"used": TOPIC_HUMAN_LABELS, "teacher": bool((lessons.info.get("human_topic_labels") or {}).get("used"))}
     if TOPIC_HUMAN_LABELS:
-        from tweetdesk.models.distil import human_topic_targets
+        from tweetdesk.models.distil import human_topic_targets, reason_holdout
 
         # an augmented copy keeps its source tweet's reason, as it keeps its source's sentiment label
         frame = pd.concat([split.train, split.train.iloc[t_src]], ignore_index=True)
@@ -308,16 +372,17 @@ def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[S
         # ... or, with the human reasons in the targets, on a held-out share of the training split's tweets that
         # have one (left out of training with their copies): targets and stopping then agree, and validation and
         # test stay untouched
-        gold = [L.map_negativereason(r) if s == "negative" else None
-                for s, r in zip(split.train["airline_sentiment"], split.train["negativereason"])]
-        labelled = np.flatnonzero([g is not None for g in gold])
-        stop = np.sort(np.random.default_rng(seed).choice(labelled, int(len(labelled) * TOPIC_STOP_SHARE), replace=False))
+        labelled, stop = reason_holdout(split.train, seed, TOPIC_STOP_SHARE)
+        if "reason_train" in lessons.arrays:
+            reasons_probs = np.concatenate([lessons["reason_train"], lessons["reason_aug"][keep_aug_t]])
+            t_soft[: n_tr + n_aug_t] = _with_reasons_teacher(t_soft[: n_tr + n_aug_t], split.train, labelled, t_src,
+                                                              reasons_probs)
         in_stop = np.zeros(n_tr, dtype=bool)
         in_stop[stop] = True
         keep[:n_tr] = ~in_stop
         keep[n_tr : n_tr + n_aug_t] = ~in_stop[t_src]
         val_docs = [t_docs[i] for i in stop]
-        val_y = np.array([L.TOPIC_INDEX[gold[i]] for i in stop])
+        val_y = np.array([L.TOPIC_INDEX[L.map_negativereason(split.train["negativereason"].iloc[i])] for i in stop])
         human.update(training_tweets_and_copies=n_human - int((~keep[: n_tr + n_aug_t]).sum()),
                      held_out_for_early_stopping=len(stop))
         progress(f"topic targets: the human negativereason of the training split folded in ({human}); early "
@@ -332,6 +397,26 @@ def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[S
     counts = {"training_tweets": n_tr, "augmented_copies": n_aug, "earlier_file_tweets": n_extra,
               "copies_keep_label": COPIES_KEEP_LABEL, "topic_human_labels": human}
     return sdata, tdata, counts
+
+
+def _with_reasons_teacher(targets: np.ndarray, train: pd.DataFrame, labelled: np.ndarray, t_src: np.ndarray,
+                          reasons_probs: np.ndarray) -> np.ndarray:
+    """Topic targets of the training tweets (then their copies, ``t_src`` their sources) moved towards the
+    reasons teacher's probabilities (``reasons_probs``, same rows) by the ``REASONS_SHARE`` of the tweet's kind.
+    As with the human reasons themselves (``distil.human_topic_targets``), a target's mass on Extra Charges and
+    Seating Preferences stays: the reasons teacher cannot know them, it only shares out the rest."""
+    n_tr = len(train)
+    src = np.concatenate([np.arange(n_tr), t_src])
+    is_copy = np.arange(len(src)) >= n_tr
+    has_reason = np.isin(src, labelled)
+    negative = (train["airline_sentiment"] == "negative").to_numpy()[src]
+    kind = np.where(has_reason, np.where(is_copy, "copy", "labelled"), np.where(negative, "negative", "other"))
+    share = np.array([REASONS_SHARE[k] for k in kind], dtype=np.float32)[:, None]
+    human = np.array([L.eval_label(t) in L.EVAL_LABELS for t in TOPICS])
+    kept = np.where(human, 0.0, targets)
+    covered = np.where(human, reasons_probs, 0.0)
+    covered = covered / np.maximum(covered.sum(1, keepdims=True), 1e-12) * (1.0 - kept.sum(1, keepdims=True))
+    return ((1 - share) * targets + share * (kept + covered)).astype(np.float32)
 
 
 def train_command(settings, **kwargs) -> Path:
