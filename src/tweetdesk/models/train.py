@@ -59,7 +59,7 @@ TOPIC_HUMAN_LABELS = True  # fold the training split's human negativereason into
 # teacher's targets alone stalled near 0.65; see the model card for the figures with and without
 TEACHER_HUMAN_TOPICS = False  # the teacher's topic head learning the reasons too gained the LSTMs nothing: topic LSTM
 # validation macro-F1 vs negativereason 0.703 with, 0.710 without; sentiment LSTM 0.830 / 0.783 and 0.830 / 0.779.
-# Off, as the shipped 2026-11-28.1 was trained
+# Off, as the shipped versions were trained
 TOPIC_HUMAN_WEIGHT = 1.0  # share of a target moved to the human reason's topic (distil.human_topic_targets)
 TOPIC_STOP_SHARE = 0.1  # with TOPIC_HUMAN_LABELS: share of the training tweets with a reason held out for early stopping
 COPIES_KEEP_LABEL = True  # an augmented copy learns its source's human sentiment label beside the teacher's (as the
