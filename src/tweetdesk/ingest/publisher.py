@@ -115,18 +115,38 @@ class Publisher:
     def _produce(self, topic: str, key: str | None, value: str | bytes) -> None:
         if self._fatal:
             raise PublishError(f"Kafka producer failed: {self._fatal}")
-        produce_all(self.producer, [(topic, key, value)], self.stats, on_delivery=self._on_delivery)
+        self._serve(produce_all, self.producer, [(topic, key, value)], self.stats, on_delivery=self._on_delivery)
+
+    def _serve(self, call, *args, **kwargs):
+        """``call``, with a fatal producer error that librdkafka raises from poll or flush (an idempotent
+        producer whose id a restarted broker no longer knows) recorded as if ``error_cb`` had reported it: the
+        run then ends with a ``PublishError`` at the next send, not a traceback. Returns None after one."""
+        from confluent_kafka import KafkaException
+
+        try:
+            return call(*args, **kwargs)
+        except KafkaException as e:
+            self._on_error(e.args[0])
+            if not self._fatal:
+                raise
+            return None
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports (call while idle, e.g. while pacing)."""
-        self.producer.poll(timeout)
+        self._serve(self.producer.poll, timeout)
 
     def acknowledged(self, timeout: float = 60.0) -> bool:
         """Wait (up to ``timeout``) for the delivery report of every message sent so far; True when Kafka
         acknowledged them all. A source that keeps a read position (the mentions timeline's since_id) moves it
         only after this."""
-        left = self.producer.flush(timeout)
+        left = self._flush(timeout)
         return left == 0 and self.stats.failed == 0 and not self._fatal
+
+    def _flush(self, timeout: float) -> int:
+        left = self._serve(self.producer.flush, timeout)
+        if left is None:  # raised before it served the reports: they are still waiting (failed, after a fatal error)
+            left = self._serve(self.producer.flush, timeout)
+        return len(self.producer) if left is None else left
 
     # --- callbacks ----------------------------------------------------------------------------------------------
     def _on_delivery(self, err, msg) -> None:
@@ -141,7 +161,7 @@ class Publisher:
     # --- finishing ----------------------------------------------------------------------------------------------
     def flush(self, timeout: float = 60.0) -> IngestStats:
         """Wait for every delivery report (up to ``timeout``), close the bar, and return the counts."""
-        self.stats.unacknowledged = self.producer.flush(timeout)
+        self.stats.unacknowledged = self._flush(timeout)
         self.stats.elapsed = time.monotonic() - self.stats.started
         self._bar.set_postfix(dead=self.stats.dead, failed=self.stats.failed, refresh=False)
         self._bar.close()
