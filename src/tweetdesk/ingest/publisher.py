@@ -162,6 +162,9 @@ class Publisher:
     def flush(self, timeout: float = 60.0) -> IngestStats:
         """Wait for every delivery report (up to ``timeout``), close the bar, and return the counts."""
         self.stats.unacknowledged = self._flush(timeout)
+        if self._fatal:  # the report librdkafka raised the fatal error from may never come: count the silent ones
+            s = self.stats
+            s.unacknowledged = max(s.unacknowledged, s.published + s.dead - s.delivered - s.failed)
         self.stats.elapsed = time.monotonic() - self.stats.started
         self._bar.set_postfix(dead=self.stats.dead, failed=self.stats.failed, refresh=False)
         self._bar.close()
