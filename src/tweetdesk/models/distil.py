@@ -29,7 +29,6 @@ TEACHER_DIR = "teacher"
 # guided LDA's posterior (lda.weak_topic_targets). Chosen on the training split's negative tweets.
 ENCODER_WEIGHT = 0.5
 TEMPERATURE = 0.05
-REASON_ARRAYS = ("reason_train", "reason_val", "reason_test", "reason_aug", "reason_extra")
 ARRAYS = ("weak_train", "weak_val", "weak_test", "sent_train", "topic_train", "sent_val", "topic_val",
           "sent_test", "topic_test", "sent_extra", "topic_extra", "sent_aug", "topic_aug", "aug_source")
 
@@ -103,15 +102,15 @@ def reason_holdout(train: pd.DataFrame, seed: int, share: float) -> tuple[np.nda
     return labelled, held
 
 
-def teach_reasons(split: Split, seed: int, cfg: TeacherConfig, aug_texts: list[str], extra_texts: list[str],
+def teach_reasons(split: Split, seed: int, cfg: TeacherConfig, aug_texts: list[str],
                   held_share: float) -> tuple[dict[str, np.ndarray], dict, object]:
     """The reasons teacher: a second MiniLM whose topic head learns the training split's human
     ``negativereason`` (mapped to topics) and nothing else, its epochs chosen on the held-out share of those
-    tweets (``reason_holdout``). It then gives its topic probabilities for everything the topic LSTM reads:
-    the training split, the augmented copies (``aug_texts``, as the teacher reads them), the earlier file's
-    tweets, validation and test. It knows five of the eight topics (the reasons never say fees or seats), so
-    the topic LSTM mixes it with the other targets (``train._student_data``). Returns the arrays
-    (``REASON_ARRAYS``), its info, and the teacher (for saving)."""
+    tweets (``reason_holdout``). It then gives its topic probabilities for the texts whose topic targets it
+    joins, the training split and the augmented copies (``aug_texts``, as the teacher reads them), and for the
+    test split (its figure in the model card). It knows five of the eight topics (the reasons never say fees
+    or seats), so the topic LSTM mixes it with the other targets (``train._student_data``). Returns the arrays
+    (``reason_train``, ``reason_aug``, ``reason_test``), its info, and the teacher (for saving)."""
     import time
 
     from tweetdesk.models.teacher import Teacher
@@ -127,8 +126,7 @@ def teach_reasons(split: Split, seed: int, cfg: TeacherConfig, aug_texts: list[s
         np.array([L.TOPIC_INDEX[L.map_negativereason(reasons[i])] for i in fit_rows]),
         [train["text"].iloc[i] for i in held], [L.map_negativereason(reasons[i]) for i in held], seed=seed)
     arrays = {}
-    for k, batch in (("train", list(train["text"])), ("val", list(split.val["text"])), ("test", list(split.test["text"])),
-                     ("aug", aug_texts), ("extra", extra_texts)):
+    for k, batch in (("train", list(train["text"])), ("test", list(split.test["text"])), ("aug", aug_texts)):
         arrays[f"reason_{k}"] = teacher.predict(batch, desc=f"reasons teacher labelling {k}")[1]
     info = {"config": asdict(cfg), "history": asdict(hist), "trained_on": len(fit_rows), "held_out": len(held),
             "seconds": round(time.monotonic() - started, 1)}

@@ -301,7 +301,7 @@ def _teach_reasons(settings, split, lessons, seed: int, folder_version: str, epo
     cfg = TeacherConfig(**{**REASONS_TEACHER_CFG.__dict__, **({"max_epochs": epochs} if epochs else {}),
                            **({"max_train": max_train} if max_train else {})})
     progress("the reasons teacher: MiniLM fine-tuned on the training split's human negativereason…")
-    arrays, info, teacher = teach_reasons(split, seed, cfg, aug_texts, lessons.extra_texts, TOPIC_STOP_SHARE)
+    arrays, info, teacher = teach_reasons(split, seed, cfg, aug_texts, TOPIC_STOP_SHARE)
     lessons.arrays.update(arrays)
     lessons.info["reasons_teacher"] = info
     folder = teacher_folder(settings, folder_version)
