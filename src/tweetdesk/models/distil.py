@@ -74,7 +74,7 @@ def human_topic_targets(soft: np.ndarray, frame: pd.DataFrame, weight: float = 1
     Preferences) stays, since the reasons cannot say a complaint was about fees or seats. ``weight`` < 1 moves
     only that share of a row towards it. Returns the targets and how many rows changed."""
     out = np.array(soft, dtype=np.float32, copy=True)
-    nonhuman = [i for i, t in enumerate(TOPICS) if L.eval_label(t) not in L.EVAL_LABELS]
+    nonhuman = list(L.UNCOVERED_TOPIC_IDS)
     changed = 0
     for r, (sentiment, reason) in enumerate(zip(frame["airline_sentiment"], frame["negativereason"])):
         gold = L.map_negativereason(reason) if sentiment == "negative" else None

@@ -50,15 +50,20 @@ TOPIC_INDEX = {t: i for i, t in enumerate(TOPICS)}
 assert set(NEGATIVEREASON_TO_TOPIC.values()) <= set(TOPICS)
 
 
+def eval_label(topic: str) -> str:
+    return EVAL_COLLAPSE.get(topic, topic)
+
+
+# Indices into records.TOPICS of the topics no human reason names (Extra Charges, Seating Preferences): targets
+# built from the reasons leave a tweet's mass on them as it was.
+UNCOVERED_TOPIC_IDS: tuple[int, ...] = tuple(i for i, t in enumerate(TOPICS) if eval_label(t) not in EVAL_LABELS)
+
+
 def map_negativereason(reason: object) -> str | None:
     """The topic for a human reason, or None when it has none (empty, "Can't Tell", unknown)."""
     if not isinstance(reason, str) or reason in EXCLUDED_REASONS:
         return None
     return NEGATIVEREASON_TO_TOPIC.get(reason.strip())
-
-
-def eval_label(topic: str) -> str:
-    return EVAL_COLLAPSE.get(topic, topic)
 
 
 def topic_agreement(reasons: Iterable[object], predicted: Sequence[str]) -> dict:

@@ -412,7 +412,7 @@ def _with_reasons_teacher(targets: np.ndarray, train: pd.DataFrame, labelled: np
     negative = (train["airline_sentiment"] == "negative").to_numpy()[src]
     kind = np.where(has_reason, np.where(is_copy, "copy", "labelled"), np.where(negative, "negative", "other"))
     share = np.array([REASONS_SHARE[k] for k in kind], dtype=np.float32)[:, None]
-    human = np.array([L.eval_label(t) in L.EVAL_LABELS for t in TOPICS])
+    human = ~np.isin(np.arange(len(TOPICS)), L.UNCOVERED_TOPIC_IDS)
     kept = np.where(human, 0.0, targets)
     covered = np.where(human, reasons_probs, 0.0)
     covered = covered / np.maximum(covered.sum(1, keepdims=True), 1e-12) * (1.0 - kept.sum(1, keepdims=True))
