@@ -105,6 +105,9 @@ revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then revision="$revision-dirty"; fi
 source_url=$(git config --get remote.origin.url 2>/dev/null || echo unknown)
 
+# the image the tags point to now: once they move to the new build it is untagged, and each build would leave one
+# more (2.6 GB, mostly shared layers) behind, until the disk fills
+previous=$(buildah images --quiet --no-trunc "$name:$version" 2>/dev/null | awk 'NR == 1')
 say "buildah bud (base $base, isolation $BUILDAH_ISOLATION)"
 buildah bud --layers --format docker --network host \
   --build-arg BASE="$base" --build-arg VERSION="$version" --build-arg REVISION="$revision" \
@@ -113,5 +116,10 @@ buildah bud --layers --format docker --network host \
 
 # awk reads all of its input: `head -1` may exit before buildah has written, and under pipefail the SIGPIPE that
 # buildah then gets (exit 141) would fail a build that succeeded
+current=$(buildah images --quiet --no-trunc "$name:$version" | awk 'NR == 1')
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+  # still in use (another tag, a container): buildah refuses, and it stays
+  buildah rmi "$previous" >/dev/null 2>&1 && say "removed the previous build ${previous#sha256:}" || true
+fi
 size=$(buildah images --format '{{.Size}}' "$name:$version" | awk 'NR == 1')
 say "built $name:$version (and :latest): $size, in $(( $(date +%s) - started )) s"
