@@ -233,13 +233,14 @@ def places(text: str, mtext: str, taken: list[tuple[int, int]]) -> list[tuple[in
             continue
         hit = None
         for n in range(min(longest.get(lows[i], 0), len(words) - i), 0, -1):
-            chunk = words[i : i + n]
-            # words of one name are separated by a space or a hyphen only ("Fort Lauderdale", "Wilkes-Barre")
-            if n > 1 and any(mtext[a[1] : b[0]] not in (" ", "-") for a, b in zip(chunk, chunk[1:])):
-                continue
+            # the gazetteer first: most word runs are no name, and the lookup is cheaper than the gap check
             key = tuple(lows[i : i + n])
             entry = gaz.get(key)
             if entry is None:
+                continue
+            chunk = words[i : i + n]
+            # words of one name are separated by a space or a hyphen only ("Fort Lauderdale", "Wilkes-Barre")
+            if n > 1 and any(mtext[a[1] : b[0]] not in (" ", "-") for a, b in zip(chunk, chunk[1:])):
                 continue
             label, strength = entry
             raw = [w for _, _, w in chunk]
