@@ -347,7 +347,7 @@ def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[S
              "earlier file")
 
     # topic: the teacher's topic probabilities mixed with the weak targets (soft targets only)
-    t_docs, keep_aug_t, keep_extra_t = pool("tokens")
+    t_docs, keep_aug_t, keep_extra_t = pool(TOPIC_CFG["tokens"])  # the field the topic LSTM reads at inference
     share = TOPIC_TEACHER_SHARE
     t_soft = np.concatenate([share * lessons["topic_train"] + (1 - share) * lessons["weak_train"],
                              lessons["topic_aug"][keep_aug_t], lessons["topic_extra"][keep_extra_t]])
@@ -360,7 +360,7 @@ def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[S
     n_aug_t = len(t_src)
     keep = np.ones(len(t_docs), dtype=bool)
     # early stopping on the teacher's + weak targets of validation (never its negativereason) ...
-    val_docs = [model_tokens(c, "tokens") or ["<unk>"] for c in cleaned["val"]]
+    val_docs = [model_tokens(c, TOPIC_CFG["tokens"]) or ["<unk>"] for c in cleaned["val"]]
     val_y = (share * lessons["topic_val"] + (1 - share) * lessons["weak_val"]).argmax(1)
     human = {"used": TOPIC_HUMAN_LABELS, "teacher": bool((lessons.info.get("human_topic_labels") or {}).get("used"))}
     if TOPIC_HUMAN_LABELS:
