@@ -110,7 +110,12 @@ def _brand_designator(text: str) -> str | None:
     return None
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def _flights(text: str) -> list[_Span]:
+    if not _DIGIT.search(text):  # every flight number has a digit; most tweets have none (the pattern is costly)
+        return []
     out = []
     brand: str | None | bool = False  # looked up lazily, once
     for m in _FLIGHT_RE.finditer(text):
