@@ -25,7 +25,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,7 +74,8 @@ LR = 1e-3
 STUDENT_BATCH = 128  # four times the training split per epoch with the copies: larger steps, fewer of them
 STUDENT_PATIENCE = 2  # epochs without a better validation score before stopping
 TEACHER = TeacherConfig()
-REASONS_TEACHER = True  # a second MiniLM learns the training split's reasons; the topic LSTM learns from it too
+REASONS_TEACHER = True  # with TOPIC_HUMAN_LABELS: a second MiniLM learns the training split's reasons; the topic
+# LSTM learns from it too
 REASONS_TEACHER_CFG = TeacherConfig(max_epochs=3)
 # share of the reasons teacher in a topic target, by kind of text: a training tweet with a mapped reason, a copy
 # of one, another negative tweet (or its copy), anything else
@@ -199,8 +200,7 @@ def train(
     # 2. the teacher and its lessons
     if lessons is None:
         lda_probs = {k: labeller.name_probs([c.tokens for c in cleaned[k]], fixed=True) for k in ("train", "val", "test")}
-        t_cfg = TeacherConfig(**{**TEACHER.__dict__, **({"max_epochs": teacher_epochs} if teacher_epochs else {}),
-                                 **({"max_train": teacher_max_train} if teacher_max_train else {})})
+        t_cfg = _teacher_config(TEACHER, teacher_epochs, teacher_max_train)
         a_cfg = AugmentConfig(**{**AUGMENT.__dict__, **({"copies": copies} if copies is not None else {})})
         lessons, teacher = teach(settings, split, labeller, seed, t_cfg, a_cfg, data_path.parent / EARLIER_LABELS_NAME,
                                  lda_probs, human_topics=TEACHER_HUMAN_TOPICS)
@@ -214,7 +214,7 @@ def train(
 
         teacher = Teacher.load(teacher_folder(settings, reuse_teacher)) if EMBED_FROM_ENCODER and not kept else None
     teacher_from = lessons.info.get("version", version)
-    if REASONS_TEACHER and "reason_train" not in lessons.arrays:
+    if REASONS_TEACHER and TOPIC_HUMAN_LABELS and "reason_train" not in lessons.arrays:
         _teach_reasons(settings, split, lessons, seed, teacher_from, teacher_epochs, teacher_max_train, progress)
 
     # 3. the students
@@ -246,7 +246,7 @@ def train(
         "teacher": {**{k: v for k, v in lessons.info.items() if k not in ("data_sha256",)}, "from_version": teacher_from,
                     "figures": figures},
         "distillation": {**counts, "soft_weight": SOFT_WEIGHT, "topic_teacher_share": TOPIC_TEACHER_SHARE,
-                         "reasons_share": REASONS_SHARE if "reason_train" in lessons.arrays else None},
+                         "reasons_share": REASONS_SHARE if _uses_reasons_teacher(lessons) else None},
         "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
         "sentiment_from": None if kept is None else {
             "version": kept.version, "teacher": kept.manifest.get("teacher", {}).get("from_version"),
@@ -283,6 +283,17 @@ def _kept_sentiment(settings, version: str, sha: str, seed: int) -> Artifact:
     return art
 
 
+def _teacher_config(base: TeacherConfig, epochs: int | None, max_train: int | None) -> TeacherConfig:
+    """``base`` with fewer epochs or a cap on its training texts where the caller asks (tests)."""
+    return replace(base, **({"max_epochs": epochs} if epochs else {}), **({"max_train": max_train} if max_train else {}))
+
+
+def _uses_reasons_teacher(lessons) -> bool:
+    """Whether the topic targets take in the reasons teacher: switched on, and its probabilities in the lessons
+    (reused lessons may carry them while the switch is off)."""
+    return REASONS_TEACHER and TOPIC_HUMAN_LABELS and "reason_train" in lessons.arrays
+
+
 def _teach_reasons(settings, split, lessons, seed: int, folder_version: str, epochs: int | None, max_train: int | None,
                    progress) -> None:
     """Add the reasons teacher's probabilities to ``lessons`` and save both beside the lessons' teacher (a
@@ -298,8 +309,7 @@ def _teach_reasons(settings, split, lessons, seed: int, folder_version: str, epo
             raise TweetdeskError("the augmented copies differ from the reused lessons' (another spaCy model?): "
                                  "train without --reuse-teacher")
         aug_texts = lessons.aug_teacher_texts = [a.teacher_text for a in aug]
-    cfg = TeacherConfig(**{**REASONS_TEACHER_CFG.__dict__, **({"max_epochs": epochs} if epochs else {}),
-                           **({"max_train": max_train} if max_train else {})})
+    cfg = _teacher_config(REASONS_TEACHER_CFG, epochs, max_train)
     progress("the reasons teacher: MiniLM fine-tuned on the training split's human negativereason…")
     arrays, info, teacher = teach_reasons(split, seed, cfg, aug_texts, TOPIC_STOP_SHARE)
     lessons.arrays.update(arrays)
@@ -373,7 +383,7 @@ def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[S
         # have one (left out of training with their copies): targets and stopping then agree, and validation and
         # test stay untouched
         labelled, stop = reason_holdout(split.train, seed, TOPIC_STOP_SHARE)
-        if "reason_train" in lessons.arrays:
+        if _uses_reasons_teacher(lessons):
             reasons_probs = np.concatenate([lessons["reason_train"], lessons["reason_aug"][keep_aug_t]])
             t_soft[: n_tr + n_aug_t] = _with_reasons_teacher(t_soft[: n_tr + n_aug_t], split.train, labelled, t_src,
                                                               reasons_probs)
