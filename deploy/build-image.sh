@@ -107,6 +107,8 @@ source_url=$(git config --get remote.origin.url 2>/dev/null || echo unknown)
 
 # the image the tags point to now: once they move to the new build it is untagged, and each build would leave one
 # more (2.6 GB, mostly shared layers) behind, until the disk fills
+# (awk reads all of its input: `head -1` may exit before buildah has written, and under pipefail the SIGPIPE that
+# buildah then gets (exit 141) would fail a build that succeeded)
 previous=$(buildah images --quiet --no-trunc "$name:$version" 2>/dev/null | awk 'NR == 1')
 say "buildah bud (base $base, isolation $BUILDAH_ISOLATION)"
 buildah bud --layers --format docker --network host \
@@ -114,8 +116,6 @@ buildah bud --layers --format docker --network host \
   --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --build-arg SOURCE="$source_url" \
   -f Containerfile -t "$name:$version" -t "$name:latest" "$ctx"
 
-# awk reads all of its input: `head -1` may exit before buildah has written, and under pipefail the SIGPIPE that
-# buildah then gets (exit 141) would fail a build that succeeded
 current=$(buildah images --quiet --no-trunc "$name:$version" | awk 'NR == 1')
 if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
   # still in use (another tag, a container): buildah refuses, and it stays
