@@ -105,6 +105,19 @@ def test_skin_tone_modifier_stays_with_its_emoji():
     assert {"thumb", "up"} <= set(r.tokens)
 
 
+def test_emoji_scan_is_skipped_only_where_no_emoji_can_be():
+    import emoji
+
+    from tweetdesk.nlp.clean import _emoji_chars
+
+    # cleaning skips the emoji scan for texts without one of these characters: sound only while no emoji the
+    # package knows is all ASCII
+    assert not [e for e in emoji.EMOJI_DATA if _emoji_chars().isdisjoint(e)]
+    r = clean("“thanks” for nothing — café closed… ©")  # curly quotes, dash, accent; (c)
+    assert r.emojis == ["©"] and r.all_tokens == ["thank", "for", "nothing", "café", "close", "copyright"]
+    assert clean("“thanks” — café").emojis == []
+
+
 @pytest.mark.parametrize(
     "text, word",
     [("great crew :)", "smile"), ("delayed again :(", "sad"), ("love you <3", "love"), ("hmm :/", "annoyed"),
