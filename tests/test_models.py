@@ -45,6 +45,22 @@ def test_topic_agreement_collapses_booking_and_reservation():
     assert L.topic_agreement(["Can't Tell"], ["Baggage Issue"])["n"] == 0
 
 
+def test_reason_f1_scores_topic_indices_as_topic_agreement_does():
+    reasons = ["Flight Booking Problems", "Lost Luggage", "Late Flight", "Bad Flight", "Cancelled Flight"]
+    predicted = ["Reservation Issue", "Baggage Issue", "Customer Experience", "Customer Experience", "Extra Charges"]
+    gold_idx = [L.TOPIC_INDEX[L.map_negativereason(r)] for r in reasons]
+    pred_idx = [L.TOPIC_INDEX[p] for p in predicted]
+    f1 = L.reason_f1(gold_idx, pred_idx)
+    assert f1 == pytest.approx(L.topic_agreement(reasons, predicted)["macro_f1"])
+    assert 0.0 < f1 < 1.0
+    # what early stopping on held-out reasons rewards: Reservation Issue for a booking problem is as good a hit as
+    # Online Booking, and a fee or seat topic is a miss
+    booking = [L.TOPIC_INDEX["Online Booking"]] * 2 + [L.TOPIC_INDEX["Baggage Issue"]]
+    hit = L.reason_f1(booking, booking)
+    assert hit == L.reason_f1(booking, [L.TOPIC_INDEX["Reservation Issue"]] * 2 + booking[2:])
+    assert L.reason_f1(booking, [L.TOPIC_INDEX["Seating Preferences"]] * 2 + booking[2:]) < hit
+
+
 def test_balance_measures_a_degenerate_labelling():
     even = L.balance([t for t in TOPICS for _ in range(10)])
     assert even["largest_share"] == pytest.approx(1 / 8) and even["normalised_entropy"] == pytest.approx(1.0)

@@ -87,6 +87,14 @@ def topic_agreement(reasons: Iterable[object], predicted: Sequence[str]) -> dict
     }
 
 
+def reason_f1(gold: Sequence[int], predicted: Sequence[int]) -> float:
+    """``topic_agreement``'s macro-F1 for topic indices whose gold side is already a mapped reason."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score([eval_label(TOPICS[g]) for g in gold], [eval_label(TOPICS[p]) for p in predicted],
+                          labels=list(EVAL_LABELS), average="macro", zero_division=0))
+
+
 def balance(labels: Iterable[str]) -> dict:
     """How evenly labels spread over the eight topics: counts, largest share, normalised entropy."""
     import math

@@ -17,6 +17,7 @@ import json
 import math
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -237,9 +238,11 @@ def train_model(
     temperature: float = 1.0,
     soft_loss: str = "ce",
     init_embeddings: np.ndarray | None = None,
+    select: Callable[[np.ndarray], float] | None = None,
     desc: str = "",
 ) -> tuple[LSTMClassifier, History]:
-    """Train with early stopping on validation accuracy + macro-F1; returns the best epoch's model.
+    """Train with early stopping on validation accuracy + macro-F1, or on ``select(probabilities)`` where the
+    validation labels call for another measure; returns the best epoch's model.
 
     Class imbalance: the loss weights each class by (n / n_class) ** class_weight_power (0.5 = the
     square root of inverse frequency: lifts minority classes without wrecking accuracy).
@@ -335,7 +338,7 @@ def train_model(
         hist.val_macro_f1.append(float(f1))
         tqdm.write(f"{desc} epoch {epoch}: train loss {total / max(seen, 1):.4f}  val loss {val_loss:.4f}  "
                    f"val acc {acc:.4f}  val macro-F1 {f1:.4f}", file=sys.stderr)
-        score = f1 + acc
+        score = f1 + acc if select is None else select(probs)
         if score > best_score:
             best_score, bad, hist.best_epoch = score, 0, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
