@@ -264,6 +264,8 @@ def train(
         "hyperparameters": {"sentiment": SENTIMENT_CFG if kept is None else kept.manifest["hyperparameters"]["sentiment"],
                             "topic": TOPIC_CFG, "lr": LR, "max_epochs": epochs,
                             "batch_size": STUDENT_BATCH, "patience": STUDENT_PATIENCE,
+                            "topic_early_stopping": ("held-out training reasons, macro-F1 over five topics"
+                                                     if TOPIC_HUMAN_LABELS else "validation targets, accuracy + macro-F1"),
                             "sentiment_members": len(sentiment),
                             "sentiment_class_weight_power": SENTIMENT_CLASS_WEIGHT_POWER,
                             "embeddings_from_encoder": EMBED_FROM_ENCODER},
