@@ -336,9 +336,10 @@ def train_model(
         hist.val_loss.append(val_loss)
         hist.val_accuracy.append(float(acc))
         hist.val_macro_f1.append(float(f1))
-        tqdm.write(f"{desc} epoch {epoch}: train loss {total / max(seen, 1):.4f}  val loss {val_loss:.4f}  "
-                   f"val acc {acc:.4f}  val macro-F1 {f1:.4f}", file=sys.stderr)
         score = f1 + acc if select is None else select(probs)
+        tqdm.write(f"{desc} epoch {epoch}: train loss {total / max(seen, 1):.4f}  val loss {val_loss:.4f}  "
+                   f"val acc {acc:.4f}  val macro-F1 {f1:.4f}" + ("" if select is None else f"  stopping score {score:.4f}"),
+                   file=sys.stderr)
         if score > best_score:
             best_score, bad, hist.best_epoch = score, 0, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
