@@ -61,6 +61,21 @@ def test_reason_f1_scores_topic_indices_as_topic_agreement_does():
     assert L.reason_f1(booking, [L.TOPIC_INDEX["Seating Preferences"]] * 2 + booking[2:]) < hit
 
 
+def test_decide_topics_picks_the_family_first_then_its_member():
+    labels = ["Delay", "Online Booking", "Reservation Issue", "Baggage"]
+    probs = np.array([
+        [0.40, 0.30, 0.28, 0.02],  # booking as a whole beats the delay: the likelier booking topic
+        [0.40, 0.10, 0.28, 0.22],  # booking 0.38 < 0.40: the delay
+        [0.10, 0.20, 0.60, 0.10],  # a clear member wins as by the argmax
+    ])
+    assert list(L.decide_topics(probs, labels)) == [0, 0, 2]  # no families: the argmax
+    fam = L.decide_topics(probs, labels, [("Online Booking", "Reservation Issue")])
+    assert list(fam) == [1, 0, 2]
+    # families naming topics a model lacks are ignored; an empty batch is fine
+    assert list(L.decide_topics(probs, labels, [("Online Booking", "Seating")])) == [0, 0, 2]
+    assert L.decide_topics(np.zeros((0, 4)), labels, L.TOPIC_FAMILIES).shape == (0,)
+
+
 def test_balance_measures_a_degenerate_labelling():
     even = L.balance([t for t in TOPICS for _ in range(10)])
     assert even["largest_share"] == pytest.approx(1 / 8) and even["normalised_entropy"] == pytest.approx(1.0)
@@ -213,6 +228,22 @@ def test_shipped_classifier_loads_once_and_handles_empty_text():
     assert preds[0].sentiment == "negative" and preds[0].topic == "Baggage Issue"
     for p in preds[1:]:
         assert (p.sentiment, p.sentiment_score, p.topic, p.topic_score) == ("unclassifiable", 0.0, "unclassifiable", 0.0)
+
+
+def test_shipped_classifier_decides_topics_as_its_manifest_says():
+    from tweetdesk.models.predict import Classifier
+    from tweetdesk.nlp.clean import clean_many
+
+    clf = Classifier(_shipped())
+    assert clf.topic_families == [list(f) for f in L.TOPIC_FAMILIES]
+    texts = ["@united cant change my reservation online, the site keeps failing", "@delta booked the wrong date",
+             "@united delayed 3 hours and nobody at the desk helps", "@jetblue my seat was broken"]
+    cleaned = clean_many(texts)
+    _, pt = clf.proba(cleaned)
+    expected = L.decide_topics(pt, clf.topic_labels, clf.topic_families)
+    preds = clf.predict_cleaned(cleaned)
+    assert [p.topic for p in preds] == [clf.topic_labels[i] for i in expected]
+    assert [p.topic_score for p in preds] == pytest.approx([float(pt[k, i]) for k, i in enumerate(expected)])
 
 
 def test_evaluate_reproduces_the_shipped_metrics(airline_csv, tmp_path):

@@ -58,6 +58,14 @@ def _lda_note(w: float) -> str:
             "  unmapped LDA topics left out, the rest renormalised; a tweet with no word the LDA knows keeps the LSTM's).")
 
 
+def _families_note(families: list) -> str:
+    if not families:
+        return ""
+    names = "; ".join(" and ".join(f) for f in families)
+    return (f"\n  The topic is decided family first: {names} are kinds of one complaint, so their probabilities count\n"
+            "  together against each other topic's, and the more probable of them is the topic (`labels.decide_topics`).")
+
+
 def _human_note(dist: dict) -> str:
     h = dist.get("topic_human_labels") or {}
     if not h.get("used"):
@@ -202,7 +210,7 @@ neither validation nor test (nor training).
   {dist.get('topic_teacher_share', '?')} x the teacher's topic probabilities + the rest x the weak target{_human_note(dist)}; on the
   other texts the teacher's{_reasons_share_note(dist.get('reasons_share'))}. Word embeddings start from the pretrained encoder's word vectors. Early stopping
   {"on the held-out training tweets' reasons" if (dist.get('topic_human_labels') or {}).get('used') else "on the teacher's + weak targets of the validation split"} (never validation's `negativereason`). Config {hp['topic']}.
-  {_lda_note(w_lda)}
+  {_lda_note(w_lda)}{_families_note(manifest.get("topic_families") or [])}
 
 {_human_section(dist, te)}
 

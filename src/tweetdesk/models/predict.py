@@ -19,6 +19,7 @@ from tweetdesk.config import ModelSettings, Settings
 from tweetdesk.errors import ModelNotFoundError
 from tweetdesk.models.artifact import Artifact, resolve_version
 from tweetdesk.models.features import model_tokens
+from tweetdesk.models.labels import decide_topics
 from tweetdesk.models.lstm import LSTMClassifier, Vocab, predict_proba
 from tweetdesk.nlp.clean import CLEANING_VERSION, CleanedText
 from tweetdesk.records import UNCLASSIFIABLE
@@ -52,6 +53,8 @@ class Classifier:
         # Optional: average the topic LSTM with the guided LDA that labelled its training data (see the model card).
         self.topic_lda_weight = float(self.manifest.get("topic_lda_weight", 0.0))
         self.lda = art.labeller if self.topic_lda_weight > 0 else None
+        # Topics decided family first (labels.decide_topics); versions trained before it decide by the argmax.
+        self.topic_families: list[list[str]] = [list(f) for f in self.manifest.get("topic_families", [])]
         if self.lda is not None:
             from tweetdesk.records import TOPICS
 
@@ -97,7 +100,7 @@ class Classifier:
         out = [Prediction(UNCLASSIFIABLE, 0.0, UNCLASSIFIABLE, 0.0)] * len(cleaned)
         if keep:
             ps, pt = self.proba([cleaned[i] for i in keep], batch_size)
-            si, ti = ps.argmax(1), pt.argmax(1)
+            si, ti = ps.argmax(1), decide_topics(pt, self.topic_labels, self.topic_families)
             for row, i in enumerate(keep):
                 out[i] = Prediction(
                     self.sentiment_labels[si[row]], float(ps[row, si[row]]),
