@@ -165,6 +165,11 @@ def test_tiny_teacher_and_students_train_save_load_and_classify(airline_csv, tmp
     assert np.array_equal(Classifier(folder).proba(docs)[0], Classifier(topic_only).proba(docs)[0])
     assert json.loads((topic_only / "model.json").read_text())["sentiment_from"]["version"] == "t1"
     assert "kept unchanged from version t1" in (topic_only / "MODEL_CARD.md").read_text()
+    # kept again: the record still leads back to the version it was distilled in, and that version's teacher
+    chained = train_command(settings, epochs=1, version="t4", reuse_teacher="t1", sentiment_from="t3")
+    origin = json.loads((chained / "model.json").read_text())["sentiment_from"]
+    assert (origin["version"], origin["distilled_in"], origin["teacher"]) == ("t3", "t1", "t1")
+    assert "kept unchanged from version t3 (which kept it from t1)" in (chained / "MODEL_CARD.md").read_text()
 
 
 def test_sentiment_from_refuses_a_missing_version_or_another_split(airline_csv, tmp_path):

@@ -127,8 +127,10 @@ def _kept_note(kept: dict | None) -> str:
         return ""
     ts = kept.get("teacher_sentiment_test") or {}
     fig = f", test {ts['accuracy']:.4f} / {ts['macro_f1']:.4f}" if ts.get("accuracy") is not None else ""
-    return (f"kept unchanged from version {kept['version']} (`tweetdesk train --sentiment-from`), where it was distilled\n"
-            f"  from teacher {kept.get('teacher') or '?'}{fig}; the teacher figures above are this version's. ")
+    origin = kept.get("distilled_in", kept["version"])
+    where = "" if origin == kept["version"] else f" (which kept it from {origin})"
+    return (f"kept unchanged from version {kept['version']}{where} (`tweetdesk train --sentiment-from`); it was distilled\n"
+            f"  in {origin} from teacher {kept.get('teacher') or '?'}{fig}; the teacher figures above are this version's. ")
 
 
 def write_model_card(folder: Path, manifest: dict, metrics: dict) -> None:

@@ -269,9 +269,7 @@ def train(
         "distillation": {**counts, "soft_weight": SOFT_WEIGHT, "topic_teacher_share": TOPIC_TEACHER_SHARE,
                          "reasons_share": REASONS_SHARE if _uses_reasons_teacher(lessons) else None},
         "lda_topics": [{"id": k, "name": n, "top_words": w} for k, n, w in labeller.top_words(12)],
-        "sentiment_from": None if kept is None else {
-            "version": kept.version, "teacher": kept.manifest.get("teacher", {}).get("from_version"),
-            "teacher_sentiment_test": kept.manifest.get("teacher", {}).get("figures", {}).get("sentiment_test")},
+        "sentiment_from": None if kept is None else _sentiment_origin(kept),
         "hyperparameters": {"sentiment": SENTIMENT_CFG if kept is None else kept.manifest["hyperparameters"]["sentiment"],
                             "topic": TOPIC_CFG, "lr": LR, "max_epochs": epochs,
                             "batch_size": STUDENT_BATCH, "patience": STUDENT_PATIENCE,
@@ -290,6 +288,17 @@ def train(
         "load_average": {"start": load_start, "end": round(os.getloadavg()[0], 1)},
     }
     return Artifact(manifest, sentiment, [topic], labeller)
+
+
+def _sentiment_origin(kept: Artifact) -> dict:
+    """Where a kept sentiment LSTM comes from: the version it is taken from, and the version it was distilled in with
+    that version's teacher (a chain of ``--sentiment-from`` leads back to it)."""
+    earlier = kept.manifest.get("sentiment_from")
+    if earlier:
+        return {**earlier, "version": kept.version, "distilled_in": earlier.get("distilled_in", earlier["version"])}
+    teacher = kept.manifest.get("teacher", {})
+    return {"version": kept.version, "distilled_in": kept.version, "teacher": teacher.get("from_version"),
+            "teacher_sentiment_test": teacher.get("figures", {}).get("sentiment_test")}
 
 
 def _kept_sentiment(settings, version: str, sha: str, seed: int) -> Artifact:
