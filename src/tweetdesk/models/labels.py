@@ -108,7 +108,7 @@ def topic_agreement(reasons: Iterable[object], predicted: Sequence[str]) -> dict
     per = f1_score(gold, pred, labels=list(EVAL_LABELS), average=None, zero_division=0)
     return {
         "n": len(gold),
-        "macro_f1": float(f1_score(gold, pred, labels=list(EVAL_LABELS), average="macro", zero_division=0)),
+        "macro_f1": _macro_f1(gold, pred),
         "accuracy": float(accuracy_score(gold, pred)),
         "per_class_f1": {label: float(f) for label, f in zip(EVAL_LABELS, per)},
     }
@@ -116,10 +116,14 @@ def topic_agreement(reasons: Iterable[object], predicted: Sequence[str]) -> dict
 
 def reason_f1(gold: Sequence[int], predicted: Sequence[int]) -> float:
     """``topic_agreement``'s macro-F1 for topic indices whose gold side is already a mapped reason."""
+    return _macro_f1([eval_label(TOPICS[g]) for g in gold], [eval_label(TOPICS[p]) for p in predicted])
+
+
+def _macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
+    """Macro-F1 over the five ``EVAL_LABELS`` (gold and predictions already through ``eval_label``)."""
     from sklearn.metrics import f1_score
 
-    return float(f1_score([eval_label(TOPICS[g]) for g in gold], [eval_label(TOPICS[p]) for p in predicted],
-                          labels=list(EVAL_LABELS), average="macro", zero_division=0))
+    return float(f1_score(gold, pred, labels=list(EVAL_LABELS), average="macro", zero_division=0))
 
 
 def balance(labels: Iterable[str]) -> dict:
