@@ -25,8 +25,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tweetdesk demo
 
+# --durations: the slowest tests show in CI's output.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 # Only the fault tests (also part of `make test`): SIGKILLs, broker freeze/restart, X API outage; prints the figures.
 test-faults: $(STAMP)

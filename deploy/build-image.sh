@@ -14,8 +14,10 @@
 # CUDA build of torch), the tweetdesk wheel is built fresh, both go into the build context build/image/, and
 # `buildah bud --layers` builds with chroot isolation, reusing cached layers when only the code changed.
 # Environment: PYTHON (a Python 3.11 with pip, default python3), BUILDAH_ISOLATION (default chroot).
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
+# Any step that fails says which command it was: under set -e a failing step would otherwise end the script silently.
+trap 'rc=$?; echo "build-image: error: line $LINENO: \`$BASH_COMMAND\` exited $rc" >&2; exit $rc' ERR
 
 DEFAULT_BASE=docker.io/library/debian:bookworm-slim
 LOCAL_BASE=localhost/tweetdesk-base:bookworm
@@ -109,7 +111,11 @@ source_url=$(git config --get remote.origin.url 2>/dev/null || echo unknown)
 # more (2.6 GB, mostly shared layers) behind, until the disk fills
 # (awk reads all of its input: `head -1` may exit before buildah has written, and under pipefail the SIGPIPE that
 # buildah then gets (exit 141) would fail a build that succeeded)
-previous=$(buildah images --quiet --no-trunc "$name:$version" 2>/dev/null | awk 'NR == 1')
+# (the first build on a machine has none: buildah then exits 125, "image not known", which is no error here)
+previous=""
+if buildah inspect --type image "$name:$version" >/dev/null 2>&1; then
+  previous=$(buildah images --quiet --no-trunc "$name:$version" | awk 'NR == 1')
+fi
 say "buildah bud (base $base, isolation $BUILDAH_ISOLATION)"
 buildah bud --layers --format docker --network host \
   --build-arg BASE="$base" --build-arg VERSION="$version" --build-arg REVISION="$revision" \

@@ -49,11 +49,22 @@ def image() -> str:
     r = subprocess.run(["bash", str(REPO_ROOT / "deploy" / "build-image.sh")], cwd=REPO_ROOT, capture_output=True,
                        text=True, timeout=BUILD_TIMEOUT_S)
     seconds = time.monotonic() - t0
-    assert r.returncode == 0, f"build-image.sh failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert r.returncode == 0, f"build-image.sh failed (exit {r.returncode}):\n{_build_failure(r.stderr)}"
     size = subprocess.run(["buildah", "images", "--format", "{{.Size}}", f"{IMAGE}:latest"], capture_output=True,
                           text=True).stdout.split("\n")[0]
     record_figures("image build", seconds=f"{seconds:.0f}", size=size)
     return f"{IMAGE}:latest"
+
+
+def _build_failure(stderr: str, tail: int = 25) -> str:
+    """What a failed build said: the script's own lines (its steps and ``build-image: error: line N: `cmd` exited
+    rc``, which name the failing command) and the last lines of everything else, less pip's repeated warnings
+    about find-links folders absent here."""
+    lines = stderr.splitlines()
+    steps = [ln for ln in lines if ln.startswith("build-image:")]
+    rest = [ln for ln in lines if not ln.startswith("build-image:")
+            and not (ln.startswith("WARNING: Location") and "is ignored" in ln)]
+    return "\n".join(["script:", *steps, f"last {tail} other lines of stderr:", *rest[-tail:]])
 
 
 def _inspect(image: str) -> dict:

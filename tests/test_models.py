@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from tweetdesk.config import ARTIFACTS_DIR, Settings
+from tweetdesk.config import ARTIFACTS_DIR, REPO_ROOT, Settings
 from tweetdesk.errors import ModelNotFoundError
 from tweetdesk.models import labels as L
 from tweetdesk.models.lstm import LSTMClassifier, LSTMConfig, Vocab, load_model, predict_proba, save_model, train_model
@@ -274,6 +274,23 @@ def test_evaluate_reproduces_the_shipped_metrics(airline_csv, tmp_path):
         earlier, ours = cmp["all"]["earlier_lda_file"], cmp["all"]["ours_lda_weak_labels"]
         assert ours["balance"]["largest_share"] < earlier["balance"]["largest_share"]
         assert ours["agreement"]["macro_f1"] > earlier["agreement"]["macro_f1"]
+
+
+def test_reports_are_rewritten_only_when_their_figures_change(tmp_path):
+    """reports/ is tracked: evaluating again with the same figures (only the stamp differs) leaves every file as
+    it was, so `tweetdesk evaluate` twice leaves `git status` clean; a changed figure rewrites them."""
+    from tweetdesk.models.evaluate import write_reports
+
+    metrics = json.loads((REPO_ROOT / "reports" / "metrics.json").read_text())
+    history = {}
+    assert write_reports(tmp_path, metrics, history)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    assert write_reports(tmp_path, {**metrics, "evaluated": "2031-01-01T00:00:00+00:00"}, history) is False
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()} == before
+    changed = json.loads(json.dumps(metrics))
+    changed["sentiment_test"]["accuracy"] += 0.01
+    assert write_reports(tmp_path, changed, history)
+    assert json.loads((tmp_path / "metrics.json").read_text())["sentiment_test"] == changed["sentiment_test"]
 
 
 def test_train_reports_missing_data_in_one_line(tmp_path, capsys):

@@ -133,6 +133,35 @@ def evaluate_command(settings, also: dict | None = None) -> dict:
     return metrics
 
 
+def write_reports(reports: Path, metrics: dict, history: dict) -> bool:
+    """metrics.json and the plots, unless ``reports`` already holds these figures: reports/ is tracked, and a
+    rerun that measures the same must leave the checkout clean (same stamp, same plots). Whether it wrote."""
+    if _same_figures(reports / "metrics.json", metrics):
+        return False
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    write_plots(reports, metrics, history)
+    return True
+
+
+def _stored(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _same_figures(path: Path, metrics: dict) -> bool:
+    """Whether ``path`` already holds these figures: everything but the ``evaluated`` stamp, compared as JSON
+    (tuples and lists alike), and the plots beside it are there."""
+    stored = _stored(path)
+    if not stored or not all((path.parent / png).exists() for png in PLOTS):
+        return False
+    def figures(m: dict) -> str:
+        return json.dumps({k: v for k, v in m.items() if k != "evaluated"}, sort_keys=True, default=str)
+    return figures(stored) == figures(json.loads(json.dumps(metrics, default=str)))
+
+
 def _brief(v):
     if isinstance(v, dict):
         return {k: _brief(x) for k, x in v.items() if k not in ("confusion", "labels", "per_class_f1", "how")}
@@ -222,9 +251,8 @@ def evaluate_folder(clf, settings, split: Split | None = None, cleaned: dict | N
         },
     }
     reports = Path(settings.reports_dir)
-    reports.mkdir(parents=True, exist_ok=True)
-    (reports / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-    write_plots(reports, metrics, clf.manifest.get("history", {}))
+    if not write_reports(reports, metrics, clf.manifest.get("history", {})):
+        say(f"figures unchanged since {_stored(reports / 'metrics.json').get('evaluated')}: reports left as they were")
     say(
         f"sentiment test: accuracy {sent['accuracy']:.4f}, macro-F1 {sent['macro_f1']:.4f} (baseline "
         f"{base['accuracy']:.4f} / {base['macro_f1']:.4f}) | topic vs LDA labels: macro-F1 {topic_weak['macro_f1']:.4f} "
@@ -267,6 +295,11 @@ def compare_with_earlier(clf, labeller, split: Split, cleaned: dict, earlier_pat
 
 
 
+
+
+# The plots write_plots always draws (training_curves.png too, where the manifest has a history).
+PLOTS = ("confusion_sentiment.png", "confusion_topic_negativereason.png", "confusion_topic_weak_labels.png",
+         "comparison_sentiment.png")
 
 
 def write_plots(reports: Path, metrics: dict, history: dict) -> None:
