@@ -252,7 +252,9 @@ def test_a_v3_store_upgrades_to_v4_in_place(store_url, ran_the_service):
     from tweetdesk.web.sessions import SessionRegistry
 
     _make_v3_store(store_url, ran_the_service=ran_the_service)
-    old = TicketStore(store_url, migrate=False)
+    # One pinned clock for both stores: usage()'s "today" must be the day the reads were recorded on.
+    clock = lambda: datetime(2026, 12, 31, 23, 59, 59, tzinfo=timezone.utc)  # noqa: E731
+    old = TicketStore(store_url, migrate=False, clock=clock)
     assert old.schema_version() == 3
     # Data of every v3 table: tickets, tweets, replies (one posted), an opt-out, X's usage.
     t1, t2 = enriched_tweet("1"), enriched_tweet("2", author="ben", text="@tweetdesk STOP")
@@ -271,7 +273,7 @@ def test_a_v3_store_upgrades_to_v4_in_place(store_url, ran_the_service):
               [old.get_ticket(t) for t in res.created], old.conversation(res.created[0]))
     old.close()
 
-    store = TicketStore(store_url)  # opening it migrates
+    store = TicketStore(store_url, clock=clock)  # opening it migrates
     try:
         assert store.schema_version() == SCHEMA_VERSION >= 4  # v4, and the desk's v5 after it
         insp = sa.inspect(store.engine)
@@ -325,7 +327,7 @@ def test_queued_automatic_replies_of_tickets_from_before_the_rules_are_cancelled
         )
     old.close()
 
-    store = TicketStore(store_url)  # opening it migrates
+    store = TicketStore(store_url, clock=clock)  # opening it migrates
     try:
         assert store.schema_version() == SCHEMA_VERSION == 6
         by_ticket = {(r.ticket_id, r.kind.value): r for r in store.list_replies()}

@@ -176,7 +176,9 @@ def test_one_automatic_reply_per_interaction_across_threads_redeliveries_and_res
 
 
 def test_reads_are_priced_by_source_per_day(store):
-    day = datetime.now(timezone.utc)
+    # The store's clock is pinned: reads recorded at 23:59:59.999 and summed at 00:00 would fall on two days.
+    day = datetime(2026, 1, 31, 23, 59, 59, tzinfo=timezone.utc)
+    store.clock = lambda: day
     tweets = [tw(str(60 + i), "@united hi", author=f"u{i}", author_id=str(600 + i), source=src)
               for i, src in enumerate(["mentions", "mentions", "x", "replay"])]
     take(store, tweets)
