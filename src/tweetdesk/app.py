@@ -141,11 +141,11 @@ class ReplyService:
         if self.dead_letters is not None:
             self._spawn("tweetdesk-dead-letters", self.dead_letters.run, self.stopping)
         if self.serve_http:
-            import waitress
+            from tweetdesk.web.http_server import create_server
 
-            self._server = waitress.create_server(
-                self.app, host=self.host, port=self.port, threads=self.http_threads, ident="tweetdesk"
-            )
+            # channel timeout, connection limit, body limits from the settings (web.http_server says why)
+            self._server = create_server(self.app, self.settings.web, host=self.host, port=self.port,
+                                         threads=self.http_threads)
             self.port = int(self._server.effective_port)  # the chosen one when port was 0
             self._spawn("tweetdesk-http", self._server.run)
         log.info("reply service up: %s, poster %s", self.url if self.serve_http else "no HTTP", self.poster.mode)
