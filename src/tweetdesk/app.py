@@ -66,6 +66,8 @@ def create_app(
     app.json.sort_keys = False
     app.extensions["tweetdesk"] = AppContext(settings, store, budget, templates, poster, dict(health or {}))
     app.extensions["tweetdesk_throttle"] = KeyThrottle.from_settings(settings)  # wrong keys, API and pages alike
+    # Exports built at once (web.desk_api.export_response): each streams in bounded memory, but holds a thread
+    app.extensions["tweetdesk_exports"] = threading.BoundedSemaphore(settings.desk_export_concurrency)
     security.init_app(app, settings)  # headers on every answer, the API's too
     auth.init_app(app, settings)
     api.register_errors(app, page_for_unrouted=views.page_for_unrouted)
