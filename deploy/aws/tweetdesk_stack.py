@@ -217,6 +217,9 @@ class TweetdeskStack(cdk.Stack):
         for port in (80, 443):
             lb.connections.allow_from(ec2.Peer.ipv4(allowed_cidr), ec2.Port.tcp(port), "clients")
         lb.set_attribute("routing.http.drop_invalid_header_fields.enabled", "true")
+        # Below serve's TWEETDESK_HTTP_CHANNEL_TIMEOUT (30 s): the ALB ends idle connections to the task, never the
+        # task one the ALB is about to reuse (a 502). docs/deploy-aws.md, "Slow clients, large bodies".
+        lb.set_attribute("idle_timeout.timeout_seconds", "20")
         skip_checks(lb.connections.security_groups[0], {
             "CKV_AWS_260": "port 80 answers only with a redirect to HTTPS (redirect_http); nothing is served on it"})
         lb.log_access_logs(access_logs, prefix="alb")

@@ -66,6 +66,8 @@ def create_app(
     app.json.sort_keys = False
     app.extensions["tweetdesk"] = AppContext(settings, store, budget, templates, poster, dict(health or {}))
     app.extensions["tweetdesk_throttle"] = KeyThrottle.from_settings(settings)  # wrong keys, API and pages alike
+    # Exports built at once (web.desk_api.export_response): each streams in bounded memory, but holds a thread
+    app.extensions["tweetdesk_exports"] = threading.BoundedSemaphore(settings.desk_export_concurrency)
     security.init_app(app, settings)  # headers on every answer, the API's too
     auth.init_app(app, settings)
     api.register_errors(app, page_for_unrouted=views.page_for_unrouted)
@@ -141,11 +143,11 @@ class ReplyService:
         if self.dead_letters is not None:
             self._spawn("tweetdesk-dead-letters", self.dead_letters.run, self.stopping)
         if self.serve_http:
-            import waitress
+            from tweetdesk.web.http_server import create_server
 
-            self._server = waitress.create_server(
-                self.app, host=self.host, port=self.port, threads=self.http_threads, ident="tweetdesk"
-            )
+            # channel timeout, connection limit, body limits from the settings (web.http_server says why)
+            self._server = create_server(self.app, self.settings.web, host=self.host, port=self.port,
+                                         threads=self.http_threads)
             self.port = int(self._server.effective_port)  # the chosen one when port was 0
             self._spawn("tweetdesk-http", self._server.run)
         log.info("reply service up: %s, poster %s", self.url if self.serve_http else "no HTTP", self.poster.mode)

@@ -213,6 +213,11 @@ class WebSettings(_Section):
     web_summary_seconds: float
     desk_due_minutes: dict[str, float]
     desk_report_days: int
+    desk_export_concurrency: int
+    http_channel_timeout: float
+    http_connection_limit: int
+    http_max_request_body_size: int
+    http_inbuf_overflow: int
 
 
 class XSettings(_Section):
@@ -384,6 +389,22 @@ class Settings(BaseSettings):
         default_factory=lambda: {"urgent": 15, "negative": 60, "neutral": 240, "positive": 240},
         description="First-response time allowed per reply class (urgent, negative, neutral, positive), in minutes.")
     desk_report_days: int = Field(14, ge=1, le=366, description="Days the desk's response-time report covers.")
+    desk_export_concurrency: int = Field(
+        2, ge=1, le=32, description="Exports (CSV, Parquet) built at once; one more is answered 429 with Retry-After "
+        "(each streams in bounded memory, but holds a thread and the database for its length).")
+    # --- the HTTP server (waitress) in front of the app (issue 25: slow clients, huge bodies) ------------------
+    http_channel_timeout: float = Field(
+        30, ge=1, le=3600, description="A connection with no request in progress (idle keep-alive, or a request "
+        "still arriving) and no traffic for this many seconds is closed: half-open connections do not pile up.")
+    http_connection_limit: int = Field(
+        1000, ge=10, le=10_000, description="Open connections the server holds; beyond it new ones wait in the "
+        "listen backlog. Well above the idle and slow ones a client can hold within http_channel_timeout.")
+    http_max_request_body_size: int = Field(
+        1024 * 1024, ge=16 * 1024, le=1024**3, description="Largest request body in bytes: a larger "
+        "Content-Length is answered 413 before any of the body is read (chunked bodies: as soon as they pass it).")
+    http_inbuf_overflow: int = Field(
+        64 * 1024, ge=4096, le=64 * 1024 * 1024, description="A request body beyond this many bytes is buffered "
+        "in a temporary file rather than in memory while it arrives.")
     web_summary_seconds: float = Field(
         5.0, ge=0, description="Dashboard figures are recomputed at most this often (shared, in the "
         "background; 0 = on every request).")

@@ -14,12 +14,12 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
 
 from tweetdesk.desk.accounts import DeskError
-from tweetdesk.tickets.schema import assignments
+from tweetdesk.tickets.schema import assignments, corrections, rows_in
 from tweetdesk.desk.timers import Timers
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
 from tweetdesk.reply.budget import PRIORITY_CLASSES, priority_of
@@ -127,18 +127,49 @@ EXPORT_COLUMNS = [
 ]
 
 
-def export_rows(desk, f: InboxFilters, *, limit: int = 100_000) -> list[dict[str, Any]]:
-    """One row per ticket: the ticket, its timer, its latest correction, its conversation and notes (JSON)."""
-    with desk.tx() as conn:
-        rows = conn.execute(_select(f).order_by(tickets.c.created_at, tickets.c.ticket_id).limit(limit)).mappings().all()
-    ts = [(Ticket.model_validate(dict(r)), r["assignee"]) for r in rows]
-    if f.klass:  # urgent vs negative, which SQL cannot tell, before reading anything more about the tickets
-        ts = [(t, a) for t, a in ts if PRIORITY_CLASSES[priority_of(t)] == f.klass]
-    ids = [t.ticket_id for t, _ in ts]
+# Tickets read, and rows built and written, at a time: an export's memory is a page's, whatever its length.
+EXPORT_PAGE = 250
+EXPORT_LIMIT = 100_000
+
+EXPORT_SCHEMA = None  # built on first use (pyarrow is imported only by exports)
+
+
+def export_pages(desk, f: InboxFilters, *, limit: int = EXPORT_LIMIT) -> Iterator[list[dict[str, Any]]]:
+    """The export's rows (one per ticket: the ticket, its timer, its latest correction, its conversation and notes
+    as JSON), oldest first, a page at a time: each page is one short transaction keyed on (created_at, ticket_id),
+    so neither the process nor a database connection holds the whole export."""
     timers = Timers(desk)
-    firsts = timers.first_responses(ids)
-    latest: dict[str, dict[str, Any]] = {c["ticket_id"]: c for c in desk.corrections()}
     now = desk.clock()
+    order = (tickets.c.created_at, tickets.c.ticket_id)
+    after = None
+    left = limit
+    while left > 0:
+        q = _select(f).order_by(*order).limit(min(EXPORT_PAGE, left))
+        if after is not None:
+            # created_at >= the last one's first: an index range, not a scan from the oldest ticket on every page
+            q = q.where(order[0] >= after[0], sa.or_(order[0] > after[0], order[1] > after[1]))
+        with desk.tx() as conn:
+            rows = conn.execute(q).mappings().all()
+        if not rows:
+            return
+        left -= len(rows)
+        after = (rows[-1]["created_at"], rows[-1]["ticket_id"])
+        ts = [(Ticket.model_validate(dict(r)), r["assignee"]) for r in rows]
+        if f.klass:  # urgent vs negative, which SQL cannot tell, before reading anything more about the tickets
+            ts = [(t, a) for t, a in ts if PRIORITY_CLASSES[priority_of(t)] == f.klass]
+        if ts:
+            yield _export_page(desk, timers, ts, now)
+        if len(rows) < EXPORT_PAGE:
+            return
+
+
+def _export_page(desk, timers: Timers, ts: list[tuple[Ticket, str | None]], now) -> list[dict[str, Any]]:
+    ids = [t.ticket_id for t, _ in ts]
+    firsts = timers.first_responses(ids)
+    latest: dict[str, dict[str, Any]] = {}
+    with desk.tx() as conn:  # the page's corrections only, oldest first: the last one of a ticket wins
+        for c in rows_in(conn, sa.select(corrections).order_by(corrections.c.id), corrections.c.ticket_id, ids):
+            latest[c.ticket_id] = dict(c._mapping)
     convs, all_notes = desk.store.conversations(ids), desk.notes_of(ids)
     out = []
     for t, assignee in ts:
@@ -160,43 +191,116 @@ def export_rows(desk, f: InboxFilters, *, limit: int = 100_000) -> list[dict[str
     return out
 
 
-def to_csv(rows: list[dict[str, Any]]) -> bytes:
+def export_rows(desk, f: InboxFilters, *, limit: int = EXPORT_LIMIT) -> list[dict[str, Any]]:
+    """All of the export's rows in one list (tests, small exports); the service streams ``export_pages``."""
+    return [r for page in export_pages(desk, f, limit=limit) for r in page]
+
+
+def csv_chunks(pages: Iterable[list[dict[str, Any]]]) -> Iterator[bytes]:
+    """The CSV, a page at a time: the BOM and the header first (the BOM makes Excel read UTF-8)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS)
     w.writeheader()
-    for r in rows:
-        # A cell starting with = + - @ is a formula to a spreadsheet: tweets are not to run there.
-        w.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@\t\r" else v) for k, v in r.items()})
-    return buf.getvalue().encode("utf-8-sig")  # the BOM makes Excel read UTF-8
+    yield buf.getvalue().encode("utf-8-sig")
+    for rows in pages:
+        buf.seek(0)
+        buf.truncate()
+        for r in rows:
+            # A cell starting with = + - @ is a formula to a spreadsheet: tweets are not to run there.
+            w.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@\t\r" else v) for k, v in r.items()})
+        yield buf.getvalue().encode("utf-8")
 
 
-def to_parquet(rows: list[dict[str, Any]]) -> bytes:
+def to_csv(rows: list[dict[str, Any]]) -> bytes:
+    return b"".join(csv_chunks([rows]))
+
+
+def _parquet_schema():
+    import pyarrow as pa
+
+    global EXPORT_SCHEMA
+    if EXPORT_SCHEMA is None:
+        EXPORT_SCHEMA = pa.schema([
+            (k, pa.float64() if k == "first_response_seconds" else pa.bool_() if k in ("breached", "listening_only")
+             else pa.string()) for k in EXPORT_COLUMNS
+        ])
+    return EXPORT_SCHEMA
+
+
+class _Drain:
+    """A write-only file for ParquetWriter whose bytes are taken away as they come (its position keeps counting,
+    for the offsets in the footer)."""
+
+    closed = False
+
+    def __init__(self):
+        self._chunks: list[bytes] = []
+        self._pos = 0
+
+    def write(self, b) -> int:
+        b = bytes(b)
+        self._chunks.append(b)
+        self._pos += len(b)
+        return len(b)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+def parquet_chunks(pages: Iterable[list[dict[str, Any]]]) -> Iterator[bytes]:
+    """The Parquet file, a row group per page, its bytes given out as each row group is written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([
-        (k, pa.float64() if k == "first_response_seconds" else pa.bool_() if k in ("breached", "listening_only")
-         else pa.string()) for k in EXPORT_COLUMNS
-    ])
-    table = pa.Table.from_pylist(rows, schema=schema)
+    schema = _parquet_schema()
+    sink = _Drain()
+    with pq.ParquetWriter(sink, schema) as writer:
+        for rows in pages:
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+            yield sink.take()
+    yield sink.take()  # the footer
+
+
+def to_parquet(rows: list[dict[str, Any]]) -> bytes:
+    """The Parquet file of ``rows`` in one row group (what exports wrote before they streamed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     buf = io.BytesIO()
-    pq.write_table(table, buf)
+    pq.write_table(pa.Table.from_pylist(rows, schema=_parquet_schema()), buf)
     return buf.getvalue()
 
 
-def export_file(desk, fmt: str, f: InboxFilters) -> tuple[bytes, str, str]:
-    """(body, media type, file name) of the export in ``fmt`` (csv | parquet)."""
-    rows = export_rows(desk, f)
+EXPORT_FORMATS = {"csv": ("text/csv; charset=utf-8", csv_chunks), "parquet": ("application/vnd.apache.parquet", parquet_chunks)}
+
+
+def export_stream(desk, fmt: str, f: InboxFilters) -> tuple[Iterator[bytes], str, str]:
+    """(chunks, media type, file name) of the export in ``fmt`` (csv | parquet); nothing is read before the
+    first chunk is asked for."""
+    if fmt not in EXPORT_FORMATS:
+        raise DeskError(f"unknown format {fmt!r}: csv or parquet", kind="bad_parameter")
+    mime, chunks = EXPORT_FORMATS[fmt]
     stamp = desk.clock().strftime("%Y%m%d-%H%M")
-    if fmt == "csv":
-        return to_csv(rows), "text/csv; charset=utf-8", f"tickets-{stamp}.csv"
-    if fmt == "parquet":
-        return to_parquet(rows), "application/vnd.apache.parquet", f"tickets-{stamp}.parquet"
-    raise DeskError(f"unknown format {fmt!r}: csv or parquet", kind="bad_parameter")
+    return chunks(export_pages(desk, f)), mime, f"tickets-{stamp}.{fmt}"
+
+
+def export_file(desk, fmt: str, f: InboxFilters) -> tuple[bytes, str, str]:
+    """(body, media type, file name) of the export in ``fmt`` (csv | parquet), whole."""
+    chunks, mime, name = export_stream(desk, fmt, f)
+    return b"".join(chunks), mime, name
 
 
 def _iso(dt) -> str | None:
     return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
-__all__ = ["CLASSES", "EXPORT_COLUMNS", "InboxFilters", "export_file", "export_rows", "inbox", "to_csv", "to_parquet"]
+__all__ = ["CLASSES", "EXPORT_COLUMNS", "InboxFilters", "csv_chunks", "export_file", "export_pages", "export_rows",
+           "export_stream", "inbox", "parquet_chunks", "to_csv", "to_parquet"]

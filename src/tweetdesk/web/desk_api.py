@@ -14,13 +14,14 @@ Viewers read; a change by a viewer is 403. Errors are JSON (``{"error", "status"
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from tweetdesk.desk import identity
-from tweetdesk.desk.inbox import InboxFilters, export_file, inbox
+from tweetdesk.desk.inbox import InboxFilters, export_stream, inbox
 from tweetdesk.desk.timers import Timers
 from tweetdesk.web import auth
 from tweetdesk.web.api import ApiError, admin_required, canonical_ticket_id, json_body
@@ -235,9 +236,33 @@ def report():
     return jsonify(_jsonable(Timers(identity.desk()).report(days)))
 
 
+EXPORT_RETRY_SECONDS = 30
+
+
 def export_response(fmt: str, f: InboxFilters) -> Response:
-    body, mime, name = export_file(identity.desk(), fmt, f)
-    return Response(body, mimetype=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    """The export streamed as it is built (bounded memory), while one of ``desk_export_concurrency`` slots is free:
+    the slot is held until the export is sent or the response closed (the client gone); none free: 429 with
+    Retry-After."""
+    chunks, mime, name = export_stream(identity.desk(), fmt, f)  # an unknown format: 400 before any slot
+    slots: threading.BoundedSemaphore = current_app.extensions["tweetdesk_exports"]
+    if not slots.acquire(blocking=False):
+        raise ApiError(429, f"as many exports as allowed are being built: retry in {EXPORT_RETRY_SECONDS} s",
+                       kind="busy", retry_after=EXPORT_RETRY_SECONDS)
+    once = threading.Lock()
+
+    def release() -> None:
+        if once.acquire(blocking=False):
+            slots.release()
+
+    def body():
+        try:
+            yield from chunks
+        finally:
+            release()
+
+    resp = Response(body(), mimetype=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    resp.call_on_close(release)  # closed before the first chunk was asked for (the generator's finally never runs)
+    return resp
 
 
 @desk_api.get("/api/export")

@@ -16,18 +16,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from tweetdesk.desk import ROLES, identity
 from tweetdesk.desk.accounts import DeskError, Principal
 from tweetdesk.desk.core import TOPIC_CHOICES
-from tweetdesk.desk.inbox import CLASSES, InboxFilters, export_file, inbox
+from tweetdesk.desk.inbox import CLASSES, InboxFilters, inbox
 from tweetdesk.desk.timers import Timers
 from tweetdesk.records import SENTIMENTS, TOPICS
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.web import auth
+from tweetdesk.web.desk_api import export_response
 
 desk_pages = Blueprint("desk", __name__, template_folder="templates")
 
@@ -118,8 +119,7 @@ def inbox_export(fmt: str):
         f = InboxFilters.parse(request.args, me=_me().name)
     except DeskError as e:
         abort(400, description=str(e))
-    body, mime, name = export_file(identity.desk(), fmt, f)
-    return Response(body, mimetype=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return export_response(fmt, f)  # streamed; over the cap on concurrent exports: 429 with Retry-After
 
 
 # --- actions on a ticket ---------------------------------------------------------------------------
