@@ -379,38 +379,39 @@ _CONTROL = {c for c in range(32) if chr(c) not in "\t\n\r"}
 
 def bad_character(value: Any) -> str | None:
     """A description of the first control character or lone surrogate in ``value`` (strings inside lists and
-    dicts, keys too), or None."""
-    if isinstance(value, str):
-        for i, ch in enumerate(value):
-            if ord(ch) in _CONTROL or 0xD800 <= ord(ch) <= 0xDFFF:
-                return f"character U+{ord(ch):04X} at position {i}"
-        return None
-    if isinstance(value, dict):
-        items = [x for kv in value.items() for x in kv]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        return None
-    for v in items:
-        found = bad_character(v)
-        if found:
-            return found
+    dicts, keys too, however deep: walked without recursion), or None."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            for i, ch in enumerate(v):
+                if ord(ch) in _CONTROL:
+                    return f"a control character, U+{ord(ch):04X} at position {i}"
+                if 0xD800 <= ord(ch) <= 0xDFFF:
+                    return f"a lone surrogate, U+{ord(ch):04X} at position {i}, which is not valid Unicode text"
+        elif isinstance(v, dict):
+            stack.extend(x for kv in v.items() for x in kv)
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
     return None
 
 
 def refuse_control_characters() -> None:
-    """Before every request: a NUL or other control character in the path, the query, a form or a JSON body
-    is a 400 with the reason (input layer, once), instead of a 500 from the store later."""
+    """Before every request: a NUL or other control character (or a lone surrogate) in the path, the query, a
+    form or a JSON body is a 400 with the reason (input layer, once), instead of a 500 from the store later."""
     where = [("path", request.path), ("query", list(request.args.items(multi=True)))]
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         if request.mimetype == "application/json":
-            where.append(("body", request.get_json(silent=True)))
+            try:
+                where.append(("body", request.get_json(silent=True)))
+            except RecursionError:
+                pass  # too deeply nested: the route's own parsing answers 400 with its reason
         elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             where.append(("form", list(request.form.items(multi=True))))
     for name, value in where:
         found = bad_character(value)
         if found:
-            raise BadCharacter(f"the request's {name} holds a control character ({found}); remove it")
+            raise BadCharacter(f"the request's {name} holds {found}; remove it")
 
 
 class BadCharacter(BadRequest):
