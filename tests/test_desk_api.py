@@ -134,10 +134,10 @@ def test_canned_replies_bad_input_and_corrections(desk_app):
     ann = token("ann")
     tid = tweets[0].ticket_id
     good = {"title": "Bag found", "topic": "Baggage Issue", "sentiment": "negative",
-            "text": "{{ mention }} we found your bag. Ticket {{ ticket_id }}"}
-    r = client.post("/api/canned-replies", json={**good, "text": "{{ mention }} details at t.co/x {{ ticket_id }}"}, headers=ADMIN)
+            "text": "{mention} we found your bag. Ticket {ticket_id}"}
+    r = client.post("/api/canned-replies", json={**good, "text": "{mention} details at t.co/x {ticket_id}"}, headers=ADMIN)
     assert r.status_code == 400 and r.get_json()["kind"] == "bad_canned_reply" and "URL" in r.get_json()["error"]
-    r = client.post("/api/canned-replies", json={**good, "text": "{{ mention }} ask @delta {{ ticket_id }}"}, headers=ADMIN)
+    r = client.post("/api/canned-replies", json={**good, "text": "{mention} ask @delta {ticket_id}"}, headers=ADMIN)
     assert r.status_code == 400 and "@mention" in r.get_json()["error"]
     assert client.post("/api/canned-replies", json=good, headers=ann).status_code == 403  # admins edit
     assert client.get("/api/canned-replies", headers=ann).get_json()["items"] == []  # nothing saved

@@ -200,11 +200,11 @@ def test_canned_reply_is_checked_then_sent_through_the_reply_rules(desk_site, br
     _sign_in(page, desk_site, "ada", next_path="/canned")
     page.get_by_label("Title").fill("Bag traced")
     page.get_by_label("Topic").select_option("Baggage Issue")
-    page.get_by_label("Text").fill("{{ mention }} more at united.com/bags {{ ticket_id }}")
+    page.get_by_label("Text").fill("{mention} more at united.com/bags {ticket_id}")
     page.get_by_role("button", name="Save canned reply").click()
     assert "breaks a reply rule" in page.get_by_role("alert").inner_text()
     assert desk_site.desk.canned.list() == []
-    page.get_by_label("Text").fill("{{ mention }} we traced your bag: it reaches you today. Ticket {{ ticket_id }}")
+    page.get_by_label("Text").fill("{mention} we traced your bag: it reaches you today. Ticket {ticket_id}")
     page.get_by_role("button", name="Save canned reply").click()
     page.wait_for_load_state()
     assert page.locator("tr[data-canned]").count() == 1

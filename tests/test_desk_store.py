@@ -142,12 +142,12 @@ def test_canned_replies_are_checked_like_templates(desk, store):
     p = _people(desk)
     admin = ADMIN
     good = {"title": "Bag traced", "topic": "Baggage Issue", "sentiment": "negative",
-            "text": "{{ mention }} we traced your bag and it is on its way to you. Ticket {{ ticket_id }}"}
+            "text": "{mention} we traced your bag and it is on its way to you. Ticket {ticket_id}"}
     for bad, why in [
-        ({**good, "text": "{{ mention }} see example.com ({{ ticket_id }})"}, "URL"),
-        ({**good, "text": "{{ mention }} ask @delta. Ticket {{ ticket_id }}"}, "@mention"),
-        ({**good, "text": "{{ mention }} " + "sorry " * 50 + "{{ ticket_id }}"}, "as X counts them"),
-        ({**good, "text": "{{ mention }} we are on it"}, "ticket_id"),
+        ({**good, "text": "{mention} see example.com ({ticket_id})"}, "URL"),
+        ({**good, "text": "{mention} ask @delta. Ticket {ticket_id}"}, "@mention"),
+        ({**good, "text": "{mention} " + "sorry " * 50 + "{ticket_id}"}, "as X counts them"),
+        ({**good, "text": "{mention} we are on it"}, "ticket_id"),
         ({**good, "topic": "Lost Dog"}, "unknown topic"),
     ]:
         with pytest.raises(DeskError, match=why):

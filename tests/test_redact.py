@@ -6,6 +6,7 @@ same forms."""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -31,12 +32,15 @@ FORMS = [
     (f"postgresql+psycopg://td@127.0.0.1:{PORT}/td?sslmode=disable&sslpassword=pw-ssl-5", "pw-ssl-5"),
     (f"postgresql://td:p%40ss%2Fenc-6@127.0.0.1:{PORT}/td", "p@ss/enc-6"),  # percent-encoded
     (f"postgres://td:pw-v6-7@[::1]:{PORT}/td", "pw-v6-7"),
+    (f"postgresql://td:pw-multi-9@127.0.0.1:{PORT},127.0.0.2:{PORT}/td", "pw-multi-9"),  # libpq's multi-host form
+    (f"postgresql://td:p@ss/sl-10@127.0.0.1:{PORT},[::1]:{PORT}/td", "p@ss/sl-10"),  # '@' and '/', multi-host
+    (f"postgresql://td:p@ss/sl-11@127.0.0.1:{PORT}/td", "p@ss/sl-11"),  # '@' and '/' unencoded
 ]
 
 
 def _parts(secret: str) -> list[str]:
-    """The secret and its halves around an '@' (half a password is still a leak)."""
-    return [secret, *[p for p in secret.split("@") if len(p) > 2]]
+    """The secret and its pieces around an '@' or '/' (half a password is still a leak)."""
+    return [secret, *[p for p in re.split("[@/]", secret) if len(p) > 2]]
 
 
 @pytest.mark.parametrize("url,secret", FORMS)
@@ -121,3 +125,32 @@ def test_a_readable_settings_file_with_any_kafka_secret_is_refused(tmp_path, mon
     with pytest.raises(ConfigError, match="sasl.oauthbearer.config") as e:
         Settings()
     assert "kafka-pw-5" not in str(e.value)
+
+
+@pytest.mark.parametrize("url,secret", FORMS[-3:])
+def test_users_list_error_line_never_shows_the_password(tmp_path, url, secret):
+    """The error line of `tweetdesk users list` with a multi-host URL printed the password in clear."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWEETDESK_")}
+    env.update(TWEETDESK_CONFIG=str(tmp_path / "absent.toml"), TWEETDESK_WORK_DIR=str(tmp_path),
+               TWEETDESK_DATABASE_URL=url)
+    out = subprocess.run([str(Path(sys.executable).parent / "tweetdesk"), "users", "list"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "Traceback" not in text and text.strip(), text
+    assert not any(p in text for p in _parts(secret)), text
+
+
+def test_any_url_with_credentials_in_the_settings_file_is_a_secret(tmp_path, monkeypatch):
+    from tweetdesk.errors import ConfigError
+
+    toml = tmp_path / "tweetdesk.toml"
+    toml.write_text('[kafka]\nschema_registry = "https://td:pw-any-12@registry.example:8081"\n')
+    toml.chmod(0o644)
+    monkeypatch.setenv("TWEETDESK_CONFIG", str(toml))
+    with pytest.raises(ConfigError, match="schema_registry"):
+        Settings()

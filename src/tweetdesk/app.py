@@ -124,6 +124,7 @@ class ReplyService:
         )
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.restarts: dict[str, int] = {}  # worker thread name -> times it failed and was restarted
         self._server = None
 
     def _consumer_health(self) -> dict[str, Any]:
@@ -159,14 +160,23 @@ class ReplyService:
         self._threads.append(t)
 
     def _guard(self, name, target, *args) -> None:
-        try:
-            target(*args)
-        except Exception:
-            log.exception("%s thread died", name)
-            self.stopping.set()
+        # A worker that raises is restarted (after a pause that grows to a minute), never allowed to stop the
+        # process: a consumer resumes from its committed offsets, the poster from the store.
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                target(*args)
+                return
+            except Exception:  # noqa: BLE001
+                failures += 1
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                pause = min(60.0, 2.0 ** min(failures, 6))
+                log.exception("%s thread failed (%d times); restarting it in %.0f s", name, failures, pause)
+                if self.stopping.wait(pause):
+                    return
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until ``stop()`` is called (or a worker thread dies); True if stopping."""
+        """Block until ``stop()`` is called; True if stopping."""
         return self.stopping.wait(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:

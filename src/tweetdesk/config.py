@@ -52,12 +52,22 @@ def _secrets_in(data: dict) -> list[str]:
     from pydantic import SecretStr as _S
 
     names = [k for k, f in Settings.model_fields.items() if f.annotation in (_S, _S | None) and data.get(k)]
-    url = data.get("database_url")
-    if isinstance(url, str) and has_secret(url):
-        names.append("database_url (password)")
     kc = data.get("kafka_config")
     if isinstance(kc, dict):
         names += [f"kafka_config.{k}" for k in kafka_secret_names(kc)]
+
+    # Any URL holding credentials is a secret, whichever setting (or section) it is in.
+    def urls(node, where: str):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from urls(v, f"{where}.{k}" if where else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from urls(v, f"{where}[{i}]")
+        elif isinstance(node, str) and "://" in node and has_secret(node):
+            yield f"{where} (password)"
+
+    names += [n for n in urls(data, "") if n not in names]
     return names
 
 

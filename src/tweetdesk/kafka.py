@@ -299,8 +299,13 @@ class StoreThenCommitConsumer:
     group's committed offsets (no slow group join on the embedded broker), each batch is stored by
     ``process`` and only then are its offsets committed, so a crash replays rather than loses.
 
-    Subclasses set ``name`` (for logs), ``retry_on`` (store errors worth retrying the batch for),
-    ``topic`` and ``process``; they may override ``close`` for their own clean-up.
+    Subclasses set ``name`` (for logs), ``retry_on`` (outages worth retrying the batch for: a store or
+    broker that is down), ``topic``, ``process`` and ``dead_letter``; they may override ``close`` for their
+    own clean-up.
+
+    A consumer never dies on a record: when ``process`` raises anything but ``retry_on``, the batch is
+    taken one record at a time, each record whose processing raises goes to ``dead_letter`` with the
+    reason, and the offsets move past it (otherwise one record would stop or crash-loop the service).
     """
 
     name = "consumer"
@@ -325,8 +330,56 @@ class StoreThenCommitConsumer:
         """Store a batch of (message value, meta with key/partition/offset/timestamp_ms)."""
         raise NotImplementedError
 
+    def dead_letter(self, value: bytes | None, meta: dict, error: BaseException) -> None:
+        """Set aside one record that ``process`` could not take, with the reason (``error``)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Called once the Kafka consumer is closed."""
+
+    def _store(self, batch: list, stop) -> bool:
+        """``process(batch)``, retried while the store or broker is out (``retry_on``); False if stopping first.
+        Any other exception propagates: it says something about the records."""
+        while not stop.is_set():
+            try:
+                self.process(batch)
+                return True
+            except self.retry_on as e:
+                self.stats["last_error"] = str(e)
+                log.error("%s: %s; retrying the batch in 2 s", self.name, e)
+                stop.wait(2)
+        return False
+
+    def _store_each(self, batch: list, stop, error: BaseException) -> bool:
+        """The batch one record at a time, after ``error`` sank it whole: each record that fails alone is
+        dead-lettered with its reason; the others are stored. False if stopping first."""
+        log.warning("%s: a batch of %d failed (%s: %s); taking its records one by one", self.name, len(batch),
+                    type(error).__name__, error)
+        for value, meta in batch:
+            try:
+                if not self._store([(value, meta)], stop):
+                    return False
+                continue
+            except Exception as e:  # noqa: BLE001 (whatever one record raises must not stop the consumer)
+                bad = e
+            self.stats["failed_records"] = self.stats.get("failed_records", 0) + 1
+            self.stats["last_error"] = f"{type(bad).__name__}: {bad}"
+            log.warning("%s: record at %s failed (%s: %s); dead-lettering it", self.name,
+                        {k: meta.get(k) for k in ("partition", "offset")}, type(bad).__name__, bad)
+            while not stop.is_set():
+                try:
+                    self.dead_letter(value, meta, bad)
+                    break
+                except self.retry_on as e:
+                    self.stats["last_error"] = str(e)
+                    log.error("%s: %s; retrying the dead letter in 2 s", self.name, e)
+                    stop.wait(2)
+                except Exception:  # noqa: BLE001 (last resort: the record stays in Kafka; log it, go on)
+                    log.exception("%s: could not dead-letter the record at %s; skipping it", self.name, meta)
+                    break
+            else:
+                return False
+        return True
 
     def _open(self) -> "Consumer":
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
@@ -382,15 +435,11 @@ class StoreThenCommitConsumer:
                 if not batch:
                     continue
                 # Until the batch is stored, nothing is acknowledged; a store outage retries it.
-                while not stop.is_set():
-                    try:
-                        self.process(batch)
-                        break
-                    except self.retry_on as e:
-                        self.stats["last_error"] = str(e)
-                        log.error("%s: %s; retrying the batch in 2 s", self.name, e)
-                        stop.wait(2)
-                else:
+                try:
+                    stored = self._store(batch, stop)
+                except Exception as e:  # noqa: BLE001 (a record broke the batch: find it, set it aside)
+                    stored = self._store_each(batch, stop, e)
+                if not stored:
                     return  # stopping with the batch unstored: it is replayed on restart
                 try:
                     consumer.commit(offsets=[TopicPartition(self.topic, p, o + 1) for p, o in last.items()],

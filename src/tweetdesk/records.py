@@ -31,6 +31,9 @@ UNCLASSIFIABLE = "unclassifiable"
 # Hard cap on text length. X long posts go to 25,000 characters; anything longer is not a tweet.
 MAX_TEXT_CHARS = 25_000
 
+# A tweet id: ASCII digits, the whole string (\A..\z: a "$" would also match before a final newline).
+_DIGITS = r"\A[0-9]+\z"
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -67,20 +70,32 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=False, str_strip_whitespace=False)
 
 
-class ReferencedTweet(_Record):
+class _NoNul(_Record):
+    """A record whose names, ids and labels may not hold NUL: X's never do, and PostgreSQL cannot store one.
+    The tweet's text may (the classifier takes any text); a store that refuses it dead-letters the record."""
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, v, info):
+        if isinstance(v, str) and "\x00" in v and info.field_name not in ("text", "clean_text"):
+            raise ValueError("holds a NUL character")
+        return v
+
+
+class ReferencedTweet(_NoNul):
     """A tweet this one replies to, quotes or retweets (X's ``referenced_tweets``, with the referenced
     tweet's author when X's expansions or the replay file say who wrote it)."""
 
     type: Literal["replied_to", "quoted", "retweeted"]
-    id: str = Field(min_length=1, max_length=32, pattern=r"^\d+$")
+    id: str = Field(min_length=1, max_length=32, pattern=_DIGITS)
     author_id: str | None = None
     author: str | None = Field(None, max_length=64, description="Handle without '@', when known.")
 
 
-class Tweet(_Record):
+class Tweet(_NoNul):
     """A customer tweet as it enters the system (from replay, the mentions timeline or the filtered stream)."""
 
-    id: str = Field(min_length=1, max_length=32, pattern=r"^\d+$")
+    id: str = Field(min_length=1, max_length=32, pattern=_DIGITS)
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     author: str = Field(min_length=1, max_length=64, description="Handle without '@'.")
     author_id: str | None = None
@@ -125,7 +140,7 @@ class Tweet(_Record):
         return v
 
 
-class Entity(_Record):
+class Entity(_NoNul):
     text: str
     label: str = Field(description="spaCy label (GPE, DATE, MONEY, …) or FLIGHT, BOOKING_REF, AIRPORT.")
     start: int = Field(ge=0, description="Character offset in the original text.")
@@ -180,6 +195,12 @@ class DeadLetter(_Record):
     partition: int | None = None
     offset: int | None = None
     at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("reason", "stage", "raw", "key", "source_topic")
+    @classmethod
+    def _storable(cls, v: str | None) -> str | None:
+        # Kept, not refused (nothing is dropped): a NUL as U+FFFD, which every store can hold.
+        return v.replace("\x00", "\ufffd") if v else v
 
     @classmethod
     def of(cls, raw: bytes | str | None, reason: str, stage: str, **kw) -> "DeadLetter":

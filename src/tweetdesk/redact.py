@@ -1,10 +1,10 @@
 """Secrets out of anything we print: database URLs, Kafka client settings, error messages built from them.
 
-* ``redact_url`` renders a database URL with SQLAlchemy's own ``render_as_string(hide_password=True)``, after
-  two repairs SQLAlchemy does not make: credentials holding an unencoded ``@`` (``user:p@ss@host``, which
-  SQLAlchemy splits at the first ``@`` and would print half the password as the host) are re-read up to
-  the last ``@`` before the host, and password-like query parameters (``?password=``, ``?sslpassword=``,
-  ``?token=``…) are masked. An empty user name (``postgresql://:pw@host``) is handled by the same path.
+* ``redact_url`` rebuilds a database URL from its parts with the password and password-like query parameters
+  (``?password=``, ``?sslpassword=``, ``?token=``…) masked. The URL is taken apart by its structure, not by
+  a pattern over the whole text: the credentials end at the last ``@`` followed by a host list, so a
+  password holding an unencoded ``@``, ``/`` or ``:`` and libpq's multi-host form
+  (``postgresql://u:pw@h1:5432,h2:5433/db``) are both read right; an empty user name too.
 * ``redact_kafka_config`` masks the values of confluent-kafka settings that hold secrets.
 * ``scrub`` removes known secret values (and the raw URL) from a message, e.g. a driver's error text.
 """
@@ -12,16 +12,14 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 MASK = "***"
 
 # Query parameters and Kafka settings whose values are secrets (or hold them, like sasl.oauthbearer.config's
 # "clientSecret=…", or a PEM private key).
 _SECRET_NAME = re.compile(r"pass|pwd|secret|token|credential|api[_.-]?key|jaas|oauthbearer\.config|key\.pem", re.I)
-_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)$", re.S)
-# What may follow the credentials' '@': a host (name, IPv4, [IPv6]) and port, then the path, query or the end.
-_HOST_AFTER_AT = re.compile(r"[A-Za-z0-9.\-_%:\[\]]*(?=[/?#]|$)")
 # key=value pairs inside a free-form string (a libpq DSN, an OAUTHBEARER config, an error message).
 _INLINE_SECRET = re.compile(
     r"(?P<k>\b[\w.-]*(?:pass|pwd|secret|token|credential)[\w.-]*)(?P<sep>\s*[=:]\s*)(?P<q>['\"]?)(?P<v>[^\s'\"&;,]+)",
@@ -29,78 +27,104 @@ _INLINE_SECRET = re.compile(
 )
 
 
-def _split_credentials(url: str) -> tuple[str, str | None, str | None, str] | None:
-    """(scheme, user, password, rest after '@') with user/password decoded; None when the URL holds none."""
-    m = _SCHEME.match(url)
-    if not m:
+@dataclass(frozen=True)
+class _Parsed:
+    """A URL taken apart by its structure: scheme://[user[:password]@]host[:port][,host[:port]…][/path][?query]."""
+
+    scheme: str  # with "://"
+    user: str | None
+    password: str | None
+    hosts: str  # as written: "h1:5432,h2:5433", "[::1]:5432", "" (a socket)
+    tail: str  # path and query, as written
+    query: list[tuple[str, str]]
+
+
+def _is_host_list(text: str) -> bool:
+    """True when ``text`` is a host list: host[:port] items (name, IPv4 or [IPv6]), comma separated, as
+    libpq's multi-host URLs write them; empty (a Unix socket) too."""
+    if text == "":
+        return True
+    for item in text.split(","):
+        try:
+            part = urlsplit("//" + item)
+            part.port  # noqa: B018 (raises ValueError on a port that is not a number in range)
+        except ValueError:
+            return False
+        host = part.hostname or ""
+        if not host or part.username is not None or part.path or part.query or part.fragment:
+            return False
+        if not (item.startswith("[") or all(c.isascii() and (c.isalnum() or c in ".-_%") for c in host)):
+            return False
+    return True
+
+
+def _host_part(text: str) -> str:
+    """What precedes the path, query or fragment."""
+    return text[: min((i for i in (text.find("/"), text.find("?"), text.find("#")) if i >= 0), default=len(text))]
+
+
+def _parse(url: str) -> _Parsed | None:
+    """``url`` taken apart, user and password decoded; None when it is not a scheme://… URL. The credentials
+    end at the last '@' followed by a host list (a password may hold '@', '/', ':' or '?', unencoded)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme or not (scheme[0].isalpha() and all(c.isalnum() or c in "+.-" for c in scheme)):
         return None
-    rest = m["rest"]
-    # The credentials end at the first '@' followed by a host and then a path, query or the end of the URL
-    # (so an unencoded '@' inside the password is skipped, and one in the query string is never reached).
-    for at in (i for i, c in enumerate(rest) if c == "@"):
-        if _HOST_AFTER_AT.match(rest, at + 1):
-            userinfo, after = rest[:at], rest[at + 1 :]
-            if "/" in userinfo or "?" in userinfo:
-                return None  # an '@' in the path or query, not credentials
-            user, sep, password = userinfo.partition(":")
-            return m["scheme"], unquote(user), (unquote(password) if sep else None), after
-    return None
+    user = password = None
+    ats = [i for i, c in enumerate(rest) if c == "@"] if not rest.startswith("/") else []  # "/…": no host part
+    split = next((at for at in reversed(ats) if _is_host_list(_host_part(rest[at + 1 :]))), None)
+    if split is None and ats:
+        split = ats[-1]  # no readable host after any '@' ("db:notaport"): still, never show the password
+    if split is not None:
+        userinfo, rest = rest[:split], rest[split + 1 :]
+        u, colon, pw = userinfo.partition(":")
+        user, password = unquote(u), (unquote(pw) if colon else None)
+    hosts = _host_part(rest)
+    tail = rest[len(hosts):]
+    query = parse_qsl(tail.partition("?")[2].partition("#")[0], keep_blank_values=True)
+    return _Parsed(f"{scheme}://", user, password, hosts, tail, query)
 
 
 def encode_credentials(url: str) -> str:
     """The same URL with user and password percent-encoded: what SQLAlchemy (and libpq) need to read a
     password holding '@', '/' or ':' as the password rather than as part of the host."""
-    parts = _split_credentials(url)
-    if parts is None:
+    p = _parse(url)
+    if p is None or p.user is None:
         return url
-    scheme, user, password, after = parts
-    cred = quote(user, safe="") + ("" if password is None else ":" + quote(password, safe=""))
-    return f"{scheme}{cred}@{after}"
+    cred = quote(p.user, safe="") + ("" if p.password is None else ":" + quote(p.password, safe=""))
+    return f"{p.scheme}{cred}@{p.hosts}{p.tail}"
 
 
 def url_secrets(url: str) -> list[str]:
     """The secret values a URL holds: its password and the values of password-like query parameters."""
-    import sqlalchemy as sa
-
-    found: list[str] = []
-    try:
-        u = sa.engine.make_url(encode_credentials(url))
-    except Exception:  # not a URL SQLAlchemy reads: fall back to what the text shows
-        parts = _split_credentials(url)
-        if parts and parts[2]:
-            found.append(parts[2])
-        found += [m["v"] for m in _INLINE_SECRET.finditer(url)]
-        return found
-    if u.password:
-        found.append(str(u.password))
-    for k, v in u.query.items():
-        if _SECRET_NAME.search(k):
-            found += [x for x in (v if isinstance(v, tuple) else (v,)) if x]
-    return found
+    p = _parse(url)
+    if p is None:  # not a URL: what a free-form string (a libpq DSN) shows as key=value
+        return [m["v"] for m in _INLINE_SECRET.finditer(url)]
+    found = [p.password] if p.password else []
+    return found + [v for k, v in p.query if v and _SECRET_NAME.search(k)]
 
 
 def redact_url(url: str) -> str:
-    """``postgresql://user:pw@host/db?sslpassword=x`` -> ``postgresql://user:***@host/db?sslpassword=***``."""
-    import sqlalchemy as sa
-
+    """``postgresql://user:pw@h1,h2/db?sslpassword=x`` -> ``postgresql://user:***@h1,h2/db?sslpassword=***``:
+    rebuilt from the parsed URL (never by pattern), so a multi-host URL or a password holding '@' or '/'
+    never shows a piece of the password."""
     if not url or not url_secrets(url):
         return url  # nothing to hide: shown exactly as configured
-    try:
-        u = sa.engine.make_url(encode_credentials(url))
-    except Exception:
-        parts = _split_credentials(url)
-        text = url
-        if parts and parts[2]:
-            scheme, user, _pw, after = parts
-            text = f"{scheme}{quote(user, safe='')}:{MASK}@{after}"
-        return _INLINE_SECRET.sub(lambda m: f"{m['k']}{m['sep']}{m['q']}{MASK}", text)
-    masked = {k: MASK for k in u.query if _SECRET_NAME.search(k)}
-    if masked:
-        u = u.update_query_dict(masked)
-    return u.render_as_string(hide_password=True)
+    p = _parse(url)
+    if p is None:
+        return _INLINE_SECRET.sub(lambda m: f"{m['k']}{m['sep']}{m['q']}{MASK}", url)
+    cred = ""
+    if p.user is not None:
+        cred = quote(p.user, safe="") + ("" if p.password is None else f":{MASK}") + "@"
+    path, _, rest = p.tail.partition("?")
+    tail = path
+    if _ or rest:
+        query = [(k, MASK if _SECRET_NAME.search(k) else v) for k, v in p.query]
+        tail += "?" + urlencode(query, safe="*@:,/")
+    return f"{p.scheme}{cred}{p.hosts}{tail}"
 
 
 def has_secret(url: str | None) -> bool:
+    """True when ``url`` holds a password or a password-like query parameter (a secret setting)."""
     return bool(url) and bool(url_secrets(url))
 
 

@@ -45,7 +45,7 @@ def _from_file(path: Path) -> bytes:
 
 def _create(path: Path) -> bytes:
     """Write a new random key; two processes starting together end up with the same one (link is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the work dir: owner only
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -125,7 +125,7 @@ def _raise_for_outage(resp: requests.Response) -> requests.Response:
 # --- the token file --------------------------------------------------------------------------------------------
 def write_private(path: Path, data: dict[str, Any]) -> None:
     """Write JSON to ``path`` atomically (temp file, fsync, rename), readable by its owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the work dir: owner only
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -166,7 +166,7 @@ def read_private(path: Path, what: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the work dir: owner only
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -21,8 +21,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# X user names: 1–15 letters, digits or underscores (X's account rules).
-HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+# X user names: 1–15 letters, digits or underscores (X's account rules). Always used with ``fullmatch``: a
+# trailing "$" would also accept "someone\n" ("$" matches before a final newline).
+HANDLE_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
 
 # twitter-text's validMentionOrList: '@' (or the full-width '＠') not preceded by a letter, digit, '_' or
 # one of !#$%&*@＠ (so e-mail addresses and '#@x' are not mentions), except right after "RT" / "RT:".
@@ -38,7 +39,7 @@ SUMMONED_BY = ("mention", "quote", "reply")
 
 def is_handle(name: str) -> bool:
     """True for a valid X user name (without '@')."""
-    return bool(HANDLE_RE.match(name))
+    return isinstance(name, str) and HANDLE_RE.fullmatch(name) is not None
 
 
 def normalise_handle(name: str) -> str:

@@ -26,7 +26,7 @@ from tweetdesk.desk import ADMIN, AGENT, ROLES, VIEWER
 from tweetdesk.tickets.schema import api_tokens, users
 from tweetdesk.errors import TweetdeskError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")  # fullmatch: "$" would accept a final newline
 TOKEN_PREFIX = "tdk_"
 BOOTSTRAP = "admin (API key)"  # how the shared key appears in the audit trail
 
@@ -64,7 +64,7 @@ def bootstrap_admin(via: str = "key") -> Principal:
 
 def check_name(name: str) -> str:
     n = (name or "").strip().lower()
-    if not NAME_RE.match(n):
+    if not NAME_RE.fullmatch(n):
         raise DeskError(
             f"bad user name {name!r}: 2-32 characters, letters, digits, '.', '_' or '-', starting with a letter or digit",
             kind="bad_name",

@@ -111,8 +111,12 @@ class Desk:
         if seen == now:
             return []
         try:
+            if len(seen) > 100:  # a stamp is ~40 characters; int() of a huge one is slow, the SQL overflows
+                raise ValueError(seen[:20])
             a, m, s, _u = seen.split(".", 3)
             a, m = int(a), int(m)
+            if not (0 <= a < 2**63 and 0 <= m < 2**31):
+                raise ValueError(seen[:20])
         except ValueError:
             raise DeskError("seen: not a view stamp from this ticket's page", kind="bad_field") from None
         t = self.ticket(ticket_id)

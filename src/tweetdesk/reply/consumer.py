@@ -28,12 +28,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import ValidationError
+from confluent_kafka import KafkaException
 
-from tweetdesk.kafka import StoreThenCommitConsumer, make_producer, produce_all
+from tweetdesk.kafka import DeliveryError, StoreThenCommitConsumer, make_producer, produce_all
 from tweetdesk.records import DeadLetter, EnrichedTweet
 from tweetdesk.reply.budget import priority_of
-from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
+from tweetdesk.tickets.ids import parse_ticket_id
 from tweetdesk.tickets.intake import Intake
 from tweetdesk.tickets.store import StoreError
 
@@ -57,7 +57,9 @@ class BatchResult:
 
 class ReplyConsumer(StoreThenCommitConsumer):
     name = "reply consumer"
-    retry_on = (StoreError, RuntimeError)
+    # Outages only (the store or the broker down): anything else a batch raises is about its records, which
+    # are then taken one by one and the failing ones dead-lettered (StoreThenCommitConsumer).
+    retry_on = (StoreError, DeliveryError, KafkaException)
 
     def __init__(
         self,
@@ -98,7 +100,7 @@ class ReplyConsumer(StoreThenCommitConsumer):
                 tw = EnrichedTweet.model_validate_json(value)
                 parse_ticket_id(tw.ticket_id)
                 tweets.append(tw)
-            except (ValidationError, ValueError, TicketIdError) as e:
+            except Exception as e:  # noqa: BLE001 (whatever a record holds, it becomes a dead letter)
                 dead.append(self._dead(value, e, meta, context="not an enriched tweet"))
         ingest = self.store.add_tickets(tweets, self.templates.render, intake=self.intake, priority=self.priority)
         for tweet_id, reason in ingest.rejected:
@@ -126,7 +128,12 @@ class ReplyConsumer(StoreThenCommitConsumer):
         self.stats["dead_letters"] += res.dead
         return res
 
-    def _dead(self, value, error: Exception, meta: dict, context: str | None = None) -> DeadLetter:
+    def dead_letter(self, value: bytes | None, meta: dict, error: BaseException) -> None:
+        """A record whose processing raised (``StoreThenCommitConsumer._store_each``): to the dead-letter topic."""
+        self._send_dead([self._dead(value, error, meta, context=f"could not process ({type(error).__name__})")])
+        self.stats["dead_letters"] += 1
+
+    def _dead(self, value, error: BaseException, meta: dict, context: str | None = None) -> DeadLetter:
         letter = DeadLetter.from_error(
             value,
             error,

@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeout
 
 from tweetdesk.kafka import StoreThenCommitConsumer
 from tweetdesk.records import DeadLetter
@@ -30,7 +29,9 @@ DEFAULT_DEAD_GROUP = "tweetdesk-dead-letters"
 
 class DeadLetterConsumer(StoreThenCommitConsumer):
     name = "dead-letter consumer"
-    retry_on = (StoreError, SQLAlchemyError)
+    # Outages only: a record the store refuses (a DataError) must not be retried forever; it is stored as
+    # a dead letter of its own (``dead_letter``), and the consumer goes on.
+    retry_on = (StoreError, OperationalError, InterfaceError, PoolTimeout)
 
     def __init__(self, settings, store, *, group_id: str = DEFAULT_DEAD_GROUP, batch_size: int = 500,
                  poll_timeout: float = 0.5):
@@ -48,7 +49,7 @@ class DeadLetterConsumer(StoreThenCommitConsumer):
             if value is None:
                 raise ValueError("empty message (tombstone)")
             return DeadLetter.model_validate_json(value)
-        except (ValidationError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 (whatever the message holds, it is stored with the reason)
             self.stats["unreadable"] += 1
             ts = meta.get("timestamp_ms")
             at = datetime.fromtimestamp(ts / 1000, timezone.utc) if ts and ts > 0 else datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -57,6 +58,18 @@ class DeadLetterConsumer(StoreThenCommitConsumer):
                 source_topic=self.settings.topic_dead,
                 partition=meta.get("partition"), offset=meta.get("offset"), at=at,
             )
+
+    def dead_letter(self, value: bytes | None, meta: dict, error: BaseException) -> None:
+        """A message the store refused as it was: stored again as a foreign one, with the reason, its text
+        made safe for any store (``ascii``: no NUL, no surrogate)."""
+        raw = ascii(bytes(value or b"")[: 64 * 1024])
+        self.store.record_dead_letters([DeadLetter.from_error(
+            raw, error, stage="dead-letter", context=f"could not store this dead letter ({type(error).__name__})",
+            key=ascii(meta.get("key"))[:200] if meta.get("key") is not None else None,
+            source_topic=self.settings.topic_dead, partition=meta.get("partition"), offset=meta.get("offset"),
+            at=datetime(1970, 1, 1, tzinfo=timezone.utc),
+        )])
+        self.stats["unreadable"] += 1
 
     def process(self, values: list[tuple[bytes | None, dict]]) -> int:
         """Store a batch; returns how many dead letters were new."""

@@ -24,6 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from tweetdesk.errors import InputError, TweetdeskError
 from tweetdesk.records import EnrichedTweet
+from tweetdesk.xrules import is_handle
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,8 @@ _URL = re.compile(
 )
 # X's mention rule: @ + 1–15 word characters, not preceded by a word character or another @.
 _MENTION = re.compile(r"(?<![A-Za-z0-9_!@#$%&*])[@＠]([A-Za-z0-9_]{1,15})")
-_HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
-_FLIGHT = re.compile(r"^[A-Z][A-Z0-9]\d{1,4}$")
+# Both used with ``fullmatch`` (never "$", which also matches before a final newline).
+_FLIGHT = re.compile(r"[A-Z][A-Z0-9][0-9]{1,4}")
 
 
 class TemplateError(TweetdeskError):
@@ -81,7 +82,7 @@ def valid_handle(author: str | None) -> str | None:
     if not author:
         return None
     a = author.lstrip("@")
-    return a if _HANDLE.match(a) else None
+    return a if is_handle(a) else None
 
 
 def check_reply_text(text: str, *, author: str | None = None) -> str:
@@ -209,6 +210,6 @@ def _flight(tweet: EnrichedTweet) -> str:
     for e in tweet.entities:
         if e.label == "FLIGHT":
             value = (getattr(e, "norm", None) or e.text or "").replace(" ", "").upper()
-            if _FLIGHT.match(value):
+            if _FLIGHT.fullmatch(value):
                 return value
     return ""

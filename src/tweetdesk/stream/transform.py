@@ -41,6 +41,8 @@ def parse_record(value: bytes | None, max_text_chars: int) -> Tweet | tuple[str,
         tweet = Tweet.model_validate_json(value)
     except ValidationError as e:
         return error_stage(e), error_reason(e)
+    except Exception as e:  # noqa: BLE001 (whatever a record holds, it becomes a dead letter, never a failed job)
+        return "parse", f"{type(e).__name__}: {e}"
     if len(tweet.text) > max_text_chars:
         return "validate", f"text: {len(tweet.text)} characters, longer than the limit of {max_text_chars}"
     return tweet
@@ -86,11 +88,14 @@ class Transformer:
         for key, value, topic, part, offset in zip(pdf["key"], pdf["value"], pdf["topic"], pdf["partition"],
                                                    pdf["offset"]):
             meta = {"key": _decode(key), "source_topic": topic, "partition": int(part), "offset": int(offset)}
-            parsed = parse_record(value, self.max_text_chars)
-            if isinstance(parsed, Tweet):
-                valid.append((parsed, meta))
-            else:
-                rows.append(_dead_row(DeadLetter.of(value, parsed[1], parsed[0], **meta)))
+            try:
+                parsed = parse_record(value, self.max_text_chars)
+                if isinstance(parsed, Tweet):
+                    valid.append((parsed, meta))
+                else:
+                    rows.append(_dead_row(DeadLetter.of(value, parsed[1], parsed[0], **meta)))
+            except Exception as e:  # noqa: BLE001 (one record must never fail the micro-batch, and so the job)
+                rows.append(_dead_row(DeadLetter.of(value, f"{type(e).__name__}: {e}", "parse", **meta)))
         for i in range(0, len(valid), self.batch_size):
             rows.extend(self._enrich(valid[i:i + self.batch_size], enrich))
         return rows

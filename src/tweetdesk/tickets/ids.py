@@ -41,7 +41,7 @@ PREFIX_TOPIC = {v: k for k, v in TOPIC_PREFIX.items()}
 assert set(TOPICS) <= set(TOPIC_PREFIX)
 assert all(c in _INDEX for p in TOPIC_PREFIX.values() for c in p)
 
-_SHAPE = re.compile(r"^([A-Z]{3})([%s]{%d})([%s])$" % (ALPHABET, BODY_LEN, ALPHABET))
+_SHAPE = re.compile(r"([A-Z]{3})([%s]{%d})([%s])" % (ALPHABET, BODY_LEN, ALPHABET))  # fullmatch, never "$"
 
 
 class TicketIdError(InputError):
@@ -84,7 +84,7 @@ def ticket_id_for(tweet_id: str, topic: str, *, key: bytes) -> str:
 def parse_ticket_id(raw: str) -> str:
     """Return the canonical form of ``raw`` or raise TicketIdError saying what is wrong."""
     compact = re.sub(r"[\s\-_]", "", str(raw)).upper()
-    m = _SHAPE.match(compact)
+    m = _SHAPE.fullmatch(compact)
     if not m:
         bad = sorted({c for c in compact[3:] if c not in _INDEX})
         hint = f" (characters {', '.join(bad)} never appear in ticket IDs)" if bad else ""

@@ -29,7 +29,7 @@ from tweetdesk.records import ReplyStatus, utcnow
 from tweetdesk.tickets.coltypes import UTCDateTime
 
 # Bump when the schema changes, and add the step that upgrades N-1 -> N to MIGRATIONS below.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class TicketStatus(str, Enum):
@@ -289,7 +289,7 @@ canned_replies = sa.Table(
     sa.Column("title", sa.String(80), nullable=False),
     sa.Column("topic", sa.String(64)),  # None: any topic
     sa.Column("sentiment", sa.String(16)),  # None: any sentiment
-    sa.Column("text", sa.Text, nullable=False),  # Jinja, like the reply templates
+    sa.Column("text", sa.Text, nullable=False),  # text with {placeholders} (Jinja before v7: desk.canned)
     sa.Column("updated_by", sa.String(40), nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -418,8 +418,19 @@ def _migrate_v6(conn: Connection) -> None:
     )
 
 
+def _migrate_v7(conn: Connection) -> None:
+    """v6 → v7: canned replies are text with named placeholders, no longer Jinja (issue 25: a Jinja one could
+    freeze the service): ``{{ mention }}`` becomes ``{mention}`` (``desk.canned.from_jinja``)."""
+    from tweetdesk.desk.canned import from_jinja
+
+    for row in conn.execute(sa.select(canned_replies.c.id, canned_replies.c.text)).all():
+        text = from_jinja(row.text)
+        if text != row.text:
+            conn.execute(canned_replies.update().where(canned_replies.c.id == row.id).values(text=text))
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5, 6: _migrate_v6,
+    2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5, 6: _migrate_v6, 7: _migrate_v7,
 }
 
 

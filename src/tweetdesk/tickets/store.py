@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -51,6 +52,26 @@ log = logging.getLogger(__name__)
 
 class StoreError(TweetdeskError):
     """The ticket store cannot be opened or used (bad URL, server down, newer schema)."""
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) readable by its owner only (0700); an existing one is left as is."""
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+    return path
+
+
+def private_file(path: Path) -> None:
+    """Make the SQLite file owner-only (0600) before SQLite opens it: it holds password and token hashes and
+    customers' tweets. SQLite gives its -wal and -shm files the database file's mode."""
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+        os.chmod(path, 0o600)  # a file made before this rule (0644): tightened
 
 
 def _redact(url: str) -> str:
@@ -105,7 +126,7 @@ class TicketStore(ReplyOutbox, StoreReports):
     @classmethod
     def from_settings(cls, settings, **kw) -> "TicketStore":
         if not settings.database_url:
-            Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
+            private_dir(Path(settings.work_dir))
         return cls(settings.db_url, **kw)
 
     # --- engine -------------------------------------------------------------------------------
@@ -116,7 +137,7 @@ class TicketStore(ReplyOutbox, StoreReports):
             return sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
         memory = u.database in (None, "", ":memory:")
         if not memory:
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(u.database))
         engine = sa.create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},

@@ -372,9 +372,60 @@ def _browser_lost(page_for_unrouted) -> bool:
             and request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html")
 
 
+# C0 control characters but tab, LF and CR, and lone surrogates: no field of ours takes them, PostgreSQL cannot
+# store a NUL, and a CR/LF-free field (a handle, a redirect target) is checked where it is read.
+_CONTROL = {c for c in range(32) if chr(c) not in "\t\n\r"}
+
+
+def bad_character(value: Any) -> str | None:
+    """A description of the first control character or lone surrogate in ``value`` (strings inside lists and
+    dicts, keys too, however deep: walked without recursion), or None."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            for i, ch in enumerate(v):
+                if ord(ch) in _CONTROL:
+                    return f"a control character, U+{ord(ch):04X} at position {i}"
+                if 0xD800 <= ord(ch) <= 0xDFFF:
+                    return f"a lone surrogate, U+{ord(ch):04X} at position {i}, which is not valid Unicode text"
+        elif isinstance(v, dict):
+            stack.extend(x for kv in v.items() for x in kv)
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return None
+
+
+def refuse_control_characters() -> None:
+    """Before every request: a NUL or other control character (or a lone surrogate) in the path, the query, a
+    form or a JSON body is a 400 with the reason (input layer, once), instead of a 500 from the store later."""
+    where = [("path", request.path), ("query", list(request.args.items(multi=True)))]
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        if request.mimetype == "application/json":
+            try:
+                where.append(("body", request.get_json(silent=True)))
+            except RecursionError:
+                pass  # too deeply nested: the route's own parsing answers 400 with its reason
+        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            where.append(("form", list(request.form.items(multi=True))))
+    for name, value in where:
+        found = bad_character(value)
+        if found:
+            raise BadCharacter(f"the request's {name} holds {found}; remove it")
+
+
+class BadCharacter(BadRequest):
+    """A 400 the pages show as their error page (a 400 handler) and the API as JSON with ``kind``."""
+
+
 def register_errors(app: Flask, page_for_unrouted: Callable[[int], Any] | None = None) -> None:
     """JSON errors for the whole app. ``page_for_unrouted(status)``: the HTML answer for a browser that asked for
     a path no route matches (the pages' blueprints answer HTML for their own routes)."""
+    app.before_request(refuse_control_characters)
+
+    @app.errorhandler(BadCharacter)
+    def _bad_character(e: BadCharacter):
+        return _error(400, e.description, kind="bad_character")
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
         resp = _error(e.status, e.message, **e.extra)

@@ -229,8 +229,8 @@ def check_csrf() -> None:
 
 def safe_next(target: str | None) -> str | None:
     """Only same-site paths may be a redirect target after sign-in (no open redirect)."""
-    if not target:
-        return None
+    if not target or len(target) > 2000 or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return None  # CR/LF would split the Location header: never a target
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
