@@ -49,11 +49,23 @@ def app(ctx: click.Context, work_dir: Path | None) -> None:
 @click.argument("text", required=False)
 @click.option("--file", "-f", "file", type=PathArg, help="CSV (data set format) or JSONL of tweets.")
 @click.option("--json", "json_out", is_flag=True, help="One JSON object per line on stdout.")
-def classify(text: str | None, file: Path | None, json_out: bool) -> None:
-    """Classify a tweet (or a file of tweets): sentiment, topic, entities and the ticket ID."""
-    from tweetdesk.classify import classify_command
+@click.option("--handle", "handles", multiple=True, metavar="HANDLE",
+              help="Our account(s) for the reply rule, instead of TWEETDESK_OUR_HANDLES (repeat it; --handle demo: "
+              "the demo's airlines).")
+def classify(text: str | None, file: Path | None, json_out: bool, handles: tuple[str, ...]) -> None:
+    """Classify a tweet (or a file of tweets): sentiment, topic, entities and the ticket ID.
 
-    classify_command(_settings(), text=text, file=file, json_out=json_out)
+    Whether it would get an automatic reply depends on our accounts (TWEETDESK_OUR_HANDLES, default @tweetdesk;
+    the demo answers for the sample's airlines): the output names the ones it checked."""
+    from tweetdesk.classify import classify_command
+    from tweetdesk.config import SAMPLE_OUR_HANDLES
+
+    if handles:
+        ours = [h for given in handles for h in (SAMPLE_OUR_HANDLES if given == "demo" else (given,))]
+        settings = _settings(our_handles=ours)
+    else:
+        settings = _settings()
+    classify_command(settings, text=text, file=file, json_out=json_out)
 
 
 @app.command()
