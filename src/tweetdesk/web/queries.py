@@ -149,6 +149,36 @@ def public_status(store: TicketStore, ticket_id: str) -> PublicTicket | None:
     return store.public_ticket(ticket_id)
 
 
+@dataclass
+class ReplyState:
+    """What the tracking page may promise about a reply: whether the customer summoned us (X forbids replying
+    otherwise) and whether our reply was posted or only written in dry-run."""
+
+    summoned: bool
+    replies: int
+    posted: bool
+    dry_run: bool
+
+
+def reply_state(store: TicketStore, ticket_id: str) -> ReplyState | None:
+    import sqlalchemy as sa
+
+    from tweetdesk.tickets.schema import replies, tickets
+
+    def count(*status: str):
+        where = [replies.c.ticket_id == ticket_id, *([replies.c.status.in_(status)] if status else [])]
+        return sa.select(sa.func.count()).select_from(replies).where(*where).scalar_subquery()
+
+    q = sa.select(tickets.c.summoned_by, count().label("replies"), count("posted").label("posted"),
+                  count("dry_run").label("dry_run")).where(tickets.c.ticket_id == ticket_id)
+    with store.engine.connect() as conn:
+        row = conn.execute(q).mappings().first()
+    if row is None:
+        return None
+    return ReplyState(summoned=bool(row["summoned_by"]), replies=row["replies"], posted=row["posted"] > 0,
+                      dry_run=row["dry_run"] > 0)
+
+
 def as_jsonable(obj: Any) -> Any:
     """dataclasses → dicts with ISO times (for the JSON endpoint and the page's embedded data)."""
     if hasattr(obj, "__dataclass_fields__"):
@@ -182,6 +212,7 @@ __all__ = [
     "dead_letter_count",
     "panel_figures",
     "public_status",
+    "reply_state",
     "record_dead_letters",
     "summary",
 ]

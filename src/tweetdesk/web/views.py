@@ -64,6 +64,12 @@ PUBLIC_STATUS = {
     "resolved": ("Resolved", "This ticket is closed. Tweet us again if you need more help."),
     "failed": ("Delayed", "We could not post our reply on X yet. An agent will follow up."),
 }
+# X lets us reply only to tweets that mention, quote or reply to our account: no reply is on its way.
+NOT_SUMMONED_STATUS = ("Received", "We have your message. It did not mention our account, and X does not let us "
+                                   "reply to such posts: to get an answer on X, mention us in a new tweet.")
+# Without X credentials replies go to a dry-run outbox: nothing was posted, so the page must not say it was.
+DRY_RUN_STATUS = ("Answered (test mode)", "Our reply was written but not posted on X: this service runs in "
+                                          "test mode (dry run), so nothing was published.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,7 +212,9 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
             "spend_today_usd": b.spend_today_usd,
             "spend_today": _money(b.spend_today_usd),
             "spend_month": _money(b.spend_month_usd),
-            "reads_month": f"{b.reads_month:,} / {b.monthly_read_cap:,}",
+            # The cap in the caption: "0 / 3,000,000" as one figure wrapped mid-number on narrow cards.
+            "reads_month": f"{b.reads_month:,}",
+            "reads_cap_text": f"of X's monthly cap, {b.monthly_read_cap:,}",
             "read_cap_warning": b.read_cap_warning,
             "enforced": b.enforced,
             "flood_reasons": [{"reason": r.reason, "count": r.count} for r in b.flood_reasons],
@@ -398,10 +406,19 @@ def track(raw: str):
         }
         return render_template("web/track.html", active="track", ticket=None, error=error, query=ticket_id), 404
     label, explanation = PUBLIC_STATUS.get(st.status, (status_label(st.status), ""))
+    rs = queries.reply_state(_store(), ticket_id)
+    reply_note = None  # the timeline's reply step, when "Reply on X (pending)" would not be true
+    if rs is not None and not rs.summoned and not rs.replies and st.status == "open":
+        label, explanation = NOT_SUMMONED_STATUS
+        reply_note = "No reply on X: your tweet did not mention us"
+    elif rs is not None and rs.dry_run and not rs.posted and st.replied_at is not None:
+        label, explanation = DRY_RUN_STATUS
+        reply_note = "Reply written, not posted (test mode)"
     view = {
         **asdict(st),
         "status_label": label,
         "status_explanation": explanation,
+        "reply_note": reply_note,
         "topic_label": topic_label(st.topic),
     }
     return render_template("web/track.html", active="track", ticket=view, error=None, query=ticket_id)
@@ -428,7 +445,8 @@ def agent_ticket(raw: str):
     return agent_ticket_page(ticket_id)
 
 
-def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, status: int = 200):
+def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, refused: dict | None = None,
+                      status: int = 200):
     """The agent view; ``stale``: a reply or resolve refused because the ticket changed under it (409)."""
     store = _store()
     ticket = store.get_ticket(ticket_id)
@@ -445,8 +463,15 @@ def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, status: int 
         # and our replies, as GET /api/tickets/<id> gives it.
         conversation=store.conversation(ticket_id),
         stale=stale,
+        refused=refused,
         **desk_views.ticket_context(ticket),  # the desk: timer, assignee, others viewing, notes, history
     ), status
+
+
+@blueprint.errorhandler(desk_views.ReplyRefusedPage)
+@blueprint.app_errorhandler(desk_views.ReplyRefusedPage)
+def _reply_refused_page(e: desk_views.ReplyRefusedPage):
+    return agent_ticket_page(e.ticket_id, refused=e.refused, status=e.status)
 
 
 @blueprint.errorhandler(desk_views.StalePage)  # before this blueprint's catch-all below
