@@ -57,19 +57,6 @@ NEWEST = 10  # tickets in the dashboard's "newest" list
 DEFAULT_REFRESH_SECONDS = 3.0
 
 STATUS_LABELS = {"open": "Open", "replied": "Replied", "resolved": "Resolved", "failed": "Failed"}
-# What a customer reads on the tracking page.
-PUBLIC_STATUS = {
-    "open": ("Received", "We have your message; our reply is on its way."),
-    "replied": ("Answered", "We replied to you on X. An agent follows up if anything is left to do."),
-    "resolved": ("Resolved", "This ticket is closed. Tweet us again if you need more help."),
-    "failed": ("Delayed", "We could not post our reply on X yet. An agent will follow up."),
-}
-# X lets us reply only to tweets that mention, quote or reply to our account: no reply is on its way.
-NOT_SUMMONED_STATUS = ("Received", "We have your message. It did not mention our account, and X does not let us "
-                                   "reply to such posts: to get an answer on X, mention us in a new tweet.")
-# Without X credentials replies go to a dry-run outbox: nothing was posted, so the page must not say it was.
-DRY_RUN_STATUS = ("Answered (test mode)", "Our reply was written but not posted on X: this service runs in "
-                                          "test mode (dry run), so nothing was published.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -405,18 +392,10 @@ def track(raw: str):
             "ID in our reply on X.",
         }
         return render_template("web/track.html", active="track", ticket=None, error=error, query=ticket_id), 404
-    label, explanation = PUBLIC_STATUS.get(st.status, (status_label(st.status), ""))
-    rs = queries.reply_state(_store(), ticket_id)
-    reply_note = None  # the timeline's reply step, when "Reply on X (pending)" would not be true
-    if rs is not None and not rs.summoned and not rs.replies and st.status == "open":
-        label, explanation = NOT_SUMMONED_STATUS
-        reply_note = "No reply on X: your tweet did not mention us"
-    elif rs is not None and rs.dry_run and not rs.posted and st.replied_at is not None:
-        label, explanation = DRY_RUN_STATUS
-        reply_note = "Reply written, not posted (test mode)"
+    label, explanation, reply_note = queries.public_explanation(st, queries.reply_state(_store(), ticket_id))
     view = {
         **asdict(st),
-        "status_label": label,
+        "status_label": label or status_label(st.status),
         "status_explanation": explanation,
         "reply_note": reply_note,
         "topic_label": topic_label(st.topic),
@@ -445,8 +424,7 @@ def agent_ticket(raw: str):
     return agent_ticket_page(ticket_id)
 
 
-def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, refused: dict | None = None,
-                      status: int = 200):
+def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, refused: dict | None = None, status: int = 200):
     """The agent view; ``stale``: a reply or resolve refused because the ticket changed under it (409)."""
     store = _store()
     ticket = store.get_ticket(ticket_id)
