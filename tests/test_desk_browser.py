@@ -4,6 +4,7 @@ through the reply rules, a note, a correction, a viewer who can change nothing; 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -221,14 +222,39 @@ def test_canned_reply_is_checked_then_sent_through_the_reply_rules(desk_site, br
     manual = [r for r in desk_site.store.replies_for(old) if r.kind.value == "manual"]
     assert [r.text for r in manual] == [f"@customer1 we traced your bag: it reaches you by 6 pm. Ticket {old}"]
     assert "queued a reply" in page.locator("#history").inner_text()
-    # The listening-only ticket: X refuses replies to it; the page says so and nothing is queued.
+    # The listening-only ticket: X refuses replies to it; the page says why instead of offering a reply box.
     page.goto(f"{desk_site.url}/tickets/{quiet}")
-    page.get_by_role("button", name="Use “Bag traced”").click()
-    page.get_by_role("button", name="Send reply").click()
-    page.wait_for_load_state()
-    assert "listening only" in page.get_by_role("alert").inner_text()
+    assert "listening only" in page.locator("#reply-blocked").inner_text()
+    assert page.get_by_role("button", name="Send reply").count() == 0
+    assert page.get_by_role("button", name="Use “Bag traced”").count() == 0
     assert desk_site.store.replies_for(quiet) == []
     page.shot("desk-canned-refused")
+
+
+def test_a_refused_reply_keeps_its_text_and_shows_why_in_view(desk_site, browser_page):
+    """The first hour (issue 28, item 8): a reply X's rules refuse comes back with the reason on screen, beside
+    the reply box, and the typed text still in it."""
+    page = browser_page
+    fresh = desk_site.tickets["fresh"]
+    _sign_in(page, desk_site, "ann", next_path=f"/tickets/{fresh}")
+    typed = f"@customer2 the app is back, see https://united.example/status. Ticket {fresh}"
+    page.get_by_label("Reply", exact=True).fill(typed)
+    page.get_by_role("button", name="Send reply").click()
+    page.wait_for_load_state()
+    error = page.locator("#reply-error")
+    assert error.get_attribute("role") == "alert" and "Reply not sent" in error.inner_text()
+    assert page.evaluate(
+        """() => { const r = document.getElementById("reply-error").getBoundingClientRect();
+           return r.top >= 0 && r.bottom <= window.innerHeight; }""")
+    assert page.get_by_label("Reply", exact=True).input_value() == typed
+    assert [r for r in desk_site.store.replies_for(fresh) if r.kind.value == "manual"] == []
+    assert axe_violations(page) == []
+    page.shot("desk-reply-refused")
+    # Fixed and sent again from the same box: queued.
+    page.get_by_label("Reply", exact=True).fill(f"@customer2 the app is back now. Ticket {fresh}")
+    page.get_by_role("button", name="Send reply").click()
+    page.wait_for_load_state()
+    assert "Reply queued" in page.get_by_role("status").first.inner_text()
 
 
 def test_a_viewer_cannot_change_anything(desk_site, browser_page):

@@ -130,7 +130,7 @@ def test_tracking_page(open_site, browser_page):
     page.get_by_role("button", name="Track").click()
     page.wait_for_url(f"{open_site.url}/t/{tw.ticket_id}")
     assert page.locator("#ticket-status").get_attribute("data-status") == "replied"
-    assert page.locator("#status-label").inner_text() == "Answered"
+    assert page.locator("#status-label").inner_text() == "Answered (test mode)"  # a dry-run reply
     assert page.locator("#ticket-topic").inner_text() == tw.topic
     assert tw.author not in page.content()
     page.shot("track-replied")
@@ -343,3 +343,54 @@ def test_pages_run_under_the_content_security_policy(site, browser_page):
             page.wait_for_timeout(1500)  # one live refresh (every 1 s here)
         assert page.evaluate("() => window.__csp") == [], path
     assert console == []
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_dashboard_figures_do_not_break_mid_number_and_newest_shows_tweet_times(site, chromium, width):
+    """The first hour (issue 28, item 7): "Reads this month" stays one number on one line, and the newest
+    tickets, opened together by a replay, show each tweet's own time and say they are of every topic."""
+    ctx = chromium.new_context(viewport={"width": width, "height": 900}, locale="en-GB", timezone_id="UTC")
+    page = ctx.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        _sign_in(page, site)
+        for kpi in ("budget.reads_month", "budget.replies_this_window", "totals.tickets"):
+            lines = page.evaluate(
+                """name => { const el = document.querySelector(`[data-kpi="${name}"]`);
+                   const r = document.createRange(); r.selectNodeContents(el);
+                   return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }""", kpi)
+            assert lines == 1, (kpi, width, _kpi(page, kpi))
+        assert _kpi(page, "budget.reads_month") == "0"
+        assert "3,000,000" in _kpi(page, "budget.reads_cap_text")
+        assert "of every topic" in page.locator("#newest-h").inner_text()
+        items = page.locator("#newest .ticket-list > li")
+        assert items.count() == 10
+        # All 24 tickets were opened by one add_tickets call; their tweets were 7 minutes apart.
+        times = {items.nth(i).locator(".when time").get_attribute("datetime") for i in range(10)}
+        assert len(times) == 10
+        assert all(t.startswith("2026-11-25T") for t in times)
+        assert "tweeted" in items.first.inner_text()
+        # Item 10: the reply shown says how sure the model was of the reading it was chosen for.
+        assert "(0.90)" in items.first.locator(".reply-label").inner_text()
+    finally:
+        ctx.close()
+
+
+def test_tracking_page_says_only_what_is_true(open_site, browser_page, tmp_path):
+    """Item 9: a listening-only ticket does not promise a reply, and a dry-run reply is not called posted."""
+    page = browser_page
+    quiet = make_tweet(90, text="united lost my bag again, typical")
+    open_site.store.add_tickets([quiet], intake=Intake.from_settings(Settings(work_dir=tmp_path)))
+    page.goto(f"{open_site.url}/t/{quiet.ticket_id}")
+    explanation = page.locator("#status-explanation").inner_text()
+    assert "on its way" not in explanation and "did not mention our account" in explanation
+    assert "pending" not in page.locator("#reply-step").inner_text()
+    assert "No reply on X" in page.locator("#reply-step").inner_text()
+
+    tw = open_site.ticket("replied")  # seed_store records its reply as a dry run
+    page.goto(f"{open_site.url}/t/{tw.ticket_id}")
+    assert page.locator("#status-label").inner_text() == "Answered (test mode)"
+    assert "We replied to you on X" not in page.content()
+    assert "not posted" in page.locator("#status-explanation").inner_text()
+    assert "Replied on X" not in page.locator("#reply-step").inner_text()
+    assert axe_violations(page) == []

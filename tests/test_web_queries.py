@@ -179,7 +179,8 @@ def test_budget_figures_from_the_store(store, tmp_path):
         # X's usage: posts recorded without a kind, no reads from X (the tweets were not read through X)
         "enforced": True,
         "spend_month": "$0.00",
-        "reads_month": "0 / 3,000,000",
+        "reads_month": "0",
+        "reads_cap_text": "of X's monthly cap, 3,000,000",
         "read_cap_warning": None,
     }
 

@@ -95,12 +95,12 @@ def classify_command(settings: Settings, text: str | None = None, file: Path | N
                 if json_out:
                     sys.stdout.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
                 else:
-                    _print_human(r, version)
+                    _print_human(r, version, settings.reply.our_handles)
             sys.stdout.flush()
             bar.update(len(chunk))
 
 
-def _print_human(r: Classified, version: str) -> None:
+def _print_human(r: Classified, version: str, our_handles: list[str]) -> None:
     ents = ", ".join(f"{e.text} ({e.label})" for e in r.entities) or "none"
     text = r.text if isinstance(r.text, str) else repr(r.text)
     print(f"text:      {text}")
@@ -112,5 +112,10 @@ def _print_human(r: Classified, version: str) -> None:
         print(f"topic:     {r.topic} ({r.topic_score:.2f})")
     print(f"entities:  {ents}")
     print(f"ticket:    {r.ticket_id}   (model {version})")
-    print(f"reply:     {'automatic (it mentions our account)' if r.summoned else 'none: listening only (it does not mention our account)'}")
+    if r.summoned:
+        print("reply:     automatic (it mentions one of our accounts)")
+    else:
+        print("reply:     none: listening only (it mentions none of our accounts)")
+    checked = " ".join(f"@{h.lstrip('@')}" for h in our_handles)
+    print(f"accounts:  {checked}   (TWEETDESK_OUR_HANDLES or --handle; --handle demo: the demo's airlines)")
     print()

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -30,9 +31,17 @@ def _settings(**overrides):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tweetdesk")
+@click.option("--work-dir", type=PathArg, metavar="DIR",
+              help="Parquet, checkpoints, logs, SQLite and the secret key live here (TWEETDESK_WORK_DIR; default "
+              ".tweetdesk). The demo's: .tweetdesk/demo.")
 @click.pass_context
-def app(ctx: click.Context) -> None:
-    """tweetdesk: customer tweets in, tracked support tickets out."""
+def app(ctx: click.Context, work_dir: Path | None) -> None:
+    """tweetdesk: customer tweets in, tracked support tickets out.
+
+    After `make demo`: `.venv/bin/tweetdesk COMMAND` (or `source .venv/bin/activate` once, then `tweetdesk`)."""
+    if work_dir is not None:
+        # Through the environment, so that every command (and the Spark workers it starts) reads the same one.
+        os.environ["TWEETDESK_WORK_DIR"] = str(work_dir)
     ctx.obj = _settings  # command groups defined in their stage's module (tweetdesk users) read settings with it
 
 
@@ -40,11 +49,23 @@ def app(ctx: click.Context) -> None:
 @click.argument("text", required=False)
 @click.option("--file", "-f", "file", type=PathArg, help="CSV (data set format) or JSONL of tweets.")
 @click.option("--json", "json_out", is_flag=True, help="One JSON object per line on stdout.")
-def classify(text: str | None, file: Path | None, json_out: bool) -> None:
-    """Classify a tweet (or a file of tweets): sentiment, topic, entities and the ticket ID."""
-    from tweetdesk.classify import classify_command
+@click.option("--handle", "handles", multiple=True, metavar="HANDLE",
+              help="Our account(s) for the reply rule, instead of TWEETDESK_OUR_HANDLES (repeat it; --handle demo: "
+              "the demo's airlines).")
+def classify(text: str | None, file: Path | None, json_out: bool, handles: tuple[str, ...]) -> None:
+    """Classify a tweet (or a file of tweets): sentiment, topic, entities and the ticket ID.
 
-    classify_command(_settings(), text=text, file=file, json_out=json_out)
+    Whether it would get an automatic reply depends on our accounts (TWEETDESK_OUR_HANDLES, default @tweetdesk;
+    the demo answers for the sample's airlines): the output names the ones it checked."""
+    from tweetdesk.classify import classify_command
+    from tweetdesk.config import SAMPLE_OUR_HANDLES
+
+    if handles:
+        ours = [h for given in handles for h in (SAMPLE_OUR_HANDLES if given == "demo" else (given,))]
+        settings = _settings(our_handles=ours)
+    else:
+        settings = _settings()
+    classify_command(settings, text=text, file=file, json_out=json_out)
 
 
 @app.command()
@@ -144,10 +165,14 @@ def stream(master: str | None, available_now: bool) -> None:
 
 
 @app.command()
-@click.option("--host")
-@click.option("--port", type=click.IntRange(0, 65535))
+@click.option("--host", help="Address to listen on (TWEETDESK_HOST) [default: 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (TWEETDESK_PORT; 0 = a free one) [default: 8080].")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the reply service + web dashboard (dry-run unless X user credentials are set)."""
+    """Run the reply service + web dashboard (dry-run unless X user credentials are set).
+
+    Its tickets, accounts and secret key are the work dir's: to look at the demo's tickets, `tweetdesk --work-dir
+    .tweetdesk/demo serve` (first `tweetdesk --work-dir .tweetdesk/demo users add NAME --role agent`, which prints
+    a one-time password to sign in with at /login)."""
     from tweetdesk.app import serve_command
 
     serve_command(_settings(host=host, port=port))
@@ -156,11 +181,15 @@ def serve(host: str | None, port: int | None) -> None:
 @app.command()
 @click.option("--limit", type=click.IntRange(min=1), help="Replay only this many sample tweets.")
 @click.option("--keep-running", is_flag=True, help="Keep the services up after the summary (Ctrl-C stops).")
-def demo(limit: int | None, keep_running: bool) -> None:
-    """End-to-end demo on embedded defaults: broker, stream job, reply service, sample replay, summary."""
+@click.option("--verbose", "-v", is_flag=True, help="Show Spark's warnings and the log lines a quiet run hides.")
+def demo(limit: int | None, keep_running: bool, verbose: bool) -> None:
+    """End-to-end demo on embedded defaults: broker, stream job, reply service, sample replay, summary.
+
+    Works in <work dir>/demo. A rerun resets the demo's tweets, tickets, replies, dead letters and Parquet; it
+    keeps the desk accounts and the secret key (so ticket IDs stay the same)."""
     from tweetdesk.demo import demo_command
 
-    demo_command(_settings(), limit=limit, keep_running=keep_running)
+    demo_command(_settings(), limit=limit, keep_running=keep_running, verbose=verbose)
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -184,6 +213,11 @@ def bench(which: str, args: tuple[str, ...]) -> None:
 from tweetdesk.desk.cli import users  # noqa: E402  (a click group; its commands import the store lazily)
 
 app.add_command(users)
+
+for _cmd in app.commands.values():
+    # `tweetdesk --help` lists each command's first paragraph in full (click would cut it with "...").
+    if _cmd.help and not _cmd.short_help:
+        _cmd.short_help = " ".join(_cmd.help.split("\n\n")[0].split())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,10 @@
 broker (tansu) -> reply service (dry-run, dashboard) -> Spark stream job -> replay of the shipped sample (plus a
 few malformed lines, to show dead letters) -> wait until every tweet is in Parquet and ticketed -> summary.
 
-Each run starts from a clean ``<work_dir>/demo`` folder: the embedded broker keeps nothing across runs, so an old
-checkpoint would point past the end of the new, empty topics.
+Each run resets what the demo made in ``<work_dir>/demo`` (its Parquet, checkpoints, log, and the tweets, tickets,
+replies and dead letters in its SQLite store): the embedded broker keeps nothing across runs, so an old checkpoint
+would point past the end of the new, empty topics. The desk accounts and the secret key stay, so the agents made
+after one run can sign in after the next, and the sample's ticket IDs stay the same.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import logging
 import shutil
 import signal
 import socket
+import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +38,10 @@ DEMO_MAX_OFFSETS_PER_TRIGGER = 500
 DEMO_RATE = 50.0
 # Broken records published straight to tweets.raw, to show the stream job dead-lettering with a reason.
 STREAM_GARBAGE = (b'{"id": "1897000000000000999", "text": "truncated', b"\xff\xfe not even UTF-8")
+# What a rerun deletes from the demo's SQLite store (children before parents); accounts, API tokens, sign-ins,
+# canned replies and the audit log stay.
+DEMO_TABLES = ("desk_reply_authors", "desk_corrections", "desk_notes", "desk_ticket_views", "desk_assignments",
+               "replies", "tickets", "tweets", "opt_outs", "x_usage", "dead_letters")
 
 
 @dataclass
@@ -45,6 +53,7 @@ class DemoResult:
     tickets: int = 0
     answered: int = 0  # tickets with an automatic reply (their customer summoned us)
     listening_only: int = 0  # tickets nobody summoned us for: X forbids an automatic reply
+    unanswered: int = 0  # tickets of customers who summoned us but get no reply (they opted out)
     opted_out: int = 0  # customers who wrote "STOP"
     replies: dict[str, int] = field(default_factory=dict)
     by_sentiment: dict[str, int] = field(default_factory=dict)
@@ -56,6 +65,7 @@ class DemoResult:
     reply_latency_p95_s: float | None = None
     seconds: float = 0.0
     dashboard: str = ""
+    work_dir: Path | None = None
     parquet_dir: Path | None = None
     log_dir: Path | None = None
     example: dict | None = None
@@ -70,28 +80,55 @@ def _port_free(host: str, port: int) -> bool:
             return False
 
 
-def _setup_logging(log_dir: Path) -> None:
-    # The terminal shows progress bars and the summary; everything else goes to the log file.
+def reset_demo_dir(work: Path) -> None:
+    """Delete what a demo run made in ``work``, keeping its desk accounts and its secret key."""
+    for sub in ("parquet", "checkpoints", "logs"):
+        shutil.rmtree(work / sub, ignore_errors=True)
+    db = work / "tickets.db"
+    if not db.exists():
+        return
+    with sqlite3.connect(db) as conn:
+        present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table in DEMO_TABLES:
+            if table in present:
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 (names from DEMO_TABLES only)
+        if "desk_audit" in present:  # its rows about tickets name ones that are gone; the accounts' events stay
+            conn.execute("DELETE FROM desk_audit WHERE ticket_id IS NOT NULL")
+
+
+def _setup_logging(log_dir: Path, verbose: bool = False) -> None:
+    # The terminal shows the progress and the summary; everything else goes to the log file (and, with --verbose,
+    # warnings to the terminal too).
     log_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_dir / "demo.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.handlers.append(console)
     root.setLevel(logging.INFO)
     for noisy in ("py4j", "werkzeug", "waitress"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _wait(what: str, done, total: int, timeout: float, failed=lambda: None) -> None:
-    """Poll ``done()`` (a count) until it reaches ``total``, with a progress bar; raise on timeout or failure."""
+    """Poll ``done()`` (a count) until it reaches ``total``, with a progress bar on a terminal (one line when it
+    is done otherwise: a log or CI would keep every frame); raise on timeout or failure."""
     from tqdm import tqdm
 
-    deadline = time.monotonic() + timeout
-    with tqdm(total=total, desc=what, unit=" tweets", dynamic_ncols=True, leave=True) as bar:
+    started = time.monotonic()
+    deadline = started + timeout
+    # disable=None: tqdm draws only when stderr is a terminal.
+    with tqdm(total=total, desc=what, unit=" tweets", dynamic_ncols=True, leave=True, disable=None) as bar:
         while True:
             n = done()
             bar.update(max(0, min(n, total) - bar.n))
             if n >= total:
+                if bar.disable:
+                    click.echo(f"{what}: {total} in {time.monotonic() - started:.1f} s", err=True)
                 return
             err = failed()
             if err:
@@ -114,7 +151,7 @@ def reply_latency(df, outbox) -> "pd.Series":
 
 
 def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool = False,
-             stop: threading.Event | None = None, rate: float = DEMO_RATE) -> DemoResult:
+             stop: threading.Event | None = None, rate: float = DEMO_RATE, verbose: bool = False) -> DemoResult:
     from tweetdesk.broker import kafka_settings
     from tweetdesk.ingest import SAMPLE_BAD, Publisher
     from tweetdesk.ingest.replay import replay
@@ -126,7 +163,7 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
     stop = stop or threading.Event()
     started = time.monotonic()
     work = Path(settings.work_dir) / "demo"
-    shutil.rmtree(work, ignore_errors=True)
+    reset_demo_dir(work)
     s = settings.model_copy(update={"work_dir": work})
     if "our_handles" not in settings.model_fields_set:
         # The sample's desk answers for the airlines its customers write to (X's rule: only those who
@@ -135,8 +172,8 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
     if "max_offsets_per_trigger" not in settings.model_fields_set:
         # Micro-batches of what arrived since the last one: the dashboard fills while the demo runs.
         s = s.model_copy(update={"max_offsets_per_trigger": DEMO_MAX_OFFSETS_PER_TRIGGER})
-    _setup_logging(s.log_dir)
-    res = DemoResult(parquet_dir=s.parquet_dir.resolve(), log_dir=s.log_dir.resolve(), rate=rate)
+    _setup_logging(s.log_dir, verbose)
+    res = DemoResult(work_dir=work, parquet_dir=s.parquet_dir.resolve(), log_dir=s.log_dir.resolve(), rate=rate)
 
     click.echo("tweetdesk demo: starting the embedded broker, the reply service (dry-run) and Spark (local[2]) …")
     with kafka_settings(s) as bound:
@@ -147,7 +184,7 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
         try:
             res.dashboard = service.url + "/"
             click.echo(f"dashboard: {res.dashboard}")
-            spark = build_spark(bound, app_name="tweetdesk-demo")
+            spark = build_spark(bound, app_name="tweetdesk-demo", quiet=not verbose)
             handle = StreamJob(bound).start(spark)
 
             def query_error():
@@ -198,14 +235,19 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
             res.answered = len({r.ticket_id for r in service.store.list_replies(limit=10**6)
                                 if r.status.value not in ("cancelled", "failed")})
             res.opted_out = len(service.store.list_opt_outs())
+            # Every ticket falls in one group: answered, listening only, or summoned us but its customer opted out.
+            res.unanswered = res.tickets - res.answered - res.listening_only
             outbox = service.store.list_replies(limit=1)
             if outbox:
                 r = outbox[0]
-                res.example = {"ticket_id": r.ticket_id, "tweet_id": r.tweet_id, "text": r.text}
+                t = service.store.get_ticket(r.ticket_id)
+                res.example = {"ticket_id": r.ticket_id, "tweet_id": r.tweet_id, "text": r.text,
+                               "sentiment": t.sentiment if t else None,
+                               "sentiment_score": t.sentiment_score if t else None,
+                               "topic": t.topic if t else None, "topic_score": t.topic_score if t else None}
             res.seconds = time.monotonic() - started
             print_summary(res)
-            if not keep_running:
-                click.echo("(the dashboard stops with the demo; `tweetdesk demo --keep-running` keeps it open)")
+            print_next_steps(res, keep_running)
             if keep_running and not stop.is_set():
                 click.echo(f"\nservices keep running; dashboard at {res.dashboard} — Ctrl-C stops everything.")
                 stop.wait()
@@ -231,36 +273,76 @@ def _fmt_latency(p50: float | None, p95: float | None) -> str:
     return f"p50 {p50:.2f} s, p95 {p95:.2f} s" if p50 is not None else "n/a"
 
 
+def _cli() -> str:
+    """How to run ``tweetdesk`` from here: the console script beside this interpreter (the venv's), relative to
+    the current folder when it is inside it."""
+    exe = Path(sys.executable).parent / "tweetdesk"
+    if not exe.exists():
+        return "tweetdesk"
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
+
+
+def _here(path: Path | None) -> str:
+    if path is None:
+        return "."
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def print_summary(r: DemoResult) -> None:
     lat = _fmt_latency(r.latency_p50_s, r.latency_p95_s)
     reply_lat = _fmt_latency(r.reply_latency_p50_s, r.reply_latency_p95_s)
+    tickets = f"{r.tickets}: {r.answered} answered, {r.listening_only} listening only (no mention of our accounts: " \
+              "X allows no automatic reply)"
+    if r.unanswered:
+        tickets += f", {r.unanswered} not answered ({r.opted_out} customer(s) opted out with STOP)"
     lines = [
         "",
         "── tweetdesk demo summary " + "─" * 50,
         f"tweets replayed        {r.replayed}" + (f" at {r.rate:.0f} tweets/s" if r.rate else " at once"),
         f"rows in Parquet        {r.parquet_rows}",
-        f"dead letters           {r.dead_at_ingest + r.dead_in_stream} "
+        f"dead letters           {r.dead_at_ingest + r.dead_in_stream}: the sample's deliberately bad records "
         f"({r.dead_at_ingest} at ingest, {r.dead_in_stream} in the stream job; topic tweets.dead)",
         f"by sentiment           {_fmt_counts(r.by_sentiment)}",
         f"by topic               {_fmt_counts(r.by_topic)}",
-        f"tickets issued         {r.tickets}: {r.answered} answered, {r.listening_only} listening only "
-        f"(no mention of our accounts: X allows no automatic reply), {r.opted_out} customer(s) opted out",
+        f"tickets                {tickets}; a customer's follow-up tweets join their ticket",
         f"replies                {_fmt_counts(r.replies) or 'none'} (dry-run outbox: the demo never posts)",
         f"latency ingest→Parquet {lat}",
         f"latency tweet→reply    {reply_lat} (dry-run outbox)",
-        f"Parquet                {r.parquet_dir}",
-        f"logs                   {r.log_dir}",
-        f"dashboard              {r.dashboard}",
-        f"first agent            TWEETDESK_WORK_DIR={r.log_dir.parent if r.log_dir else '.'} tweetdesk users add NAME "
-        f"--role agent (prints a one-time password), then sign in at {r.dashboard}login (with --keep-running)",
+        f"Parquet, logs          {_here(r.parquet_dir)}, {_here(r.log_dir)}",
         f"took                   {r.seconds:.1f} s",
     ]
     if r.example:
-        lines.append(f"example reply          [{r.example['ticket_id']}] {r.example['text']}")
+        e = r.example
+        lines.append(f"example reply          [{e['ticket_id']}] {e['text']}")
+        if e.get("sentiment_score") is not None:
+            lines.append(f"  read by the model as  {e['sentiment']} ({e['sentiment_score']:.2f}), "
+                         f"{e['topic']} ({e['topic_score']:.2f})")
     click.echo("\n".join(lines))
 
 
-def demo_command(settings: Settings, limit: int | None = None, keep_running: bool = False) -> None:
+def print_next_steps(r: DemoResult, keep_running: bool) -> None:
+    cli, work = _cli(), _here(r.work_dir)
+    lines = [
+        "",
+        "── next " + "─" * 68,
+        f"the CLI                {cli} …  (or `source .venv/bin/activate` once, then `tweetdesk …`)",
+        f"an agent account       {cli} --work-dir {work} users add NAME --role agent  (prints a one-time password)",
+        f"look around            {cli} --work-dir {work} serve, then sign in at "
+        f"{r.dashboard}login" + (" (or here, while this runs)" if keep_running else ""),
+        "a rerun                resets the demo's tweets, tickets, replies and Parquet; keeps its accounts and "
+        "secret key (same ticket IDs)",
+    ]
+    click.echo("\n".join(lines))
+
+
+def demo_command(settings: Settings, limit: int | None = None, keep_running: bool = False,
+                 verbose: bool = False) -> None:
     stop = threading.Event()
 
     def on_signal(signum, _frame):
@@ -269,6 +351,6 @@ def demo_command(settings: Settings, limit: int | None = None, keep_running: boo
 
     previous = signal.signal(signal.SIGINT, on_signal)
     try:
-        run_demo(settings, limit=limit, keep_running=keep_running, stop=stop)
+        run_demo(settings, limit=limit, keep_running=keep_running, stop=stop, verbose=verbose)
     finally:
         signal.signal(signal.SIGINT, previous)

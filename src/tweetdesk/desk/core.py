@@ -162,10 +162,7 @@ class Desk:
         _writer(actor)
         t = self.ticket(ticket_id)
         self._check_fresh(ticket_id, seen)
-        # Answer the newest tweet if it summoned us, else the one that opened the ticket.
-        target = t.last_tweet_id or t.tweet_id
-        if target != t.tweet_id and not (self.store.tweet_disposition(target) or {}).get("summoned_by"):
-            target = t.tweet_id
+        target = self._reply_target(t)
         refused = reply_refused(self.store, t, target)
         if refused is not None:
             raise refused
@@ -177,6 +174,19 @@ class Desk:
         if created:
             self.record_reply(reply.id, ticket_id, actor, text)
         return reply, created
+
+    def _reply_target(self, t) -> str:
+        # Answer the newest tweet if it summoned us, else the one that opened the ticket.
+        target = t.last_tweet_id or t.tweet_id
+        if target != t.tweet_id and not (self.store.tweet_disposition(target) or {}).get("summoned_by"):
+            target = t.tweet_id
+        return target
+
+    def reply_block(self, t) -> str | None:
+        """Why X's rules forbid an agent's reply to ticket ``t`` now (the page says so instead of offering a
+        form), or None."""
+        refused = reply_refused(self.store, t, self._reply_target(t))
+        return None if refused is None else str(refused)
 
     def record_reply(self, reply_id: int, ticket_id: str, actor: Principal, text: str) -> None:
         with self.tx(write=True) as conn:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 from tweetdesk.config import Settings, StreamSettings
+
+QUIET_LOG4J = Path(__file__).with_name("log4j2-quiet.properties")
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +34,13 @@ def _prepare_env() -> None:
 
 
 def build_spark(settings: StreamSettings | Settings, app_name: str = "tweetdesk", ui: bool = False,
-                conf: dict[str, str] | None = None):
+                conf: dict[str, str] | None = None, quiet: bool = False):
     """Get or create the SparkSession.
 
     The master comes from the stream section's ``spark_master`` unless spark-submit already chose one (then
     ``--master`` of spark-submit wins and this function changes nothing about where it runs).
+    ``quiet``: Spark logs errors only, from the JVM's start (no banner, no WARN lines), for a console a person
+    reads; it only takes effect when this call starts the JVM.
     """
     _prepare_env()
     from pyspark import SparkConf
@@ -53,10 +58,12 @@ def build_spark(settings: StreamSettings | Settings, app_name: str = "tweetdesk"
     if not existing.contains("spark.master"):
         builder = builder.master(stream.spark_master)
     wanted = {**DEFAULT_CONF, "spark.ui.enabled": "true" if ui else "false", **(conf or {})}
+    if quiet and not existing.contains("spark.driver.extraJavaOptions"):
+        wanted["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={QUIET_LOG4J.as_uri()}"
     for k, v in wanted.items():
         if conf and k in conf or not existing.contains(k):
             builder = builder.config(k, v)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setLogLevel("ERROR" if quiet else "WARN")
     log.info("Spark %s on %s", spark.version, spark.sparkContext.master)
     return spark

@@ -167,6 +167,9 @@ class NewestTicket:
     reply_text: str | None
     reply_status: str | None  # the latest reply's outbox status (queued, dry_run, posted, failed, …)
     no_reply_reason: str | None = None  # listening only, opted out, …: why no automatic reply
+    tweeted_at: datetime | None = None  # the customer's tweet (a replay opens many tickets at one moment)
+    sentiment_score: float | None = None  # how sure the model was: shown beside the reply it chose
+    topic_score: float | None = None
 
 
 @dataclass
@@ -333,6 +336,9 @@ def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[Newes
             tickets.c.reply_text,
             tickets.c.no_reply_reason,
             tickets.c.created_at,
+            tickets.c.tweet_created_at,
+            tickets.c.sentiment_score,
+            tickets.c.topic_score,
         )
         .where(filters.where())
         .order_by(tickets.c.created_at.desc(), tickets.c.ticket_id.desc())
@@ -363,6 +369,9 @@ def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[Newes
                 entities=[Entity.model_validate(e) for e in ents or []],
                 reply_text=r["reply_text"],
                 reply_status=reply_status.get(r["ticket_id"]),
+                tweeted_at=r["tweet_created_at"],
+                sentiment_score=r["sentiment_score"],
+                topic_score=r["topic_score"],
                 no_reply_reason=r["no_reply_reason"],
             )
         )

@@ -82,6 +82,7 @@ def ticket_context(t) -> dict[str, Any]:
             "corrections": d.corrections(t.ticket_id),
             "audit": d.audit(t.ticket_id),
             "seen": d.snapshot(t.ticket_id),
+            "reply_block": d.reply_block(t),
             "topics": TOPICS,
             "sentiments": SENTIMENTS,
             "poll_ms": _poll_ms(),
@@ -135,9 +136,19 @@ def _act(tid: str, fn, ok: str):
         if e.status in (403, 404):
             abort(e.status, description=str(e))
         flash(str(e), "error")
-        return _back(tid)
+        # The top of the page, where the error is shown (not "#desk", which scrolled it out of sight).
+        return redirect(url_for("web.agent_ticket", raw=tid), code=303)
     flash(ok, "success")
     return _back(tid)
+
+
+class ReplyRefusedPage(Exception):
+    """A reply refused (X's rules, the text's rules): ``web.views`` answers with the ticket page again, the
+    reason beside the reply box and the typed text still in it, rather than a redirect that loses both."""
+
+    def __init__(self, ticket_id: str, refused: dict[str, Any], status: int):
+        super().__init__(ticket_id)
+        self.ticket_id, self.refused, self.status = ticket_id, refused, status
 
 
 class StalePage(Exception):
@@ -198,7 +209,13 @@ def reply(raw: str):
     tid = _tid(raw)
 
     def send():
-        identity.desk().send_reply(tid, request.form.get("text", ""), _me(), seen=request.form.get("seen") or None)
+        text = request.form.get("text", "")
+        try:
+            identity.desk().send_reply(tid, text, _me(), seen=request.form.get("seen") or None)
+        except DeskError as e:
+            if e.kind == "stale" or e.status in (403, 404):
+                raise
+            raise ReplyRefusedPage(tid, {"reason": str(e), "text": text}, e.status) from None
         poster = identity.ctx_poster()
         if poster is not None:
             poster.wake()

@@ -149,6 +149,62 @@ def public_status(store: TicketStore, ticket_id: str) -> PublicTicket | None:
     return store.public_ticket(ticket_id)
 
 
+@dataclass
+class ReplyState:
+    """What the tracking page may promise about a reply: whether the customer summoned us (X forbids replying
+    otherwise) and whether our reply was posted or only written in dry-run."""
+
+    summoned: bool
+    replies: int
+    posted: bool
+    dry_run: bool
+
+
+def reply_state(store: TicketStore, ticket_id: str) -> ReplyState | None:
+    import sqlalchemy as sa
+
+    from tweetdesk.tickets.schema import replies, tickets
+
+    def count(*status: str):
+        where = [replies.c.ticket_id == ticket_id, *([replies.c.status.in_(status)] if status else [])]
+        return sa.select(sa.func.count()).select_from(replies).where(*where).scalar_subquery()
+
+    q = sa.select(tickets.c.summoned_by, count().label("replies"), count("posted").label("posted"),
+                  count("dry_run").label("dry_run")).where(tickets.c.ticket_id == ticket_id)
+    with store.engine.connect() as conn:
+        row = conn.execute(q).mappings().first()
+    if row is None:
+        return None
+    return ReplyState(summoned=bool(row["summoned_by"]), replies=row["replies"], posted=row["posted"] > 0,
+                      dry_run=row["dry_run"] > 0)
+
+
+# What a customer reads on the tracking page.
+PUBLIC_STATUS = {
+    "open": ("Received", "We have your message; our reply is on its way."),
+    "replied": ("Answered", "We replied to you on X. An agent follows up if anything is left to do."),
+    "resolved": ("Resolved", "This ticket is closed. Tweet us again if you need more help."),
+    "failed": ("Delayed", "We could not post our reply on X yet. An agent will follow up."),
+}
+# X lets us reply only to tweets that mention, quote or reply to our account: no reply is on its way.
+NOT_SUMMONED_STATUS = ("Received", "We have your message. It did not mention our account, and X does not let us "
+                                   "reply to such posts: to get an answer on X, mention us in a new tweet.")
+# Without X credentials replies go to a dry-run outbox: nothing was posted, so the page must not say it was.
+DRY_RUN_STATUS = ("Answered (test mode)", "Our reply was written but not posted on X: this service runs in "
+                                          "test mode (dry run), so nothing was published.")
+
+
+def public_explanation(st: PublicTicket, rs: ReplyState | None) -> tuple[str, str, str | None]:
+    """What the tracking page says of a ticket: its status label ("" = the agents' label), the sentence under
+    it, and the timeline's reply step when "Reply on X (pending)" or "Replied on X" would not be true."""
+    label, explanation = PUBLIC_STATUS.get(st.status, ("", ""))
+    if rs is not None and not rs.summoned and not rs.replies and st.status == "open":
+        return (*NOT_SUMMONED_STATUS, "No reply on X: your tweet did not mention us")
+    if rs is not None and rs.dry_run and not rs.posted and st.replied_at is not None:
+        return (*DRY_RUN_STATUS, "Reply written, not posted (test mode)")
+    return label, explanation, None
+
+
 def as_jsonable(obj: Any) -> Any:
     """dataclasses → dicts with ISO times (for the JSON endpoint and the page's embedded data)."""
     if hasattr(obj, "__dataclass_fields__"):
@@ -181,7 +237,9 @@ __all__ = [
     "dashboard_figures",
     "dead_letter_count",
     "panel_figures",
+    "public_explanation",
     "public_status",
+    "reply_state",
     "record_dead_letters",
     "summary",
 ]

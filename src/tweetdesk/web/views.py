@@ -57,13 +57,6 @@ NEWEST = 10  # tickets in the dashboard's "newest" list
 DEFAULT_REFRESH_SECONDS = 3.0
 
 STATUS_LABELS = {"open": "Open", "replied": "Replied", "resolved": "Resolved", "failed": "Failed"}
-# What a customer reads on the tracking page.
-PUBLIC_STATUS = {
-    "open": ("Received", "We have your message; our reply is on its way."),
-    "replied": ("Answered", "We replied to you on X. An agent follows up if anything is left to do."),
-    "resolved": ("Resolved", "This ticket is closed. Tweet us again if you need more help."),
-    "failed": ("Delayed", "We could not post our reply on X yet. An agent will follow up."),
-}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,7 +199,9 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
             "spend_today_usd": b.spend_today_usd,
             "spend_today": _money(b.spend_today_usd),
             "spend_month": _money(b.spend_month_usd),
-            "reads_month": f"{b.reads_month:,} / {b.monthly_read_cap:,}",
+            # The cap in the caption: "0 / 3,000,000" as one figure wrapped mid-number on narrow cards.
+            "reads_month": f"{b.reads_month:,}",
+            "reads_cap_text": f"of X's monthly cap, {b.monthly_read_cap:,}",
             "read_cap_warning": b.read_cap_warning,
             "enforced": b.enforced,
             "flood_reasons": [{"reason": r.reason, "count": r.count} for r in b.flood_reasons],
@@ -397,11 +392,12 @@ def track(raw: str):
             "ID in our reply on X.",
         }
         return render_template("web/track.html", active="track", ticket=None, error=error, query=ticket_id), 404
-    label, explanation = PUBLIC_STATUS.get(st.status, (status_label(st.status), ""))
+    label, explanation, reply_note = queries.public_explanation(st, queries.reply_state(_store(), ticket_id))
     view = {
         **asdict(st),
-        "status_label": label,
+        "status_label": label or status_label(st.status),
         "status_explanation": explanation,
+        "reply_note": reply_note,
         "topic_label": topic_label(st.topic),
     }
     return render_template("web/track.html", active="track", ticket=view, error=None, query=ticket_id)
@@ -428,7 +424,7 @@ def agent_ticket(raw: str):
     return agent_ticket_page(ticket_id)
 
 
-def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, status: int = 200):
+def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, refused: dict | None = None, status: int = 200):
     """The agent view; ``stale``: a reply or resolve refused because the ticket changed under it (409)."""
     store = _store()
     ticket = store.get_ticket(ticket_id)
@@ -445,8 +441,15 @@ def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, status: int 
         # and our replies, as GET /api/tickets/<id> gives it.
         conversation=store.conversation(ticket_id),
         stale=stale,
+        refused=refused,
         **desk_views.ticket_context(ticket),  # the desk: timer, assignee, others viewing, notes, history
     ), status
+
+
+@blueprint.errorhandler(desk_views.ReplyRefusedPage)
+@blueprint.app_errorhandler(desk_views.ReplyRefusedPage)
+def _reply_refused_page(e: desk_views.ReplyRefusedPage):
+    return agent_ticket_page(e.ticket_id, refused=e.refused, status=e.status)
 
 
 @blueprint.errorhandler(desk_views.StalePage)  # before this blueprint's catch-all below

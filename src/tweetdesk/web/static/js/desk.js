@@ -22,6 +22,10 @@
   tick();
   setInterval(tick, 1000);
 
+  // A refused reply comes back as the page itself: bring its reason (and the kept text under it) into view.
+  var refusal = document.getElementById("reply-error");
+  if (refusal) { refusal.scrollIntoView({block: "start"}); }
+
   document.querySelectorAll(".canned-use").forEach(function (b) {
     b.addEventListener("click", function () {
       var box = document.getElementById("reply-text");
