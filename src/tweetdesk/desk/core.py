@@ -341,6 +341,7 @@ _ACTIONS = {
     "token_revoked": "revoked an API token of {user}",
     "canned_saved": "saved canned reply “{title}”",
     "canned_deleted": "deleted canned reply “{title}”",
+    "opt_out_lifted": "lifted the opt-out of @{author}",
 }
 
 
