@@ -114,6 +114,33 @@ def test_a_stale_resolve_gets_409_with_what_changed(desk_app):
     assert client.post(f"/api/tickets/{tid}/resolve", json={"seen": body["seen"]}, headers=ann).status_code == 200
 
 
+def test_two_agents_answering_the_same_view_one_reply_goes(desk_app):
+    """X allows one reply per interaction: the freshness check and the queueing are one transaction."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    client, store, desk, tweets, token = desk_app
+    heads = [token("ann"), token("bob")]
+    app = client.application
+    tid = tweets[0].ticket_id
+    rounds = 8
+    for n in range(rounds):
+        seen = client.get(f"/api/tickets/{tid}/audit", headers=heads[0]).get_json()["seen"]
+        gate = Barrier(2)
+
+        def answer(i):
+            c = app.test_client()
+            gate.wait()
+            return c.post(f"/api/tickets/{tid}/reply", headers=heads[i],
+                          json={"seen": seen, "text": f"@jane_doe on it ({n}.{i}). {tid}"}).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = sorted(pool.map(answer, range(2)))
+        assert codes == [202, 409], (n, codes)
+    manual = [r for r in store.replies_for(tid) if r.kind.value == "manual"]
+    assert len(manual) == rounds and [e["action"] for e in desk.audit(tid)] == ["replied"] * rounds
+
+
 def test_agent_replies_keep_x_rules(desk_app):
     client, store, desk, tweets, token = desk_app
     ann = token("ann")

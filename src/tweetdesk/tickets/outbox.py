@@ -49,20 +49,35 @@ class ReplyOutbox:
         ``key`` makes the call idempotent (same key → same reply, nothing new). Raises LookupError
         when no ticket holds the tweet.
         """
+        with self.transaction(write=True) as conn:
+            return self.queue_reply_in(conn, tweet_id, text, kind=kind, key=key)
+
+    def queue_reply_in(
+        self, conn: Connection, tweet_id: str, text: str, *, kind: ReplyKind = ReplyKind.manual, key: str | None = None
+    ) -> tuple[StoredReply, bool]:
+        """``queue_reply`` inside the caller's write transaction (the desk checks freshness in the same one)."""
         now = self.clock()
         # Without a key every call is its own intent.
         dedupe = f"{kind.value}:{tweet_id}:{key or uuid.uuid4().hex}"
-        with self.transaction(write=True) as conn:
-            ticket_id = conn.execute(sa.select(tickets.c.ticket_id).where(tickets.c.tweet_id == tweet_id)).scalar()
-            if ticket_id is None:
-                raise LookupError(f"no ticket holds tweet {tweet_id}")
-            existing = conn.execute(sa.select(replies).where(replies.c.dedupe_key == dedupe)).mappings().first()
-            if existing:
-                return StoredReply.model_validate(reply_dict(existing)), False
-            row = reply_row(ticket_id, tweet_id, text, kind, dedupe, now)
-            rid = conn.execute(replies.insert().returning(replies.c.id), row).scalar()
-            got = conn.execute(sa.select(replies).where(replies.c.id == rid)).mappings().one()
-            return StoredReply.model_validate(reply_dict(got)), True
+        ticket_id = conn.execute(sa.select(tickets.c.ticket_id).where(tickets.c.tweet_id == tweet_id)).scalar()
+        if ticket_id is None:
+            raise LookupError(f"no ticket holds tweet {tweet_id}")
+        existing = self.existing_reply_in(conn, tweet_id, kind=kind, key=key)
+        if existing is not None:
+            return existing, False
+        row = reply_row(ticket_id, tweet_id, text, kind, dedupe, now)
+        rid = conn.execute(replies.insert().returning(replies.c.id), row).scalar()
+        got = conn.execute(sa.select(replies).where(replies.c.id == rid)).mappings().one()
+        return StoredReply.model_validate(reply_dict(got)), True
+
+    @staticmethod
+    def existing_reply_in(conn: Connection, tweet_id: str, *, kind: ReplyKind = ReplyKind.manual,
+                          key: str | None = None) -> StoredReply | None:
+        """The reply an earlier call with the same idempotency ``key`` queued, if any (None without a key)."""
+        if not key:
+            return None
+        got = conn.execute(sa.select(replies).where(replies.c.dedupe_key == f"{kind.value}:{tweet_id}:{key}")).mappings().first()
+        return StoredReply.model_validate(reply_dict(got)) if got else None
 
     # --- the outbox state machine --------------------------------------------------------------
     def due_replies(self, limit: int = 100, *, now: datetime | None = None) -> list[int]:
