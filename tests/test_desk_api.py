@@ -72,6 +72,35 @@ def test_tokens_roles_and_the_audit_trail(desk_app):
     assert client.get("/api/tickets", headers=ann).status_code == 401
 
 
+def _password_session(app, name, password):
+    import re
+
+    c = app.test_client()
+    html = c.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    r = c.post("/login", data={"name": name, "password": password, "csrf_token": csrf, "next": "/"})
+    assert r.status_code == 303, r.get_data(as_text=True)[:300]
+    return c
+
+
+def test_a_reset_or_a_disable_ends_every_session_and_token_for_good(desk_app):
+    client, store, desk, tweets, token = desk_app
+    app = client.application
+    signed_in = lambda c: c.get("/inbox").status_code == 200  # noqa: E731
+    ann = token("ann")
+    pw = desk.accounts.reset("ann", actor="test")  # (the fixture's password is gone: sessions need a fresh one)
+    assert client.get("/api/desk/inbox", headers=ann).status_code == 401  # a reset revokes the tokens
+    ann = {"Authorization": "Bearer " + client.post("/api/tokens", json={"name": "ann", "password": pw}).get_json()["token"]}
+    browser = _password_session(app, "ann", pw)
+    assert signed_in(browser) and client.get("/api/desk/inbox", headers=ann).status_code == 200
+    desk.accounts.disable("ann", actor="test")
+    desk.accounts.disable("ann", actor="test", enable=True)
+    assert client.get("/api/desk/inbox", headers=ann).status_code == 401
+    assert not signed_in(browser)
+    # The account itself works again: a fresh sign-in does.
+    assert signed_in(_password_session(app, "ann", pw))
+
+
 def test_unknown_user_and_wrong_passwords_are_throttled(desk_app, caplog):
     caplog.set_level(logging.WARNING, logger="tweetdesk.auth")
     client, store, desk, tweets, token = desk_app

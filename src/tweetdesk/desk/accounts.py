@@ -129,22 +129,33 @@ class Accounts:
         now = self.desk.clock()
         with self.desk.tx(write=True) as conn:
             row = self._require(conn, name)
-            conn.execute(users.update().where(users.c.id == row["id"]).values(disabled_at=None if enable else now))
+            if enable:  # its old sessions and tokens stay ended: the account starts afresh
+                conn.execute(users.update().where(users.c.id == row["id"]).values(disabled_at=None))
+            else:
+                conn.execute(users.update().where(users.c.id == row["id"]).values(disabled_at=now, signed_out_at=now))
+                self._end_tokens_in(conn, row["id"], now)
             self.desk.audit_in(conn, None, actor, "user_enabled" if enable else "user_disabled", {"user": row["name"]})
             if not enable:  # an account taken away takes its assignments with it
                 self.desk.unassign_all_in(conn, row["name"], actor)
         return self.get(name)
 
     def reset(self, name: str, *, actor: str) -> str:
-        """A new one-time password (signs the account out everywhere: sessions check the password's date)."""
+        """A new one-time password; signs the account out everywhere (sessions check the password's date) and
+        revokes its API tokens: a reset is what one does about a leaked credential."""
         password = one_time_password()
         now = self.desk.clock()
         with self.desk.tx(write=True) as conn:
             row = self._require(conn, name)
             conn.execute(users.update().where(users.c.id == row["id"])
                          .values(password_hash=_hasher.hash(password), password_set_at=now))
+            self._end_tokens_in(conn, row["id"], now)
             self.desk.audit_in(conn, None, actor, "password_reset", {"user": row["name"]})
         return password
+
+    @staticmethod
+    def _end_tokens_in(conn, user_id: int, now: datetime) -> None:
+        conn.execute(api_tokens.update().where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+                     .values(revoked_at=now))
 
     def authenticate(self, name: str, password: str) -> Principal | None:
         """The account if the name and password match and it is enabled; None otherwise (same cost either way)."""
@@ -175,14 +186,14 @@ class Accounts:
             return None
         with self.desk.tx() as conn:
             row = conn.execute(sa.select(users).where(users.c.id == user_id)).mappings().first()
-        if row is None or row["disabled_at"] is not None or _stamp(row["password_set_at"]) != password_set_at:
+        if row is None or row["disabled_at"] is not None or _session_stamp(row) != password_set_at:
             return None
         return Principal(row["name"], row["role"], row["id"], "session")
 
     def session_stamp(self, principal: Principal) -> str | None:
         with self.desk.tx() as conn:
-            at = conn.execute(sa.select(users.c.password_set_at).where(users.c.id == principal.user_id)).scalar()
-        return _stamp(at)
+            row = conn.execute(sa.select(users).where(users.c.id == principal.user_id)).mappings().first()
+        return _session_stamp(row) if row is not None else None
 
     # --- API tokens ----------------------------------------------------------------------------------
     def create_token(self, name: str, label: str = "api", *, actor: str) -> tuple[dict[str, Any], str]:
@@ -238,6 +249,14 @@ class Accounts:
 
 def _stamp(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
+
+
+def _session_stamp(row) -> str | None:
+    """What a session of this account must carry to count: the password's date, and the last disable after it."""
+    out = row["signed_out_at"]
+    if out is not None and out > row["password_set_at"]:
+        return f"{_stamp(row['password_set_at'])}/{_stamp(out)}"
+    return _stamp(row["password_set_at"])
 
 
 def _public(row) -> dict[str, Any]:

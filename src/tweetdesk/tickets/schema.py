@@ -29,7 +29,7 @@ from tweetdesk.records import ReplyStatus, utcnow
 from tweetdesk.tickets.coltypes import UTCDateTime
 
 # Bump when the schema changes, and add the step that upgrades N-1 -> N to MIGRATIONS below.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class TicketStatus(str, Enum):
@@ -235,6 +235,7 @@ users = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("password_set_at", UTCDateTime, nullable=False),
     sa.Column("disabled_at", UTCDateTime),
+    sa.Column("signed_out_at", UTCDateTime),  # v7: disabled here; sessions started before are over for good
 )
 
 api_tokens = sa.Table(
@@ -418,8 +419,15 @@ def _migrate_v6(conn: Connection) -> None:
     )
 
 
+def _migrate_v7(conn: Connection) -> None:
+    """v6 → v7: disabling an account ends its sessions for good (issue 25): ``desk_users.signed_out_at``."""
+    if "signed_out_at" not in {c["name"] for c in sa.inspect(conn).get_columns("desk_users")}:
+        kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE desk_users ADD COLUMN signed_out_at {kind}"))
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5, 6: _migrate_v6,
+    2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5, 6: _migrate_v6, 7: _migrate_v7,
 }
 
 
