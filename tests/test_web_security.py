@@ -121,7 +121,31 @@ def test_a_short_api_key_is_refused_at_start(tmp_path, sqlite_store):
         create_app(Settings(work_dir=tmp_path, api_key="x" * 31), sqlite_store)
     assert "at least 32" in str(e.value) and "secrets.token_urlsafe" in str(e.value)
     assert "x" * 31 not in str(e.value)
-    create_app(Settings(work_dir=tmp_path, api_key="x" * 32), sqlite_store)
+    create_app(Settings(work_dir=tmp_path, api_key=KEY), sqlite_store)
+
+
+@pytest.mark.parametrize("weak", ["a" * 32, " " * 32, "password" * 4, "0123456789abcdef" * 2, "x" * 64])
+def test_a_long_but_predictable_api_key_is_refused_with_the_recipe(tmp_path, sqlite_store, weak):
+    with pytest.raises(ConfigError) as e:
+        create_app(Settings(work_dir=tmp_path, api_key=weak), sqlite_store)
+    line = str(e.value)
+    assert "too predictable" in line and "secrets.token_urlsafe(32)" in line and "\n" not in line
+    assert weak.strip() not in line if weak.strip() else True
+
+
+def test_the_session_cookie_holds_nothing_derived_from_the_api_key(tmp_path, sqlite_store):
+    """Two deployments with the same secret and different API keys hand out the same cookie contents (random
+    session id and CSRF token aside): a cookie cannot be used to test key guesses offline."""
+    contents = []
+    for key in (KEY, "another-agent-key-for-the-security-tests-9876543210"):
+        app = create_app(Settings(work_dir=tmp_path, api_key=key), sqlite_store)
+        c = app.test_client()
+        assert _login(c, key).status_code == 303
+        got = _cookie_loads(app, session_key(app.extensions["tweetdesk"].settings), c.get_cookie("session").value)
+        assert c.get("/inbox").status_code == 200  # signed in
+        contents.append({k: v for k, v in got.items() if k not in ("tweetdesk_sid", "csrf_token", "_flashes")})
+    assert contents[0] == contents[1]
+    assert not any(isinstance(v, str) and len(v) >= 32 for v in contents[0].values())
 
 
 def test_serve_refuses_a_short_key_in_one_line(tmp_path):

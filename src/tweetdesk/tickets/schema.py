@@ -215,6 +215,9 @@ web_sessions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("ended_at", UTCDateTime),
+    # v7: a session opened with the API key holds HMAC(session key, API key) here, never in the cookie (a cookie
+    # holder could test key guesses against it offline); a new API key ends such sessions.
+    sa.Column("key_check", sa.String(64)),
     sa.Index("ix_web_sessions_expires", "expires_at"),
 )
 
@@ -420,10 +423,14 @@ def _migrate_v6(conn: Connection) -> None:
 
 
 def _migrate_v7(conn: Connection) -> None:
-    """v6 → v7: disabling an account ends its sessions for good (issue 25): ``desk_users.signed_out_at``."""
+    """v6 → v7 (issue 25): disabling an account ends its sessions for good (``desk_users.signed_out_at``); the
+    API key's check lives with the session on the server (``web_sessions.key_check``). Sessions opened with the
+    key before carry it in their cookie, so they end here: their holders sign in again."""
     if "signed_out_at" not in {c["name"] for c in sa.inspect(conn).get_columns("desk_users")}:
         kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
         conn.execute(sa.text(f"ALTER TABLE desk_users ADD COLUMN signed_out_at {kind}"))
+    if "key_check" not in {c["name"] for c in sa.inspect(conn).get_columns("web_sessions")}:
+        conn.execute(sa.text("ALTER TABLE web_sessions ADD COLUMN key_check VARCHAR(64)"))
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {

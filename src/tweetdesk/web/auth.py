@@ -9,7 +9,8 @@ Cookie sessions need a CSRF token on every POST (Flask-WTF's signed token); head
 browser cannot add the header cross-site).
 
 The cookie is signed with a key derived from the deployment's secret (``tweetdesk.secret_key``), never
-from the API key: a cookie anyone can get from ``/login`` must not let them test key guesses offline. A
+from the API key, and holds nothing derived from the key (the check that the key has not changed lives in the
+session's row on the server): a cookie must not let its holder test key guesses offline. A
 session also lives on the server (``sessions.SessionRegistry``): signing out ends it for every copy of
 the cookie, and it ends by itself after ``TWEETDESK_SESSION_LIFETIME_SECONDS``.
 
@@ -46,9 +47,13 @@ def configured_key(settings) -> str | None:
     return key or None
 
 
-def _fingerprint(key: str) -> str:
-    # Stored in the session instead of the key: changing the key signs every agent out.
-    return hmac.new(key.encode(), b"tweetdesk agent session", hashlib.sha256).hexdigest()
+def _key_check(key: str) -> str:
+    # Kept in the server-side session row, never in the cookie (a value derived from the key alone would let a
+    # cookie holder test key guesses offline); keyed by the deployment's secret so the row does not either.
+    # Changing the key signs out every session opened with the old one.
+    secret = current_app.secret_key
+    secret = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(secret, b"tweetdesk agent session\0" + key.encode(), hashlib.sha256).hexdigest()
 
 
 def init_app(app: Flask, settings) -> None:
@@ -172,10 +177,11 @@ def current_principal() -> Principal | None:
         return None
     if "tweetdesk_principal" not in g:
         p = header_principal() if presented_key() is not None else None
-        if p is None and _sessions().active(session.get(SESSION_ID)):
+        row = _sessions().lookup(session.get(SESSION_ID)) if p is None else None
+        if row is not None:
             key = configured_key(_settings())
-            fp = session.get(SESSION_KEY)
-            if key is not None and isinstance(fp, str) and hmac.compare_digest(fp, _fingerprint(key)):
+            if (key is not None and session.get(SESSION_KEY) is True and row.key_check
+                    and hmac.compare_digest(row.key_check, _key_check(key))):
                 p = bootstrap_admin("session")
             else:
                 user = session.get(SESSION_USER)
@@ -198,11 +204,13 @@ def can_write() -> bool:
 def sign_in(principal: Principal | None = None) -> None:
     """Start a session for a desk account, or (None) for the bootstrap admin who typed the API key."""
     session.clear()  # a fresh session on privilege change (no fixation)
+    check = None
     if principal is None:
-        session[SESSION_KEY] = _fingerprint(configured_key(_settings()))
+        session[SESSION_KEY] = True
+        check = _key_check(configured_key(_settings()))
     else:
         session[SESSION_USER] = [principal.user_id, identity.desk().accounts.session_stamp(principal)]
-    session[SESSION_ID] = _sessions().start()
+    session[SESSION_ID] = _sessions().start(check)
     session.permanent = True  # the cookie expires with the server-side session
     g.pop("tweetdesk_principal", None)
 
