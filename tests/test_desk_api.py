@@ -118,6 +118,61 @@ def test_unknown_user_and_wrong_passwords_are_throttled(desk_app, caplog):
     assert logged and all(m.startswith("wrong password from ") and "guess" not in m for m in logged)
 
 
+def test_password_guesses_are_counted_per_account_across_addresses(desk_app):
+    client, store, desk, tweets, token = desk_app
+    codes = [client.post("/api/tokens", json={"name": "ann", "password": "guess"},
+                         environ_base={"REMOTE_ADDR": f"192.0.2.{i}"}).status_code for i in range(8)]
+    assert codes[:4] == [401] * 4 and set(codes[4:]) == {429}  # 3 free (+1 counted), each from a fresh address
+
+
+def test_concurrent_password_tries_from_a_fresh_address_are_not_all_checked(desk_app):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    client, store, desk, tweets, token = desk_app
+    app = client.application
+    gate = Barrier(30)
+
+    def guess(i):
+        c = app.test_client()
+        gate.wait()
+        return c.post("/api/tokens", json={"name": "bob", "password": f"guess{i}"},
+                      environ_base={"REMOTE_ADDR": "198.51.100.30"}).status_code
+
+    with ThreadPoolExecutor(30) as pool:
+        codes = list(pool.map(guess, range(30)))
+    assert codes.count(401) <= 3 + 1 and codes.count(429) == 30 - codes.count(401), codes
+
+
+def test_guessers_cannot_lock_an_agent_out_of_the_browser_she_signed_in_from(desk_app):
+    """One proxy in front: the guessers and the agent share an address."""
+    client, store, desk, tweets, token = desk_app
+    app = client.application
+    pw = desk.accounts.reset("ann", actor="test")
+    office = {"REMOTE_ADDR": "10.0.0.2"}
+    her_browser = app.test_client()
+    assert _password_session_from(her_browser, "ann", pw, office).status_code == 303  # a Monday sign-in
+    known = her_browser.get_cookie("tweetdesk_device").value
+    her_browser = app.test_client()  # signed out: no session left, the browser stays known
+    her_browser.set_cookie("tweetdesk_device", known)
+    for _ in range(10):  # then someone at the same address guesses her password
+        client.post("/api/tokens", json={"name": "ann", "password": "guess"}, environ_base=office)
+    assert client.post("/api/tokens", json={"name": "ann", "password": pw}, environ_base=office).status_code == 429
+    assert _password_session_from(her_browser, "ann", pw, office).status_code == 303  # she still gets in
+
+
+def _csrf_of(c, path="/login", environ=None):
+    import re
+
+    html = c.get(path, environ_base=environ or {}).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def _password_session_from(c, name, password, environ):
+    return c.post("/login", data={"name": name, "password": password, "csrf_token": _csrf_of(c, environ=environ),
+                                  "next": "/"}, environ_base=environ)
+
+
 def test_a_wrong_token_is_logged_as_a_token(desk_app, caplog):
     caplog.set_level(logging.WARNING, logger="tweetdesk.auth")
     client, store, desk, tweets, token = desk_app

@@ -3,8 +3,10 @@ agent pages (``web.views``, ``web.desk_views``): who a request acts as (``curren
 ``desk.accounts.Principal``). A request names itself by a header (``X-API-Key`` / ``Authorization: Bearer``)
 holding the admin API key (``settings.api_key``: the bootstrap admin) or a desk account's personal API token
 (``tdk_…``), or by a signed session cookie after typing the key, or an account's name and password, into the
-login form. Viewers read; changing anything needs an admin or agent (``writer_required``). Keys are compared in constant time, and wrong keys, tokens and passwords are throttled per client address
-(``throttle.KeyThrottle``): while an address must wait, ``Throttled`` (429) is raised without comparing.
+login form. Viewers read; changing anything needs an admin or agent (``writer_required``). Keys are compared in
+constant time. Wrong keys, tokens and passwords are throttled (``throttle.KeyThrottle``) per client address and
+per target account, and a right credential forgives none of them; a right key or token is never refused (no
+one can guess it), a password try is reserved before it is checked (``password_matches``).
 Cookie sessions need a CSRF token on every POST (Flask-WTF's signed token); header requests do not (a
 browser cannot add the header cross-site).
 
@@ -21,21 +23,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+from flask import Flask, abort, after_this_request, current_app, g, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import TooManyRequests
 from wtforms.validators import ValidationError
 
 from tweetdesk.desk import identity
-from tweetdesk.desk.accounts import Principal, bootstrap_admin
+from tweetdesk.desk.accounts import BOOTSTRAP, Principal, bootstrap_admin
 from tweetdesk.secret_key import session_key
 from tweetdesk.web.context import ctx
 from tweetdesk.web.sessions import SessionRegistry
-from tweetdesk.web.throttle import KeyThrottle
+from tweetdesk.web.throttle import KeyThrottle, client_of
 
 SESSION_KEY = "tweetdesk_agent"
 SESSION_ID = "tweetdesk_sid"
@@ -105,69 +109,106 @@ class Throttled(TooManyRequests):
                          retry_after=retry_after)
 
 
+def _address() -> str:
+    return client_of(request.remote_addr)
+
+
+def _wrong(buckets: list[str], what: str) -> None:
+    """Count a wrong unguessable credential (key, token); raises ``Throttled`` once the free tries are used up."""
+    wait = _throttle().count(buckets, request.path, what)
+    if wait:
+        raise Throttled(wait)
+
+
 def key_matches(supplied: str) -> bool:
-    """Constant-time comparison with the configured key, throttled per client address: while the address
-    must wait, raises ``Throttled`` (429) without comparing."""
+    """Constant-time comparison with the configured key. Always compared — the key is refused at start unless it
+    is long and random, so answering a guess says nothing useful, and a right key must get in even while others
+    behind the same address guess wrong (``throttle``). A wrong one is counted against the address and the
+    bootstrap admin, and raises ``Throttled`` (429) once over the free tries."""
     key = configured_key(_settings())
     if key is None or not supplied:
         return False
-    wait = _throttle().retry_after(request.remote_addr)
-    if wait:
-        raise Throttled(wait)
-    ok = hmac.compare_digest(supplied.encode("utf-8", "surrogatepass"), key.encode())
-    if ok:
-        _throttle().succeeded(request.remote_addr)
-    else:
-        _throttle().failed(request.remote_addr, request.path)
-    return ok
-
-
-def _wait_or_raise() -> None:
-    wait = _throttle().retry_after(request.remote_addr)
-    if wait:
-        raise Throttled(wait)
+    if hmac.compare_digest(supplied.encode("utf-8", "surrogatepass"), key.encode()):
+        return True
+    _wrong([_address(), "account:" + BOOTSTRAP], "API key")
+    return False
 
 
 def header_principal() -> Principal | None:
     """Who the request's header key or personal token names; None without a header or for a wrong one (counted
-    once per request against the address). Raises ``Throttled`` while the address must wait."""
+    once per request). Raises ``Throttled`` for a wrong one once its address is over the free tries."""
     if "tweetdesk_header_principal" not in g:
         g.tweetdesk_header_principal = None  # stays None if Throttled is raised (the error page asks again)
         supplied = presented_key()
         if supplied is not None and agent_enabled():
             if supplied.startswith(identity.TOKEN_PREFIX):
-                _wait_or_raise()
-                p = identity.desk().accounts.token_principal(supplied)
-                if p is None:
-                    _throttle().failed(request.remote_addr, request.path, "token")
-                else:
-                    _throttle().succeeded(request.remote_addr)
+                p = identity.desk().accounts.token_principal(supplied)  # 256 random bits: compared always
                 g.tweetdesk_header_principal = p
+                if p is None:
+                    _wrong([_address()], "token")
             elif configured_key(_settings()) is not None:
                 if key_matches(supplied):  # counts a wrong key itself
                     g.tweetdesk_header_principal = bootstrap_admin("key")
             else:
-                _wait_or_raise()
-                _throttle().failed(request.remote_addr, request.path)
+                _wrong([_address()], "API key")
     return g.tweetdesk_header_principal
 
 
 def via_header() -> bool:
     """The request carries a right key or token itself (no cookie involved). Checked once per request: a wrong
-    one counts once against the address however often a request asks. Raises ``Throttled`` while the address
-    must wait."""
+    one counts once against the address however often a request asks. Raises ``Throttled`` for a wrong one
+    over the free tries."""
     return header_principal() is not None
 
 
+DEVICE_COOKIE = "tweetdesk_device"
+DEVICE_DAYS = 90
+
+
+def _device_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="tweetdesk known browser")
+
+
+def _known_device(name: str) -> str | None:
+    """The id of this browser if it signed in as ``name`` before (a signed cookie), else None."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        who, device = _device_serializer().loads(raw, max_age=DEVICE_DAYS * 86400)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    return device if isinstance(device, str) and who == (name or "").strip().lower() else None
+
+
+def _remember_device(name: str) -> None:
+    value = _device_serializer().dumps([name, secrets.token_urlsafe(16)])
+
+    @after_this_request
+    def _set(resp):
+        resp.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_DAYS * 86400, httponly=True, samesite="Lax",
+                        secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+        return resp
+
+
 def password_matches(name: str, password: str) -> Principal | None:
-    """A desk account's name and password (an unknown name costs the same and gets the same answer), throttled
-    per address like keys."""
-    _wait_or_raise()
-    p = identity.desk().accounts.authenticate(name, password)
-    if p is None:
-        _throttle().failed(request.remote_addr, request.path, "password")
-    else:
-        _throttle().succeeded(request.remote_addr)
+    """A desk account's name and password (an unknown name costs the same and gets the same answer). Passwords
+    can be guessed, so a try is reserved before the check (atomically) against the client address *and* the
+    account — unless this browser signed in as that account before: then only its own count applies, so guessers
+    at the same address, or aimed at the same account, cannot lock the account's owner out."""
+    device = _known_device(name)
+    target = "account:" + (name or "").strip().lower()[:40]
+    buckets = ["device:" + device] if device else [_address(), target]
+    wait = _throttle().begin(buckets)
+    if wait:
+        raise Throttled(wait)
+    p = None
+    try:
+        p = identity.desk().accounts.authenticate(name, password)
+    finally:
+        _throttle().end(buckets, p is not None, request.path, "password")
+    if p is not None and device is None:
+        _remember_device(p.name)
     return p
 
 
