@@ -173,6 +173,37 @@ def _password_session_from(c, name, password, environ):
                                   "next": "/"}, environ_base=environ)
 
 
+def test_sign_ins_failed_sign_ins_and_exports_are_in_the_audit_trail(desk_app):
+    client, store, desk, tweets, token = desk_app
+    pw = desk.accounts.reset("ann", actor="test")
+    assert client.post("/api/tokens", json={"name": "ann", "password": "not-it"}).status_code == 401
+    tok = client.post("/api/tokens", json={"name": "ann", "password": pw}).get_json()["token"]
+    assert client.get("/api/export?format=csv", headers={"Authorization": f"Bearer {tok}"}).status_code == 200
+    got = [(e["actor"], e["action"], e["detail"].get("user"), e["detail"].get("format")) for e in desk.audit()
+           if e["action"] in ("signed_in", "sign_in_failed", "exported")]
+    assert got == [("anonymous", "sign_in_failed", "ann", None), ("ann", "signed_in", None, None),
+                   ("ann", "exported", None, "csv")]
+    assert all("not-it" not in str(e["detail"]) and pw not in str(e["detail"]) for e in desk.audit())
+
+
+def test_a_personal_token_may_expire(desk_app):
+    client, store, desk, tweets, token = desk_app
+    pw = desk.accounts.reset("ann", actor="test")
+    r = client.post("/api/tokens", json={"name": "ann", "password": pw, "expires_days": 0})
+    assert r.status_code == 400 and r.get_json()["kind"] == "bad_field"
+    r = client.post("/api/tokens", json={"name": "ann", "password": pw, "expires_days": 30})
+    assert r.status_code == 201 and r.get_json()["expires_at"]
+    head = {"Authorization": f"Bearer {r.get_json()['token']}"}
+    assert client.get("/api/desk/inbox", headers=head).status_code == 200
+    with store.transaction(write=True) as conn:  # 30 days on: the row says when it ends, as the clock reads it
+        from tweetdesk.tickets.schema import api_tokens
+        from datetime import timedelta
+
+        made = conn.execute(api_tokens.select()).mappings().one()["created_at"]
+        conn.execute(api_tokens.update().values(expires_at=made - timedelta(seconds=1)))
+    assert client.get("/api/desk/inbox", headers=head).status_code == 401
+
+
 def test_a_wrong_token_is_logged_as_a_token(desk_app, caplog):
     caplog.set_level(logging.WARNING, logger="tweetdesk.auth")
     client, store, desk, tweets, token = desk_app

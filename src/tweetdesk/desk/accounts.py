@@ -15,7 +15,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -196,22 +196,28 @@ class Accounts:
         return _session_stamp(row) if row is not None else None
 
     # --- API tokens ----------------------------------------------------------------------------------
-    def create_token(self, name: str, label: str = "api", *, actor: str) -> tuple[dict[str, Any], str]:
+    def create_token(self, name: str, label: str = "api", *, actor: str,
+                     expires_days: int | None = None) -> tuple[dict[str, Any], str]:
+        """A new personal token (shown once); ``expires_days``: it stops working after that many days (None: not)."""
         label = (label or "api").strip()[:64] or "api"
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = self.desk.clock()
+        expires = now + timedelta(days=expires_days) if expires_days else None
         with self.desk.tx(write=True) as conn:
             row = self._require(conn, name)
             if row["disabled_at"] is not None:
                 raise DeskError(f"user {row['name']!r} is disabled", status=409, kind="disabled")
             tid = conn.execute(api_tokens.insert().returning(api_tokens.c.id).values(
-                user_id=row["id"], label=label, token_hash=token_hash(token), prefix=token[:10], created_at=now)).scalar()
+                user_id=row["id"], label=label, token_hash=token_hash(token), prefix=token[:10], created_at=now,
+                expires_at=expires)).scalar()
             self.desk.audit_in(conn, None, actor, "token_created", {"user": row["name"], "token": tid, "label": label})
-        return {"id": tid, "user": row["name"], "label": label, "prefix": token[:10], "created_at": now}, token
+        return {"id": tid, "user": row["name"], "label": label, "prefix": token[:10], "created_at": now,
+                "expires_at": expires}, token
 
     def tokens(self, name: str | None = None) -> list[dict[str, Any]]:
         q = (sa.select(api_tokens.c.id, api_tokens.c.label, api_tokens.c.prefix, api_tokens.c.created_at,
-                       api_tokens.c.last_used_at, api_tokens.c.revoked_at, users.c.name.label("user"))
+                       api_tokens.c.last_used_at, api_tokens.c.revoked_at, api_tokens.c.expires_at,
+                       users.c.name.label("user"))
              .join(users, users.c.id == api_tokens.c.user_id).order_by(api_tokens.c.id))
         if name is not None:
             q = q.where(users.c.name == name)
@@ -236,11 +242,13 @@ class Accounts:
         h = token_hash(token)
         with self.desk.tx() as conn:
             row = conn.execute(
-                sa.select(api_tokens.c.id, api_tokens.c.revoked_at, users.c.id.label("uid"), users.c.name, users.c.role,
-                          users.c.disabled_at)
+                sa.select(api_tokens.c.id, api_tokens.c.revoked_at, api_tokens.c.expires_at, users.c.id.label("uid"),
+                          users.c.name, users.c.role, users.c.disabled_at)
                 .join(users, users.c.id == api_tokens.c.user_id).where(api_tokens.c.token_hash == h)
             ).mappings().first()
         if row is None or row["revoked_at"] is not None or row["disabled_at"] is not None:
+            return None
+        if row["expires_at"] is not None and row["expires_at"] <= self.desk.clock():
             return None
         with self.desk.tx(write=True) as conn:
             conn.execute(api_tokens.update().where(api_tokens.c.id == row["id"]).values(last_used_at=self.desk.clock()))

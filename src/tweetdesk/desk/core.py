@@ -75,6 +75,11 @@ class Desk:
         conn.execute(audit_log.insert().values(ticket_id=ticket_id, actor=actor, action=action, detail=detail,
                                                at=self.clock()))
 
+    def record(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        """An audit entry not about one ticket (sign-ins, exports), in a transaction of its own."""
+        with self.tx(write=True) as conn:
+            self.audit_in(conn, None, actor[:40], action, detail)
+
     def audit(self, ticket_id: str | None = None, *, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
         q = sa.select(audit_log).where(audit_log.c.id > after).order_by(audit_log.c.id).limit(limit)
         q = q.where(audit_log.c.ticket_id == ticket_id) if ticket_id else q
@@ -351,6 +356,9 @@ _ACTIONS = {
     "canned_saved": "saved canned reply “{title}”",
     "canned_deleted": "deleted canned reply “{title}”",
     "opt_out_lifted": "lifted the opt-out of @{author}",
+    "signed_in": "signed in ({via}, from {address})",
+    "sign_in_failed": "failed to sign in as {user} (from {address})",
+    "exported": "exported the inbox ({format})",
 }
 
 

@@ -252,6 +252,7 @@ api_tokens = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_used_at", UTCDateTime),
     sa.Column("revoked_at", UTCDateTime),
+    sa.Column("expires_at", UTCDateTime),  # v7: None = until revoked
 )
 
 # Every change to a ticket (and to the desk's settings: canned replies, users), who made it and when.
@@ -424,11 +425,15 @@ def _migrate_v6(conn: Connection) -> None:
 
 def _migrate_v7(conn: Connection) -> None:
     """v6 → v7 (issue 25): disabling an account ends its sessions for good (``desk_users.signed_out_at``); the
-    API key's check lives with the session on the server (``web_sessions.key_check``). Sessions opened with the
+    API key's check lives with the session on the server (``web_sessions.key_check``); personal tokens may
+    expire (``desk_api_tokens.expires_at``). Sessions opened with the
     key before carry it in their cookie, so they end here: their holders sign in again."""
     if "signed_out_at" not in {c["name"] for c in sa.inspect(conn).get_columns("desk_users")}:
         kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
         conn.execute(sa.text(f"ALTER TABLE desk_users ADD COLUMN signed_out_at {kind}"))
+    if "expires_at" not in {c["name"] for c in sa.inspect(conn).get_columns("desk_api_tokens")}:
+        kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE desk_api_tokens ADD COLUMN expires_at {kind}"))
     if "key_check" not in {c["name"] for c in sa.inspect(conn).get_columns("web_sessions")}:
         conn.execute(sa.text("ALTER TABLE web_sessions ADD COLUMN key_check VARCHAR(64)"))
 

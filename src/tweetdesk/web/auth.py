@@ -209,7 +209,18 @@ def password_matches(name: str, password: str) -> Principal | None:
         _throttle().end(buckets, p is not None, request.path, "password")
     if p is not None and device is None:
         _remember_device(p.name)
+    record_sign_in(p, tried=name)
     return p
+
+
+def record_sign_in(p: Principal | None, *, tried: str | None = None) -> None:
+    """Sign-ins and failed sign-ins go to the desk's audit trail (the name tried, never the secret); throttled
+    tries are not recorded (the throttle logs those, bounded)."""
+    where = {"address": _address()}
+    if p is not None:
+        identity.desk().record(p.name, "signed_in", {**where, "via": "password" if p.user_id else "API key"})
+    else:
+        identity.desk().record("anonymous", "sign_in_failed", {**where, "user": (tried or BOOTSTRAP)[:40]})
 
 
 def current_principal() -> Principal | None:

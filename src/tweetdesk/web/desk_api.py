@@ -60,6 +60,10 @@ def create_token():
     body = json_body()
     name, password = _str_field(body, "name"), _str_field(body, "password")
     label = _str_field(body, "label", required=False) or "api"
+    days = body.get("expires_days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650):
+        raise ApiError(400, "expires_days: a whole number of days from 1 to 3650 (or leave it out: no expiry)",
+                       kind="bad_field")
     try:
         p = auth.password_matches(name, password)
     except auth.Throttled as e:
@@ -67,7 +71,7 @@ def create_token():
                        kind="throttled", retry_after=e.retry_after) from None
     if p is None:
         raise ApiError(401, "unknown user or wrong password", kind="bad_credentials")
-    info, token = identity.desk().accounts.create_token(p.name, label, actor=p.name)
+    info, token = identity.desk().accounts.create_token(p.name, label, actor=p.name, expires_days=days)
     return jsonify(_jsonable({**info, "token": token, "note": "shown once: keep it secret"})), 201
 
 
@@ -236,6 +240,8 @@ def report():
 
 
 def export_response(fmt: str, f: InboxFilters) -> Response:
+    if fmt in ("csv", "parquet"):  # (a wrong format is refused by export_file: nothing was exported)
+        identity.desk().record(g.principal.name, "exported", {"format": fmt, "via": "api"})
     body, mime, name = export_file(identity.desk(), fmt, f)
     return Response(body, mimetype=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

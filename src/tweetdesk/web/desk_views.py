@@ -118,6 +118,7 @@ def inbox_export(fmt: str):
         f = InboxFilters.parse(request.args, me=_me().name)
     except DeskError as e:
         abort(400, description=str(e))
+    identity.desk().record(_me().name, "exported", {"format": fmt, "via": "page"})
     body, mime, name = export_file(identity.desk(), fmt, f)
     return Response(body, mimetype=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
