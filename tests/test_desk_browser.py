@@ -268,3 +268,37 @@ def test_desk_pages_fit_a_phone(desk_site, chromium):
             assert axe_violations(page) == [], path
     finally:
         ctx.close()
+
+
+def test_an_agent_changes_her_own_password(desk_site, browser_page):
+    page = browser_page
+    old = desk_site.passwords["bob"]
+    new = "correct horse battery staple"
+    _sign_in(page, desk_site, "bob")
+    page.get_by_role("link", name="Password").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", name="Change your password").is_visible()
+    assert axe_violations(page) == []
+    # A short one is refused with the reason, nothing changed.
+    page.get_by_label("Current password").fill(old)
+    page.get_by_label("New password", exact=True).fill("bob12345678x")
+    page.get_by_label("New password again").fill("bob12345678x")
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_load_state()
+    assert "at least 12 characters" in page.get_by_role("alert").first.inner_text()
+    page.get_by_label("Current password").fill(old)
+    page.get_by_label("New password", exact=True).fill(new)
+    page.get_by_label("New password again").fill(new)
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_load_state()
+    assert "Password changed" in page.get_by_role("status").first.inner_text()
+    assert page.goto(f"{desk_site.url}/inbox").status == 200  # this session goes on
+    assert [e["action"] for e in desk_site.desk.audit() if e["actor"] == "bob"][-1] == "password_changed"
+    ctx, other = _new_page(page.context.browser)
+    try:
+        _sign_in(other, desk_site, "bob", password=old)
+        assert "do not match an active account" in other.get_by_role("alert").inner_text()
+        _sign_in(other, desk_site, "bob", password=new)
+        assert other.url == f"{desk_site.url}/inbox"
+    finally:
+        ctx.close()

@@ -28,6 +28,7 @@ from tweetdesk.errors import TweetdeskError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 TOKEN_PREFIX = "tdk_"
+MIN_PASSWORD = 12
 BOOTSTRAP = "admin (API key)"  # how the shared key appears in the audit trail
 
 _hasher = PasswordHasher()
@@ -156,6 +157,27 @@ class Accounts:
     def _end_tokens_in(conn, user_id: int, now: datetime) -> None:
         conn.execute(api_tokens.update().where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
                      .values(revoked_at=now))
+
+    def change_password(self, principal: Principal, current: str, new: str, confirm: str) -> None:
+        """An account changes its own password: the current one must match, the new one be long and not the old.
+        Every other session of the account ends (they check the password's date); its tokens keep working."""
+        if principal.user_id is None:
+            raise DeskError("the bootstrap admin has the API key, not a password", status=403, kind="forbidden")
+        if new != confirm:
+            raise DeskError("the new password and its confirmation differ", kind="bad_password")
+        if len(new) < MIN_PASSWORD or len(set(new)) < 5 or principal.name in new.lower():
+            raise DeskError(f"choose a password of at least {MIN_PASSWORD} characters, not built on your name, with "
+                            "more than a few different characters (a passphrase of four words works)",
+                            kind="bad_password")
+        if self.authenticate(principal.name, current) is None:
+            raise DeskError("your current password is not right", status=403, kind="bad_credentials")
+        if new == current:
+            raise DeskError("the new password is the current one", kind="bad_password")
+        now = self.desk.clock()
+        with self.desk.tx(write=True) as conn:
+            conn.execute(users.update().where(users.c.id == principal.user_id)
+                         .values(password_hash=_hasher.hash(new), password_set_at=now))
+            self.desk.audit_in(conn, None, principal.name, "password_changed", {"user": principal.name})
 
     def authenticate(self, name: str, password: str) -> Principal | None:
         """The account if the name and password match and it is enabled; None otherwise (same cost either way)."""

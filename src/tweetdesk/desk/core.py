@@ -351,6 +351,7 @@ _ACTIONS = {
     "user_disabled": "disabled user {user}",
     "user_enabled": "enabled user {user}",
     "password_reset": "reset the password of {user}",
+    "password_changed": "changed their password",
     "token_created": "created an API token for {user}",
     "token_revoked": "revoked an API token of {user}",
     "canned_saved": "saved canned reply “{title}”",
