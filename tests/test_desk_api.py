@@ -86,7 +86,7 @@ def _password_session(app, name, password):
 def test_a_reset_or_a_disable_ends_every_session_and_token_for_good(desk_app):
     client, store, desk, tweets, token = desk_app
     app = client.application
-    signed_in = lambda c: c.get("/inbox").status_code == 200  # noqa: E731
+    signed_in = lambda c: c.get("/password").status_code == 200  # noqa: E731 (a one-time password's page)
     ann = token("ann")
     pw = desk.accounts.reset("ann", actor="test")  # (the fixture's password is gone: sessions need a fresh one)
     assert client.get("/api/desk/inbox", headers=ann).status_code == 401  # a reset revokes the tokens

@@ -42,7 +42,11 @@ def desk_site(tmp_path, live_server_for, chromium):
     store.add_tickets([fresh, quiet], intake=intake)
     store.clock = type(store).__init__.__kwdefaults__["clock"]  # the real clock again
     desk = Desk(store, settings)
-    passwords = {n: desk.accounts.add(n, r, actor="setup")[1] for n, r in ROLES.items()}
+    passwords = {}
+    for n, r in ROLES.items():  # each agent has chosen their own password (one-time ones must be changed first)
+        once = desk.accounts.add(n, r, actor="setup")[1]
+        passwords[n] = f"quiet-river-stone-{r}-7"
+        desk.accounts.change_password(desk.accounts.authenticate(n, once), once, passwords[n], passwords[n])
     app = create_app(settings, store)
     app.config["TWEETDESK_DESK_POLL_SECONDS"] = 0.5  # poll fast so the presence test is quick
     site = Desk_Site(live_server_for(app).url, store, desk, passwords,
@@ -302,3 +306,21 @@ def test_an_agent_changes_her_own_password(desk_site, browser_page):
         assert other.url == f"{desk_site.url}/inbox"
     finally:
         ctx.close()
+
+
+def test_a_one_time_password_must_be_changed_at_first_sign_in(desk_site, browser_page):
+    page = browser_page
+    once = desk_site.desk.accounts.reset("ann", actor="ada")
+    _sign_in(page, desk_site, "ann", password=once)
+    assert page.url == f"{desk_site.url}/password"
+    assert "one-time password" in page.locator("#one-time").inner_text()
+    assert axe_violations(page) == []
+    page.goto(f"{desk_site.url}/tickets/{desk_site.tickets['old']}")
+    assert page.url == f"{desk_site.url}/password"  # nothing else until it is changed
+    page.get_by_label("Current password").fill(once)
+    page.get_by_label("New password", exact=True).fill("my own long passphrase")
+    page.get_by_label("New password again").fill("my own long passphrase")
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_load_state()
+    assert page.locator("#one-time").count() == 0
+    assert page.goto(f"{desk_site.url}/inbox").status == 200 and page.url == f"{desk_site.url}/inbox"

@@ -1,7 +1,7 @@
 """Named accounts (admin, agent, viewer), their passwords and their personal API tokens.
 
 * Passwords are hashed with argon2id (argon2-cffi's defaults); a new account or a reset gets a random
-  one-time password, shown once. Checking an unknown name costs the same as a wrong password (a dummy hash
+  one-time password, shown once, which the pages make its holder change at first sign-in. Checking an unknown name costs the same as a wrong password (a dummy hash
   is verified), so timing does not tell which names exist.
 * API tokens are 256-bit random strings (``tdk_…``); only their SHA-256 is stored (a token is not a
   password: it cannot be guessed, so a slow hash buys nothing). Revocable; a disabled account's tokens stop
@@ -49,6 +49,7 @@ class Principal:
     role: str
     user_id: int | None = None  # None: the bootstrap admin (the API key)
     via: str = "session"  # session | key | token
+    must_change_password: bool = False  # signed in with a one-time password: the pages ask for a new one first
 
     @property
     def can_write(self) -> bool:
@@ -103,7 +104,7 @@ class Accounts:
             if conn.execute(sa.select(users.c.id).where(users.c.name == name)).first():
                 raise DeskError(f"user {name!r} exists already", status=409, kind="exists")
             conn.execute(users.insert().values(name=name, role=role, password_hash=_hasher.hash(password),
-                                               created_at=now, password_set_at=now))
+                                               created_at=now, password_set_at=now, must_change_password=True))
             self.desk.audit_in(conn, None, actor, "user_added", {"user": name, "role": role})
         return self.get(name), password
 
@@ -148,7 +149,7 @@ class Accounts:
         with self.desk.tx(write=True) as conn:
             row = self._require(conn, name)
             conn.execute(users.update().where(users.c.id == row["id"])
-                         .values(password_hash=_hasher.hash(password), password_set_at=now))
+                         .values(password_hash=_hasher.hash(password), password_set_at=now, must_change_password=True))
             self._end_tokens_in(conn, row["id"], now)
             self.desk.audit_in(conn, None, actor, "password_reset", {"user": row["name"]})
         return password
@@ -176,7 +177,7 @@ class Accounts:
         now = self.desk.clock()
         with self.desk.tx(write=True) as conn:
             conn.execute(users.update().where(users.c.id == principal.user_id)
-                         .values(password_hash=_hasher.hash(new), password_set_at=now))
+                         .values(password_hash=_hasher.hash(new), password_set_at=now, must_change_password=False))
             self.desk.audit_in(conn, None, principal.name, "password_changed", {"user": principal.name})
 
     def authenticate(self, name: str, password: str) -> Principal | None:
@@ -200,7 +201,7 @@ class Accounts:
         if _hasher.check_needs_rehash(stored):
             with self.desk.tx(write=True) as conn:
                 conn.execute(users.update().where(users.c.id == row["id"]).values(password_hash=_hasher.hash(password)))
-        return Principal(row["name"], row["role"], row["id"], "session")
+        return Principal(row["name"], row["role"], row["id"], "session", bool(row["must_change_password"]))
 
     def session_principal(self, user_id: object, password_set_at: object) -> Principal | None:
         """The account a signed-in session names, while it is enabled and its password unchanged."""
@@ -210,7 +211,7 @@ class Accounts:
             row = conn.execute(sa.select(users).where(users.c.id == user_id)).mappings().first()
         if row is None or row["disabled_at"] is not None or _session_stamp(row) != password_set_at:
             return None
-        return Principal(row["name"], row["role"], row["id"], "session")
+        return Principal(row["name"], row["role"], row["id"], "session", bool(row["must_change_password"]))
 
     def session_stamp(self, principal: Principal) -> str | None:
         with self.desk.tx() as conn:

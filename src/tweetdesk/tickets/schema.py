@@ -239,6 +239,8 @@ users = sa.Table(
     sa.Column("password_set_at", UTCDateTime, nullable=False),
     sa.Column("disabled_at", UTCDateTime),
     sa.Column("signed_out_at", UTCDateTime),  # v7: disabled here; sessions started before are over for good
+    # v7: the password is a one-time one (set by an admin): the pages ask for a new one before anything else
+    sa.Column("must_change_password", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 api_tokens = sa.Table(
@@ -426,11 +428,13 @@ def _migrate_v6(conn: Connection) -> None:
 def _migrate_v7(conn: Connection) -> None:
     """v6 → v7 (issue 25): disabling an account ends its sessions for good (``desk_users.signed_out_at``); the
     API key's check lives with the session on the server (``web_sessions.key_check``); personal tokens may
-    expire (``desk_api_tokens.expires_at``). Sessions opened with the
+    expire (``desk_api_tokens.expires_at``); a one-time password must be changed (``must_change_password``). Sessions opened with the
     key before carry it in their cookie, so they end here: their holders sign in again."""
     if "signed_out_at" not in {c["name"] for c in sa.inspect(conn).get_columns("desk_users")}:
         kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
         conn.execute(sa.text(f"ALTER TABLE desk_users ADD COLUMN signed_out_at {kind}"))
+    if "must_change_password" not in {c["name"] for c in sa.inspect(conn).get_columns("desk_users")}:
+        conn.execute(sa.text("ALTER TABLE desk_users ADD COLUMN must_change_password BOOLEAN NOT NULL DEFAULT FALSE"))
     if "expires_at" not in {c["name"] for c in sa.inspect(conn).get_columns("desk_api_tokens")}:
         kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
         conn.execute(sa.text(f"ALTER TABLE desk_api_tokens ADD COLUMN expires_at {kind}"))

@@ -320,6 +320,11 @@ def agent_required(view):
             if request.method == "GET" and presented_key() is None:
                 return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
             abort(401)
+        p = current_principal()
+        if p.must_change_password and p.via == "session" and request.endpoint != "desk.password":
+            if request.method == "GET":
+                return redirect(url_for("desk.password"))
+            abort(403, description="Change your one-time password first (Password page).")
         return view(*args, **kwargs)
 
     return wrapper
