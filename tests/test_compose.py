@@ -93,6 +93,8 @@ def test_wiring(compose):
     published = serve["ports"][0].rsplit(":", 1)[1]
     assert published == serve["environment"]["TWEETDESK_PORT"] and serve["environment"]["TWEETDESK_HOST"] == "0.0.0.0"
     assert "/healthz" in " ".join(serve["healthcheck"]["test"])
+    # Behind a reverse proxy the throttle must see the forwarded client; without one, 0 (nothing to forge).
+    assert "TWEETDESK_TRUSTED_PROXIES" in serve["environment"]
 
 
 def test_secrets_are_required_not_defaulted():

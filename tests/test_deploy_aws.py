@@ -161,5 +161,9 @@ def test_the_pieces(template):
     assert http["Properties"]["DefaultActions"][0]["Type"] == "redirect"
     tg = next(iter(_resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup").values()))["Properties"]
     assert tg["HealthCheckPath"] == "/healthz"
+    # serve sits behind the ALB: failed sign-ins must be counted per forwarded client, not per load balancer.
+    serve = next(c for td in _resources(template, "AWS::ECS::TaskDefinition").values()
+                 for c in td["Properties"]["ContainerDefinitions"] if c["Name"] == "Serve")
+    assert {e["Name"]: e["Value"] for e in serve["Environment"]}["TWEETDESK_TRUSTED_PROXIES"] == "1"
     for g in _resources(template, "AWS::Logs::LogGroup").values():
         assert g["Properties"].get("RetentionInDays") and g["Properties"].get("KmsKeyId")

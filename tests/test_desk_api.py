@@ -72,6 +72,35 @@ def test_tokens_roles_and_the_audit_trail(desk_app):
     assert client.get("/api/tickets", headers=ann).status_code == 401
 
 
+def _password_session(app, name, password):
+    import re
+
+    c = app.test_client()
+    html = c.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    r = c.post("/login", data={"name": name, "password": password, "csrf_token": csrf, "next": "/"})
+    assert r.status_code == 303, r.get_data(as_text=True)[:300]
+    return c
+
+
+def test_a_reset_or_a_disable_ends_every_session_and_token_for_good(desk_app):
+    client, store, desk, tweets, token = desk_app
+    app = client.application
+    signed_in = lambda c: c.get("/password").status_code == 200  # noqa: E731 (a one-time password's page)
+    ann = token("ann")
+    pw = desk.accounts.reset("ann", actor="test")  # (the fixture's password is gone: sessions need a fresh one)
+    assert client.get("/api/desk/inbox", headers=ann).status_code == 401  # a reset revokes the tokens
+    ann = {"Authorization": "Bearer " + client.post("/api/tokens", json={"name": "ann", "password": pw}).get_json()["token"]}
+    browser = _password_session(app, "ann", pw)
+    assert signed_in(browser) and client.get("/api/desk/inbox", headers=ann).status_code == 200
+    desk.accounts.disable("ann", actor="test")
+    desk.accounts.disable("ann", actor="test", enable=True)
+    assert client.get("/api/desk/inbox", headers=ann).status_code == 401
+    assert not signed_in(browser)
+    # The account itself works again: a fresh sign-in does.
+    assert signed_in(_password_session(app, "ann", pw))
+
+
 def test_unknown_user_and_wrong_passwords_are_throttled(desk_app, caplog):
     caplog.set_level(logging.WARNING, logger="tweetdesk.auth")
     client, store, desk, tweets, token = desk_app
@@ -87,6 +116,92 @@ def test_unknown_user_and_wrong_passwords_are_throttled(desk_app, caplog):
     assert client.post("/api/tokens", json={"name": 5, "password": "x"}).status_code == 400
     logged = [r.getMessage() for r in caplog.records if r.name == "tweetdesk.auth"]
     assert logged and all(m.startswith("wrong password from ") and "guess" not in m for m in logged)
+
+
+def test_password_guesses_are_counted_per_account_across_addresses(desk_app):
+    client, store, desk, tweets, token = desk_app
+    codes = [client.post("/api/tokens", json={"name": "ann", "password": "guess"},
+                         environ_base={"REMOTE_ADDR": f"192.0.2.{i}"}).status_code for i in range(8)]
+    assert codes[:4] == [401] * 4 and set(codes[4:]) == {429}  # 3 free (+1 counted), each from a fresh address
+
+
+def test_concurrent_password_tries_from_a_fresh_address_are_not_all_checked(desk_app):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    client, store, desk, tweets, token = desk_app
+    app = client.application
+    gate = Barrier(30)
+
+    def guess(i):
+        c = app.test_client()
+        gate.wait()
+        return c.post("/api/tokens", json={"name": "bob", "password": f"guess{i}"},
+                      environ_base={"REMOTE_ADDR": "198.51.100.30"}).status_code
+
+    with ThreadPoolExecutor(30) as pool:
+        codes = list(pool.map(guess, range(30)))
+    assert codes.count(401) <= 3 + 1 and codes.count(429) == 30 - codes.count(401), codes
+
+
+def test_guessers_cannot_lock_an_agent_out_of_the_browser_she_signed_in_from(desk_app):
+    """One proxy in front: the guessers and the agent share an address."""
+    client, store, desk, tweets, token = desk_app
+    app = client.application
+    pw = desk.accounts.reset("ann", actor="test")
+    office = {"REMOTE_ADDR": "10.0.0.2"}
+    her_browser = app.test_client()
+    assert _password_session_from(her_browser, "ann", pw, office).status_code == 303  # a Monday sign-in
+    known = her_browser.get_cookie("tweetdesk_device").value
+    her_browser = app.test_client()  # signed out: no session left, the browser stays known
+    her_browser.set_cookie("tweetdesk_device", known)
+    for _ in range(10):  # then someone at the same address guesses her password
+        client.post("/api/tokens", json={"name": "ann", "password": "guess"}, environ_base=office)
+    assert client.post("/api/tokens", json={"name": "ann", "password": pw}, environ_base=office).status_code == 429
+    assert _password_session_from(her_browser, "ann", pw, office).status_code == 303  # she still gets in
+
+
+def _csrf_of(c, path="/login", environ=None):
+    import re
+
+    html = c.get(path, environ_base=environ or {}).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def _password_session_from(c, name, password, environ):
+    return c.post("/login", data={"name": name, "password": password, "csrf_token": _csrf_of(c, environ=environ),
+                                  "next": "/"}, environ_base=environ)
+
+
+def test_sign_ins_failed_sign_ins_and_exports_are_in_the_audit_trail(desk_app):
+    client, store, desk, tweets, token = desk_app
+    pw = desk.accounts.reset("ann", actor="test")
+    assert client.post("/api/tokens", json={"name": "ann", "password": "not-it"}).status_code == 401
+    tok = client.post("/api/tokens", json={"name": "ann", "password": pw}).get_json()["token"]
+    assert client.get("/api/export?format=csv", headers={"Authorization": f"Bearer {tok}"}).status_code == 200
+    got = [(e["actor"], e["action"], e["detail"].get("user"), e["detail"].get("format")) for e in desk.audit()
+           if e["action"] in ("signed_in", "sign_in_failed", "exported")]
+    assert got == [("anonymous", "sign_in_failed", "ann", None), ("ann", "signed_in", None, None),
+                   ("ann", "exported", None, "csv")]
+    assert all("not-it" not in str(e["detail"]) and pw not in str(e["detail"]) for e in desk.audit())
+
+
+def test_a_personal_token_may_expire(desk_app):
+    client, store, desk, tweets, token = desk_app
+    pw = desk.accounts.reset("ann", actor="test")
+    r = client.post("/api/tokens", json={"name": "ann", "password": pw, "expires_days": 0})
+    assert r.status_code == 400 and r.get_json()["kind"] == "bad_field"
+    r = client.post("/api/tokens", json={"name": "ann", "password": pw, "expires_days": 30})
+    assert r.status_code == 201 and r.get_json()["expires_at"]
+    head = {"Authorization": f"Bearer {r.get_json()['token']}"}
+    assert client.get("/api/desk/inbox", headers=head).status_code == 200
+    with store.transaction(write=True) as conn:  # 30 days on: the row says when it ends, as the clock reads it
+        from tweetdesk.tickets.schema import api_tokens
+        from datetime import timedelta
+
+        made = conn.execute(api_tokens.select()).mappings().one()["created_at"]
+        conn.execute(api_tokens.update().values(expires_at=made - timedelta(seconds=1)))
+    assert client.get("/api/desk/inbox", headers=head).status_code == 401
 
 
 def test_a_wrong_token_is_logged_as_a_token(desk_app, caplog):
@@ -112,6 +227,33 @@ def test_a_stale_resolve_gets_409_with_what_changed(desk_app):
     r = client.post(f"/api/tickets/{tid}/reply", json={"seen": seen, "text": f"@jane_doe on it. {tid}"}, headers=ann)
     assert r.status_code == 409 and store.replies_for(tid)[-1].kind.value == "auto"
     assert client.post(f"/api/tickets/{tid}/resolve", json={"seen": body["seen"]}, headers=ann).status_code == 200
+
+
+def test_two_agents_answering_the_same_view_one_reply_goes(desk_app):
+    """X allows one reply per interaction: the freshness check and the queueing are one transaction."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    client, store, desk, tweets, token = desk_app
+    heads = [token("ann"), token("bob")]
+    app = client.application
+    tid = tweets[0].ticket_id
+    rounds = 8
+    for n in range(rounds):
+        seen = client.get(f"/api/tickets/{tid}/audit", headers=heads[0]).get_json()["seen"]
+        gate = Barrier(2)
+
+        def answer(i):
+            c = app.test_client()
+            gate.wait()
+            return c.post(f"/api/tickets/{tid}/reply", headers=heads[i],
+                          json={"seen": seen, "text": f"@jane_doe on it ({n}.{i}). {tid}"}).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = sorted(pool.map(answer, range(2)))
+        assert codes == [202, 409], (n, codes)
+    manual = [r for r in store.replies_for(tid) if r.kind.value == "manual"]
+    assert len(manual) == rounds and [e["action"] for e in desk.audit(tid)] == ["replied"] * rounds
 
 
 def test_agent_replies_keep_x_rules(desk_app):

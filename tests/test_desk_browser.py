@@ -43,7 +43,11 @@ def desk_site(tmp_path, live_server_for, chromium):
     store.add_tickets([fresh, quiet], intake=intake)
     store.clock = type(store).__init__.__kwdefaults__["clock"]  # the real clock again
     desk = Desk(store, settings)
-    passwords = {n: desk.accounts.add(n, r, actor="setup")[1] for n, r in ROLES.items()}
+    passwords = {}
+    for n, r in ROLES.items():  # each agent has chosen their own password (one-time ones must be changed first)
+        once = desk.accounts.add(n, r, actor="setup")[1]
+        passwords[n] = f"quiet-river-stone-{r}-7"
+        desk.accounts.change_password(desk.accounts.authenticate(n, once), once, passwords[n], passwords[n])
     app = create_app(settings, store)
     app.config["TWEETDESK_DESK_POLL_SECONDS"] = 0.5  # poll fast so the presence test is quick
     site = Desk_Site(live_server_for(app).url, store, desk, passwords,
@@ -295,3 +299,55 @@ def test_desk_pages_fit_a_phone(desk_site, chromium):
             assert axe_violations(page) == [], path
     finally:
         ctx.close()
+
+
+def test_an_agent_changes_her_own_password(desk_site, browser_page):
+    page = browser_page
+    old = desk_site.passwords["bob"]
+    new = "correct horse battery staple"
+    _sign_in(page, desk_site, "bob")
+    page.get_by_role("link", name="Password").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", name="Change your password").is_visible()
+    assert axe_violations(page) == []
+    # A short one is refused with the reason, nothing changed.
+    page.get_by_label("Current password").fill(old)
+    page.get_by_label("New password", exact=True).fill("bob12345678x")
+    page.get_by_label("New password again").fill("bob12345678x")
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_load_state()
+    assert "at least 12 characters" in page.get_by_role("alert").first.inner_text()
+    page.get_by_label("Current password").fill(old)
+    page.get_by_label("New password", exact=True).fill(new)
+    page.get_by_label("New password again").fill(new)
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_load_state()
+    assert "Password changed" in page.get_by_role("status").first.inner_text()
+    assert page.goto(f"{desk_site.url}/inbox").status == 200  # this session goes on
+    assert [e["action"] for e in desk_site.desk.audit() if e["actor"] == "bob"][-1] == "password_changed"
+    ctx, other = _new_page(page.context.browser)
+    try:
+        _sign_in(other, desk_site, "bob", password=old)
+        assert "do not match an active account" in other.get_by_role("alert").inner_text()
+        _sign_in(other, desk_site, "bob", password=new)
+        assert other.url == f"{desk_site.url}/inbox"
+    finally:
+        ctx.close()
+
+
+def test_a_one_time_password_must_be_changed_at_first_sign_in(desk_site, browser_page):
+    page = browser_page
+    once = desk_site.desk.accounts.reset("ann", actor="ada")
+    _sign_in(page, desk_site, "ann", password=once)
+    assert page.url == f"{desk_site.url}/password"
+    assert "one-time password" in page.locator("#one-time").inner_text()
+    assert axe_violations(page) == []
+    page.goto(f"{desk_site.url}/tickets/{desk_site.tickets['old']}")
+    assert page.url == f"{desk_site.url}/password"  # nothing else until it is changed
+    page.get_by_label("Current password").fill(once)
+    page.get_by_label("New password", exact=True).fill("my own long passphrase")
+    page.get_by_label("New password again").fill("my own long passphrase")
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_load_state()
+    assert page.locator("#one-time").count() == 0
+    assert page.goto(f"{desk_site.url}/inbox").status == 200 and page.url == f"{desk_site.url}/inbox"

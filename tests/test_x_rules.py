@@ -272,6 +272,34 @@ def test_api_refuses_a_reply_x_would_refuse_and_lists_opt_outs(api):
     assert r.status_code == 202
 
 
+def test_only_an_admin_lifts_an_opt_out_audited_and_a_block_is_never_lifted(api):
+    from tweetdesk.desk.core import Desk
+    from tweetdesk.tickets.outbox import bar
+
+    client, store = api
+    admin = {"X-API-Key": KEY}
+    desk = Desk(store, SETTINGS)
+    desk.accounts.add("ann", "agent", actor="test")
+    pw = desk.accounts.reset("ann", actor="test")
+    tok = client.post("/api/tokens", json={"name": "ann", "password": pw}).get_json()["token"]
+    take(store, [tw("92", "@united stop", at=60, conversation_id="92")])
+    r = client.delete("/api/opt-outs/ana", headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 403 and r.get_json()["kind"] == "forbidden"
+    assert [o["author"] for o in store.list_opt_outs()] == ["ana"]
+    assert client.delete("/api/opt-outs/ana", headers=admin).status_code == 200
+    (entry,) = [e for e in desk.audit() if e["action"] == "opt_out_lifted"]
+    assert entry["actor"] == "admin (API key)" and entry["detail"]["author"] == "ana"
+    # A customer who blocked us stays barred: not by the API, not by a later refusal's cooldown.
+    now = datetime.now(timezone.utc)
+    with store.transaction(write=True) as conn:
+        bar(conn, "9", "fay", "blocked", "X refused our reply (they blocked us)", None, None, now)
+        bar(conn, "9", "fay", "refused", "X refused our reply", None, now + timedelta(days=7), now)
+    r = client.delete("/api/opt-outs/fay", headers=admin)
+    assert r.status_code == 409 and r.get_json()["kind"] == "blocked"
+    (o,) = store.list_opt_outs()
+    assert o["author"] == "fay" and o["kind"] == "blocked" and o["until"] is None
+
+
 def test_budget_reports_what_x_charged(api):
     client, store = api
     f = client.get("/api/budget", headers={"X-API-Key": KEY}).get_json()

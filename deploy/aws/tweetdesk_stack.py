@@ -195,7 +195,10 @@ class TweetdeskStack(cdk.Stack):
 
         # serve: reply service + dashboard + API, behind the ALB (HTTPS only); runs the store's migrations at start.
         serve_td = task("Serve", cpu=1024, memory=2048)
-        container(serve_td, "Serve", SERVE_COMMAND, {**common_env, "TWEETDESK_HOST": "0.0.0.0", "TWEETDESK_PORT": "8080"},
+        # The ALB is the one proxy in front (it appends the client to X-Forwarded-For): without this the throttle
+        # would count every client's failed sign-ins as the load balancer's.
+        container(serve_td, "Serve", SERVE_COMMAND, {**common_env, "TWEETDESK_HOST": "0.0.0.0", "TWEETDESK_PORT": "8080",
+                                                     "TWEETDESK_TRUSTED_PROXIES": "1"},
                   {"TWEETDESK_DATABASE_SECRET": ecs.Secret.from_secrets_manager(db.secret),
                    "TWEETDESK_API_KEY": ecs.Secret.from_secrets_manager(api_key),
                    "TWEETDESK_X_CONSUMER_KEY": x("consumer_key"), "TWEETDESK_X_CONSUMER_SECRET": x("consumer_secret"),

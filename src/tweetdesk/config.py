@@ -378,7 +378,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     api_key: SecretStr | None = Field(
-        None, description="Admin API key (at least 32 characters; the service refuses a shorter one); unset = "
+        None, description="Admin API key (at least 32 random characters; the service refuses a shorter or predictable "
+        "one); unset = "
         "admin endpoints refuse and the agent view is off.")
     secret_key: SecretStr | None = Field(
         None, description="Signs agent sessions and keys ticket IDs (≥ 32 characters); unset = a random key "

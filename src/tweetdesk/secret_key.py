@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import stat
 import threading
+from collections import Counter
 from pathlib import Path
 
 from tweetdesk.errors import ConfigError
@@ -27,8 +29,33 @@ SECRET_FILE = "secret_key"
 MIN_LENGTH = 32
 HOW_TO_MAKE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
+# A key must look random enough that guessing it is hopeless: ``key_strength_bits`` estimates the bits by the
+# character frequencies (Shannon) and a repeated pattern counts once. 32 random hex digits score ~112; "a"*32,
+# 32 spaces and "password"*4 score 0, 0 and 22.
+MIN_KEY_BITS = 96
+
 _cache: dict[str, bytes] = {}
 _lock = threading.Lock()
+
+
+def key_strength_bits(key: str) -> float:
+    """A rough estimate of how many bits of guessing ``key`` takes: per-character Shannon entropy times the length
+    of its shortest repeating unit (``"password"*4`` is as strong as ``"password"``)."""
+    n = len(key)
+    unit = next((p for p in range(1, n // 2 + 1) if n % p == 0 and key == key[:p] * (n // p)), n)
+    counts = Counter(key[:unit])
+    return max(0.0, -sum(c / unit * math.log2(c / unit) for c in counts.values()) * unit) if unit else 0.0
+
+
+def weak_key_problem(name: str, key: str) -> str | None:
+    """One readable line saying why ``key`` (the setting ``name``) is too weak, with the recipe; None if it is fine.
+    Never quotes the key."""
+    if len(key) < MIN_LENGTH:
+        return f"{name} is {len(key)} characters; use at least {MIN_LENGTH}, e.g. {HOW_TO_MAKE}"
+    if key_strength_bits(key) < MIN_KEY_BITS:
+        return (f"{name} is too predictable (repeated or few distinct characters: about "
+                f"{key_strength_bits(key):.0f} bits, {MIN_KEY_BITS} needed); make a random one: {HOW_TO_MAKE}")
+    return None
 
 
 def _from_file(path: Path) -> bytes:

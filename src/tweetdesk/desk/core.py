@@ -75,6 +75,11 @@ class Desk:
         conn.execute(audit_log.insert().values(ticket_id=ticket_id, actor=actor, action=action, detail=detail,
                                                at=self.clock()))
 
+    def record(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        """An audit entry not about one ticket (sign-ins, exports), in a transaction of its own."""
+        with self.tx(write=True) as conn:
+            self.audit_in(conn, None, actor[:40], action, detail)
+
     def audit(self, ticket_id: str | None = None, *, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
         q = sa.select(audit_log).where(audit_log.c.id > after).order_by(audit_log.c.id).limit(limit)
         q = q.where(audit_log.c.ticket_id == ticket_id) if ticket_id else q
@@ -128,12 +133,6 @@ class Desk:
             out.append(f"its status changed from {s} to {t.status.value}")
         return out or [f"the ticket was updated at {t.updated_at:%H:%M:%S} UTC (a reply's state changed)"]
 
-    def _check_fresh(self, ticket_id: str, seen: str | None) -> None:
-        changed = self.changes_since(ticket_id, seen)
-        if changed:
-            raise DeskError("the ticket changed since you opened it: " + "; ".join(changed), status=409, kind="stale",
-                            changes=changed, seen=self.snapshot(ticket_id))
-
     def resolve(self, ticket_id: str, actor: Principal, *, seen: str | None = None, note: str | None = None) -> Ticket:
         """Close the ticket (resolving twice changes nothing). With ``seen``, the check and the change happen in one
         write transaction with the ticket's row locked: a change in between cannot slip through."""
@@ -158,10 +157,12 @@ class Desk:
 
     def send_reply(self, ticket_id: str, text: str, actor: Principal, *, seen: str | None = None,
                    key: str | None = None) -> tuple[Any, bool]:
-        """Queue an agent's reply under X's rules (409 not summoned / opted out, 400 a rule of the text)."""
+        """Queue an agent's reply under X's rules (409 not summoned / opted out, 400 a rule of the text). With
+        ``seen``, the freshness check, the queueing and its audit entry are one write transaction with the ticket's
+        row locked: of two agents answering from the same view, one gets the reply queued and the other a 409 (X
+        allows one reply per interaction)."""
         _writer(actor)
         t = self.ticket(ticket_id)
-        self._check_fresh(ticket_id, seen)
         target = self._reply_target(t)
         refused = reply_refused(self.store, t, target)
         if refused is not None:
@@ -170,9 +171,19 @@ class Desk:
             text = check_reply_text(text, author=t.author)
         except ReplyTextError as e:
             raise DeskError(str(e), kind="bad_reply") from None
-        reply, created = self.store.queue_reply(target, text, key=key)
-        if created:
-            self.record_reply(reply.id, ticket_id, actor, text)
+        with self.tx(write=True) as conn:
+            again = self.store.existing_reply_in(conn, target, key=key)
+            if again is not None:
+                return again, False  # a retry of a reply already queued: its own audit entry made the view stale
+            stale = bool(seen) and seen != self._stamp_in(conn, ticket_id, lock=True)
+            if not stale:
+                reply, created = self.store.queue_reply_in(conn, target, text, key=key)
+                if created:
+                    self._record_reply_in(conn, reply.id, ticket_id, actor, text)
+        if stale:
+            changed = self.changes_since(ticket_id, seen) or ["the ticket changed"]
+            raise DeskError("the ticket changed since you opened it: " + "; ".join(changed), status=409, kind="stale",
+                            changes=changed, seen=self.snapshot(ticket_id))
         return reply, created
 
     def _reply_target(self, t) -> str:
@@ -190,8 +201,11 @@ class Desk:
 
     def record_reply(self, reply_id: int, ticket_id: str, actor: Principal, text: str) -> None:
         with self.tx(write=True) as conn:
-            conn.execute(reply_authors.insert().values(reply_id=reply_id, ticket_id=ticket_id, author=actor.name))
-            self.audit_in(conn, ticket_id, actor.name, "replied", {"reply": reply_id, "text": text})
+            self._record_reply_in(conn, reply_id, ticket_id, actor, text)
+
+    def _record_reply_in(self, conn: Connection, reply_id: int, ticket_id: str, actor: Principal, text: str) -> None:
+        conn.execute(reply_authors.insert().values(reply_id=reply_id, ticket_id=ticket_id, author=actor.name))
+        self.audit_in(conn, ticket_id, actor.name, "replied", {"reply": reply_id, "text": text})
 
     # --- assignment ---------------------------------------------------------------------------------
     def assign(self, ticket_id: str, assignee: str | None, actor: Principal) -> str | None:
@@ -351,10 +365,15 @@ _ACTIONS = {
     "user_disabled": "disabled user {user}",
     "user_enabled": "enabled user {user}",
     "password_reset": "reset the password of {user}",
+    "password_changed": "changed their password",
     "token_created": "created an API token for {user}",
     "token_revoked": "revoked an API token of {user}",
     "canned_saved": "saved canned reply “{title}”",
     "canned_deleted": "deleted canned reply “{title}”",
+    "opt_out_lifted": "lifted the opt-out of @{author}",
+    "signed_in": "signed in ({via}, from {address})",
+    "sign_in_failed": "failed to sign in as {user} (from {address})",
+    "exported": "exported the inbox ({format})",
 }
 
 

@@ -42,7 +42,9 @@ def desk_paths() -> dict[str, Any]:
         "/api/tokens": {
             "post": _op("A personal API token for an account's name and password (shown once; throttled like keys).",
                         body={"type": "object", "required": ["name", "password"],
-                              "properties": {"name": s, "password": s, "label": s}}, ok="201", auth=False),
+                              "properties": {"name": s, "password": s, "label": s,
+                                             "expires_days": {"type": "integer", "minimum": 1, "maximum": 3650}}},
+                        ok="201", auth=False),
             "get": _op("Your tokens (an admin's: everyone's)."),
         },
         "/api/tokens/{token_id}": {"delete": _op("Revoke a token.", params=[_path("token_id", {"type": "integer"})])},

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -48,20 +49,35 @@ class ReplyOutbox:
         ``key`` makes the call idempotent (same key → same reply, nothing new). Raises LookupError
         when no ticket holds the tweet.
         """
+        with self.transaction(write=True) as conn:
+            return self.queue_reply_in(conn, tweet_id, text, kind=kind, key=key)
+
+    def queue_reply_in(
+        self, conn: Connection, tweet_id: str, text: str, *, kind: ReplyKind = ReplyKind.manual, key: str | None = None
+    ) -> tuple[StoredReply, bool]:
+        """``queue_reply`` inside the caller's write transaction (the desk checks freshness in the same one)."""
         now = self.clock()
         # Without a key every call is its own intent.
         dedupe = f"{kind.value}:{tweet_id}:{key or uuid.uuid4().hex}"
-        with self.transaction(write=True) as conn:
-            ticket_id = conn.execute(sa.select(tickets.c.ticket_id).where(tickets.c.tweet_id == tweet_id)).scalar()
-            if ticket_id is None:
-                raise LookupError(f"no ticket holds tweet {tweet_id}")
-            existing = conn.execute(sa.select(replies).where(replies.c.dedupe_key == dedupe)).mappings().first()
-            if existing:
-                return StoredReply.model_validate(reply_dict(existing)), False
-            row = reply_row(ticket_id, tweet_id, text, kind, dedupe, now)
-            rid = conn.execute(replies.insert().returning(replies.c.id), row).scalar()
-            got = conn.execute(sa.select(replies).where(replies.c.id == rid)).mappings().one()
-            return StoredReply.model_validate(reply_dict(got)), True
+        ticket_id = conn.execute(sa.select(tickets.c.ticket_id).where(tickets.c.tweet_id == tweet_id)).scalar()
+        if ticket_id is None:
+            raise LookupError(f"no ticket holds tweet {tweet_id}")
+        existing = self.existing_reply_in(conn, tweet_id, kind=kind, key=key)
+        if existing is not None:
+            return existing, False
+        row = reply_row(ticket_id, tweet_id, text, kind, dedupe, now)
+        rid = conn.execute(replies.insert().returning(replies.c.id), row).scalar()
+        got = conn.execute(sa.select(replies).where(replies.c.id == rid)).mappings().one()
+        return StoredReply.model_validate(reply_dict(got)), True
+
+    @staticmethod
+    def existing_reply_in(conn: Connection, tweet_id: str, *, kind: ReplyKind = ReplyKind.manual,
+                          key: str | None = None) -> StoredReply | None:
+        """The reply an earlier call with the same idempotency ``key`` queued, if any (None without a key)."""
+        if not key:
+            return None
+        got = conn.execute(sa.select(replies).where(replies.c.dedupe_key == f"{kind.value}:{tweet_id}:{key}")).mappings().first()
+        return StoredReply.model_validate(reply_dict(got)) if got else None
 
     # --- the outbox state machine --------------------------------------------------------------
     def due_replies(self, limit: int = 100, *, now: datetime | None = None) -> list[int]:
@@ -388,20 +404,37 @@ class ReplyOutbox:
             why = barred(conn, [akey], self.clock()).get(akey)
         return {"author_key": akey, "why": why} if why else None
 
-    def lift_opt_out(self, author: str) -> bool:
-        """Remove the bar on an author (by handle, ``@handle`` or X user id); True if there was one.
-        Replies already cancelled stay cancelled."""
+    def lift_opt_out(self, author: str, *, audit: Callable[[Connection, Any], None] | None = None) -> "Lift":
+        """Remove the bar on an author (by handle, ``@handle`` or X user id); true if one was lifted. A ``blocked``
+        bar (the customer blocked us on X) is X's, never lifted by us: ``Lift.blocked`` says one was kept.
+        ``audit(conn, bar)`` runs in the same transaction for each bar lifted. Replies already cancelled stay
+        cancelled."""
         name = author.lstrip("@")
+        match = sa.or_(
+            opt_outs.c.author_key == name, opt_outs.c.author_key == "@" + name.lower(),
+            sa.func.lower(opt_outs.c.author) == name.lower(),
+        )
         with self.transaction(write=True) as conn:
-            n = conn.execute(
-                opt_outs.delete().where(sa.or_(
-                    opt_outs.c.author_key == name, opt_outs.c.author_key == "@" + name.lower(),
-                    sa.func.lower(opt_outs.c.author) == name.lower(),
-                ))
-            ).rowcount
-        if n:
+            bars = conn.execute(sa.select(opt_outs).where(match)).mappings().all()
+            liftable = [b for b in bars if b["kind"] != BLOCKED]
+            for b in liftable:
+                conn.execute(opt_outs.delete().where(opt_outs.c.author_key == b["author_key"], opt_outs.c.kind != BLOCKED))
+                if audit is not None:
+                    audit(conn, b)
+        if liftable:
             log.info("opt-out of %r lifted by an admin", name)
-        return bool(n)
+        return Lift(len(liftable), any(b["kind"] == BLOCKED for b in bars))
+
+
+@dataclass(frozen=True)
+class Lift:
+    """What ``lift_opt_out`` did: bars lifted, and whether a ``blocked`` bar was kept."""
+
+    lifted: int
+    blocked: bool
+
+    def __bool__(self) -> bool:
+        return self.lifted > 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -432,6 +465,7 @@ def bar(conn: Connection, akey: str, author: str, kind: str, reason: str, tweet_
     conn.execute(ins.on_conflict_do_update(
         index_elements=["author_key"],
         set_={k: ins.excluded[k] for k in ("author", "kind", "reason", "tweet_id", "created_at", "until")},
+        where=opt_outs.c.kind != BLOCKED,  # a block is X's and for good: a later refusal's cooldown must not end it
     ))
     why = bar_reason(row)
     theirs = sa.select(tweets_table.c.tweet_id).where(tweets_table.c.author_key == akey).scalar_subquery()

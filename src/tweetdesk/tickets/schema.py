@@ -29,7 +29,7 @@ from tweetdesk.records import ReplyStatus, utcnow
 from tweetdesk.tickets.coltypes import UTCDateTime
 
 # Bump when the schema changes, and add the step that upgrades N-1 -> N to MIGRATIONS below.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class TicketStatus(str, Enum):
@@ -215,6 +215,9 @@ web_sessions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("ended_at", UTCDateTime),
+    # v7: a session opened with the API key holds HMAC(session key, API key) here, never in the cookie (a cookie
+    # holder could test key guesses against it offline); a new API key ends such sessions.
+    sa.Column("key_check", sa.String(64)),
     sa.Index("ix_web_sessions_expires", "expires_at"),
 )
 
@@ -235,6 +238,9 @@ users = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("password_set_at", UTCDateTime, nullable=False),
     sa.Column("disabled_at", UTCDateTime),
+    sa.Column("signed_out_at", UTCDateTime),  # v7: disabled here; sessions started before are over for good
+    # v7: the password is a one-time one (set by an admin): the pages ask for a new one before anything else
+    sa.Column("must_change_password", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 api_tokens = sa.Table(
@@ -248,6 +254,7 @@ api_tokens = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_used_at", UTCDateTime),
     sa.Column("revoked_at", UTCDateTime),
+    sa.Column("expires_at", UTCDateTime),  # v7: None = until revoked
 )
 
 # Every change to a ticket (and to the desk's settings: canned replies, users), who made it and when.
@@ -429,8 +436,26 @@ def _migrate_v7(conn: Connection) -> None:
             conn.execute(canned_replies.update().where(canned_replies.c.id == row.id).values(text=text))
 
 
+def _migrate_v8(conn: Connection) -> None:
+    """v7 → v8 (issue 25): disabling an account ends its sessions for good (``desk_users.signed_out_at``); the
+    API key's check lives with the session on the server (``web_sessions.key_check``); personal tokens may
+    expire (``desk_api_tokens.expires_at``); a one-time password must be changed (``must_change_password``). Sessions opened with the
+    key before carry it in their cookie, so they end here: their holders sign in again."""
+    if "signed_out_at" not in {c["name"] for c in sa.inspect(conn).get_columns("desk_users")}:
+        kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE desk_users ADD COLUMN signed_out_at {kind}"))
+    if "must_change_password" not in {c["name"] for c in sa.inspect(conn).get_columns("desk_users")}:
+        conn.execute(sa.text("ALTER TABLE desk_users ADD COLUMN must_change_password BOOLEAN NOT NULL DEFAULT FALSE"))
+    if "expires_at" not in {c["name"] for c in sa.inspect(conn).get_columns("desk_api_tokens")}:
+        kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE desk_api_tokens ADD COLUMN expires_at {kind}"))
+    if "key_check" not in {c["name"] for c in sa.inspect(conn).get_columns("web_sessions")}:
+        conn.execute(sa.text("ALTER TABLE web_sessions ADD COLUMN key_check VARCHAR(64)"))
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5, 6: _migrate_v6, 7: _migrate_v7,
+    8: _migrate_v8,
 }
 
 

@@ -332,7 +332,19 @@ def list_opt_outs():
 @api.delete("/api/opt-outs/<author>")
 @admin_required
 def lift_opt_out(author: str):
-    if not ctx().store.lift_opt_out(author):
+    """Admins only, audited: a customer said STOP, and sending again is X's rule broken on our word."""
+    if not g.principal.is_admin:
+        raise ApiError(403, f"{g.principal.name} is not an admin: only an admin may lift an opt-out", kind="forbidden")
+    desk = identity.desk()
+
+    def audit(conn, bar):
+        desk.audit_in(conn, None, g.principal.name, "opt_out_lifted",
+                      {"author": bar["author"], "author_key": bar["author_key"], "kind": bar["kind"]})
+
+    done = ctx().store.lift_opt_out(author, audit=audit)
+    if not done and done.blocked:
+        raise ApiError(409, f"{author!r} blocked us on X: only they can lift that, by unblocking", kind="blocked")
+    if not done:
         raise ApiError(404, f"no opt-out for {author!r}", kind="unknown")
     return jsonify({"author": author, "lifted": True})
 

@@ -61,6 +61,10 @@ def create_token():
     body = json_body()
     name, password = _str_field(body, "name"), _str_field(body, "password")
     label = _str_field(body, "label", required=False) or "api"
+    days = body.get("expires_days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650):
+        raise ApiError(400, "expires_days: a whole number of days from 1 to 3650 (or leave it out: no expiry)",
+                       kind="bad_field")
     try:
         p = auth.password_matches(name, password)
     except auth.Throttled as e:
@@ -68,7 +72,7 @@ def create_token():
                        kind="throttled", retry_after=e.retry_after) from None
     if p is None:
         raise ApiError(401, "unknown user or wrong password", kind="bad_credentials")
-    info, token = identity.desk().accounts.create_token(p.name, label, actor=p.name)
+    info, token = identity.desk().accounts.create_token(p.name, label, actor=p.name, expires_days=days)
     return jsonify(_jsonable({**info, "token": token, "note": "shown once: keep it secret"})), 201
 
 
@@ -239,7 +243,7 @@ def report():
 EXPORT_RETRY_SECONDS = 30
 
 
-def export_response(fmt: str, f: InboxFilters) -> Response:
+def export_response(fmt: str, f: InboxFilters, actor: str, via: str) -> Response:
     """The export streamed as it is built (bounded memory), while one of ``desk_export_concurrency`` slots is free:
     the slot is held until the export is sent or the response closed (the client gone); none free: 429 with
     Retry-After."""
@@ -248,6 +252,7 @@ def export_response(fmt: str, f: InboxFilters) -> Response:
     if not slots.acquire(blocking=False):
         raise ApiError(429, f"as many exports as allowed are being built: retry in {EXPORT_RETRY_SECONDS} s",
                        kind="busy", retry_after=EXPORT_RETRY_SECONDS)
+    identity.desk().record(actor, "exported", {"format": fmt, "via": via})
     once = threading.Lock()
 
     def release() -> None:
@@ -271,4 +276,4 @@ def export():
     f = InboxFilters.parse(request.args, me=g.principal.name if g.principal.user_id else None)
     if "status" not in request.args:
         f.status = "all"
-    return export_response(request.args.get("format", "csv"), f)
+    return export_response(request.args.get("format", "csv"), f, g.principal.name, "api")

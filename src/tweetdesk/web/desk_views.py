@@ -6,7 +6,8 @@
   edited, through X's rules), note, correction — each audited; reply and resolve refuse a stale view (409
   with what changed). ``/desk/api/tickets/<id>/presence`` is what the page polls: who else has it open and
   whether it changed.
-* ``/canned`` canned replies (admins edit), ``/users`` accounts (admins), ``/report`` response times.
+* ``/canned`` canned replies (admins edit), ``/users`` accounts (admins), ``/report`` response times,
+  ``/password`` change your own password.
 
 Viewers see every page without its buttons; a change they post anyway is 403.
 """
@@ -120,7 +121,7 @@ def inbox_export(fmt: str):
         f = InboxFilters.parse(request.args, me=_me().name)
     except DeskError as e:
         abort(400, description=str(e))
-    return export_response(fmt, f)  # streamed; over the cap on concurrent exports: 429 with Retry-After
+    return export_response(fmt, f, _me().name, "page")  # streamed; over the cap on concurrent exports: 429 with Retry-After
 
 
 # --- actions on a ticket ---------------------------------------------------------------------------
@@ -310,6 +311,27 @@ def users():
             status = e.status
             flash(str(e), "error")
     return render_template("web/users.html", active="users", items=accounts.list(), roles=ROLES, shown=shown), status
+
+
+@desk_pages.route("/password", methods=["GET", "POST"])
+@auth.agent_required
+def password():
+    """Change your own password (the current one is asked again: a session left open is not enough)."""
+    me = _me()
+    status = 200
+    if request.method == "POST":
+        auth.check_csrf()
+        try:
+            identity.desk().accounts.change_password(me, request.form.get("current", ""), request.form.get("new", ""),
+                                                     request.form.get("confirm", ""))
+        except DeskError as e:
+            status = e.status
+            flash(str(e), "error")
+        else:
+            auth.sign_in(me)  # a fresh session for this browser; the others carry the old password date and end
+            flash("Password changed. Your other sessions are signed out.", "success")
+            return redirect(url_for("desk.password"), code=303)
+    return render_template("web/password.html", active="password"), status
 
 
 @desk_pages.get("/report")

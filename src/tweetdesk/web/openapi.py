@@ -191,15 +191,16 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/opt-outs/{author}": {
                 "delete": {
-                    "summary": "Lift an opt-out (by handle, @handle or X user id) (admin)",
+                    "summary": "Lift an opt-out (by handle, @handle or X user id) (admin only; audited)",
                     "operationId": "liftOptOut",
                     "security": _ADMIN,
                     "parameters": [{"name": "author", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
                         "200": {"description": "Lifted", "content": {"application/json": {"schema": {"type": "object"}}}},
                         "401": _err("Missing or wrong API key"),
-                        "403": _err("Admin API disabled"),
+                        "403": _err("Admin API disabled, or not an admin (agents and viewers cannot lift)"),
                         "404": _err("No opt-out for this author"),
+                        "409": _err("The customer blocked us on X: a bar only they can lift"),
                     },
                 }
             },

@@ -25,7 +25,7 @@ from flask_talisman import Talisman
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tweetdesk.errors import ConfigError
-from tweetdesk.secret_key import HOW_TO_MAKE, MIN_LENGTH
+from tweetdesk.secret_key import weak_key_problem
 
 CSP = {
     "default-src": "'self'",
@@ -53,10 +53,9 @@ def check_startup(settings, host: str | None = None) -> None:
     """Raise ConfigError (one readable line) for a configuration the service must not run with."""
     host = host or settings.host
     key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
-    if key and len(key) < MIN_LENGTH:
-        raise ConfigError(
-            f"TWEETDESK_API_KEY is {len(key)} characters; use at least {MIN_LENGTH}, e.g. {HOW_TO_MAKE}"
-        )
+    problem = weak_key_problem("TWEETDESK_API_KEY", key) if key else None
+    if problem:
+        raise ConfigError(problem)
     if not key and not is_loopback(host) and not settings.public_dashboard:
         raise ConfigError(
             f"no TWEETDESK_API_KEY and host {host} is not loopback: the dashboard would show customers' tweets to "

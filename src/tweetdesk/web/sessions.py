@@ -29,23 +29,29 @@ class SessionRegistry:
         self.lifetime = timedelta(seconds=lifetime_seconds)
         self.clock = clock
 
-    def start(self) -> str:
-        """A new session id, valid for the lifetime."""
+    def start(self, key_check: str | None = None) -> str:
+        """A new session id, valid for the lifetime; ``key_check``: see ``schema.web_sessions``."""
         sid = secrets.token_urlsafe(32)
         now = self.clock()
         with self.store.transaction(write=True) as conn:
             conn.execute(web_sessions.delete().where(web_sessions.c.expires_at < now - KEEP_FOR))
-            conn.execute(web_sessions.insert().values(sid=sid, created_at=now, expires_at=now + self.lifetime))
+            conn.execute(web_sessions.insert().values(sid=sid, created_at=now, expires_at=now + self.lifetime,
+                                                             key_check=key_check))
         return sid
 
     def active(self, sid: object) -> bool:
+        return self.lookup(sid) is not None
+
+    def lookup(self, sid: object):
+        """The session's row (``key_check``…) while it is neither ended nor expired; else None."""
         if not isinstance(sid, str) or not sid or len(sid) > 64:
-            return False
+            return None
         with self.store.transaction() as conn:
             row = conn.execute(
-                sa.select(web_sessions.c.expires_at, web_sessions.c.ended_at).where(web_sessions.c.sid == sid)
+                sa.select(web_sessions.c.expires_at, web_sessions.c.ended_at, web_sessions.c.key_check)
+                .where(web_sessions.c.sid == sid)
             ).first()
-        return row is not None and row.ended_at is None and row.expires_at > self.clock()
+        return row if row is not None and row.ended_at is None and row.expires_at > self.clock() else None
 
     def end(self, sid: object) -> None:
         if not isinstance(sid, str) or not sid:

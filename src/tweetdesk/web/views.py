@@ -480,7 +480,9 @@ def login():
         auth.check_csrf()
         key, name = request.form.get("api_key", ""), request.form.get("name", "").strip()
         if key:
-            if auth.key_matches(key):
+            ok = auth.key_matches(key)
+            auth.record_sign_in(auth.bootstrap_admin("session") if ok else None)
+            if ok:
                 auth.sign_in()
                 flash("Signed in.", "success")
                 return redirect(nxt, code=303)
