@@ -185,6 +185,11 @@ from tweetdesk.desk.cli import users  # noqa: E402  (a click group; its commands
 
 app.add_command(users)
 
+from tweetdesk.compliance_cli import compliance, erase, x_records  # noqa: E402  (X's data rules)
+
+for _command in (compliance, erase, x_records):
+    app.add_command(_command)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; usage errors and TweetdeskErrors print one readable line, never a traceback."""

@@ -1,0 +1,89 @@
+"""``tweetdesk compliance | erase | x-records``: X's data rules from the command line (a click module of its own
+so that cli.py only registers it)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import click
+
+from tweetdesk.errors import TweetdeskError
+
+_EVERY = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+
+
+def _seconds(every: str) -> float:
+    m = _EVERY.match(every.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise TweetdeskError(f"--every {every!r}: give a duration such as 30m, 6h or 1d")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def _store(settings):
+    from tweetdesk.tickets.store import TicketStore
+
+    return TicketStore.from_settings(settings)
+
+
+@click.command()
+@click.option("--every", metavar="DURATION", help="Run again and again (e.g. 6h; X's 24-hour deadline needs < 24h).")
+@click.pass_obj
+def compliance(settings_of, every: str | None) -> None:
+    """Send the stored post and author IDs through X's batch compliance and remove what X says must go."""
+    from tweetdesk.compliance import run_cycle
+
+    pause = _seconds(every) if every else None
+    settings = settings_of()
+    store = _store(settings)
+    try:
+        while True:
+            click.echo(run_cycle(settings, store).line())
+            if pause is None:
+                return
+            time.sleep(pause)
+    finally:
+        store.close()
+
+
+@click.command()
+@click.option("--author", "handle", required=True, metavar="HANDLE", help="The X handle whose content to erase.")
+@click.pass_obj
+def erase(settings_of, handle: str) -> None:
+    """Erase every post of an author (a customer's request) from the store, on the same path as compliance."""
+    from tweetdesk.tickets.erase import erase_author
+
+    settings = settings_of()
+    store = _store(settings)
+    try:
+        r = erase_author(store, handle, actor="cli", key=settings_key(settings))
+    finally:
+        store.close()
+    click.echo(f"erase: {len(r.tweet_ids)} posts and {r.tickets} tickets of that author removed (audited)")
+
+
+def settings_key(settings) -> bytes:
+    from tweetdesk.secret_key import derive, secret_key
+
+    return derive(secret_key(settings), "erase-digest")
+
+
+@click.command("x-records")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the JSON here (default: stdout).")
+@click.pass_obj
+def x_records(settings_of, out: Path | None) -> None:
+    """Export the record of X data use for an audit: x_usage figures per day and the compliance log."""
+    from tweetdesk.tickets.erase import record_of_use
+
+    store = _store(settings_of())
+    try:
+        doc = json.dumps(record_of_use(store), indent=1, default=str)
+    finally:
+        store.close()
+    if out:
+        out.write_text(doc + "\n")
+        click.echo(f"x-records: written to {out}")
+    else:
+        click.echo(doc)
