@@ -195,3 +195,43 @@ def test_bad_every_is_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("TWEETDESK_WORK_DIR", str(tmp_path))
     assert main(["compliance", "--every", "often"]) == 1
     assert "give a duration" in capsys.readouterr().err
+
+
+# --- the web: the tracking page says so; erasure through the admin API ------------------------------------
+ADMIN_KEY = "s3cret-admin-key-for-the-compliance-tests"
+
+
+def _web(tmp_path, store):
+    from tweetdesk.app import create_app
+    from tweetdesk.config import Settings
+
+    app = create_app(Settings(work_dir=tmp_path, api_key=ADMIN_KEY), store)
+    app.config["TESTING"] = True
+    return app.test_client()
+
+
+def test_tracking_page_says_the_content_was_removed(sqlite_store, tmp_path):
+    a, b, *_ = _fill(sqlite_store)
+    erase_author(sqlite_store, "jane_doe", actor="test", key=b"k" * 32)
+    client = _web(tmp_path, sqlite_store)
+    page = client.get(f"/t/{a.ticket_id}").get_data(as_text=True)
+    assert 'id="ticket-removed"' in page and "removed: erased on request" in page
+    assert 'id="ticket-removed"' not in client.get(f"/t/{b.ticket_id}").get_data(as_text=True)
+
+
+def test_erase_api_is_admin_only_and_uses_the_same_path(sqlite_store, tmp_path):
+    from tweetdesk.desk.core import Desk
+    from tweetdesk.config import Settings
+
+    _fill(sqlite_store)
+    client = _web(tmp_path, sqlite_store)
+    pw = Desk(sqlite_store, Settings(work_dir=tmp_path, api_key=ADMIN_KEY)).accounts.add("ann", "agent", actor="t")[1]
+    tok = client.post("/api/tokens", json={"name": "ann", "password": pw, "label": "t"}).get_json()["token"]
+    agent = {"Authorization": f"Bearer {tok}"}
+    assert client.post("/api/erase", json={"author": "bob_b"}, headers=agent).status_code == 403
+    assert client.post("/api/erase", json={"author": "bob_b"}).status_code == 401
+    assert client.post("/api/erase", json={"author": "not a handle!"},
+                       headers={"X-API-Key": ADMIN_KEY}).status_code == 400
+    r = client.post("/api/erase", json={"author": "@bob_b"}, headers={"X-API-Key": ADMIN_KEY})
+    assert r.status_code == 200 and r.get_json() == {"posts_removed": 1, "tickets_removed": 1}
+    assert "bob_b" not in _everything(sqlite_store).replace('"erase"', "")

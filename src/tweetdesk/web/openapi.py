@@ -264,6 +264,9 @@ def openapi_document() -> dict[str, Any]:
                         "updated_at": {"type": "string", "format": "date-time"},
                         "replied_at": _TS,
                         "resolved_at": _TS,
+                        "removed_reason": {"type": ["string", "null"],
+                                           "description": "Set when X's data rules removed the content."},
+                        "removed_at": _TS,
                     },
                 },
                 "Entity": {
