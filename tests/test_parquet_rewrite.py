@@ -103,3 +103,36 @@ def test_a_rewrite_killed_midway_completes_on_the_next_run(spark, tmp_path):
     assert Counter(row["id"] for row in rows) == Counter({str(i): 1 for i in range(1, 7)})
     assert not any(SECRET in (row["text"] or "") for row in rows)
     assert not list(root.rglob(".batch_id=*")) and not list((root / PENDING_DIR).glob("pending-*"))
+
+
+def test_one_compliance_run_removes_a_deleted_post_from_store_and_parquet(spark, sqlite_store, xapi, tmp_path,
+                                                                           monkeypatch, capsys):
+    """The acceptance case end to end: a stored tweet later deleted on X -> after one `tweetdesk compliance`
+    its text is in no table and no Parquet file (read with pyarrow); its tombstone is there; counts unchanged."""
+    from tests.fixtures.store import enriched_tweet
+    from tests.test_compliance import _everything
+    from tweetdesk.cli import main
+
+    work = tmp_path / "work"
+    root = work / "parquet"
+    (root / "day=2026-01-01/batch_id=0").mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["1001", "1002"], "text": [f"@united {SECRET}", "@united fine thanks"],
+                             "author": ["jane_doe", "bob_b"], "author_id": ["501", "502"],
+                             "topic": ["Baggage Issue"] * 2, "sentiment": ["negative", "positive"]}),
+                   root / "day=2026-01-01/batch_id=0/part-0.parquet")
+    a = enriched_tweet("1001", author="jane_doe", author_id="501", text=f"@united {SECRET}")
+    b = enriched_tweet("1002", author="bob_b", author_id="502", text="@united fine thanks")
+    sqlite_store.add_tickets([a, b], lambda t: f"@{t.author} on it: {t.ticket_id}")
+    before = sqlite_store.stats()
+    xapi.compliance.mark_tweet("1001", "deleted")
+    for k, v in {"DATABASE_URL": sqlite_store.url, "WORK_DIR": str(work), "X_API_BASE": xapi.base_url,
+                 "X_BEARER_TOKEN": "app"}.items():
+        monkeypatch.setenv(f"TWEETDESK_{k}", v)
+    assert main(["compliance"]) == 0
+    out = capsys.readouterr().out
+    assert "1 posts removed" in out and "parquet: 1 rows blanked in 1 partitions" in out
+    assert SECRET not in _everything(sqlite_store) and sqlite_store.stats() == before
+    assert sqlite_store.get_ticket(a.ticket_id).topic == "Baggage Issue"
+    rows = _read(root).to_pylist()
+    assert len(rows) == 2 and not any(SECRET in (r["text"] or "") for r in rows)
+    assert not any(SECRET.encode() in f.read_bytes() for f in root.rglob("*.parquet"))

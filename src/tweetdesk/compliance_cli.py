@@ -22,6 +22,21 @@ def _seconds(every: str) -> float:
     return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
+def parquet_rewriter(settings):
+    """Removed post IDs -> the Spark rewrite of the Parquet partitions holding them (a session only when needed)."""
+    def rewrite_parquet(ids: set[str]) -> None:
+        from tweetdesk.stream.rewrite import rewrite
+        from tweetdesk.stream.spark import build_spark
+
+        root = settings.parquet_uri or settings.parquet_dir
+        if "://" not in str(root) and not any(Path(root).glob("day=*")):
+            return  # no Parquet here (the stream runs elsewhere or not yet)
+        r = rewrite(build_spark(settings, app_name="tweetdesk-compliance"), root, ids)
+        click.echo(f"parquet: {r.rows_blanked} rows blanked in {len(r.partitions)} partitions")
+
+    return rewrite_parquet
+
+
 def _store(settings):
     from tweetdesk.tickets.store import TicketStore
 
@@ -40,7 +55,13 @@ def compliance(settings_of, every: str | None) -> None:
     store = _store(settings)
     try:
         while True:
-            click.echo(run_cycle(settings, store).line())
+            rewrite_parquet = parquet_rewriter(settings)
+            click.echo(run_cycle(settings, store, rewrite_parquet=rewrite_parquet).line())
+            if settings.retention_days:
+                from tweetdesk.tickets.erase import purge_older_than
+
+                r = purge_older_than(store, settings.retention_days, rewrite_parquet=rewrite_parquet)
+                click.echo(f"retention: {len(r.tweet_ids)} posts older than {settings.retention_days:g} days purged")
             if pause is None:
                 return
             time.sleep(pause)
@@ -58,7 +79,8 @@ def erase(settings_of, handle: str) -> None:
     settings = settings_of()
     store = _store(settings)
     try:
-        r = erase_author(store, handle, actor="cli", key=settings_key(settings))
+        r = erase_author(store, handle, actor="cli", key=settings_key(settings),
+                         rewrite_parquet=parquet_rewriter(settings))
     finally:
         store.close()
     click.echo(f"erase: {len(r.tweet_ids)} posts and {r.tickets} tickets of that author removed (audited)")
