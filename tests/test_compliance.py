@@ -235,3 +235,4 @@ def test_erase_api_is_admin_only_and_uses_the_same_path(sqlite_store, tmp_path):
     r = client.post("/api/erase", json={"author": "@bob_b"}, headers={"X-API-Key": ADMIN_KEY})
     assert r.status_code == 200 and r.get_json() == {"posts_removed": 1, "tickets_removed": 1}
     assert "bob_b" not in _everything(sqlite_store).replace('"erase"', "")
+    assert "post" in client.get("/api/openapi.json").get_json()["paths"]["/api/erase"]
