@@ -236,3 +236,18 @@ def test_erase_api_is_admin_only_and_uses_the_same_path(sqlite_store, tmp_path):
     assert r.status_code == 200 and r.get_json() == {"posts_removed": 1, "tickets_removed": 1}
     assert "bob_b" not in _everything(sqlite_store).replace('"erase"', "")
     assert "post" in client.get("/api/openapi.json").get_json()["paths"]["/api/erase"]
+
+
+def test_unreachable_x_is_one_line_and_retention_runs_from_the_cli(store, monkeypatch, tmp_path, capsys):
+    store.add_tickets([enriched_tweet("4001", text="@united an ancient complaint"),  # created 2015
+                       enriched_tweet("4002", text="@united a fresh one", created_at=datetime.now(timezone.utc))])
+    monkeypatch.setenv("TWEETDESK_DATABASE_URL", store.url)
+    monkeypatch.setenv("TWEETDESK_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("TWEETDESK_X_API_BASE", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("TWEETDESK_X_BEARER_TOKEN", "app")
+    monkeypatch.setenv("TWEETDESK_RETENTION_DAYS", "30")
+    assert main(["compliance"]) == 1
+    out, err = capsys.readouterr()
+    assert "retention: 1 posts older than 30 days purged" in out
+    assert err.startswith("tweetdesk: error: cannot reach X") and "Traceback" not in err
+    assert "ancient complaint" not in _everything(store) and "a fresh one" in _everything(store)

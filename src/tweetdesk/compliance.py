@@ -75,6 +75,13 @@ class ComplianceClient:
 
     def run_job(self, kind: str, ids: list[str]) -> bytes:
         """Create a job, upload the IDs, wait for it, download the result file."""
+        try:
+            return self._run_job(kind, ids)
+        except requests.RequestException as e:
+            raise ComplianceError(f"cannot reach X at {self.base} for the {kind} compliance job "
+                                  f"({type(e).__name__})") from None
+
+    def _run_job(self, kind: str, ids: list[str]) -> bytes:
         job = self._json(self.session.post(f"{self.base}/2/compliance/jobs", json={"type": kind, "name":
                          f"tweetdesk-{kind}"}, timeout=self.timeout), f"a {kind} compliance job")
         up = requests.put(job["upload_url"], data="\n".join(ids).encode(), headers={"Content-Type": "text/plain"},

@@ -48,25 +48,34 @@ def _store(settings):
 @click.pass_obj
 def compliance(settings_of, every: str | None) -> None:
     """Send the stored post and author IDs through X's batch compliance and remove what X says must go."""
-    from tweetdesk.compliance import run_cycle
-
     pause = _seconds(every) if every else None
     settings = settings_of()
     store = _store(settings)
     try:
         while True:
-            rewrite_parquet = parquet_rewriter(settings)
-            click.echo(run_cycle(settings, store, rewrite_parquet=rewrite_parquet).line())
-            if settings.retention_days:
-                from tweetdesk.tickets.erase import purge_older_than
-
-                r = purge_older_than(store, settings.retention_days, rewrite_parquet=rewrite_parquet)
-                click.echo(f"retention: {len(r.tweet_ids)} posts older than {settings.retention_days:g} days purged")
+            try:
+                _cycle(settings, store)
+            except TweetdeskError as e:
+                if pause is None:
+                    raise
+                # A scheduled run keeps going: the next cycle retries (X down, a job still open, …).
+                click.echo(f"tweetdesk: error: {e} (next cycle in {every})", err=True)
             if pause is None:
                 return
             time.sleep(pause)
     finally:
         store.close()
+
+
+def _cycle(settings, store) -> None:
+    from tweetdesk.compliance import run_cycle
+    from tweetdesk.tickets.erase import purge_older_than
+
+    rewrite_parquet = parquet_rewriter(settings)
+    if settings.retention_days:  # first: what retention purges need not go through X's jobs
+        r = purge_older_than(store, settings.retention_days, rewrite_parquet=rewrite_parquet)
+        click.echo(f"retention: {len(r.tweet_ids)} posts older than {settings.retention_days:g} days purged")
+    click.echo(run_cycle(settings, store, rewrite_parquet=rewrite_parquet).line())
 
 
 @click.command()
