@@ -49,7 +49,10 @@ def _tweetdesk_services(compose: dict) -> dict[str, dict]:
 
 def test_roles_present(compose):
     assert set(compose["services"]) >= {"kafka", "postgres", "serve", "stream", "ingest"}
-    assert set(_tweetdesk_services(compose)) == {"serve", "stream", "ingest"}
+    assert set(_tweetdesk_services(compose)) == {"serve", "stream", "ingest", "compliance"}
+    # X's data rules: compliance well inside 24 hours, and no topic keeps a record longer than that.
+    assert compose["services"]["compliance"]["command"] == ["compliance", "--every", "6h"]
+    assert int(compose["services"]["kafka"]["environment"]["KAFKA_LOG_RETENTION_HOURS"]) <= 24
 
 
 def test_commands_parse_with_the_cli(compose):

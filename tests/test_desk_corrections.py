@@ -70,3 +70,25 @@ def test_a_corrected_topic_is_the_students_target(tmp_path):
     for row, topic in zip(out[1:], df["corrected_topic"]):
         assert row.argmax() == TOPICS.index(topic) and row.sum() == 1.0
     assert soft[1].max() < 1.0  # the input is left as it was
+
+
+def test_corrections_of_tweets_from_x_never_enter_training(tmp_path):
+    """X's rules forbid training on X content: a correction of a tweet ingested from X (mentions timeline,
+    filtered stream) measures agreement but never joins a training split."""
+    from tweetdesk.desk.corrections import trainable_corrections
+
+    settings = Settings(work_dir=tmp_path, reports_dir=tmp_path / "reports")
+    store = TicketStore.from_settings(settings)
+    store.add_tickets([
+        enriched_tweet("11", text="@united my bag is lost in Denver", source="mentions"),
+        enriched_tweet("12", text="@united the crew was lovely today", source="x", topic="Extra Charges"),
+        enriched_tweet("13", text="@united my flight is late again", source="replay", topic="Flight Delay"),
+    ])
+    desk, admin = Desk(store, settings), bootstrap_admin()
+    for i in ("11", "12", "13"):
+        desk.correct(store.get_ticket_by_tweet(i).ticket_id, admin, topic="Customer Experience", sentiment="neutral")
+    store.close()
+    used, line = trainable_corrections(settings)
+    assert used["text"].tolist() == ["@united my flight is late again"]
+    assert line.startswith("corrections: 1 used") and "2 left out (ingested from X" in line
+    assert len(corrections_frame(settings)) == 3  # all three still measure agreement

@@ -33,6 +33,7 @@ from checks import skip_checks
 
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 WORK_DIR = "/var/lib/tweetdesk"  # the image's TWEETDESK_WORK_DIR; an ephemeral volume (root file system is read-only)
+# Created by the roles (tweetdesk.kafka.ensure_topics) with retention.ms = 24 h: X's data rules.
 TOPICS = ("tweets.raw", "tweets.enriched", "tweets.dead")
 # Container commands (the image's entrypoint is `tweetdesk`). The ingest role polls our account's mentions
 # timeline (`ingest mentions`: the customers who wrote to us, at X's owned-read price, with user context); a

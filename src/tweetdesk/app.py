@@ -75,6 +75,9 @@ def create_app(
     app.register_blueprint(views.blueprint)
     app.register_blueprint(desk_views.desk_pages)  # the agents' desk: inbox, canned replies, users, report
     app.register_blueprint(desk_api.desk_api)
+    from tweetdesk.web.compliance_api import compliance_api  # X's data rules: erasure on request
+
+    app.register_blueprint(compliance_api)
     return app
 
 

@@ -86,10 +86,10 @@ def train(data: Path | None, epochs: int, seed: int, version: str | None, teache
     settings = _settings(data_path=data)
     extra = None
     if corrections:
-        from tweetdesk.desk.corrections import corrections_frame
+        from tweetdesk.desk.corrections import trainable_corrections
 
-        extra = corrections_frame(settings)
-        click.echo(f"corrections: {len(extra)} labelled tweets from the agents' desk join the training split", err=True)
+        extra, line = trainable_corrections(settings)  # never X content (X's rules)
+        click.echo(line, err=True)
     train_command(settings, epochs=epochs, seed=seed, version=version, teacher_epochs=teacher_epochs,
                   copies=copies, reuse_teacher=reuse_teacher, sentiment_from=sentiment_from, corrections=extra)
 
@@ -213,6 +213,11 @@ def bench(which: str, args: tuple[str, ...]) -> None:
 from tweetdesk.desk.cli import users  # noqa: E402  (a click group; its commands import the store lazily)
 
 app.add_command(users)
+
+from tweetdesk.compliance_cli import compliance, erase, x_records  # noqa: E402  (X's data rules)
+
+for _command in (compliance, erase, x_records):
+    app.add_command(_command)
 
 for _cmd in app.commands.values():
     # `tweetdesk --help` lists each command's first paragraph in full (click would cut it with "...").

@@ -196,6 +196,7 @@ class StoreSettings(_Section):
     database_url: str | None
     database_secret: SecretStr | None
     work_dir: Path
+    retention_days: float | None
 
     @property
     def db_url(self) -> str:
@@ -335,6 +336,9 @@ class Settings(BaseSettings):
     database_secret: SecretStr | None = Field(
         None, description="A Secrets Manager database secret as injected by ECS (JSON: username, password, host, "
         "port, dbname): used to build the PostgreSQL URL when database_url is unset.")
+    retention_days: float | None = Field(
+        None, gt=0, description="X's data rules: content of posts older than this is purged (tombstones stay) by "
+        "`tweetdesk compliance`; unset = kept.")
     reply_templates: Path | None = Field(None, description="TOML file of reply templates; unset = shipped ones.")
     reply_limit: int = Field(100, ge=1, description="Posts allowed per window (X: 100 per 15 min per user).")
     reply_window_seconds: int = Field(900, ge=1)

@@ -232,6 +232,11 @@ def make_consumer(settings: KafkaSettings | Settings, group_id: str, **conf) -> 
     return consumer
 
 
+# X's data rules: a post deleted on X must be gone from our systems within 24 hours, so no topic keeps a record
+# longer than that (MSK Serverless and every other cluster the roles create topics on).
+TOPIC_RETENTION_MS = 24 * 3600 * 1000
+
+
 def ensure_topics(settings: KafkaSettings | Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
     """Create the topics if absent (the embedded broker does not auto-create them). The first thing every command
     does with Kafka: an unreachable cluster fails here, in seconds, with one line (``connect_admin``)."""
@@ -243,7 +248,8 @@ def ensure_topics(settings: KafkaSettings | Settings, topics: list[str] | None =
     admin, metadata = connect_admin(kafka, timeout)
     existing = set(metadata.topics)
     wanted = [
-        NewTopic(t, num_partitions=kafka.topic_partitions, replication_factor=kafka.topic_replication)
+        NewTopic(t, num_partitions=kafka.topic_partitions, replication_factor=kafka.topic_replication,
+                 config={"retention.ms": str(TOPIC_RETENTION_MS)})
         for t in names
         if t not in existing
     ]

@@ -32,6 +32,41 @@ def corrections_frame(settings) -> pd.DataFrame:
     return df
 
 
+# X's Developer Agreement forbids training ML models on X content (docs.x.com, Developer Guidelines): only
+# tweets the operator has the right to train on may enter a training split — those replayed from a file (the
+# shipped data set, the brand's own data). Tweets read from X (mentions, filtered stream), through the API, or
+# of unknown origin are left out; their corrections still measure agreement (``agreement``).
+TRAINABLE_SOURCES = frozenset({"replay"})
+
+
+def trainable_corrections(settings, df: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str]:
+    """The corrections that may train a model, and one line saying what was used, left out and why."""
+    import sqlalchemy as sa
+
+    from tweetdesk.tickets.schema import rows_in, tweets_table
+    from tweetdesk.tickets.store import TicketStore
+
+    df = corrections_frame(settings) if df is None else df
+    ids = [t.removeprefix("desk-") for t in df["tweet_id"].astype(str)]
+    store = TicketStore.from_settings(settings)
+    try:
+        with store.transaction() as conn:
+            source = dict(rows_in(conn, sa.select(tweets_table.c.tweet_id, tweets_table.c.source),
+                                  tweets_table.c.tweet_id, ids))
+    finally:
+        store.close()
+    origin = [source.get(i) for i in ids]
+    ok = [o in TRAINABLE_SOURCES for o in origin]
+    used = df[ok].reset_index(drop=True)
+    from_x = sum(1 for o in origin if o in ("mentions", "x"))
+    other = len(df) - len(used) - from_x
+    line = (f"corrections: {len(used)} used (replayed from a file the operator may train on); {from_x} left out "
+            f"(ingested from X: X's rules forbid training on X content)"
+            + (f"; {other} left out (from the API or of unknown origin)" if other else "")
+            + "; all of them still measure agreement (tweetdesk evaluate)")
+    return used, line
+
+
 def with_corrections(train: pd.DataFrame, corrections: pd.DataFrame) -> pd.DataFrame:
     """The training split with the corrected tweets added (a tweet also in the data set: the agent's labels win)."""
     if corrections.empty:
@@ -89,4 +124,4 @@ def agreement(settings, reports_dir: Path | None = None) -> dict[str, Any]:
     return out
 
 
-__all__ = ["agreement", "corrected_weak_labels", "corrections_frame", "with_corrections"]
+__all__ = ["agreement", "corrected_weak_labels", "corrections_frame", "trainable_corrections", "with_corrections"]

@@ -168,7 +168,10 @@ Targets on the test split: {_targets(metrics)}.
 
 ## Data
 - `{d['file']}` (sha256 `{d['sha256'][:16]}…`): Twitter US Airline Sentiment (Crowdflower, Feb 2015),
-  {d['rows']} rows. License CC BY-NC-SA 4.0 (non-commercial): these weights inherit it.
+  {d['rows']} rows. License CC BY-NC-SA 4.0 (non-commercial): these weights inherit it, so an operator may not
+  use them commercially without a licence of their own.
+- No X content: X's Developer Agreement forbids training ML models on X data. `train --corrections` adds only
+  corrections of tweets replayed from a file the operator may train on; tweets ingested from X are left out.
 - **Deduplicated before splitting**: {d['duplicate_ids']} repeated tweet_ids and then {d['duplicate_texts']} repeated
   texts (normalised: lower case, URLs removed, whitespace collapsed) dropped, first row kept -> {d['unique']} tweets.
   So no test tweet has a copy in training.

@@ -48,6 +48,8 @@ class Ticket(BaseModel):
     last_tweet_id: str | None = None
     summoned_by: str | None = None
     no_reply_reason: str | None = None
+    removed_reason: str | None = None  # a tombstone (X's data rules): the content is gone
+    removed_at: datetime | None = None
 
     @property
     def listening_only(self) -> bool:
@@ -71,9 +73,11 @@ class PublicTicket:
     updated_at: datetime | None
     replied_at: datetime | None
     resolved_at: datetime | None
+    removed_reason: str | None = None  # "removed: deleted on X", …: the page says the content is gone
+    removed_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
-        times = ("created_at", "updated_at", "replied_at", "resolved_at")
+        times = ("created_at", "updated_at", "replied_at", "resolved_at", "removed_at")
         return {**asdict(self), **{k: iso(getattr(self, k)) for k in times}}
 
 

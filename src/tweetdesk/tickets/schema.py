@@ -29,7 +29,7 @@ from tweetdesk.records import ReplyStatus, utcnow
 from tweetdesk.tickets.coltypes import UTCDateTime
 
 # Bump when the schema changes, and add the step that upgrades N-1 -> N to MIGRATIONS below.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 class TicketStatus(str, Enum):
@@ -101,6 +101,9 @@ tickets = sa.Table(
     # reply, X forbids it) and, when no automatic reply is queued, why (shown to agents).
     sa.Column("summoned_by", sa.String(16)),
     sa.Column("no_reply_reason", sa.Text),
+    # A tombstone (X's data rules, tickets/removal.py): the content is gone, the counts stay.
+    sa.Column("removed_reason", sa.Text),
+    sa.Column("removed_at", UTCDateTime),
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_topic", "topic"),
     sa.Index("ix_tickets_sentiment", "sentiment"),
@@ -255,6 +258,21 @@ api_tokens = sa.Table(
     sa.Column("last_used_at", UTCDateTime),
     sa.Column("revoked_at", UTCDateTime),
     sa.Column("expires_at", UTCDateTime),  # v7: None = until revoked
+)
+
+# What was removed, when, why and by which path (compliance | erase | retention), and each compliance job:
+# the record of use an X audit asks for. Never the removed content itself.
+compliance_log = sa.Table(
+    "compliance_log",
+    metadata,
+    sa.Column("id", _BIGID, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("posts", sa.Integer, nullable=False, default=0),
+    sa.Column("tickets", sa.Integer, nullable=False, default=0),
+    sa.Column("detail", _JSON, nullable=False),
 )
 
 # Every change to a ticket (and to the desk's settings: canned replies, users), who made it and when.
@@ -453,9 +471,19 @@ def _migrate_v8(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE web_sessions ADD COLUMN key_check VARCHAR(64)"))
 
 
+def _migrate_v9(conn: Connection) -> None:
+    """v8 → v9: X's data rules (issue 26): ticket tombstones and the compliance log."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("tickets")}
+    for column in ("removed_reason TEXT", "removed_at " + ("TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql"
+                                                           else "DATETIME")):
+        if column.split()[0] not in have:
+            conn.execute(sa.text(f"ALTER TABLE tickets ADD COLUMN {column}"))
+    compliance_log.create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5, 6: _migrate_v6, 7: _migrate_v7,
-    8: _migrate_v8,
+    8: _migrate_v8, 9: _migrate_v9,
 }
 
 

@@ -140,6 +140,24 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/erase": {
+                "post": {
+                    "summary": "Erase every post of an X author on request (admins only; X's data rules)",
+                    "operationId": "eraseAuthor",
+                    "security": _ADMIN,
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["author"],
+                        "properties": {"author": {"type": "string", "pattern": "^@?[A-Za-z0-9_]{1,15}$"}}}}}},
+                    "responses": {
+                        "200": {"description": "Removed (tombstones kept; audited without the content)",
+                                "content": {"application/json": {"schema": {"type": "object", "properties": {
+                                    "posts_removed": {"type": "integer"}, "tickets_removed": {"type": "integer"}}}}}},
+                        "400": _err("Not an X handle"),
+                        "401": _err("No or wrong API key / token"),
+                        "403": _err("Not an admin"),
+                    },
+                }
+            },
             "/api/replies": {
                 "post": {
                     "summary": "Queue a manual reply to a tweet that has a ticket (admin)",
@@ -265,6 +283,9 @@ def openapi_document() -> dict[str, Any]:
                         "updated_at": {"type": "string", "format": "date-time"},
                         "replied_at": _TS,
                         "resolved_at": _TS,
+                        "removed_reason": {"type": ["string", "null"],
+                                           "description": "Set when X's data rules removed the content."},
+                        "removed_at": _TS,
                     },
                 },
                 "Entity": {
