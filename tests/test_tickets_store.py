@@ -327,7 +327,7 @@ def test_queued_automatic_replies_of_tickets_from_before_the_rules_are_cancelled
         )
     old.close()
 
-    store = TicketStore(store_url, clock=clock)  # opening it migrates
+    store = TicketStore(store_url)  # opening it migrates
     try:
         assert store.schema_version() == SCHEMA_VERSION >= 6  # v6 and every later step ran
         by_ticket = {(r.ticket_id, r.kind.value): r for r in store.list_replies()}

@@ -136,29 +136,23 @@ def evaluate_command(settings, also: dict | None = None) -> dict:
 def write_reports(reports: Path, metrics: dict, history: dict) -> bool:
     """metrics.json and the plots, unless ``reports`` already holds these figures: reports/ is tracked, and a
     rerun that measures the same must leave the checkout clean (same stamp, same plots). Whether it wrote."""
-    if _same_figures(reports / "metrics.json", metrics):
+    from tweetdesk.models.artifact import METRICS, read_metrics
+
+    stored = read_metrics(reports)
+    if stored and _same_figures(stored, metrics) and all((reports / png).exists() for png in PLOTS):
+        say(f"figures unchanged since {stored.get('evaluated')}: reports left as they were")
         return False
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    (reports / METRICS).write_text(json.dumps(metrics, indent=1), encoding="utf-8")
     write_plots(reports, metrics, history)
     return True
 
 
-def _stored(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _same_figures(path: Path, metrics: dict) -> bool:
-    """Whether ``path`` already holds these figures: everything but the ``evaluated`` stamp, compared as JSON
-    (tuples and lists alike), and the plots beside it are there."""
-    stored = _stored(path)
-    if not stored or not all((path.parent / png).exists() for png in PLOTS):
-        return False
+def _same_figures(stored: dict, metrics: dict) -> bool:
+    """Everything but the ``evaluated`` stamp alike, compared as JSON (tuples and lists alike)."""
     def figures(m: dict) -> str:
         return json.dumps({k: v for k, v in m.items() if k != "evaluated"}, sort_keys=True, default=str)
+
     return figures(stored) == figures(json.loads(json.dumps(metrics, default=str)))
 
 
@@ -251,8 +245,7 @@ def evaluate_folder(clf, settings, split: Split | None = None, cleaned: dict | N
         },
     }
     reports = Path(settings.reports_dir)
-    if not write_reports(reports, metrics, clf.manifest.get("history", {})):
-        say(f"figures unchanged since {_stored(reports / 'metrics.json').get('evaluated')}: reports left as they were")
+    write_reports(reports, metrics, clf.manifest.get("history", {}))
     say(
         f"sentiment test: accuracy {sent['accuracy']:.4f}, macro-F1 {sent['macro_f1']:.4f} (baseline "
         f"{base['accuracy']:.4f} / {base['macro_f1']:.4f}) | topic vs LDA labels: macro-F1 {topic_weak['macro_f1']:.4f} "
