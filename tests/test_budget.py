@@ -196,7 +196,7 @@ def test_the_service_on_the_broker_holds_replies_back_and_reports_the_budget(fre
     settings = fresh_topics.model_copy(
         update={
             "work_dir": tmp_path,
-            "api_key": SecretStr("k" * 32),
+            "api_key": SecretStr("service-test-admin-key-long-enough-for-rules"),
             "x_api_base": xapi.base_url,
             "x_consumer_key": SecretStr("ck"),
             "x_consumer_secret": SecretStr("cs"),
@@ -217,7 +217,7 @@ def test_the_service_on_the_broker_holds_replies_back_and_reports_the_budget(fre
         while svc.consumer.stats["records"] < 18 and time.monotonic() < end:
             time.sleep(0.1)
         time.sleep(1.0)  # the poster thread gets its chance to overspend (it must not)
-        f = requests.get(f"{svc.url}/api/budget", headers={"X-API-Key": "k" * 32}, timeout=5).json()
+        f = requests.get(f"{svc.url}/api/budget", headers={"X-API-Key": "service-test-admin-key-long-enough-for-rules"}, timeout=5).json()
         assert requests.get(f"{svc.url}/api/budget", timeout=5).status_code in (401, 403)
         panel = dashboard_figures(svc.store, settings)
     assert len(xapi.posts) == 5 and not any(find_urls(x["text"]) for x in xapi.posts)

@@ -67,7 +67,7 @@ def test_user_values_never_start_a_log_line(tmp_path, sqlite_store, caplog):
     from tweetdesk.reply.poster import Poster
     from tweetdesk.tickets.intake import Intake
 
-    key = "k" * 32
+    key = "handles-test-admin-key-long-enough-for-rules"
     settings = Settings(work_dir=tmp_path, api_key=key)
     tw = enriched_tweet("6001")
     sqlite_store.add_tickets([tw], intake=Intake.from_settings(settings))  # it mentions @united: ours (conftest)
@@ -90,7 +90,7 @@ def test_pages_isolate_user_text_with_bdi(tmp_path, sqlite_store):
     seed_store(sqlite_store, n=3)
     rtl = make_tweet(50, text="@united \u202eevil reversed text")
     sqlite_store.add_tickets([rtl], reply_text=lambda t: f"@{t.author} sorry. Ticket {t.ticket_id}")
-    key = "k" * 32
+    key = "handles-test-admin-key-long-enough-for-rules"
     c = create_app(Settings(work_dir=tmp_path, api_key=key), sqlite_store).test_client()
     dash = c.get("/", headers={"X-API-Key": key}).get_data(as_text=True)
     assert f"@<bdi>{rtl.author}</bdi>" in dash and "<bdi>@united \u202eevil reversed text</bdi>" in dash

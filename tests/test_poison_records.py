@@ -63,7 +63,7 @@ def test_a_tweet_id_is_ascii_digits_and_nothing_else(value):
 def test_author_with_a_trailing_newline_is_dead_lettered_and_the_service_goes_on(fresh_topics, tmp_path):
     """The crash loop of issue 25: the template refused its own reply, the consumer thread died, the service
     stopped, and the uncommitted offset killed it again on every restart."""
-    settings = fresh_topics.model_copy(update={"work_dir": tmp_path, "api_key": SecretStr("k" * 32)})
+    settings = fresh_topics.model_copy(update={"work_dir": tmp_path, "api_key": SecretStr("service-test-admin-key-long-enough-for-rules")})
     bad = json.loads(enriched_tweet("8001").model_dump_json())
     bad["author"] = "someone\n"
     good = enriched_tweet("8002")

@@ -68,14 +68,14 @@ def _read_all(settings, topic: str, expect: int, timeout: float = 15) -> list[by
 
 
 def test_service_turns_records_into_tickets_once_and_commits(fresh_topics, tmp_path):
-    settings = fresh_topics.model_copy(update={"work_dir": tmp_path, "api_key": SecretStr("k" * 32)})
+    settings = fresh_topics.model_copy(update={"work_dir": tmp_path, "api_key": SecretStr("service-test-admin-key-long-enough-for-rules")})
     a, b = enriched_tweet("7001"), enriched_tweet("7002", topic="Extra Charges", sentiment="neutral")
     # Every record three times, plus two that are not enriched tweets.
     bad_id = enriched_tweet("7003").model_copy(update={"ticket_id": "BAG-22222222-2"}).model_dump_json()
     _produce(settings, [a.model_dump_json(), b.model_dump_json()] * 3 + ["{broken", bad_id])
     with ReplyService(settings, port=0) as svc:
         wait_for(lambda: sum(_committed(settings).values()) == 8, what="offsets committed")
-        health = requests.get(f"{svc.url}/healthz", headers={"X-API-Key": "k" * 32}, timeout=5).json()
+        health = requests.get(f"{svc.url}/healthz", headers={"X-API-Key": "service-test-admin-key-long-enough-for-rules"}, timeout=5).json()
         public = requests.get(f"{svc.url}/api/tickets/{a.ticket_id}", timeout=5).json()
     assert health["poster"]["mode"] == "dry-run" and health["consumer"]["tickets_created"] == 2
     assert health["consumer"]["duplicates"] == 4 and health["consumer"]["dead_letters"] == 2

@@ -13,16 +13,15 @@ Jinja before schema v7 are converted by its migration (``from_jinja``).
 
 from __future__ import annotations
 
-import re
 from string import Formatter
 from typing import Any
 
 import sqlalchemy as sa
 
 from tweetdesk.desk.accounts import DeskError, Principal
-from tweetdesk.tickets.schema import canned_replies
+from tweetdesk.tickets.schema import canned_replies, from_jinja  # noqa: F401 (the v7 migration's converter)
 from tweetdesk.records import SENTIMENTS, TOPICS
-from tweetdesk.reply.templates import ReplyTextError, _flight, check_reply_text, valid_handle
+from tweetdesk.reply.templates import ReplyTextError, check_reply_text, flight_of, valid_handle
 from tweetdesk.tickets.store import Ticket
 
 MAX_TITLE = 80
@@ -81,18 +80,7 @@ def check(text: str) -> str:
 def values_for(t: Ticket) -> dict[str, str]:
     handle = valid_handle(t.author)
     return {"mention": f"@{handle}" if handle else "", "author": handle or "", "ticket_id": t.ticket_id,
-            "flight": _flight(t), "topic": t.topic or "", "sentiment": t.sentiment or ""}
-
-
-_JINJA_VAR = re.compile(r"\{\{-?\s*(%s)\s*-?\}\}" % "|".join(PLACEHOLDERS))
-_JINJA_IF = re.compile(r"\{%-?\s*if\s+\w+\s*-?%\}.*?\{%-?\s*endif\s*-?%\}", re.S)
-
-
-def from_jinja(text: str) -> str:
-    """A canned reply written as Jinja (before schema v7) in placeholders: ``{{ mention }}`` -> ``{mention}``;
-    an ``{% if … %}…{% endif %}`` block (an optional phrase) is dropped. What cannot be converted is left as it
-    was: the desk leaves it out of its suggestions and an admin rewrites it."""
-    return _JINJA_VAR.sub(lambda m: "{" + m[1] + "}", _JINJA_IF.sub("", text))
+            "flight": flight_of(t), "topic": t.topic or "", "sentiment": t.sentiment or ""}
 
 
 class CannedReplies:

@@ -192,7 +192,7 @@ class ReplyTemplates:
 
     def render(self, tweet: EnrichedTweet) -> str:
         """The reply to ``tweet``: personalised, ≤ 280 (X-weighted), no URL, no foreign mention."""
-        ctx = self._context(tweet.author, tweet.ticket_id, tweet.topic, tweet.sentiment, _flight(tweet))
+        ctx = self._context(tweet.author, tweet.ticket_id, tweet.topic, tweet.sentiment, flight_of(tweet))
         entry = self.entry_for(tweet.sentiment, tweet.topic)
         try:
             return check_reply_text(self._render(entry, ctx), author=ctx["author"])
@@ -205,7 +205,7 @@ class ReplyTemplates:
         return [e.key for e in self._entries.values()]
 
 
-def _flight(tweet: EnrichedTweet) -> str:
+def flight_of(tweet: EnrichedTweet) -> str:
     """A flight number from the tweet's entities, only if it has the plain shape 'UA1234'."""
     for e in tweet.entities:
         if e.label == "FLIGHT":

@@ -18,6 +18,7 @@ them in (keeping what such a database holds).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from enum import Enum
 
@@ -443,11 +444,22 @@ def _migrate_v6(conn: Connection) -> None:
     )
 
 
+# The v7 placeholders, fixed here: a migration must convert as it did when written, whatever desk.canned becomes.
+_V7_PLACEHOLDERS = ("mention", "author", "ticket_id", "flight", "topic", "sentiment")
+_JINJA_VAR = re.compile(r"\{\{-?\s*(%s)\s*-?\}\}" % "|".join(_V7_PLACEHOLDERS))
+_JINJA_IF = re.compile(r"\{%-?\s*if\s+\w+\s*-?%\}.*?\{%-?\s*endif\s*-?%\}", re.S)
+
+
+def from_jinja(text: str) -> str:
+    """A canned reply written as Jinja (before schema v7) in placeholders: ``{{ mention }}`` -> ``{mention}``;
+    an ``{% if … %}…{% endif %}`` block (an optional phrase) is dropped. What cannot be converted is left as it
+    was: the desk leaves it out of its suggestions and an admin rewrites it."""
+    return _JINJA_VAR.sub(lambda m: "{" + m[1] + "}", _JINJA_IF.sub("", text))
+
+
 def _migrate_v7(conn: Connection) -> None:
     """v6 → v7: canned replies are text with named placeholders, no longer Jinja (issue 25: a Jinja one could
-    freeze the service): ``{{ mention }}`` becomes ``{mention}`` (``desk.canned.from_jinja``)."""
-    from tweetdesk.desk.canned import from_jinja
-
+    freeze the service): ``{{ mention }}`` becomes ``{mention}`` (``from_jinja``)."""
     for row in conn.execute(sa.select(canned_replies.c.id, canned_replies.c.text)).all():
         text = from_jinja(row.text)
         if text != row.text:
