@@ -14,7 +14,8 @@ from tests.fixtures.store import enriched_tweet
 from tweetdesk.app import create_app
 from tweetdesk.config import Settings
 from tweetdesk.desk.accounts import DeskError, bootstrap_admin
-from tweetdesk.desk.canned import from_jinja, render
+from tweetdesk.desk.canned import render
+from tweetdesk.tickets.schema import from_jinja
 from tweetdesk.desk.core import Desk
 from tweetdesk.tickets import schema
 from tweetdesk.tickets.store import TicketStore

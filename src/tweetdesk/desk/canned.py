@@ -8,7 +8,7 @@ unknown placeholder, a ``{{`` or ``{%``, a stray brace: 400 with the reason; the
 ``reply.templates`` for the longest handle and ticket ID: at most 280 characters as X counts them, no URL, no
 @mention but the customer's, the ticket ID present) and rendered by plain substitution, in time linear in
 its length. What the agent finally sends is checked again (``Desk.send_reply``). Canned replies saved as
-Jinja before schema v7 are converted by its migration (``from_jinja``).
+Jinja before schema v7 are converted by its migration (``tickets.schema.from_jinja``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tweetdesk.desk.accounts import DeskError, Principal
-from tweetdesk.tickets.schema import canned_replies, from_jinja  # noqa: F401 (the v7 migration's converter)
+from tweetdesk.tickets.schema import canned_replies
 from tweetdesk.records import SENTIMENTS, TOPICS
 from tweetdesk.reply.templates import ReplyTextError, check_reply_text, flight_of, valid_handle
 from tweetdesk.tickets.store import Ticket
