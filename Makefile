@@ -10,7 +10,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: install demo test test-all test-faults test-image image deploy-tools bench train clean
+.PHONY: install demo lint test test-all test-faults test-image image deploy-tools bench train clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tweetdesk demo
 
+# ruff: lint and import order (pyproject.toml's [tool.ruff]); `ruff check --fix .` mends most of what it finds.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
 # --durations: the slowest tests show in CI's output.
-test: $(STAMP)
+test: lint
 	$(BIN)/pytest --durations=15
 
 # Only the fault tests (also part of `make test`): SIGKILLs, broker freeze/restart, X API outage; prints the figures.
@@ -42,9 +46,9 @@ image:
 	deploy/build-image.sh
 
 test-image: $(STAMP)
-	$(BIN)/pytest -m image tests/test_image.py
+	$(BIN)/pytest -m image tests/deploy/test_image.py
 
-# AWS CDK, cfn-lint and checkov in their own venv (their pins would fight the project's); tests/test_deploy_aws.py
+# AWS CDK, cfn-lint and checkov in their own venv (their pins would fight the project's); tests/deploy/test_aws.py
 # skips without it.
 DEPLOY_VENV := deploy/.venv
 $(DEPLOY_VENV)/.installed-stamp: deploy/requirements.txt

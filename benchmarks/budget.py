@@ -60,11 +60,11 @@ from tweetdesk.config import DEFAULT_DATA, Settings  # noqa: E402
 from tweetdesk.models.labels import map_negativereason  # noqa: E402
 from tweetdesk.nlp.entities import flight_numbers  # noqa: E402  (the flight-number rule, regex only)
 from tweetdesk.records import EnrichedTweet  # noqa: E402
-from tweetdesk.reply.budget import PRIORITY_CLASSES, URGENT  # noqa: E402
 from tweetdesk.reply.consumer import ReplyConsumer  # noqa: E402
 from tweetdesk.reply.poster import Poster  # noqa: E402
 from tweetdesk.reply.templates import ReplyTemplates, find_urls  # noqa: E402
 from tweetdesk.tickets.ids import ticket_id_for  # noqa: E402
+from tweetdesk.tickets.priority import PRIORITY_CLASSES, URGENT  # noqa: E402
 from tweetdesk.tickets.store import TicketStore, replies, tickets, tweets_table  # noqa: E402
 
 T0 = datetime(2026, 11, 24, 18, 0, tzinfo=timezone.utc)
@@ -275,7 +275,7 @@ def report(name: str, r: dict) -> None:
     print(f"\n== {name} ==  ({r['wall_s']:.0f} s wall for {r['sim_hours']:.1f} simulated hours)")
     print(f"tweets in the burst       {r['tweets']:,}  → tickets {it['opened']:,}, joined a thread {it['threaded']:,}, "
           f"flood guard held back {it['capped']:,} ({r['flood_reasons']} authors), own 0")
-    print(f"tickets by class          " + ", ".join(f"{PRIORITY_CLASSES[c]} {n:,}" for c, n in sorted(r["classes"].items())))
+    print("tickets by class          " + ", ".join(f"{PRIORITY_CLASSES[c]} {n:,}" for c, n in sorted(r["classes"].items())))
     print(f"replies posted            {r['posted']:,} (first 15 min: {r['first_15']}; most in any 15-min window: "
           f"{r['max_window']} ≤ limit {r['limit']})")
     share = r["urgent_fast"] / r["urgent_total"] if r["urgent_total"] else 0.0
@@ -321,7 +321,7 @@ def main() -> None:
     if not args.data.exists():
         sys.exit(f"budget: error: data set not found at {args.data} (--data PATH)")
     tweets = burst(args.data, args.n, args.burst_minutes * 60, args.seed)
-    from tweetdesk.reply.budget import priority_of
+    from tweetdesk.tickets.priority import priority_of
 
     _class_of.update({tw.id: priority_of(tw) for tw in tweets})
     with tempfile.TemporaryDirectory(prefix="tweetdesk-budget-") as tmp:

@@ -68,7 +68,7 @@ def _best(label: str, fn, n: int, repeat: int) -> tuple[float, float]:
 def main() -> None:
     import torch
 
-    from tweetdesk.enrich import enrich_batch
+    from tweetdesk.models.enrich import enrich_batch
     from tweetdesk.models.features import model_tokens
     from tweetdesk.models.lstm import predict_proba
     from tweetdesk.models.predict import get_classifier

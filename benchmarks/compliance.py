@@ -77,8 +77,9 @@ def main() -> None:
     ap.add_argument("--author-posts", type=int, default=25)
     a = ap.parse_args()
     from tests.fixtures.xapi import XApiStandIn
-    from tweetdesk.compliance import ComplianceClient, run_cycle
+    from tweetdesk.tickets.compliance import run_cycle
     from tweetdesk.tickets.erase import erase_author
+    from tweetdesk.x.compliance import ComplianceClient
 
     with tempfile.TemporaryDirectory(prefix="tweetdesk-bench-compliance-") as tmp:
         tmp = Path(tmp)

@@ -44,10 +44,10 @@ from tweetdesk.config import Settings
 from tweetdesk.desk.core import Desk
 from tweetdesk.desk.inbox import InboxFilters, inbox
 from tweetdesk.records import TOPICS, EnrichedTweet
-from tweetdesk.reply.budget import priority_of
 from tweetdesk.reply.templates import ReplyTemplates
 from tweetdesk.tickets.ids import ticket_id_for
 from tweetdesk.tickets.intake import Intake
+from tweetdesk.tickets.priority import priority_of
 from tweetdesk.tickets.schema import replies
 from tweetdesk.tickets.store import TicketStore
 

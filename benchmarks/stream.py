@@ -50,7 +50,7 @@ def pct(xs, q: float) -> float:
 
 
 def fresh(settings: Settings, tag: str) -> Settings:
-    from tweetdesk.kafka import ensure_topics
+    from tweetdesk.kafka.client import ensure_topics
 
     t = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
     s = settings.model_copy(update={"topic_raw": f"{t}-raw", "topic_enriched": f"{t}-enriched",
@@ -86,7 +86,7 @@ def broker_alone(settings: Settings, data: Path, n: int, rate: float) -> dict:
     (set by the producer at send time) give the produce->consume latency."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-    from tweetdesk.kafka import make_consumer, topic_partitions
+    from tweetdesk.kafka.client import make_consumer, topic_partitions
 
     s = fresh(settings, "broker")
     c = make_consumer(s, "bench-broker", **{"fetch.wait.max.ms": 10})
@@ -207,7 +207,7 @@ def main() -> None:
           f"data {data.name}; {os.cpu_count()} cores; max_offsets_per_trigger {base.max_offsets_per_trigger}, "
           f"trigger {base.trigger_seconds} s, inference batch {base.inference_batch_size}", flush=True)
 
-    from tweetdesk.broker import kafka_settings
+    from tweetdesk.kafka.broker import kafka_settings
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="tweetdesk-bench-") as tmp, \

@@ -41,8 +41,8 @@ import multiprocessing as mp
 import os
 import random
 import secrets
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -200,8 +200,8 @@ def _sqlite_value(v):
 def serve(url: str, work: Path, summary_seconds: float) -> None:
     import logging
 
-    from tweetdesk.config import Settings
     from tweetdesk.app import ReplyService
+    from tweetdesk.config import Settings
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N": the point of the test

@@ -15,7 +15,7 @@
 # initdb fails under it). Examples:
 #
 #   scripts/test-at.sh '2026-12-31 23:59:40' Pacific/Kiritimati       # month and year end, midnight on the way
-#   scripts/test-at.sh --all-processes '2027-03-01 00:00:05' America/Los_Angeles tests/test_desk_store.py
+#   scripts/test-at.sh --all-processes '2027-03-01 00:00:05' America/Los_Angeles tests/desk/test_store.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=0; if [ "${1:-}" = "--all-processes" ]; then all=1; shift; fi

@@ -13,7 +13,9 @@ from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tweetdesk.nlp.clean import clean, clean_many
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, EnrichedTweet, Tweet
@@ -125,7 +127,7 @@ def test_a_lone_surrogate_is_not_a_tweet():
 
 
 def test_classifier_takes_every_edge_case(model_settings):
-    from tweetdesk.enrich import enrich_batch
+    from tweetdesk.models.enrich import enrich_batch
 
     batch = [no_surrogates(t) for t in EDGE_TEXTS if t.strip()]
     tweets = as_tweets(batch)
@@ -135,7 +137,7 @@ def test_classifier_takes_every_edge_case(model_settings):
 @hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(tweet_texts, min_size=1, max_size=6))
 def test_classifier_never_crashes(model_settings, batch):
-    from tweetdesk.enrich import enrich_batch
+    from tweetdesk.models.enrich import enrich_batch
 
     tweets = as_tweets(batch)
     check_enriched(tweets, enrich_batch(tweets, model_settings))
@@ -210,7 +212,7 @@ def _kafka_frame(values: list[bytes]) -> pd.DataFrame:
 def test_every_record_is_enriched_or_dead_lettered_with_a_reason(model_settings, bad, good_texts):
     """The stream job's per-record step (``Transformer.transform``), with the real enricher: one output row per
     input record, nothing dropped, nothing raised."""
-    from tweetdesk.enrich import enrich_batch
+    from tweetdesk.models.enrich import enrich_batch
     from tweetdesk.stream.schema import KIND_DEAD, KIND_ENRICHED
     from tweetdesk.stream.transform import Transformer
 
@@ -232,7 +234,7 @@ def test_every_record_is_enriched_or_dead_lettered_with_a_reason(model_settings,
 def test_bad_records_through_the_real_stream_job(spark, fresh_topics, tmp_path, model_settings):
     """A handful of the nastiest records through Kafka and the real Spark job."""
     from tests.fixtures.broker import publish
-    from tweetdesk.kafka import read_topic
+    from tweetdesk.kafka.client import read_topic
     from tweetdesk.stream.job import run_available_now
     from tweetdesk.stream.sink import read_enriched
 
@@ -274,8 +276,8 @@ def api(tmp_path_factory):
     from pydantic import SecretStr
 
     from tests.fixtures.store import enriched_tweet
-    from tweetdesk.config import Settings
     from tweetdesk.app import create_app
+    from tweetdesk.config import Settings
     from tweetdesk.reply.templates import ReplyTemplates
     from tweetdesk.tickets.store import TicketStore
 

@@ -71,7 +71,7 @@ def test_help_lists_every_stage_command():
 
 def _closed_port() -> int:
     """A loopback port nothing listens on: every connection attempt is refused at once."""
-    from tweetdesk.broker import free_port
+    from tweetdesk.kafka.broker import free_port
 
     return free_port()
 
@@ -98,7 +98,7 @@ def test_librdkafka_log_goes_through_python_logging_once_per_problem():
     code = (
         "import logging, sys\n"
         "from tweetdesk.config import Settings\n"
-        "from tweetdesk.kafka import make_producer\n"
+        "from tweetdesk.kafka.client import make_producer\n"
         "logging.basicConfig(stream=sys.stdout, format='%(name)s %(levelname)s %(message)s')\n"
         f"p = make_producer(Settings(kafka_bootstrap='127.0.0.1:{_closed_port()}'))\n"
         "p.produce('tweets.raw', b'x')\n"

@@ -15,7 +15,6 @@ of the run under "figures". Subprocesses only where a SIGKILL needs one.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -23,7 +22,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -32,16 +30,16 @@ from pydantic import SecretStr
 from tests.fixtures.broker import publish
 from tests.fixtures.figures import record_figures
 from tests.fixtures.store import enriched_tweet
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.xapi import XApiStandIn
-from tweetdesk.broker import EmbeddedBroker
 from tweetdesk.config import SAMPLE_TWEETS, Settings
 from tweetdesk.ingest import Publisher
 from tweetdesk.ingest.publisher import PublishError
 from tweetdesk.ingest.replay import iter_tweets
-from tweetdesk.kafka import ensure_topics, make_producer, read_topic
+from tweetdesk.kafka.broker import EmbeddedBroker
+from tweetdesk.kafka.client import ensure_topics, make_producer, read_topic
 from tweetdesk.records import ReplyStatus, Tweet
 from tweetdesk.tickets.store import TicketStore
-from tests.fixtures.waiting import wait_for
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -12,15 +12,16 @@ import itertools
 import json
 import threading
 
-import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tests.fixtures.figures import record_figures
 from tests.fixtures.store import enriched_tweet
 from tests.fixtures.waiting import wait_for
 from tweetdesk.app import ReplyService
-from tweetdesk.kafka import make_producer, read_topic
+from tweetdesk.kafka.client import make_producer, read_topic
 from tweetdesk.records import DeadLetter
 from tweetdesk.stream.job import StreamJob
 from tweetdesk.tickets.store import replies, tweets_table

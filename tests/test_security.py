@@ -25,7 +25,6 @@ from tests.fixtures.store import enriched_tweet
 from tests.fixtures.xstream import XStandIn, keepalive, tweet
 from tweetdesk.config import Settings
 from tweetdesk.errors import ConfigError
-from tests.fixtures.waiting import wait_for
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -132,7 +131,7 @@ def _env(settings, tmp_path: Path, **extra) -> dict[str, str]:
 
 
 def test_serve_runs_under_waitress_and_never_logs_or_answers_a_secret(fresh_topics, xapi, tmp_path):
-    from tweetdesk.kafka import make_producer
+    from tweetdesk.kafka.client import make_producer
     from tweetdesk.tickets.store import TicketStore
 
     settings = fresh_topics

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from tweetdesk.config import SECTIONS, KafkaSettings, ModelSettings, Settings
-from tweetdesk.kafka import client_config
+from tweetdesk.kafka.client import client_config
 
 
 def test_every_flat_setting_is_in_a_section_under_its_env_name(monkeypatch):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 
 import aws_cdk as cdk
-
 from tweetdesk_stack import TweetdeskStack
 
 PLACEHOLDER_CERT = "arn:aws:acm:us-east-1:111111111111:certificate/00000000-0000-0000-0000-000000000000"

@@ -2,34 +2,31 @@
 checkpoints, job code), RDS PostgreSQL (tickets), ECS Fargate (serve behind an HTTPS ALB, ingest), Secrets
 Manager (X credentials, API key, database), CloudWatch logs, one KMS key. Every IAM grant names its resources.
 
-Settings reach the containers as the same TWEETDESK_* variables as everywhere else (tests/test_deploy_aws.py
+Settings reach the containers as the same TWEETDESK_* variables as everywhere else (tests/deploy/test_aws.py
 checks every name against Settings and every container command against the CLI).
 """
 
 from __future__ import annotations
 
 import aws_cdk as cdk
-from aws_cdk import (
-    aws_certificatemanager as acm,
-    aws_ec2 as ec2,
-    aws_ecr as ecr,
-    aws_ecs as ecs,
-    aws_ecs_patterns as ecs_patterns,
-    aws_elasticloadbalancingv2 as elbv2,
-    aws_emrserverless as emrs,
-    aws_iam as iam,
-    aws_kms as kms,
-    aws_logs as logs,
-    aws_msk as msk,
-    aws_rds as rds,
-    aws_s3 as s3,
-    aws_secretsmanager as sm,
-    aws_wafv2 as wafv2,
-    custom_resources as cr,
-)
-from constructs import Construct
-
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_ecs_patterns as ecs_patterns
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_emrserverless as emrs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_msk as msk
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as sm
+from aws_cdk import aws_wafv2 as wafv2
+from aws_cdk import custom_resources as cr
 from checks import skip_checks
+from constructs import Construct
 
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 WORK_DIR = "/var/lib/tweetdesk"  # the image's TWEETDESK_WORK_DIR; an ephemeral volume (root file system is read-only)

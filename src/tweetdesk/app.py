@@ -216,7 +216,7 @@ class ReplyService:
 
 def serve_command(settings) -> None:
     """``tweetdesk serve``: the reply service in the foreground until Ctrl-C or SIGTERM."""
-    from tweetdesk.broker import kafka_settings
+    from tweetdesk.kafka.broker import kafka_settings
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -57,8 +57,8 @@ def classify(text: str | None, file: Path | None, json_out: bool, handles: tuple
 
     Whether it would get an automatic reply depends on our accounts (TWEETDESK_OUR_HANDLES, default @tweetdesk;
     the demo answers for the sample's airlines): the output names the ones it checked."""
-    from tweetdesk.classify import classify_command
     from tweetdesk.config import SAMPLE_OUR_HANDLES
+    from tweetdesk.models.classify import classify_command
 
     if handles:
         ours = [h for given in handles for h in (SAMPLE_OUR_HANDLES if given == "demo" else (given,))]
@@ -86,7 +86,7 @@ def train(data: Path | None, epochs: int, seed: int, version: str | None, teache
     settings = _settings(data_path=data)
     extra = None
     if corrections:
-        from tweetdesk.desk.corrections import trainable_corrections
+        from tweetdesk.models.corrections import trainable_corrections
 
         extra, line = trainable_corrections(settings)  # never X content (X's rules)
         click.echo(line, err=True)
@@ -99,7 +99,7 @@ def train(data: Path | None, epochs: int, seed: int, version: str | None, teache
 def evaluate(data: Path | None) -> None:
     """Evaluate the shipped models and a TF-IDF baseline on the test split, and their agreement with the agents'
     corrections; write reports/metrics.json, reports/corrections.json and plots."""
-    from tweetdesk.desk.corrections import agreement
+    from tweetdesk.models.corrections import agreement
     from tweetdesk.models.evaluate import evaluate_command
 
     settings = _settings(data_path=data)
@@ -121,7 +121,7 @@ def lda(data: Path | None, topics: int) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 = a free port.")
 def broker(port: int) -> None:
     """Run the embedded Kafka-protocol broker (tansu) in the foreground."""
-    from tweetdesk.broker import broker_command
+    from tweetdesk.kafka.broker import broker_command
 
     broker_command(_settings(), port=port)
 
@@ -149,7 +149,7 @@ def ingest(source: str, path: Path | None, rate: float, limit: int | None, loop:
 @click.option("--redirect-url", help="The address X sent the browser to (finishes a login started without it).")
 def x_login(redirect_url: str | None) -> None:
     """Sign in to X as the brand's account (OAuth 2.0 with PKCE); the tokens go to a file only you can read."""
-    from tweetdesk.xauth import login_command
+    from tweetdesk.x.auth import login_command
 
     login_command(_settings(), redirect_url=redirect_url)
 
@@ -214,7 +214,7 @@ from tweetdesk.desk.cli import users  # noqa: E402  (a click group; its commands
 
 app.add_command(users)
 
-from tweetdesk.compliance_cli import compliance, erase, x_records  # noqa: E402  (X's data rules)
+from tweetdesk.compliance import compliance, erase, x_records  # noqa: E402  (X's data rules)
 
 for _command in (compliance, erase, x_records):
     app.add_command(_command)

@@ -1,192 +1,120 @@
-"""``tweetdesk compliance``: X's batch compliance, applied through the one removal path (tickets/removal.py).
-
-X's contract (docs.x.com → X API v2 → Compliance → Batch compliance; ``POST /2/compliance/jobs``,
-``GET /2/compliance/jobs/:id``): create a job of type ``tweets`` or ``users`` (app bearer token) → ``upload_url``
-(PUT the IDs, one per line, ``Content-Type: text/plain``, within 15 minutes) → poll the job until its ``status``
-is ``complete`` (or ``failed`` / ``expired``) → GET ``download_url`` (valid one week): one JSON object per line
-for each ID that needs action, ``{"id", "action", "reason", "created_at", "redacted_at"?,
-"withheld_in_countries"?}``. X allows one concurrent job per type.
-
-What we do with a result line (the stricter reading where X leaves a choice):
-- tweets, ``action`` delete (reason deleted | suspended | protected | deactivated | edited) or withheld → the post
-  is removed; ``edited``: the version named is an old one, X's newest version is the one we may keep.
-- users, ``action`` delete | protect | suspend | deactivate | withheld → every post of the account is removed.
-- ``scrub_geo`` → the place names we extracted go, the post stays.
-A malformed line is logged with the reason; the other lines are applied.
-"""
+"""``tweetdesk compliance | erase | x-records``: X's data rules from the command line (a click module of its own
+so that cli.py only registers it)."""
 
 from __future__ import annotations
 
 import json
-import logging
+import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
 
-import requests
-import sqlalchemy as sa
+import click
 
 from tweetdesk.errors import TweetdeskError
-from tweetdesk.tickets import removal
-from tweetdesk.tickets.schema import tickets, tweets_table
 
-log = logging.getLogger(__name__)
-
-TWEET_ACTIONS = {"delete", "withheld", "scrub_geo"}
-USER_ACTIONS = {"delete", "protect", "suspend", "deactivate", "withheld", "scrub_geo"}
+_EVERY = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 
 
-class ComplianceError(TweetdeskError):
-    pass
+def _seconds(every: str) -> float:
+    m = _EVERY.match(every.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise TweetdeskError(f"--every {every!r}: give a duration such as 30m, 6h or 1d")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
-@dataclass
-class CycleReport:
-    checked: dict[str, int] = field(default_factory=dict)
-    actions: dict[str, int] = field(default_factory=dict)
-    malformed: list[str] = field(default_factory=list)
-    removed_posts: set[str] = field(default_factory=set)
+def parquet_rewriter(settings):
+    """Removed post IDs -> the Spark rewrite of the Parquet partitions holding them (a session only when needed)."""
+    def rewrite_parquet(ids: set[str]) -> None:
+        from tweetdesk.stream.rewrite import rewrite
+        from tweetdesk.stream.spark import build_spark
 
-    def line(self) -> str:
-        return (f"compliance: checked {self.checked.get('tweets', 0)} posts and {self.checked.get('users', 0)} "
-                f"accounts; {len(self.removed_posts)} posts removed; "
-                f"{len(self.malformed)} malformed result lines (logged)")
+        root = settings.parquet_uri or settings.parquet_dir
+        if "://" not in str(root) and not any(Path(root).glob("day=*")):
+            return  # no Parquet here (the stream runs elsewhere or not yet)
+        r = rewrite(build_spark(settings, app_name="tweetdesk-compliance"), root, ids)
+        click.echo(f"parquet: {r.rows_blanked} rows blanked in {len(r.partitions)} partitions")
+
+    return rewrite_parquet
 
 
-class ComplianceClient:
-    """X's batch compliance endpoints over ``requests`` (tweepy has no client for them)."""
+def _store(settings):
+    from tweetdesk.tickets.store import TicketStore
 
-    def __init__(self, api_base: str, bearer_token: str, *, poll_seconds: float = 10.0, timeout: float = 30.0,
-                 max_wait: float = 3600.0, sleep: Callable[[float], None] = time.sleep):
-        self.base = api_base.rstrip("/")
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {bearer_token}"
-        self.poll_seconds, self.timeout, self.max_wait, self.sleep = poll_seconds, timeout, max_wait, sleep
+    return TicketStore.from_settings(settings)
 
-    def _json(self, r: requests.Response, what: str) -> dict:
-        try:
-            body = r.json()
-        except ValueError:
-            body = {}
-        if r.status_code >= 400:
-            detail = body.get("detail") or (body.get("errors") or [{}])[0].get("message") or r.reason
-            raise ComplianceError(f"X refused {what} ({r.status_code}): {detail}")
-        return body.get("data") or {}
 
-    def run_job(self, kind: str, ids: list[str]) -> bytes:
-        """Create a job, upload the IDs, wait for it, download the result file."""
-        try:
-            return self._run_job(kind, ids)
-        except requests.RequestException as e:
-            raise ComplianceError(f"cannot reach X at {self.base} for the {kind} compliance job "
-                                  f"({type(e).__name__})") from None
-
-    def _run_job(self, kind: str, ids: list[str]) -> bytes:
-        job = self._json(self.session.post(f"{self.base}/2/compliance/jobs", json={"type": kind, "name":
-                         f"tweetdesk-{kind}"}, timeout=self.timeout), f"a {kind} compliance job")
-        up = requests.put(job["upload_url"], data="\n".join(ids).encode(), headers={"Content-Type": "text/plain"},
-                          timeout=self.timeout)
-        if up.status_code >= 300:
-            raise ComplianceError(f"upload of job {job['id']} refused ({up.status_code})")
-        waited = 0.0
+@click.command()
+@click.option("--every", metavar="DURATION", help="Run again and again (e.g. 6h; X's 24-hour deadline needs < 24h).")
+@click.pass_obj
+def compliance(settings_of, every: str | None) -> None:
+    """Send the stored post and author IDs through X's batch compliance and remove what X says must go."""
+    pause = _seconds(every) if every else None
+    settings = settings_of()
+    store = _store(settings)
+    try:
         while True:
-            status = self._json(self.session.get(f"{self.base}/2/compliance/jobs/{job['id']}", timeout=self.timeout),
-                                f"the status of job {job['id']}")
-            if status.get("status") == "complete":
-                break
-            if status.get("status") in ("failed", "expired"):
-                raise ComplianceError(f"compliance job {job['id']} {status['status']}")
-            if waited >= self.max_wait:
-                raise ComplianceError(f"compliance job {job['id']} not complete after {waited:.0f} s")
-            self.sleep(self.poll_seconds)
-            waited += self.poll_seconds
-        down = requests.get(status.get("download_url") or job["download_url"], timeout=self.timeout)
-        if down.status_code >= 300:
-            raise ComplianceError(f"download of job {job['id']} refused ({down.status_code})")
-        return down.content
+            try:
+                _cycle(settings, store)
+            except TweetdeskError as e:
+                if pause is None:
+                    raise
+                # A scheduled run keeps going: the next cycle retries (X down, a job still open, …).
+                click.echo(f"tweetdesk: error: {e} (next cycle in {every})", err=True)
+            if pause is None:
+                return
+            time.sleep(pause)
+    finally:
+        store.close()
 
 
-def parse_results(kind: str, data: bytes) -> tuple[list[dict], list[str]]:
-    """Result lines → (valid lines, reasons for the malformed ones)."""
-    ok, bad = [], []
-    allowed = TWEET_ACTIONS if kind == "tweets" else USER_ACTIONS
-    for n, raw in enumerate(data.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-        except ValueError as e:
-            bad.append(f"{kind} line {n}: not JSON ({e.msg})")
-            continue
-        if not isinstance(line, dict):
-            bad.append(f"{kind} line {n}: not a JSON object")
-        elif not isinstance(line.get("id"), str) or not line["id"].isdigit():
-            bad.append(f"{kind} line {n}: no valid id")
-        elif line.get("action") not in allowed:
-            bad.append(f"{kind} line {n}: unknown action {str(line.get('action'))[:40]!r}")
-        else:
-            ok.append(line)
-    return ok, bad
+def _cycle(settings, store) -> None:
+    from tweetdesk.tickets.compliance import run_cycle
+    from tweetdesk.tickets.erase import purge_older_than
+
+    rewrite_parquet = parquet_rewriter(settings)
+    if settings.retention_days:  # first: what retention purges need not go through X's jobs
+        r = purge_older_than(store, settings.retention_days, rewrite_parquet=rewrite_parquet)
+        click.echo(f"retention: {len(r.tweet_ids)} posts older than {settings.retention_days:g} days purged")
+    click.echo(run_cycle(settings, store, rewrite_parquet=rewrite_parquet).line())
 
 
-def stored_ids(conn) -> tuple[list[str], list[str]]:
-    """The post IDs and the author IDs we still hold content of."""
-    posts = {r[0] for r in conn.execute(sa.select(tweets_table.c.tweet_id).where(tweets_table.c.text != ""))}
-    posts |= {r[0] for r in conn.execute(sa.select(tickets.c.tweet_id).where(tickets.c.removed_at.is_(None)))}
-    users = {r[0] for r in conn.execute(sa.select(tickets.c.author_id).distinct().where(
-        tickets.c.removed_at.is_(None), tickets.c.author_id.is_not(None)))}
-    users |= {r[0] for r in conn.execute(sa.select(tweets_table.c.author_key).distinct()) if r[0].isdigit()}
-    return sorted(p for p in posts if p.isdigit()), sorted(users)
+@click.command()
+@click.option("--author", "handle", required=True, metavar="HANDLE", help="The X handle whose content to erase.")
+@click.pass_obj
+def erase(settings_of, handle: str) -> None:
+    """Erase every post of an author (a customer's request) from the store, on the same path as compliance."""
+    from tweetdesk.tickets.erase import erase_author
+
+    settings = settings_of()
+    store = _store(settings)
+    try:
+        r = erase_author(store, handle, actor="cli", key=settings_key(settings),
+                         rewrite_parquet=parquet_rewriter(settings))
+    finally:
+        store.close()
+    click.echo(f"erase: {len(r.tweet_ids)} posts and {r.tickets} tickets of that author removed (audited)")
 
 
-def apply_results(store, kind: str, lines: list[dict], report: CycleReport) -> None:
-    """Apply valid result lines through the removal path, one transaction."""
-    with store.transaction(write=True) as conn:
-        by_reason: dict[tuple[str, str], list[str]] = {}
-        for line in lines:
-            action = line["action"]
-            report.actions[f"{kind}:{action}"] = report.actions.get(f"{kind}:{action}", 0) + 1
-            reason = str(line.get("reason") or action)[:40]
-            by_reason.setdefault((action, reason), []).append(line["id"])
-        for (action, reason), ids in sorted(by_reason.items()):
-            why = f"removed: {reason} on X" if action != "withheld" else "removed: withheld on X"
-            if reason == "edited":
-                why = "removed: an older version, edited on X"
-            geo = action == "scrub_geo"
-            if kind == "tweets":
-                r = removal.remove(conn, reason=why, source="compliance", tweet_ids=ids, scrub_geo_only=geo,
-                                   log_detail={"type": kind, "action": action})
-            else:
-                r = removal.remove(conn, reason=why, source="compliance", author_keys=ids, scrub_geo_only=geo,
-                                   log_detail={"type": kind, "action": action})
-            report.removed_posts |= r.tweet_ids
+def settings_key(settings) -> bytes:
+    from tweetdesk.secret_key import derive, secret_key
+
+    return derive(secret_key(settings), "erase-digest")
 
 
-def run_cycle(settings, store, client: ComplianceClient | None = None,
-              rewrite_parquet: Callable[[set[str]], object] | None = None) -> CycleReport:
-    """One compliance cycle: every stored post and author through X's jobs, results applied."""
-    if client is None:
-        token = settings.x_bearer_token
-        if token is None:
-            raise ComplianceError("compliance needs the app's bearer token: set TWEETDESK_X_BEARER_TOKEN")
-        client = ComplianceClient(settings.x_api_base, token.get_secret_value())
-    report = CycleReport()
-    with store.transaction() as conn:
-        posts, users = stored_ids(conn)
-    for kind, ids in (("tweets", posts), ("users", users)):
-        report.checked[kind] = len(ids)
-        if not ids:
-            continue
-        data = client.run_job(kind, ids)
-        lines, bad = parse_results(kind, data)
-        apply_results(store, kind, lines, report)
-        with store.transaction(write=True) as conn:
-            removal.log(conn, source="compliance", action="job", reason=f"{kind} job complete",
-                        detail={"type": kind, "ids": len(ids), "results": len(lines), "malformed": len(bad)})
-            for reason in bad:
-                log.warning("compliance: malformed result line: %s", reason)
-                removal.log(conn, source="compliance", action="malformed", reason=reason)
-        report.malformed += bad
-    if rewrite_parquet and report.removed_posts:
-        rewrite_parquet(report.removed_posts)
-    return report
+@click.command("x-records")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the JSON here (default: stdout).")
+@click.pass_obj
+def x_records(settings_of, out: Path | None) -> None:
+    """Export the record of X data use for an audit: x_usage figures per day and the compliance log."""
+    from tweetdesk.tickets.erase import record_of_use
+
+    store = _store(settings_of())
+    try:
+        doc = json.dumps(record_of_use(store), indent=1, default=str)
+    finally:
+        store.close()
+    if out:
+        out.write_text(doc + "\n")
+        click.echo(f"x-records: written to {out}")
+    else:
+        click.echo(doc)

@@ -19,12 +19,7 @@ from pathlib import Path
 from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, SecretStr
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 # Secret settings are the SecretStr fields, plus a password inside the database URL and the secret keys of
 # kafka_config (tweetdesk.redact finds and masks those). redact_url stays importable from here.
@@ -372,7 +367,7 @@ class Settings(BaseSettings):
         ],
         description="A customer who writes one of these to our account gets no further automatic reply; their queued "
         "replies are cancelled. One word: the whole message (but mentions, punctuation, emoji, please); longer: "
-        "anywhere, whole words; any case (tweetdesk.xrules.opt_out_phrase).",
+        "anywhere, whole words; any case (tweetdesk.x.rules.opt_out_phrase).",
     )
     reply_refused_cooldown_seconds: int = Field(
         7 * 24 * 3600, ge=0, description="After X refuses a reply (403), its author gets no automatic reply for this long.",

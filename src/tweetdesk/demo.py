@@ -21,11 +21,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tweetdesk.config import SAMPLE_OUR_HANDLES, SAMPLE_TWEETS, Settings
 from tweetdesk.errors import TweetdeskError
+
+if TYPE_CHECKING:  # pandas loads only when the summary is computed
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +156,10 @@ def reply_latency(df, outbox) -> "pd.Series":
 
 def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool = False,
              stop: threading.Event | None = None, rate: float = DEMO_RATE, verbose: bool = False) -> DemoResult:
-    from tweetdesk.broker import kafka_settings
+    from tweetdesk.app import ReplyService
     from tweetdesk.ingest import SAMPLE_BAD, Publisher
     from tweetdesk.ingest.replay import replay
-    from tweetdesk.app import ReplyService
+    from tweetdesk.kafka.broker import kafka_settings
     from tweetdesk.stream.job import StreamJob
     from tweetdesk.stream.sink import parquet_latency, read_enriched
     from tweetdesk.stream.spark import build_spark

@@ -6,13 +6,12 @@ Tweet ids are strings: X ids are 64-bit snowflakes, beyond JSON/JavaScript's exa
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from tweetdesk.xrules import is_handle
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 TOPICS: tuple[str, ...] = (
@@ -33,6 +32,36 @@ MAX_TEXT_CHARS = 25_000
 
 # A tweet id: ASCII digits, the whole string (\A..\z: a "$" would also match before a final newline).
 _DIGITS = r"\A[0-9]+\z"
+
+
+# X user names: 1–15 letters, digits or underscores (X's account rules). Always used with ``fullmatch``: a
+# trailing "$" would also accept "someone\n" ("$" matches before a final newline).
+HANDLE_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
+
+def is_handle(name: str) -> bool:
+    """True for a valid X user name (without '@')."""
+    return isinstance(name, str) and HANDLE_RE.fullmatch(name) is not None
+
+
+# The data set's airline column, as the airlines' X handles (lower case, like a brand taken from an @mention).
+AIRLINE_HANDLES = {
+    "virgin america": "virginamerica",
+    "united": "united",
+    "southwest": "southwestair",
+    "delta": "delta",
+    "us airways": "usairways",
+    "american": "americanair",
+}
+_MENTION = re.compile(r"(?<![\w@])@(\w{1,15})")
+
+
+def brand_of(text: str, airline: str | None = None) -> str | None:
+    """The brand a tweet is about: the CSV's airline column when given, else the first @mention (lower case)."""
+    if airline and airline.strip():
+        a = airline.strip().lower()
+        return AIRLINE_HANDLES.get(a, re.sub(r"\W+", "", a)) or None
+    m = _MENTION.search(text or "")
+    return m.group(1).lower() if m else None
 
 
 def utcnow() -> datetime:
@@ -107,7 +136,7 @@ class Tweet(_NoNul):
     in_reply_to_user_id: str | None = None
     conversation_id: str | None = None
     # Who the tweet @mentions (handles without '@', X's ``entities.mentions``). None = not given by the
-    # source: ``tweetdesk.xrules.mentions_of`` derives them from the text with X's mention rule.
+    # source: ``tweetdesk.x.rules.mentions_of`` derives them from the text with X's mention rule.
     mentions: list[str] | None = None
     referenced_tweets: list[ReferencedTweet] = Field(default_factory=list)
     # replay = a file; mentions = our account's mentions timeline (an owned read on X); x = the filtered

@@ -23,8 +23,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from tweetdesk.desk import ADMIN, AGENT, ROLES, VIEWER
-from tweetdesk.tickets.schema import api_tokens, users
 from tweetdesk.errors import TweetdeskError
+from tweetdesk.tickets.schema import api_tokens, users
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")  # fullmatch: "$" would accept a final newline
 TOKEN_PREFIX = "tdk_"

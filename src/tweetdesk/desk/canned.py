@@ -19,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from tweetdesk.desk.accounts import DeskError, Principal
-from tweetdesk.tickets.schema import canned_replies
 from tweetdesk.records import SENTIMENTS, TOPICS
 from tweetdesk.reply.templates import ReplyTextError, check_reply_text, flight_of, valid_handle
+from tweetdesk.tickets.schema import canned_replies
 from tweetdesk.tickets.store import Ticket
 
 MAX_TITLE = 80

@@ -24,10 +24,21 @@ from sqlalchemy.engine import Connection
 
 from tweetdesk.desk import ADMIN, AGENT
 from tweetdesk.desk.accounts import Accounts, DeskError, Principal
-from tweetdesk.tickets.schema import assignments, audit_log, corrections, notes, reply_authors, ticket_views, users
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
 from tweetdesk.reply.templates import ReplyTextError, check_reply_text
-from tweetdesk.tickets.schema import TicketStatus, rows_in, tickets
+from tweetdesk.tickets.policy import ReplyPolicy
+from tweetdesk.tickets.schema import (
+    TicketStatus,
+    assignments,
+    audit_log,
+    corrections,
+    notes,
+    reply_authors,
+    rows_in,
+    ticket_views,
+    tickets,
+    users,
+)
 from tweetdesk.tickets.store import Ticket, TicketStore
 
 log = logging.getLogger(__name__)
@@ -37,18 +48,10 @@ MAX_NOTE = 4000
 
 
 def reply_refused(store: TicketStore, ticket: Ticket, tweet_id: str) -> DeskError | None:
-    """Why X's rules forbid an agent's reply to ``tweet_id`` of ``ticket`` (409), or None."""
-    seen = store.tweet_disposition(tweet_id) or {}
-    # Rows from before schema v3 have no source: the ticket's own mark stands for them.
-    if not (seen.get("summoned_by") if seen.get("source") else ticket.summoned_by):
-        return DeskError(f"tweet {tweet_id} is listening only: it did not mention, quote or reply to our account, "
-                         "and X refuses replies to such posts (answer the customer by other means)",
-                         status=409, kind="not_summoned")
-    barred = store.opt_out_of(ticket.author, ticket.author_id)
-    if barred:
-        return DeskError(f"no reply: {barred['why']} (an admin can lift it: DELETE /api/opt-outs/<author>)",
-                         status=409, kind="opted_out")
-    return None
+    """Why X's rules forbid an agent's reply to ``tweet_id`` of ``ticket`` (409), or None: the reply policy's
+    answer (``tickets.policy``) as the desk's error."""
+    r = ReplyPolicy.refusal(store, ticket, tweet_id)
+    return None if r is None else DeskError(r.reason, status=409, kind=r.kind)
 
 
 class Desk:
@@ -156,14 +159,15 @@ class Desk:
         return self.ticket(ticket_id)
 
     def send_reply(self, ticket_id: str, text: str, actor: Principal, *, seen: str | None = None,
-                   key: str | None = None) -> tuple[Any, bool]:
-        """Queue an agent's reply under X's rules (409 not summoned / opted out, 400 a rule of the text). With
-        ``seen``, the freshness check, the queueing and its audit entry are one write transaction with the ticket's
-        row locked: of two agents answering from the same view, one gets the reply queued and the other a 409 (X
-        allows one reply per interaction)."""
+                   key: str | None = None, tweet_id: str | None = None) -> tuple[Any, bool]:
+        """Queue an agent's reply under X's rules (409 not summoned / opted out, 400 a rule of the text), to
+        ``tweet_id`` of the ticket or else the tweet the desk answers (``_reply_target``). With ``seen``, the
+        freshness check, the queueing and its audit entry are one write transaction with the ticket's row locked:
+        of two agents answering from the same view, one gets the reply queued and the other a 409 (X allows one
+        reply per interaction). ``key`` makes a retry return the reply it queued."""
         _writer(actor)
         t = self.ticket(ticket_id)
-        target = self._reply_target(t)
+        target = tweet_id or self._reply_target(t)
         refused = reply_refused(self.store, t, target)
         if refused is not None:
             raise refused
@@ -328,15 +332,6 @@ class Desk:
             q = q.where(corrections.c.ticket_id == ticket_id)
         with self.tx() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
-
-    def labelled_examples(self) -> list[dict[str, Any]]:
-        """One labelled row per corrected ticket (its latest correction), in the data set's columns."""
-        latest: dict[str, dict[str, Any]] = {}
-        for c in self.corrections():
-            latest[c["ticket_id"]] = c
-        return [{"tweet_id": c["tweet_id"], "text": c["text"], "airline_sentiment": c["sentiment"], "topic": c["topic"],
-                 "airline_sentiment_confidence": 1.0, "model_topic": c["model_topic"],
-                 "model_sentiment": c["model_sentiment"], "by": c["by"], "at": c["at"]} for c in latest.values()]
 
     # --- for the API and the ticket page ---------------------------------------------------------
     def ticket_extras(self, ticket_id: str) -> dict[str, Any]:

@@ -19,11 +19,10 @@ from typing import Any, Iterable, Iterator
 import sqlalchemy as sa
 
 from tweetdesk.desk.accounts import DeskError
-from tweetdesk.tickets.schema import assignments, corrections, rows_in
 from tweetdesk.desk.timers import Timers
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
-from tweetdesk.reply.budget import PRIORITY_CLASSES, priority_of
-from tweetdesk.tickets.schema import TicketStatus, tickets
+from tweetdesk.tickets.priority import PRIORITY_CLASSES, priority_of
+from tweetdesk.tickets.schema import TicketStatus, assignments, corrections, rows_in, tickets
 from tweetdesk.tickets.store import Ticket
 
 SCAN = 5000

@@ -1,6 +1,6 @@
 """First-response timers and the desk's response-time report.
 
-A ticket's class is the reply budget's (``reply.budget.priority_of``: urgent, negative, neutral, positive);
+A ticket's class is its reply class (``tickets.priority.priority_of``: urgent, negative, neutral, positive);
 it is due ``desk_due_minutes[class]`` after it was opened. Its first response is the first reply to it that
 went out (posted to X, or written to the dry-run outbox): the automatic reply counts only where one was
 sent, so a listening-only ticket waits for an agent. A ticket breaches when its first response came after
@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from tweetdesk.tickets.schema import assignments, reply_authors
-from tweetdesk.reply.budget import PRIORITY_CLASSES, priority_of
-from tweetdesk.tickets.schema import replies, rows_in, tickets
+from tweetdesk.tickets.priority import PRIORITY_CLASSES, priority_of
+from tweetdesk.tickets.schema import assignments, replies, reply_authors, rows_in, tickets
 from tweetdesk.tickets.store import Ticket
 
 DEFAULT_DUE_MINUTES = {"urgent": 15, "negative": 60, "neutral": 240, "positive": 240}

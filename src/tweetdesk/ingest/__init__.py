@@ -20,7 +20,7 @@ import click
 
 from tweetdesk.config import SAMPLE_TWEETS, Settings
 from tweetdesk.errors import ConfigError, InputError
-from tweetdesk.ingest.common import bearer_token_hint, check_file
+from tweetdesk.ingest.common import check_file
 from tweetdesk.ingest.publisher import IngestStats, Publisher, PublishError
 
 SAMPLE_BAD = SAMPLE_TWEETS.parent / "sample_bad.jsonl"
@@ -32,7 +32,7 @@ def _ready(settings: Settings, timeout: float = 10.0) -> Settings:
     """Check the cluster answers and our two topics exist (created if not): a one-line error otherwise."""
     from confluent_kafka import KafkaException
 
-    from tweetdesk.kafka import ensure_topics
+    from tweetdesk.kafka.client import ensure_topics
 
     kafka = settings.kafka
     try:
@@ -67,13 +67,14 @@ def ingest_command(
         check_file(path or SAMPLE_TWEETS)  # a missing file is reported before Kafka is touched
     elif source == "mentions":
         if not settings.x.user_credentials:
-            from tweetdesk.xauth import XAuthError, user_context_hint
+            from tweetdesk.x.auth import XAuthError, user_context_hint
 
             raise XAuthError(f"no X user credentials to read our mentions: {user_context_hint()}")
     elif source == "x":
         token = settings.x.bearer_token
         if token is None or not token.get_secret_value().strip():
             from tweetdesk.ingest.xstream import XStreamError
+            from tweetdesk.x.auth import bearer_token_hint
 
             raise XStreamError(f"no X bearer token: {bearer_token_hint()}")
     else:

@@ -20,7 +20,7 @@ publishes the poll's tweets to ``tweets.raw`` oldest first as ``Tweet(source="me
 * **Rate limits**: X's ``x-rate-limit-remaining`` / ``x-rate-limit-reset`` on every answer; at 0 (or on a 429)
   the source sleeps until the reset, interruptibly (``stop``). 5xx or X unreachable: the poll is abandoned
   (nothing published, nothing lost) and retried after a back-off.
-* **Credentials**: ``tweetdesk.xauth.user_client`` (OAuth 2.0 from ``tweetdesk x-login``, or OAuth 1.0a). A
+* **Credentials**: ``tweetdesk.x.auth.user_client`` (OAuth 2.0 from ``tweetdesk x-login``, or OAuth 1.0a). A
   refresh token X refuses ends the source with one line (``run tweetdesk x-login again``), since_id untouched.
 """
 
@@ -40,9 +40,9 @@ import tweepy
 from tweetdesk.config import Settings
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.ingest.publisher import Publisher, PublishError
-from tweetdesk.ingest.xpayload import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, PayloadError, parse_page
 from tweetdesk.records import DeadLetter, Tweet
-from tweetdesk.xauth import XAuthError, read_private, user_client, user_context_hint, write_private
+from tweetdesk.x.auth import XAuthError, read_private, user_client, user_context_hint, write_private
+from tweetdesk.x.payload import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, PayloadError, parse_page
 
 log = logging.getLogger(__name__)
 

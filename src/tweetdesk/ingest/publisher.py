@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from tweetdesk.config import KafkaSettings, Settings
 from tweetdesk.errors import TweetdeskError
-from tweetdesk.kafka import Deliveries, OncePerProblem, make_producer, produce_all
+from tweetdesk.kafka.client import Deliveries, OncePerProblem, make_producer, produce_all
 from tweetdesk.records import DeadLetter, Tweet, utcnow
 
 if TYPE_CHECKING:

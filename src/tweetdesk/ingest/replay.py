@@ -29,10 +29,10 @@ from pydantic import ValidationError
 
 from tweetdesk.config import SAMPLE_TWEETS, KafkaSettings, Settings
 from tweetdesk.errors import InputError
-from tweetdesk.ingest.common import brand_of, check_file
+from tweetdesk.ingest.common import check_file
 from tweetdesk.ingest.publisher import IngestStats, Publisher
 from tweetdesk.ingest.snowflake import SnowflakeGenerator, snowflake_time
-from tweetdesk.records import DeadLetter, ReferencedTweet, Tweet
+from tweetdesk.records import DeadLetter, ReferencedTweet, Tweet, brand_of
 
 log = logging.getLogger(__name__)
 

@@ -36,11 +36,10 @@ import urllib3
 
 from tweetdesk.config import Settings, XSettings
 from tweetdesk.errors import TweetdeskError
-from tweetdesk.ingest.common import bearer_token_hint
 from tweetdesk.ingest.publisher import IngestStats, Publisher
-from tweetdesk.ingest.xpayload import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, PayloadError, tweet_from_payload
 from tweetdesk.records import DeadLetter, Tweet
-from tweetdesk.xauth import RebasedSession
+from tweetdesk.x.auth import RebasedSession, bearer_token_hint
+from tweetdesk.x.payload import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, PayloadError, tweet_from_payload
 
 __all__ = ["XFilteredStream", "XStreamError", "run_x_stream", "tweet_from_payload"]  # the mapping: ingest.xpayload
 

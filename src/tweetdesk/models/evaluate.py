@@ -64,10 +64,10 @@ def clean_split(split: Split) -> dict[str, list]:
 def baseline(split: Split) -> dict:
     """TF-IDF (word 1-2 grams + character 2-5 grams within words) + logistic regression on the raw training
     tweets, C chosen on validation macro-F1: the linear yardstick the LSTMs must beat."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
     from sklearn.pipeline import make_pipeline, make_union
-    from sklearn.feature_extraction.text import TfidfVectorizer
 
     say("baseline: TF-IDF + logistic regression on the training split…")
     best = None

@@ -189,7 +189,7 @@ def predict_proba(
 
     ``fast`` (default): the BiLSTM runs from per-word gate tables (``_GateTables``), about 35% less CPU per
     tweet than ``nn.LSTM`` (oneDNN) on one thread; ``fast=False`` runs ``nn.LSTM`` itself. Both give the same
-    probabilities up to float32 rounding (tests/test_models.py checks 1e-5 on the shipped models).
+    probabilities up to float32 rounding (tests/models/test_models.py checks 1e-5 on the shipped models).
     """
     model.eval()
     n_labels = len(model.cfg.labels)

@@ -37,7 +37,14 @@ from tweetdesk.errors import TweetdeskError
 from tweetdesk.models import labels as L
 from tweetdesk.models.augment import AugmentConfig
 from tweetdesk.models.dataset import load_dataset, split_dataset
-from tweetdesk.models.evaluate import EARLIER_LABELS_NAME, clean_split, evaluate_folder, say, set_threads, teacher_figures
+from tweetdesk.models.evaluate import (
+    EARLIER_LABELS_NAME,
+    clean_split,
+    evaluate_folder,
+    say,
+    set_threads,
+    teacher_figures,
+)
 from tweetdesk.models.features import model_tokens
 from tweetdesk.models.teacher import TeacherConfig
 from tweetdesk.nlp.clean import CLEANING_VERSION
@@ -190,7 +197,7 @@ def train(
         if reuse_teacher:  # its lessons cover the old training split, row for row
             raise TweetdeskError("--corrections with --reuse-teacher: the teacher has not labelled the corrected "
                                  "tweets; train without --reuse-teacher")
-        from tweetdesk.desk.corrections import with_corrections
+        from tweetdesk.models.corrections import with_corrections
 
         split.train = with_corrections(split.train, corrections)
     encoder_path()  # without the train extra: one readable line now, not after the LDA
@@ -398,7 +405,7 @@ def _student_data(split, cleaned: dict, lessons, seed: int, progress) -> tuple[S
                              lessons["topic_aug"][keep_aug_t], lessons["topic_extra"][keep_extra_t]])
     t_src = lessons["aug_source"][keep_aug_t]
     if "corrected_topic" in split.train.columns:  # an agent's topic is the target, for the tweet and its copies
-        from tweetdesk.desk.corrections import corrected_topic_targets
+        from tweetdesk.models.corrections import corrected_topic_targets
 
         frame = pd.concat([split.train, split.train.iloc[t_src]], ignore_index=True)
         t_soft[: n_tr + len(t_src)] = corrected_topic_targets(frame, t_soft[: n_tr + len(t_src)])
@@ -493,11 +500,11 @@ def train_command(settings, **kwargs) -> Path:
 
 
 def _clean_texts(texts: list[str], desc: str) -> list:
+    import sys
+
     from tqdm.auto import tqdm
 
     from tweetdesk.nlp.clean import clean_many
-
-    import sys
 
     out = []
     for i in tqdm(range(0, len(texts), 2000), desc=f"cleaning {desc}", unit="chunk", file=sys.stderr, leave=False):

@@ -1,6 +1,6 @@
 """Tweet cleaning, offline: spaCy's tokenizer and lookup lemmatiser (tables from spacy-lookups-data).
 
-Rules, in order (each one is tested in tests/test_clean.py):
+Rules, in order (each one is tested in tests/nlp/test_clean.py):
 1. HTML entities are unescaped (``&amp;`` → ``&``); text is NFKC-normalised; zero-width characters go.
 2. URLs are removed (counted in ``urls``).
 3. @mentions are removed from the text and kept in ``mentions``; the first one is the ``brand``
@@ -148,7 +148,7 @@ _CACHE_MAX = 200_000
 class _Lemmas:
     """Token text -> its words after lemmatising and the numbers policy, cached per distinct token.
 
-    Same result as running spaCy's lookup lemmatizer and reading ``Token`` objects (tests/test_clean.py keeps
+    Same result as running spaCy's lookup lemmatizer and reading ``Token`` objects (tests/nlp/test_clean.py keeps
     that path to compare), at a fraction of the cost: creating a Python ``Token`` per token cost more than the tokenizer itself. The
     tokenizer's output is read as arrays (ORTH, IS_PUNCT, IS_SPACE) and every distinct token text is looked up
     once per process, under the current rules and rules 1 (the two differ for a few hundred distinct tokens)."""

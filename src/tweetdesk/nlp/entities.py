@@ -6,7 +6,7 @@ Two modes (``settings.entity_mode``):
   a gazetteer (cities and states of every IATA airport, countries, regions, airport names), and the statistical
   NER only for tweets that still hold an unknown capitalised word after a place preposition (~2% of the data
   set), keeping only the places it finds. ~0.2 ms a tweet instead of ~1.1 ms: what lets two cores stream
-  2,000 tweets/s. How it agrees with the model: ``benchmarks/entities.py`` and tests/test_entities.py.
+  2,000 tweets/s. How it agrees with the model: ``benchmarks/entities.py`` and tests/nlp/test_entities.py.
 * ``model``: the statistical NER on every tweet that passes the gate ``needs_ner``, as described below.
 
 Labels (``Entity.label``; offsets are character offsets into the ORIGINAL tweet text):

@@ -4,21 +4,8 @@ X lets one account post ``reply_limit`` replies per ``reply_window_seconds`` (10
 an app ``reply_daily_app_limit`` per 24 hours, and charges per post ($0.015; $0.20 with a URL). In an
 outage a desk gets far more complaints than that, so the budget decides:
 
-**Order** (``priority_of``, stored on each reply when it is queued; lower goes first, oldest first
-within a class):
-
-====  ==========  =====================================================================================
- 0    agent       a reply an agent wrote (``POST /api/replies``)
- 1    urgent      negative, and an urgent topic (Delay and Customer Service, Baggage Issue, Reschedule
-                  and Refund), an urgent word (cancelled, delayed, stranded, missed connection, lost
-                  bag, rebook, medical, …) or a flight number in the tweet
- 2    negative    any other negative tweet
- 3    neutral     neutral or unclassifiable
- 4    positive    thanks and praise
-====  ==========  =====================================================================================
-
-A later tweet in a thread can raise its ticket's queued reply ("update: now it's cancelled" → urgent);
-a ticket gets one reply however many tweets its customer sends while it waits.
+**Order**: a reply's class (``tickets.priority.priority_of``, stored on each reply when it is queued; lower
+goes first, oldest first within a class).
 
 **When** (``ReplyBudget.allowance``): a post may go when all three hold, computed from the posts
 recorded in the store (so the budget survives a restart and is shared by every thread):
@@ -40,47 +27,15 @@ hours of traffic in seconds.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from tweetdesk.records import EnrichedTweet
 from tweetdesk.reply.templates import find_urls
-from tweetdesk.xrules import READ_KINDS, Prices
-
-AGENT, URGENT, NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2, 3, 4
-PRIORITY_CLASSES: dict[int, str] = {AGENT: "agent", URGENT: "urgent", NEGATIVE: "negative", NEUTRAL: "neutral", POSITIVE: "positive"}
-
-URGENT_TOPICS = frozenset({"Delay and Customer Service", "Baggage Issue", "Reschedule and Refund"})
-URGENT_WORDS = re.compile(
-    r"(?i)\b(?:cancel+(?:ed|led|ation|s)?|delay(?:ed|s)?|stranded|stuck|missed\s+(?:my\s+|our\s+|the\s+)?connection|"
-    r"misconnect\w*|rebook\w*|re-book\w*|lost\s+(?:my\s+|our\s+)?(?:bag|bags|luggage|suitcase)|"
-    r"(?:bag|bags|luggage|suitcase)\s+(?:is\s+|are\s+|was\s+)?(?:lost|missing)|diverted|overbooked|bumped|"
-    r"medical|medication|inhaler|wheelchair|tonight|overnight|sleep(?:ing)?\s+(?:at|in)\s+the\s+airport)\b"
-)
-
-
-def is_urgent(tw: EnrichedTweet) -> bool:
-    """A negative tweet about something that is going wrong for the customer right now."""
-    if tw.sentiment != "negative":
-        return False
-    return (
-        tw.topic in URGENT_TOPICS
-        or URGENT_WORDS.search(tw.text) is not None
-        or any(e.label == "FLIGHT" for e in tw.entities)
-    )
-
-
-def priority_of(tw: EnrichedTweet) -> int:
-    """The tweet's reply class (lower goes first); see the module docstring."""
-    if tw.sentiment == "negative":
-        return URGENT if is_urgent(tw) else NEGATIVE
-    if tw.sentiment == "positive":
-        return POSITIVE
-    return NEUTRAL
+from tweetdesk.tickets.priority import PRIORITY_CLASSES
+from tweetdesk.x.rules import READ_KINDS, Prices
 
 
 @dataclass
@@ -161,7 +116,7 @@ class ReplyBudget:
 
     def price_of(self, text: str) -> tuple[str, float]:
         """What X charges for posting ``text``: every reply we send answers a tweet that summoned us
-        (``tweetdesk.xrules``), so a summoned reply, unless it holds a URL."""
+        (``tweetdesk.x.rules``), so a summoned reply, unless it holds a URL."""
         return self.prices.post_price(has_url=bool(find_urls(text)), summoned=True)
 
     def cost_of(self, text: str) -> float:

@@ -30,11 +30,11 @@ from typing import Literal
 
 from confluent_kafka import KafkaException
 
-from tweetdesk.kafka import DeliveryError, StoreThenCommitConsumer, make_producer, produce_all
+from tweetdesk.kafka.client import DeliveryError, StoreThenCommitConsumer, make_producer, produce_all
 from tweetdesk.records import DeadLetter, EnrichedTweet
-from tweetdesk.reply.budget import priority_of
 from tweetdesk.tickets.ids import parse_ticket_id
 from tweetdesk.tickets.intake import Intake
+from tweetdesk.tickets.priority import priority_of
 from tweetdesk.tickets.store import StoreError
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from tweetdesk.kafka import StoreThenCommitConsumer
+from tweetdesk.kafka.client import StoreThenCommitConsumer
 from tweetdesk.records import DeadLetter
 from tweetdesk.tickets.store import StoreError
 

@@ -59,13 +59,13 @@ import tweepy
 
 from tweetdesk.reply.budget import ReplyBudget, UrlInReply
 from tweetdesk.tickets.store import StoredReply, StoreError, TicketStore
-from tweetdesk.xauth import RebasedSession, XAuthError, user_client  # noqa: F401 (RebasedSession: re-exported)
+from tweetdesk.x.auth import RebasedSession, XAuthError, user_client  # noqa: F401 (RebasedSession: re-exported)
 
 log = logging.getLogger(__name__)
 
 def make_x_client(settings, *, timeout: float | tuple[float, float] = (5.0, 30.0)) -> tweepy.Client:
     """A tweepy Client acting as our account (OAuth 2.0 tokens from `tweetdesk x-login`, else OAuth 1.0a),
-    pointed at ``settings.x_api_base``: ``tweetdesk.xauth.user_client``."""
+    pointed at ``settings.x_api_base``: ``tweetdesk.x.auth.user_client``."""
     return user_client(settings, timeout=timeout)
 
 

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError as JinjaError
+from jinja2 import StrictUndefined
+from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import SandboxedEnvironment
 
 from tweetdesk.errors import InputError, TweetdeskError
 from tweetdesk.records import EnrichedTweet
-from tweetdesk.xrules import is_handle
+from tweetdesk.x.rules import is_handle
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from tweetdesk.config import Settings
 from tweetdesk.errors import ConfigError, TweetdeskError
+from tweetdesk.models.enrich import enrich_batch
 from tweetdesk.stream.kafka_source import read_kafka_stream, source_kind
 from tweetdesk.stream.locations import checkpoint_location, is_uri, parquet_location
 from tweetdesk.stream.schema import TRANSFORM_SCHEMA
 from tweetdesk.stream.sink import BatchSink, Totals, clean_stale_staging
-from tweetdesk.enrich import enrich_batch
 from tweetdesk.stream.transform import Enricher, Transformer
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class StreamJob:
         self.parquet_dir = parquet_location(settings.stream)
 
     def start(self, spark, available_now: bool = False) -> StreamHandle:
-        from tweetdesk.kafka import ensure_topics
+        from tweetdesk.kafka.client import ensure_topics
 
         ensure_topics(self.settings.kafka)
         if not is_uri(self.parquet_dir):
@@ -228,7 +228,7 @@ def stream_command(settings: Settings, available_now: bool = False) -> None:
     if not kafka.bootstrap:
         raise ConfigError("no Kafka to read from: start one with `tweetdesk broker` and export "
                           "TWEETDESK_KAFKA_BOOTSTRAP=<host:port> (or point it at your cluster)")
-    from tweetdesk.kafka import ensure_topics
+    from tweetdesk.kafka.client import ensure_topics
 
     # An unreachable cluster fails here in seconds, with one line, before Spark takes its time to start.
     ensure_topics(kafka)

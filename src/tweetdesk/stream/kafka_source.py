@@ -57,7 +57,7 @@ class KafkaRange(InputPartition):
 
 def _client(cls, conf: dict):
     """A confluent-kafka client of ``cls`` with the callbacks its (JSON-borne) configuration needs."""
-    from tweetdesk.kafka_auth import prime, with_callbacks
+    from tweetdesk.kafka.auth import prime, with_callbacks
 
     client = cls(with_callbacks(conf))
     prime(client, conf)
@@ -65,7 +65,7 @@ def _client(cls, conf: dict):
 
 
 def _consumer_conf(options: dict, **extra) -> dict:
-    from tweetdesk.kafka import LIBRDKAFKA_LOG, MAX_MESSAGE_BYTES
+    from tweetdesk.kafka.client import LIBRDKAFKA_LOG, MAX_MESSAGE_BYTES
 
     return {
         **json.loads(options["kafka_config"]),
@@ -108,7 +108,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             from confluent_kafka import TopicCollection
             from confluent_kafka.admin import AdminClient
 
-            from tweetdesk.kafka import LIBRDKAFKA_LOG
+            from tweetdesk.kafka.client import LIBRDKAFKA_LOG
 
             if self._admin is None:
                 self._admin = _client(AdminClient, {**json.loads(self.options["kafka_config"]), "log_level": 3,
@@ -404,13 +404,13 @@ def source_kind(spark, settings) -> str:
 def read_kafka_stream(spark, settings, topic: str | None = None):
     """A streaming DataFrame of ``topic`` (default tweets.raw) with the native ``kafka`` columns: the Kafka and
     the stream sections of ``settings``."""
-    from tweetdesk.kafka import client_config
+    from tweetdesk.kafka.client import client_config
 
     kafka, stream = settings.kafka, settings.stream
     topic = topic or kafka.topic_raw
     conf = client_config(kafka)
     if source_kind(spark, stream) == "native":
-        from tweetdesk.kafka_auth import jvm_config
+        from tweetdesk.kafka.auth import jvm_config
 
         conf = jvm_config(kafka, conf)
         reader = (spark.readStream.format("kafka")

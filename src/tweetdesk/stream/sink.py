@@ -88,7 +88,7 @@ class BatchPublisher:
 
     def publish(self, table) -> dict[str, int]:
         """Produce every row of an Arrow table (kind, out_key, payload); raise unless all are acknowledged."""
-        from tweetdesk.kafka import make_producer, produce_all
+        from tweetdesk.kafka.client import make_producer, produce_all
 
         if self._producer is None:
             self._producer = make_producer(self.kafka, **{"linger.ms": 20})

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from tweetdesk.enrich import enrich_batch
+from tweetdesk.models.enrich import enrich_batch
 from tweetdesk.records import DeadLetter, EnrichedTweet, Tweet, error_reason, error_stage
 from tweetdesk.stream.schema import KIND_DEAD, KIND_ENRICHED
 

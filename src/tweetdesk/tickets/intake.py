@@ -30,13 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tweetdesk.records import EnrichedTweet
-from tweetdesk.xrules import Prices, opt_out_phrase, summoned_by
+from tweetdesk.tickets.policy import ReplyPolicy
+from tweetdesk.x.rules import Prices
 
 OPENED, THREADED, OWN, CAPPED = "opened", "threaded", "own", "capped"
 DISPOSITIONS = (OPENED, THREADED, OWN, CAPPED)
-
-# Why a ticket gets no automatic reply when nobody summoned us (shown to agents, in the API and on the dashboard).
-LISTENING_ONLY = "listening only (not summoned): X allows automatic replies only to posts that mention or quote us"
 
 
 def author_key(author: str, author_id: str | None) -> str:
@@ -61,9 +59,9 @@ class Intake:
     per_author: int | None = None
     per_rule: int | None = None
     window_seconds: int = 3600
-    # X's rules: only a tweet that summoned one of ``our_handles`` gets an automatic reply (the service always
-    # applies it; ``Intake()`` leaves it off for callers that decided already); what a customer writes to us
-    # to opt out of automatic replies; what reading a tweet cost.
+    # X's rules (``policy``, a ``tickets.policy.ReplyPolicy``): only a tweet that summoned one of ``our_handles``
+    # gets an automatic reply (the service always applies it; ``Intake()`` leaves it off for callers that decided
+    # already); what a customer writes to us to opt out of automatic replies. And what reading a tweet cost.
     summoned_only: bool = False
     opt_out_phrases: tuple[str, ...] = ()
     prices: Prices | None = None
@@ -80,8 +78,13 @@ class Intake:
             prices=Prices.from_settings(settings),
         )
 
+    @property
+    def policy(self) -> ReplyPolicy:
+        """Who may get an automatic reply: X's rules (``tickets.policy``), for our handles and phrases."""
+        return ReplyPolicy(self.our_handles, self.opt_out_phrases, self.summoned_only)
+
     def is_ours(self, author: str) -> bool:
-        return author.lstrip("@").lower() in self.our_handles
+        return self.policy.is_ours(author)
 
     @property
     def window(self) -> timedelta:
@@ -180,6 +183,7 @@ def decide(tweets: list[EnrichedTweet], known: Known, intake: Intake) -> Decisio
     open ticket, held back by the flood guard, or opening a ticket — with or without an automatic reply
     (listening only, opted out, barred). Pure: reads ``known``, changes nothing, touches no store."""
     out = Decision()
+    policy = intake.policy
     our_ids = set(known.our_ids)
     barred = dict(known.barred)
     thread = dict(known.thread)
@@ -196,21 +200,21 @@ def decide(tweets: list[EnrichedTweet], known: Known, intake: Intake) -> Decisio
         akey = author_key(tw.author, tw.author_id)
         v = Verdict(tw, conv, akey)
         out.verdicts.append(v)
-        if intake.is_ours(tw.author):
+        if policy.is_ours(tw.author):
             v.disposition, v.reason = OWN, "our own account"
             v.ticket_id = known.parent_ticket.get(p) or conv_ticket.get(conv)
             our_ids.add(tw.id)
             continue
-        how = summoned_by(tw, intake.our_handles, our_ids)
+        how = policy.summoned(tw, our_ids)
         v.summoned_by = how
-        phrase = opt_out_phrase(tw.text, intake.opt_out_phrases) if how else None
+        phrase = policy.opt_out(tw.text, how)
         if phrase:  # written to us: honoured at once, from this tweet on
             out.opting_out[akey] = (tw, phrase)
             barred[akey] = f"@{tw.author} opted out (wrote {phrase!r} to us)"
         ticket = thread.get((conv, akey))
         if ticket:
             v.disposition, v.ticket_id = THREADED, ticket
-            if (how or not intake.summoned_only) and not answered.get(ticket, True) and akey not in barred:
+            if policy.answers_late_summons(how, akey in barred) and not answered.get(ticket, True):
                 out.late_summons.setdefault(ticket, tw)  # the customer asked us in an ongoing thread
                 answered[ticket] = True
             continue
@@ -222,9 +226,6 @@ def decide(tweets: list[EnrichedTweet], known: Known, intake: Intake) -> Decisio
         flood.opened(akey, tw.rule, tw.created_at)
         thread[(conv, akey)] = tw.ticket_id
         conv_ticket.setdefault(conv, tw.ticket_id)
-        v.no_reply = (
-            LISTENING_ONLY if how is None and intake.summoned_only else
-            f"no automatic reply: {barred[akey]}" if akey in barred else None
-        )
+        v.no_reply = policy.automatic(how, barred[akey] if akey in barred else None)
         answered[tw.ticket_id] = v.no_reply is None
     return out

@@ -33,7 +33,18 @@ from sqlalchemy.engine import Connection
 from tweetdesk.records import ReplyStatus
 from tweetdesk.tickets.intake import author_key
 from tweetdesk.tickets.rows import DryRunRecord, StoredReply, bar_reason, iso, reply_dict, reply_row
-from tweetdesk.tickets.schema import BLOCKED, REFUSED, ReplyKind, TicketStatus, insert, opt_outs, replies, tickets, tweets_table, x_usage
+from tweetdesk.tickets.schema import (
+    BLOCKED,
+    REFUSED,
+    ReplyKind,
+    TicketStatus,
+    insert,
+    opt_outs,
+    replies,
+    tickets,
+    tweets_table,
+    x_usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +142,7 @@ class ReplyOutbox:
     ) -> bool:
         """posting → posted (X accepted it, ``posted_id`` is the new tweet) and the ticket → replied.
         ``cost_usd``: what X charges for this post (the reply budget's spend), of ``cost_kind``
-        (``tweetdesk.xrules.POST_KINDS``), also summed per UTC day in ``x_usage``."""
+        (``tweetdesk.x.rules.POST_KINDS``), also summed per UTC day in ``x_usage``."""
         status = ReplyStatus.dry_run if dry_run else ReplyStatus.posted
         return self._finish(reply_id, status, posted_id=posted_id, error=None, dry_run=dry_run, cost_usd=cost_usd,
                             cost_kind=cost_kind)

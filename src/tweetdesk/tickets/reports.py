@@ -22,7 +22,14 @@ from sqlalchemy.engine import Connection
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, Entity, utcnow
 from tweetdesk.tickets.intake import CAPPED, OPENED, OWN, THREADED
 from tweetdesk.tickets.schema import (
-    TicketStatus, dead_letters, opt_outs, replies, rows_in, tickets, tweets_table, x_usage,
+    TicketStatus,
+    dead_letters,
+    opt_outs,
+    replies,
+    rows_in,
+    tickets,
+    tweets_table,
+    x_usage,
 )
 
 # What the filters and charts offer: the model's classes plus the bucket for empty tweets.

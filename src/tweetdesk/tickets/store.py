@@ -5,8 +5,8 @@ The app creates and migrates the schema itself (``schema.py``: every table and t
 
 * ``tickets`` — one row per customer conversation, unique on the tweet that opened it and on ``ticket_id``.
   Inserts are *insert-if-absent* (``ON CONFLICT DO NOTHING``): a re-delivered record changes nothing.
-  ``add_tickets`` takes a batch in: it reads what the store knows about the batch, lets
-  ``intake.decide`` (a pure function) say what becomes of each tweet, and writes that.
+  ``add_tickets`` (``intake_store.py``, mixed in: ``StoreIntake``) takes a batch in: it reads what the store
+  knows about the batch, lets ``intake.decide`` (a pure function) say what becomes of each tweet, and writes that.
 * ``replies`` — the outbox (``outbox.py``, mixed in: ``ReplyOutbox``), one automatic reply per ticket.
 * read-only figures (``reports.py``, mixed in: ``StoreReports``): counts, the intake, X's usage.
 
@@ -20,11 +20,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -32,19 +31,37 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 import tweetdesk.tickets.schema as schema
 from tweetdesk.errors import TweetdeskError
-from tweetdesk.records import DeadLetter, EnrichedTweet, ReplyStatus, utcnow
+from tweetdesk.records import DeadLetter, utcnow
 from tweetdesk.redact import encode_credentials, redact_url, scrub
-from tweetdesk.tickets.intake import (
-    CAPPED, OPENED, OWN, THREADED, Intake, Known, author_key, decide, known_conversation,
-)
-from tweetdesk.tickets.outbox import ReplyOutbox, add_usage, bar, barred
+from tweetdesk.tickets.intake_store import StoreIntake
+from tweetdesk.tickets.outbox import ReplyOutbox
 from tweetdesk.tickets.reports import StoreReports
 from tweetdesk.tickets.rows import (  # noqa: F401 (re-exported: what the store returns)
-    DryRunRecord, IngestResult, Page, PublicTicket, StoredReply, Ticket, reply_row, ticket_row, tweet_row,
+    DryRunRecord,
+    IngestResult,
+    Page,
+    PublicTicket,
+    StoredReply,
+    Ticket,
+    reply_row,
+    ticket_row,
+    tweet_row,
 )
 from tweetdesk.tickets.schema import (  # noqa: F401 (re-exported: the tables, for SQL on the store)
-    MIGRATIONS, OPT_OUT, SCHEMA_VERSION, ReplyKind, TicketStatus, UTCDateTime, dead_letters, insert, metadata,
-    replies, rows_in, schema_version, tickets, tweets_table,
+    MIGRATIONS,
+    OPT_OUT,
+    SCHEMA_VERSION,
+    ReplyKind,
+    TicketStatus,
+    UTCDateTime,
+    dead_letters,
+    insert,
+    metadata,
+    replies,
+    rows_in,
+    schema_version,
+    tickets,
+    tweets_table,
 )
 
 log = logging.getLogger(__name__)
@@ -89,18 +106,13 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _each(conn: Connection, col, keys, *cond, cols=None):
-    """Rows of ``cols`` (default: ``col``) where ``col`` is one of ``keys`` (and ``cond``)."""
-    return rows_in(conn, sa.select(*(cols or [col])).where(*cond), col, keys)
-
-
 # Built once: the tracking page is the public hot path (a customer's lookup must stay fast while dashboards poll).
 _PUBLIC_TICKET = sa.select(*(tickets.c[f] for f in PublicTicket.__dataclass_fields__)).where(
     tickets.c.ticket_id == sa.bindparam("ticket_id")
 )
 
 
-class TicketStore(ReplyOutbox, StoreReports):
+class TicketStore(StoreIntake, ReplyOutbox, StoreReports):
     """Thread-safe: one instance serves the consumer, the poster and the web threads."""
 
     def __init__(
@@ -228,228 +240,6 @@ class TicketStore(ReplyOutbox, StoreReports):
         with self.transaction() as conn:
             return conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
 
-    # --- intake -------------------------------------------------------------------------------
-    def add_tickets(
-        self,
-        tweets: Sequence[EnrichedTweet],
-        reply_text: Callable[[EnrichedTweet], str | None] | None = None,
-        *,
-        intake: Intake | None = None,
-        priority: Callable[[EnrichedTweet], int] | None = None,
-    ) -> IngestResult:
-        """Take in a batch of tweets in one transaction: open a ticket per new conversation and queue
-        its automatic reply; attach later tweets of a conversation to its open ticket; record our
-        own tweets and flood-guarded ones without a ticket (``intake.decide`` decides).
-
-        Insert-if-absent on the tweet id: a tweet already held (ticketed or not) is reported in
-        ``duplicates`` and changes nothing. ``reply_text(tweet)`` gives the reply to queue for a new
-        ticket (None = no automatic reply); ``priority(tweet)`` its place in the reply budget's
-        queue (lower first). ``intake`` defaults to ``Intake()``: threads, no own handles, no caps.
-        """
-        intake = intake or Intake()
-        result = IngestResult()
-        if not tweets:
-            return result
-        now = self.clock()
-        T = tweets_table
-        # A few set-based statements per batch, not several per record: this is the hot path.
-        with self.transaction(write=True) as conn:
-            ids = list(dict.fromkeys(tw.id for tw in tweets))
-            held = {r[0] for r in _each(conn, T.c.tweet_id, ids)} | {r[0] for r in _each(conn, tickets.c.tweet_id, ids)}
-            fresh: dict[str, EnrichedTweet] = {}
-            for tw in tweets:
-                if tw.id in held or tw.id in fresh:
-                    result.duplicates.append(tw.id)
-                else:
-                    fresh[tw.id] = tw
-            if not fresh:
-                return result
-            order = sorted(fresh.values(), key=lambda t: t.created_at)  # stable: same time keeps batch order
-            decision = decide(order, self._known(conn, order, intake, now), intake)
-
-            rows: dict[str, dict[str, Any]] = {}  # tweet id -> its tweets row
-            for v in decision.verdicts:
-                rows[v.tweet.id] = {**tweet_row(v.tweet, v.conversation, v.author_key, now), "disposition": v.disposition,
-                                    "ticket_id": v.ticket_id, "reason": v.reason, "summoned_by": v.summoned_by}
-                if v.disposition == OWN:
-                    result.own.append(v.tweet.id)
-                elif v.disposition == CAPPED:
-                    result.capped.append((v.tweet.id, v.reason))
-            openers = [v.tweet for v in decision.of(OPENED)]
-            no_reply = {v.tweet.id: v.no_reply for v in decision.of(OPENED)}  # None: an automatic reply is queued
-
-            inserted: set[str] = set()
-            texts: dict[str, str | None] = {}
-            if openers:
-                texts = {tw.id: (reply_text(tw) if reply_text and no_reply[tw.id] is None else None) for tw in openers}
-                ticket_rows = [
-                    {**ticket_row(tw, now), "reply_text": texts[tw.id], "summoned_by": rows[tw.id]["summoned_by"],
-                     "no_reply_reason": no_reply[tw.id]}
-                    for tw in openers
-                ]
-                # Insert-if-absent; RETURNING names the rows that went in (a concurrent writer on
-                # PostgreSQL may have won some; SQLAlchemy gives no rowcount for these on psycopg).
-                ins = insert(conn, tickets).on_conflict_do_nothing().returning(tickets.c.ticket_id, tickets.c.tweet_id)
-                inserted = {tweet_id for _tid, tweet_id in conn.execute(ins, ticket_rows)}
-            lost: set[str] = set()  # ticket ids this batch meant to open but could not
-            for tw in openers:
-                if tw.id in inserted:
-                    result.created.append(tw.ticket_id)
-                    continue
-                del rows[tw.id]  # not ours to record: stored by another writer, or rejected
-                if conn.execute(sa.select(tickets.c.ticket_id).where(tickets.c.tweet_id == tw.id)).scalar() is not None:
-                    result.duplicates.append(tw.id)  # a concurrent writer stored it first
-                else:
-                    # The ticket ID is taken by another tweet: a hash collision (~1e-12). Never drop
-                    # it silently: the caller dead-letters it.
-                    lost.add(tw.ticket_id)
-                    result.rejected.append((tw.id, f"ticket id {tw.ticket_id} already belongs to another tweet"))
-            for tid, row in list(rows.items()):
-                if row["ticket_id"] in lost:  # a thread tweet of a rejected opener goes with it
-                    if row["disposition"] == OWN:
-                        row["ticket_id"] = None
-                    else:
-                        del rows[tid]
-                        result.rejected.append((tid, f"its thread's ticket {row['ticket_id']} could not be opened"))
-                elif row["disposition"] == THREADED:
-                    result.threaded.append(tid)
-
-            reply_rows = [
-                {**reply_row(tw.ticket_id, tw.id, texts[tw.id], ReplyKind.auto, f"auto:{tw.ticket_id}", now),
-                 "priority": priority(tw) if priority else 3}
-                for tw in openers
-                if tw.id in inserted and texts[tw.id]
-            ]
-            # A listening-only ticket whose customer now asks us (mentions us in the thread): its one reply.
-            for ticket, tw in decision.late_summons.items():
-                if ticket in lost or rows.get(tw.id, {}).get("ticket_id") != ticket:
-                    continue
-                text = reply_text(tw.model_copy(update={"ticket_id": ticket})) if reply_text else None
-                if not text:
-                    continue
-                reply_rows.append({**reply_row(ticket, tw.id, text, ReplyKind.auto, f"auto:{ticket}", now),
-                                   "priority": priority(tw) if priority else 3})
-                conn.execute(
-                    tickets.update().where(tickets.c.ticket_id == ticket)
-                    .values(reply_text=text, summoned_by=rows[tw.id]["summoned_by"], no_reply_reason=None, updated_at=now)
-                )
-            if reply_rows:
-                ins_reply = (
-                    insert(conn, replies).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(replies.c.id)
-                )
-                result.replies.extend(sorted(conn.execute(ins_reply, reply_rows).scalars()))
-            if rows:
-                conn.execute(insert(conn, T).on_conflict_do_nothing(index_elements=["tweet_id"]), list(rows.values()))
-
-            # Thread tweets: count them on their ticket; a reply still queued answers the newest
-            # tweet and moves up if the thread got more urgent ("update: now it's cancelled").
-            joined: dict[str, dict[str, Any]] = {}
-            for tid in result.threaded:
-                tw, row = fresh[tid], rows[tid]
-                j = joined.setdefault(row["ticket_id"], {"tid": row["ticket_id"], "n": 0, "last": tid, "p": 99,
-                                                         "at": tw.created_at, "answer": None})
-                j["n"] += 1
-                j["last"] = tid
-                if row["summoned_by"] or not intake.summoned_only:  # X lets a reply answer only a tweet that summoned us
-                    j["answer"] = tid
-                j["p"] = min(j["p"], priority(tw) if priority else 99)
-                j["at"] = max(j["at"], tw.created_at)
-            if joined:
-                # A customer who writes again *after* our reply went out is waiting on us again: the ticket
-                # goes back to open (the agents' queue). No second automatic reply: an agent answers. A tweet
-                # written before our reply (the rest of the first thread, or a late catch-up) changes nothing.
-                follow_up = sa.and_(
-                    tickets.c.status == TicketStatus.replied.value,
-                    tickets.c.replied_at < sa.bindparam("at", type_=UTCDateTime),
-                )
-                conn.execute(
-                    tickets.update()
-                    .where(tickets.c.ticket_id == sa.bindparam("tid"))
-                    .values(
-                        message_count=tickets.c.message_count + sa.bindparam("n"),
-                        last_tweet_id=sa.bindparam("last"),
-                        status=sa.case((follow_up, TicketStatus.open.value), else_=tickets.c.status),
-                        updated_at=now,
-                    ),
-                    [{"tid": j["tid"], "n": j["n"], "last": j["last"], "at": j["at"]} for j in joined.values()],
-                )
-                # The queued reply moves up if the thread got more urgent, and answers the newest tweet that
-                # summoned us (X lets a reply answer only such a tweet).
-                p = sa.bindparam("p")
-                answer = sa.bindparam("answer", type_=sa.String)
-                conn.execute(
-                    replies.update()
-                    .where(
-                        replies.c.dedupe_key == sa.bindparam("key"),
-                        replies.c.status == ReplyStatus.queued.value,
-                    )
-                    .values(
-                        in_reply_to_tweet_id=sa.func.coalesce(answer, replies.c.in_reply_to_tweet_id),
-                        priority=sa.case((replies.c.priority > p, p), else_=replies.c.priority),
-                        updated_at=now,
-                    ),
-                    [{"key": f"auto:{j['tid']}", "answer": j["answer"], "p": j["p"]} for j in joined.values()],
-                )
-            if decision.opting_out:
-                for akey, (tw, phrase) in decision.opting_out.items():
-                    bar(conn, akey, tw.author, OPT_OUT, f"wrote {phrase!r} to us", tw.id, None, now)
-                result.opted_out.extend(tw.id for tw, _ in decision.opting_out.values())
-            self._count_reads(conn, fresh.values(), intake, now)
-        return result
-
-    def _known(self, conn: Connection, order: list[EnrichedTweet], intake: Intake, now: datetime) -> Known:
-        """What the store holds that bears on these tweets (``intake.Known``)."""
-        T = tweets_table
-        k = Known()
-        # Parents we hold: a customer tweet (its conversation) or one of our posted replies (its ticket).
-        parents = [tw.in_reply_to_tweet_id for tw in order]
-        for tid, conv, ticket in _each(conn, T.c.tweet_id, parents, cols=[T.c.tweet_id, T.c.conversation_key, T.c.ticket_id]):
-            k.parent_conv[tid] = conv
-            if ticket:
-                k.parent_ticket[tid] = ticket
-        ours = (
-            sa.select(replies.c.posted_id, replies.c.ticket_id, sa.func.coalesce(tickets.c.conversation_id, tickets.c.tweet_id))
-            .join(tickets, tickets.c.ticket_id == replies.c.ticket_id)
-        )
-        for pid, ticket, conv in rows_in(conn, ours, replies.c.posted_id, parents):
-            k.parent_ticket[pid] = ticket
-            k.parent_conv.setdefault(pid, conv)
-        # Tweets of ours these refer to (replied to or quoted): our posted replies and own tweets we saw.
-        refs = parents + [r.id for tw in order for r in tw.referenced_tweets]
-        k.our_ids = {r[0] for r in _each(conn, replies.c.posted_id, refs)}
-        k.our_ids |= {r[0] for r in _each(conn, T.c.tweet_id, refs, T.c.disposition == OWN)}
-        # Authors who get no automatic reply now: opted out, blocked us, or X refused us lately.
-        k.barred = barred(conn, [author_key(tw.author, tw.author_id) for tw in order], now)
-        # Open tickets of these conversations, per customer (the latest wins).
-        convs = [known_conversation(tw, k.parent_conv) for tw in order]
-        for i in range(0, len(convs), 500):
-            q = (
-                sa.select(T.c.conversation_key, T.c.author_key, T.c.ticket_id, tickets.c.reply_text.is_not(None))
-                .join(tickets, tickets.c.ticket_id == T.c.ticket_id)
-                .where(
-                    T.c.conversation_key.in_(list(dict.fromkeys(convs[i : i + 500]))),
-                    T.c.disposition.in_([OPENED, THREADED]),
-                    tickets.c.status != TicketStatus.resolved.value,
-                )
-                .order_by(tickets.c.created_at, tickets.c.ticket_id)
-            )
-            for conv, akey, ticket, has_reply in conn.execute(q):
-                k.thread[(conv, akey)] = ticket
-                k.conv_ticket[conv] = ticket
-                k.answered[ticket] = bool(has_reply)
-        # The flood guard's counts so far, within the window before the earliest tweet.
-        since = order[0].created_at - intake.window
-        if intake.per_author is not None:
-            akeys = [author_key(tw.author, tw.author_id) for tw in order]
-            for akey, at in _each(conn, T.c.author_key, akeys, T.c.disposition == OPENED, T.c.tweet_created_at > since,
-                                  cols=[T.c.author_key, T.c.tweet_created_at]):
-                k.flood.append(("author", akey, at))
-        if intake.per_rule is not None:
-            for rule, at in _each(conn, T.c.rule, [tw.rule for tw in order], T.c.disposition == OPENED,
-                                  T.c.tweet_created_at > since, cols=[T.c.rule, T.c.tweet_created_at]):
-                k.flood.append(("rule", rule, at))
-        return k
-
     # --- dead letters ---------------------------------------------------------------------------
     def record_dead_letters(self, letters: Iterable[DeadLetter]) -> int:
         """Store dead letters read from ``settings.topic_dead``; re-deliveries change nothing (a digest of
@@ -479,17 +269,6 @@ class TicketStore(ReplyOutbox, StoreReports):
             for row in rows:
                 new += conn.execute(stmt, row).first() is not None
         return new
-
-    def _count_reads(self, conn: Connection, tweets: Iterable[EnrichedTweet], intake: Intake, now: datetime) -> None:
-        if intake.prices is None:
-            return
-        usage: dict[str, tuple[int, float]] = {}
-        for tw in tweets:
-            priced = intake.prices.read(tw.source)
-            if priced:
-                n, usd = usage.get(priced[0], (0, 0.0))
-                usage[priced[0]] = (n + 1, usd + priced[1])
-        add_usage(conn, now, usage)
 
     # --- reads ------------------------------------------------------------------------------
     def public_ticket(self, ticket_id: str) -> PublicTicket | None:

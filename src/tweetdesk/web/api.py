@@ -28,14 +28,11 @@ from typing import Any, Callable
 from flask import Blueprint, Flask, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
+from tweetdesk.desk.accounts import DeskError, Principal
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
-from tweetdesk.reply.templates import ReplyTextError, check_reply_text
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, Ticket, TicketStatus, TicketStore
-from tweetdesk.desk import identity
-from tweetdesk.desk.accounts import DeskError, Principal
-from tweetdesk.desk.core import reply_refused
-from tweetdesk.web import auth
+from tweetdesk.web import auth, identity
 from tweetdesk.web.context import ctx
 
 log = logging.getLogger(__name__)
@@ -294,21 +291,16 @@ def post_reply():
     key = request.headers.get("Idempotency-Key") or body.get("idempotency_key")
     if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 100):
         raise ApiError(400, "idempotency key must be a string of 1-100 characters", kind="bad_field")
-    store = ctx().store
-    ticket = store.get_ticket_by_tweet(tweet_id)
+    seen = body.get("seen")
+    if seen is not None and not isinstance(seen, str):
+        raise ApiError(400, "seen must be the string the ticket's view gave", kind="bad_field")
+    ticket = ctx().store.get_ticket_by_tweet(tweet_id)
     if ticket is None:
         raise ApiError(404, f"no ticket holds tweet {tweet_id}", kind="unknown")
-    # X refuses (403) a reply to a post that did not mention or quote us; an opted-out customer gets no more.
-    refused = reply_refused(store, ticket, tweet_id)
-    if refused is not None:
-        raise refused
-    try:
-        text = check_reply_text(text, author=ticket.author)
-    except ReplyTextError as e:
-        raise ApiError(400, str(e), kind="bad_reply") from None
-    reply, created = store.queue_reply(tweet_id, text, key=key)
-    if created:
-        identity.desk().record_reply(reply.id, reply.ticket_id, g.principal, text)  # who wrote it, in the audit trail
+    # The desk's one path: X's rules (409 not summoned / opted out), the text's rules (400), the stale-view check
+    # when ``seen`` is given (409), and who wrote it in the audit trail, in one transaction.
+    reply, created = identity.desk().send_reply(ticket.ticket_id, text, g.principal, seen=seen, key=key,
+                                                tweet_id=tweet_id)
     if ctx().poster is not None:
         ctx().poster.wake()
     out = {

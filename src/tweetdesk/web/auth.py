@@ -34,9 +34,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import TooManyRequests
 from wtforms.validators import ValidationError
 
-from tweetdesk.desk import identity
 from tweetdesk.desk.accounts import BOOTSTRAP, Principal, bootstrap_admin
 from tweetdesk.secret_key import session_key
+from tweetdesk.web import identity
 from tweetdesk.web.context import ctx
 from tweetdesk.web.sessions import SessionRegistry
 from tweetdesk.web.throttle import KeyThrottle, client_of

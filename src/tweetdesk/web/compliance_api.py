@@ -9,7 +9,7 @@ from tweetdesk.secret_key import derive, secret_key
 from tweetdesk.tickets.erase import erase_author
 from tweetdesk.web.api import ApiError, admin_required, json_body
 from tweetdesk.web.context import ctx
-from tweetdesk.xrules import is_handle
+from tweetdesk.x.rules import is_handle
 
 compliance_api = Blueprint("compliance_api", __name__)
 

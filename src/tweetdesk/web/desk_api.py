@@ -20,10 +20,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from tweetdesk.desk import identity
 from tweetdesk.desk.inbox import InboxFilters, export_stream, inbox
 from tweetdesk.desk.timers import Timers
-from tweetdesk.web import auth
+from tweetdesk.web import auth, identity
 from tweetdesk.web.api import ApiError, admin_required, canonical_ticket_id, json_body
 
 desk_api = Blueprint("desk_api", __name__)

@@ -21,14 +21,14 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from tweetdesk.desk import ROLES, identity
+from tweetdesk.desk import ROLES
 from tweetdesk.desk.accounts import DeskError, Principal
 from tweetdesk.desk.core import TOPIC_CHOICES
 from tweetdesk.desk.inbox import CLASSES, InboxFilters, inbox
 from tweetdesk.desk.timers import Timers
 from tweetdesk.records import SENTIMENTS, TOPICS
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
-from tweetdesk.web import auth
+from tweetdesk.web import auth, identity
 from tweetdesk.web.desk_api import export_response
 
 desk_pages = Blueprint("desk", __name__, template_folder="templates")

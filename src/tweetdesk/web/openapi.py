@@ -9,10 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from tweetdesk.desk.openapi import desk_paths
 from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, ReplyStatus
 from tweetdesk.tickets.ids import ALPHABET
 from tweetdesk.tickets.store import TicketStatus
+from tweetdesk.web.desk_openapi import desk_paths
 
 _TS = {"type": ["string", "null"], "format": "date-time"}
 _STR_NULL = {"type": ["string", "null"]}
@@ -247,7 +247,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "OpenAPI 3.1 document", "content": {"application/json": {}}}},
                 }
             },
-            **desk_paths(),  # the agents' desk (tweetdesk.desk.openapi)
+            **desk_paths(),  # the agents' desk (tweetdesk.web.desk_openapi)
         },
         "components": {
             "securitySchemes": {

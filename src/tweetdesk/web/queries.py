@@ -17,8 +17,15 @@ from typing import Any
 from tweetdesk.records import DeadLetter, Entity, utcnow
 from tweetdesk.reply.budget import ReplyBudget
 from tweetdesk.tickets.reports import (  # noqa: F401 (the pages' names for them)
-    MAX_BUCKETS, SENTIMENT_CHOICES, TOPIC_CHOICES, Filters, NewestTicket, SentimentSeries, TicketFigures,
-    dead_letter_count, ticket_figures,
+    MAX_BUCKETS,
+    SENTIMENT_CHOICES,
+    TOPIC_CHOICES,
+    Filters,
+    NewestTicket,
+    SentimentSeries,
+    TicketFigures,
+    dead_letter_count,
+    ticket_figures,
 )
 from tweetdesk.tickets.store import PublicTicket, TicketStore
 

@@ -20,18 +20,30 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request,
-                   url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from tweetdesk.records import UNCLASSIFIABLE, Entity
+from tweetdesk.records import UNCLASSIFIABLE
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, TicketStore
 from tweetdesk.web import auth, desk_views, queries
 from tweetdesk.web.context import ctx
+from tweetdesk.web.format import BUCKET_TEXT, bucket_labels, duration, highlight, money
 from tweetdesk.web.summary_cache import Snapshot, SummaryBusy, SummaryCache
 
 blueprint = Blueprint(
@@ -112,24 +124,6 @@ def _inject() -> dict[str, Any]:
     }
 
 
-def highlight(text: str, entities: list[Entity]) -> Markup:
-    """The tweet with its entities marked (offsets verified against the text; overlaps skipped)."""
-    out, pos = [], 0
-    for e in sorted(entities, key=lambda e: (e.start, -e.end)):
-        if e.start < pos or e.end > len(text) or e.end <= e.start or text[e.start : e.end] != e.text:
-            continue
-        out.append(escape(text[pos : e.start]))
-        out.append(
-            # The label is drawn by CSS (::after): not part of the text when copied or read out.
-            Markup('<mark class="ent" data-label="{label}" title="{label}">{t}</mark>').format(
-                label=e.label, t=text[e.start : e.end]
-            )
-        )
-        pos = e.end
-    out.append(escape(text[pos:]))
-    return Markup("").join(out)
-
-
 # ----------------------------------------------------------------------------------------------
 # Dashboard
 # ----------------------------------------------------------------------------------------------
@@ -144,35 +138,6 @@ def _staff_only() -> Response | None:
     return None
 
 
-_BUCKET_TEXT = {60: "per minute", 300: "per 5 minutes", 900: "per 15 minutes", 3600: "per hour",
-                10800: "per 3 hours", 21600: "per 6 hours", 86400: "per day", 604800: "per week",
-                2592000: "per 30 days"}
-
-
-def _bucket_labels(starts: list[datetime], width: int) -> list[str]:
-    if not starts:
-        return []
-    if width >= 86400:
-        return [s.strftime("%Y-%m-%d") for s in starts]
-    same_day = starts[0].date() == starts[-1].date()
-    return [s.strftime("%H:%M" if same_day else "%d %b %H:%M") for s in starts]
-
-
-def _money(usd: float) -> str:
-    # X charges $0.015 a post: keep the tenth of a cent when there is one ($0.045, not $0.04).
-    usd = round(usd, 3)
-    return f"${usd:,.2f}" if round(usd, 2) == usd else f"${usd:,.3f}"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return "under 1 min"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
-
-
 def summary_payload(s: queries.Summary) -> dict[str, Any]:
     """The figures in the shape dashboard.js and the template use."""
     sot = s.over_time
@@ -182,12 +147,12 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
         budget = {
             "queue_length": b.queue_length,
             "expected_wait_seconds": b.expected_wait_seconds,
-            "expected_wait": _duration(b.expected_wait_seconds),
+            "expected_wait": duration(b.expected_wait_seconds),
             "replies_this_window": f"{b.replies_this_window} / {b.reply_limit}",
             "window_text": f"limit per {b.window_seconds // 60} min",
             "spend_today_usd": b.spend_today_usd,
-            "spend_today": _money(b.spend_today_usd),
-            "spend_month": _money(b.spend_month_usd),
+            "spend_today": money(b.spend_today_usd),
+            "spend_month": money(b.spend_month_usd),
             # The cap in the caption: "0 / 3,000,000" as one figure wrapped mid-number on narrow cards.
             "reads_month": f"{b.reads_month:,}",
             "reads_cap_text": f"of X's monthly cap, {b.monthly_read_cap:,}",
@@ -213,8 +178,8 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
         "by_sentiment": [{"sentiment": k, "count": v} for k, v in s.by_sentiment.items()],
         "sentiment_over_time": {
             "bucket_seconds": sot.bucket_seconds,
-            "bucket_text": f"(UTC, {_BUCKET_TEXT.get(sot.bucket_seconds, f'per {sot.bucket_seconds} s')})",
-            "labels": _bucket_labels(sot.starts, sot.bucket_seconds),
+            "bucket_text": f"(UTC, {BUCKET_TEXT.get(sot.bucket_seconds, f'per {sot.bucket_seconds} s')})",
+            "labels": bucket_labels(sot.starts, sot.bucket_seconds),
             "starts": queries.as_jsonable(sot.starts),
             "series": sot.series,
         },

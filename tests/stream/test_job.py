@@ -1,0 +1,164 @@
+"""The stream job end to end on the session's real broker and real SparkSession, with the real models:
+N tweets in -> exactly N rows in Parquet (each id once) and N records on tweets.enriched; malformed records ->
+tweets.dead with a reason; a job stopped mid-stream and restarted from its checkpoint -> each tweet once.
+
+Small N and one SparkSession for the whole session keep this file quick (the first batch pays for loading
+the models in the Python worker).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+from itertools import islice
+
+import pytest
+
+from tests.fixtures.broker import publish
+from tweetdesk.config import SAMPLE_TWEETS
+from tweetdesk.ingest.replay import iter_tweets
+from tweetdesk.kafka.client import read_topic
+from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, EnrichedTweet, Tweet
+from tweetdesk.stream.job import StreamJob, run_available_now
+from tweetdesk.stream.sink import read_enriched
+
+
+@pytest.fixture(scope="module")
+def model_version(kafka_settings) -> str:
+    """The shipped model's version; the file skips with the reason where no trained model exists."""
+    from tweetdesk.errors import TweetdeskError
+    from tweetdesk.models.predict import resolve_version
+
+    try:
+        folder = resolve_version(kafka_settings.artifacts_dir, kafka_settings.model_version)
+    except TweetdeskError as e:
+        pytest.skip(f"no trained model: {e}")
+    return json.loads((folder / "model.json").read_text())["version"]
+
+
+@pytest.fixture
+def job_settings(fresh_topics, tmp_path, model_version):
+    """Topics and a work_dir (Parquet, checkpoint) of this test's own; no wait between micro-batches."""
+    return fresh_topics.model_copy(update={"work_dir": tmp_path / "work", "trigger_seconds": 0.0})
+
+
+def sample(n: int, skip: int = 0) -> list[Tweet]:
+    tweets = list(islice(iter_tweets(SAMPLE_TWEETS), skip, skip + n))
+    assert len(tweets) == n
+    return tweets
+
+
+def dead_letters(settings) -> list[DeadLetter]:
+    return [DeadLetter.model_validate_json(m.value()) for m in read_topic(settings, settings.topic_dead)]
+
+
+def test_n_tweets_in_n_enriched_rows_out(spark, job_settings, model_version):
+    from tweetdesk.models.enrich import enrich_batch
+
+    tweets = sample(40)
+    publish(job_settings, tweets)
+
+    totals = run_available_now(spark, job_settings)
+
+    df = read_enriched(job_settings.parquet_dir)
+    assert len(df) == 40
+    assert sorted(df["id"]) == sorted(t.id for t in tweets)  # each tweet once, none missing
+    assert totals.enriched == 40 and totals.dead == 0
+    assert dead_letters(job_settings) == []
+
+    # Every row carries what the real models say about that tweet, as enrich_batch says it in this process.
+    assert set(df["model_version"]) == {model_version}
+    assert set(df["sentiment"]) <= {*SENTIMENTS, UNCLASSIFIABLE}
+    assert set(df["topic"]) <= {*TOPICS, UNCLASSIFIABLE}
+    assert df["ticket_id"].str.len().min() > 0
+    expected = {e.id: e for e in enrich_batch(tweets, job_settings)}
+    for row in df.itertuples():
+        e = expected[row.id]
+        assert (row.sentiment, row.topic, row.ticket_id) == (e.sentiment, e.topic, e.ticket_id), row.text
+        assert [(x["text"], x["label"]) for x in row.entities] == [(x.text, x.label) for x in e.entities]
+    assert any(len(x) for x in df["entities"])  # the sample names flights, airports, booking references
+    # Partitioned by the tweet's UTC day, with the batch id; latency stamps survive the trip.
+    days = {t.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d") for t in tweets}
+    assert set(df["day"].astype(str)) == days
+    assert (df["processed_at"] >= df["ingested_at"]).all()
+
+    # The same N records go to tweets.enriched for the reply service, keyed by tweet id.
+    msgs = read_topic(job_settings, job_settings.topic_enriched)
+    assert sorted(m.key().decode() for m in msgs) == sorted(t.id for t in tweets)
+    first = EnrichedTweet.model_validate_json(msgs[0].value())
+    assert first.ticket_id == expected[first.id].ticket_id
+
+
+def test_malformed_records_go_to_dead_letters_with_a_reason(spark, job_settings):
+    good = sample(3)
+    template = json.loads(good[0].model_dump_json())
+    no_text = {k: v for k, v in template.items() if k != "text"} | {"id": "1897000000000000001"}
+    huge = template | {"id": "1897000000000000002", "text": "delayed again " * 80_000}  # ~1.1 MB of text
+    bad = {
+        "bad json": b'{"id": "1897000000000000000", "text": "my bag is',
+        "missing text": json.dumps(no_text).encode(),
+        "1 MB text": json.dumps(huge).encode(),
+        "not UTF-8": b"\xff\xfe\x00garbage",
+        "not an object": b"[1, 2, 3]",
+    }
+    assert len(bad["1 MB text"]) > 1_000_000
+    publish(job_settings, good, raw=list(bad.values()))
+
+    totals = run_available_now(spark, job_settings)
+
+    df = read_enriched(job_settings.parquet_dir)
+    assert sorted(df["id"]) == sorted(t.id for t in good)
+    assert totals.dead == len(bad)
+    letters = {d.raw_bytes: d for d in dead_letters(job_settings)}
+    assert len(letters) == len(bad)
+    for what, value in bad.items():
+        d = letters[len(value)]
+        assert d.reason and d.source_topic == job_settings.topic_raw and d.offset is not None, what
+        assert d.stage in ("parse", "validate"), (what, d.stage)
+    assert letters[len(bad["bad json"])].stage == "parse"
+    assert "text" in letters[len(bad["missing text"])].reason
+    assert letters[len(bad["missing text"])].stage == "validate"
+    big = letters[len(bad["1 MB text"])]
+    assert "text" in big.reason and len(big.reason) < 500  # the reason does not echo the megabyte
+    assert len(big.raw) <= 64 * 1024  # the original is kept, truncated
+    assert letters[len(bad["not an object"])].stage == "parse"
+
+
+def test_restart_from_the_checkpoint_mid_stream_gives_each_tweet_once(spark, job_settings):
+    s = job_settings.model_copy(update={"max_offsets_per_trigger": 10})
+    first_half, second_half = sample(50), sample(20, skip=50)
+    publish(s, first_half)
+
+    # Run 1: stop as soon as the first micro-batch is written (the next one may be half done).
+    first_batch = threading.Event()
+    handle = StreamJob(s, on_batch=lambda r: first_batch.set() if r.enriched else None).start(spark)
+    try:
+        assert first_batch.wait(180), "no micro-batch within 180 s"
+    finally:
+        handle.stop()
+    assert not handle.active
+    before = read_enriched(s.parquet_dir)
+    assert 10 <= len(before) < len(first_half)  # stopped mid-stream: some of the topic is still unread
+    assert before["id"].is_unique
+
+    # More tweets arrive while the job is down; run 2 resumes from run 1's checkpoint.
+    publish(s, second_half)
+    handle = StreamJob(s).start(spark)
+    try:
+        handle.process_all_available()
+    finally:
+        handle.stop()
+
+    df = read_enriched(s.parquet_dir)
+    assert sorted(df["id"]) == sorted(t.id for t in first_half + second_half)  # every tweet exactly once
+    assert dead_letters(s) == []
+
+
+def test_day_partition_is_the_tweets_utc_day(spark, job_settings):
+    """A tweet created just before midnight UTC lands in that day's partition, whatever the local time zone."""
+    t = sample(1)[0].model_copy(update={"created_at": datetime(2025, 3, 3, 23, 59, 59, tzinfo=timezone.utc)})
+    publish(job_settings, [t])
+    run_available_now(spark, job_settings)
+    df = read_enriched(job_settings.parquet_dir)
+    assert list(df["day"].astype(str)) == ["2025-03-03"]
