@@ -1,51 +1,10 @@
-"""The embedded broker and the Kafka helpers, against the real tansu broker."""
+"""The embedded tansu broker (kafka/broker.py): restarts on its port, and the `tweetdesk broker` command."""
 
 from __future__ import annotations
 
-import json
-
-from confluent_kafka import TopicPartition
-
 from tweetdesk.config import Settings
 from tweetdesk.kafka.broker import EmbeddedBroker
-from tweetdesk.kafka.client import MAX_MESSAGE_BYTES, ensure_topics, make_consumer, make_producer, topic_partitions
-
-
-def _read_all(settings, topic, expect, timeout=20.0):
-    import time
-
-    c = make_consumer(settings, "test-read")
-    c.assign([TopicPartition(topic, p, 0) for p in topic_partitions(settings, topic)])
-    got, deadline = [], time.monotonic() + timeout
-    while len(got) < expect and time.monotonic() < deadline:
-        m = c.poll(0.2)
-        if m is not None and not m.error():
-            got.append(m)
-    c.close()
-    return got
-
-
-def test_topics_created_with_configured_partitions(fresh_topics):
-    assert topic_partitions(fresh_topics, fresh_topics.topic_raw) == list(range(fresh_topics.topic_partitions))
-    ensure_topics(fresh_topics)  # idempotent: a second call is not an error
-
-
-def test_produce_and_read_back_every_message(fresh_topics):
-    p = make_producer(fresh_topics)
-    for i in range(500):
-        p.produce(fresh_topics.topic_raw, key=str(i), value=json.dumps({"i": i}))
-    assert p.flush(10) == 0
-    got = _read_all(fresh_topics, fresh_topics.topic_raw, 500)
-    assert sorted(int(m.key()) for m in got) == list(range(500))
-
-
-def test_a_one_megabyte_record_gets_through(fresh_topics):
-    # The stream job must see oversized tweets to dead-letter them with a reason.
-    p = make_producer(fresh_topics)
-    p.produce(fresh_topics.topic_raw, key="big", value=b"x" * (1024 * 1024 + 10))
-    assert p.flush(10) == 0
-    [m] = _read_all(fresh_topics, fresh_topics.topic_raw, 1)
-    assert len(m.value()) == 1024 * 1024 + 10 < MAX_MESSAGE_BYTES
+from tweetdesk.kafka.client import ensure_topics
 
 
 def test_embedded_broker_restarts_on_the_same_port_and_comes_back_empty(tmp_path):

@@ -265,7 +265,9 @@ def ensure_topics(settings: KafkaSettings | Settings, topics: list[str] | None =
 
 
 def topic_partitions(settings: KafkaSettings | Settings, topic: str, timeout: float = 10.0) -> list[int]:
-    md = make_admin(settings).list_topics(topic, timeout=timeout)
+    # The whole cluster's metadata, not the topic's: tansu creates a topic that a metadata request names, so a
+    # mistyped topic would be made, empty, instead of reported.
+    md = make_admin(settings).list_topics(timeout=timeout)
     t = md.topics.get(topic)
     if t is None or t.error is not None:
         raise ConfigError(f"Kafka topic '{topic}' does not exist on {KafkaSettings.of(settings).bootstrap}")
