@@ -200,8 +200,8 @@ def _sqlite_value(v):
 def serve(url: str, work: Path, summary_seconds: float) -> None:
     import logging
 
-    from tweetdesk.app import ReplyService
     from tweetdesk.config import Settings
+    from tweetdesk.serve import ReplyService
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N": the point of the test

@@ -417,7 +417,7 @@ def test_x_api_down_longer_than_the_retries_replies_queue_then_drain_once_within
     ticket opens, every reply waits in the outbox, X sees a probe per backoff step (not a request per reply), and
     once X is back every reply goes out once, within X's posting limit. Scaled down: 0.2 s backoff base capped at
     1 s, a 12 s outage (the old retry budget at this scale was 0.2 + 0.4 + 0.8 + 1.6 = 3 s), 10 posts per 5 s."""
-    from tweetdesk.app import ReplyService
+    from tweetdesk.serve import ReplyService
 
     limit, window, outage = 10, 5, 12.0
     x = FlakyXApi(limit, window).start()

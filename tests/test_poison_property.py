@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from tests.fixtures.figures import record_figures
 from tests.fixtures.store import enriched_tweet
 from tests.fixtures.waiting import wait_for
-from tweetdesk.app import ReplyService
 from tweetdesk.kafka.client import make_producer, read_topic
 from tweetdesk.records import DeadLetter
+from tweetdesk.serve import ReplyService
 from tweetdesk.stream.job import StreamJob
 from tweetdesk.tickets.store import replies, tweets_table
 

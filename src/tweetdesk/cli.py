@@ -173,7 +173,7 @@ def serve(host: str | None, port: int | None) -> None:
     Its tickets, accounts and secret key are the work dir's: to look at the demo's tickets, `tweetdesk --work-dir
     .tweetdesk/demo serve` (first `tweetdesk --work-dir .tweetdesk/demo users add NAME --role agent`, which prints
     a one-time password to sign in with at /login)."""
-    from tweetdesk.app import serve_command
+    from tweetdesk.serve import serve_command
 
     serve_command(_settings(host=host, port=port))
 

@@ -156,10 +156,10 @@ def reply_latency(df, outbox) -> "pd.Series":
 
 def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool = False,
              stop: threading.Event | None = None, rate: float = DEMO_RATE, verbose: bool = False) -> DemoResult:
-    from tweetdesk.app import ReplyService
     from tweetdesk.ingest import SAMPLE_BAD, Publisher
     from tweetdesk.ingest.replay import replay
     from tweetdesk.kafka.broker import kafka_settings
+    from tweetdesk.serve import ReplyService
     from tweetdesk.stream.job import StreamJob
     from tweetdesk.stream.sink import parquet_latency, read_enriched
     from tweetdesk.stream.spark import build_spark

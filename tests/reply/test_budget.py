@@ -191,8 +191,8 @@ def test_dry_run_rehearses_the_budget_when_asked(tmp_path):
 
 
 def test_the_service_on_the_broker_holds_replies_back_and_reports_the_budget(fresh_topics, xapi, tmp_path):
-    from tweetdesk.app import ReplyService
     from tweetdesk.kafka.client import make_producer
+    from tweetdesk.serve import ReplyService
 
     settings = fresh_topics.model_copy(
         update={

@@ -8,9 +8,9 @@ import requests
 
 from tests.fixtures.store import enriched_tweet
 from tests.fixtures.waiting import wait_for
-from tweetdesk.app import ReplyService
 from tweetdesk.records import DeadLetter
 from tweetdesk.reply.dead_letters import DeadLetterConsumer
+from tweetdesk.serve import ReplyService
 from tweetdesk.tickets.reports import dead_letter_count
 from tweetdesk.tickets.schema import dead_letters
 from tweetdesk.tickets.store import TicketStore

@@ -14,11 +14,11 @@ from pydantic import SecretStr, ValidationError
 
 from tests.fixtures.store import enriched_tweet
 from tests.fixtures.waiting import wait_for
-from tweetdesk.app import ReplyService
 from tweetdesk.kafka.client import make_producer, read_topic
 from tweetdesk.records import DeadLetter, EnrichedTweet, Tweet
 from tweetdesk.reply.consumer import DEFAULT_GROUP
 from tweetdesk.reply.templates import valid_handle
+from tweetdesk.serve import ReplyService
 from tweetdesk.tickets.store import TicketStore
 from tweetdesk.x.rules import is_handle
 

@@ -17,9 +17,9 @@ from pydantic import SecretStr
 
 from tests.fixtures.store import enriched_tweet
 from tests.fixtures.waiting import wait_for
-from tweetdesk.app import ReplyService
 from tweetdesk.records import ReplyStatus
 from tweetdesk.reply.consumer import DEFAULT_GROUP
+from tweetdesk.serve import ReplyService
 from tweetdesk.tickets.store import TicketStatus, TicketStore
 
 VENV_BIN = Path(sys.executable).parent

@@ -234,8 +234,8 @@ def _sample_enriched() -> list[EnrichedTweet]:
 
 
 def test_the_sample_through_the_service_threads_and_skips_our_own(fresh_topics, tmp_path):
-    from tweetdesk.app import ReplyService
     from tweetdesk.kafka.client import make_producer
+    from tweetdesk.serve import ReplyService
 
     sample = _sample_enriched()
     own = [t for t in sample if t.author == "tweetdesk"]

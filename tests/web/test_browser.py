@@ -288,7 +288,7 @@ def test_budget_panel_shows_queue_spend_and_flood_guard(tmp_path, live_server_fo
 def test_dashboard_under_the_reply_service(tmp_path, browser_page):
     """As in ``tweetdesk serve`` / the demo: waitress, the dry-run poster, no API key. A ticket that
     arrives with a queued reply shows up, then turns "replied" when the poster records the reply."""
-    from tweetdesk.app import ReplyService
+    from tweetdesk.serve import ReplyService
 
     settings = Settings(work_dir=tmp_path, api_key=None)
     store = TicketStore(settings.db_url)

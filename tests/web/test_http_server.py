@@ -11,8 +11,8 @@ import socket
 import pytest
 from pydantic import ValidationError
 
-from tweetdesk.app import ReplyService
 from tweetdesk.config import Settings
+from tweetdesk.serve import ReplyService
 
 HALF_OPEN = 120  # what the attack pass held: more than waitress's default connection limit (100)
 
@@ -89,7 +89,7 @@ def test_the_limits_are_settings_passed_to_waitress(tmp_path, monkeypatch):
     monkeypatch.setenv("TWEETDESK_HTTP_CONNECTION_LIMIT", "500")
     s = _settings(tmp_path, http_channel_timeout=12, http_max_request_body_size=65536, http_inbuf_overflow=8192)
     with ReplyService(s, consume=False, port=0) as svc:
-        adj = svc._server.adj
+        adj = svc.http.adjustments
         assert (adj.channel_timeout, adj.connection_limit, adj.max_request_body_size, adj.inbuf_overflow) == (
             12, 500, 65536, 8192)
         assert adj.cleanup_interval <= 6 and adj.asyncore_use_poll

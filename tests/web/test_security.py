@@ -165,7 +165,7 @@ def clock():
 
 @pytest.fixture
 def throttled(app, clock):
-    app.extensions["tweetdesk_throttle"] = KeyThrottle(free_failures=5, max_delay=900, clock=clock)
+    app.extensions["tweetdesk"].throttle = KeyThrottle(free_failures=5, max_delay=900, clock=clock)
     return app
 
 
@@ -201,7 +201,7 @@ def test_a_right_credential_forgives_no_failures(throttled, clock):
 
 
 def test_the_wait_is_capped(throttled, clock):
-    t = throttled.extensions["tweetdesk_throttle"]
+    t = throttled.extensions["tweetdesk"].throttle
     for _ in range(40):
         t.failed("198.51.100.7", "/login")
         clock.t += 1
@@ -225,7 +225,7 @@ def test_ipv6_clients_are_counted_per_64(throttled):
         c.get("/api/tickets", headers={"X-API-Key": "guess"}, environ_base={"REMOTE_ADDR": f"2001:db8:1:2::{i + 1}"})
     r = c.get("/api/tickets", headers={"X-API-Key": "guess"}, environ_base={"REMOTE_ADDR": "2001:db8:1:2:ffff::9"})
     assert r.status_code == 429
-    t = throttled.extensions["tweetdesk_throttle"]
+    t = throttled.extensions["tweetdesk"].throttle
     assert t.retry_after("2001:db8:1:2:abcd::1") > 0 and t.retry_after("2001:db8:1:3::1") == 0
 
 
@@ -244,14 +244,14 @@ def test_failures_are_logged_with_the_address_and_the_log_is_rate_limited(thrott
 
 def test_a_client_behind_trusted_proxies_is_its_forwarded_address(tmp_path, sqlite_store, seeded, clock):
     app = _app(tmp_path, sqlite_store, trusted_proxies=1)
-    app.extensions["tweetdesk_throttle"] = KeyThrottle(free_failures=1, clock=clock)
+    app.extensions["tweetdesk"].throttle = KeyThrottle(free_failures=1, clock=clock)
     c = app.test_client()
     proxy = {"REMOTE_ADDR": "10.0.0.2"}
     for _ in range(2):
         c.get("/api/tickets", headers={"X-API-Key": "guess", "X-Forwarded-For": "198.51.100.7"}, environ_base=proxy)
     assert c.get("/api/tickets", headers={"X-API-Key": "guess", "X-Forwarded-For": "198.51.100.7"},
                  environ_base=proxy).status_code == 429
-    t = app.extensions["tweetdesk_throttle"]
+    t = app.extensions["tweetdesk"].throttle
     assert t.retry_after("198.51.100.7") > 0 and t.retry_after("203.0.113.9") == 0 and t.retry_after("10.0.0.2") == 0
     assert c.get("/api/tickets", headers={"X-API-Key": KEY, "X-Forwarded-For": "198.51.100.7"},
                  environ_base=proxy).status_code == 200
@@ -318,7 +318,7 @@ def test_sessions_end_after_their_lifetime(tmp_path, sqlite_store, seeded):
     r = _login(c)
     assert "Expires=" in r.headers["Set-Cookie"]  # the cookie ends with the session, not with the browser
     assert c.get("/").status_code == 200
-    registry = app.extensions["tweetdesk_sessions"]
+    registry = app.extensions["tweetdesk"].sessions
     real = registry.clock
     registry.clock = lambda: real() + timedelta(seconds=601)
     assert c.get("/").status_code == 302
@@ -355,7 +355,7 @@ def test_a_keyless_dashboard_on_a_public_address_is_refused(tmp_path, sqlite_sto
 
 
 def test_the_reply_service_checks_the_address_it_binds(tmp_path, sqlite_store):
-    from tweetdesk.app import ReplyService
+    from tweetdesk.serve import ReplyService
 
     with pytest.raises(ConfigError, match="not loopback"):
         ReplyService(Settings(work_dir=tmp_path), store=sqlite_store, consume=False, host="192.0.2.1")

@@ -163,10 +163,10 @@ def test_twenty_dashboards_cost_one_summary(tmp_path, sqlite_store):
         t.join(60)
     assert len(answers) == 100 and all(a == answers[0] for a in answers)
     assert answers[0]["totals"]["tickets"] == 12
-    assert app.extensions["tweetdesk_summary"].computations == 1
+    assert app.extensions["tweetdesk"].summary.computations == 1
     # The dashboard page itself reads the same summary.
     assert app.test_client().get("/").status_code == 200
-    assert app.extensions["tweetdesk_summary"].computations == 1
+    assert app.extensions["tweetdesk"].summary.computations == 1
 
 
 def test_new_tickets_show_up_within_max_age(tmp_path, sqlite_store):
@@ -174,7 +174,7 @@ def test_new_tickets_show_up_within_max_age(tmp_path, sqlite_store):
     app = create_app(Settings(work_dir=tmp_path, web_summary_seconds=5), sqlite_store)
     c = app.test_client()
     assert c.get("/web/api/summary").get_json()["totals"]["tickets"] == 4
-    cache = app.extensions["tweetdesk_summary"]
+    cache = app.extensions["tweetdesk"].summary
     cache.clock = clock = FakeClock(time.monotonic())  # time stands still from here
     sqlite_store.add_tickets([make_tweet(40)])
     assert c.get("/web/api/summary").get_json()["totals"]["tickets"] == 4  # within max_age: the shared one
@@ -191,7 +191,7 @@ def test_dashboards_beyond_the_gate_wait_while_the_tracking_page_goes_through(tm
     app = create_app(Settings(work_dir=tmp_path), sqlite_store)
     c = app.test_client()
     assert c.get("/web/api/summary").status_code == 200
-    gate = app.extensions["tweetdesk_summary_gate"]
+    gate = app.extensions["tweetdesk"].summary_gate
     assert gate.acquire(timeout=1) and gate.acquire(timeout=1)  # two dashboards being served
     answered = threading.Event()
     waiting = threading.Thread(target=lambda: (app.test_client().get("/web/api/summary"), answered.set()))

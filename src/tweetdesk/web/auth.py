@@ -70,9 +70,10 @@ def init_app(app: Flask, settings) -> None:
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=settings.session_lifetime_seconds)
     # A tab left open over lunch can still resolve a ticket; the token is tied to the session anyway.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", min(12 * 3600, settings.session_lifetime_seconds))
-    store = app.extensions["tweetdesk"].store
-    app.extensions["tweetdesk_sessions"] = SessionRegistry(store, settings.session_lifetime_seconds)
-    app.extensions.setdefault("tweetdesk_throttle", KeyThrottle.from_settings(settings))
+    c = app.extensions["tweetdesk"]
+    c.sessions = SessionRegistry(c.store, settings.session_lifetime_seconds)
+    if c.throttle is None:
+        c.throttle = KeyThrottle.from_settings(settings)
 
 
 def presented_key() -> str | None:
@@ -91,11 +92,11 @@ def _settings():
 
 
 def _sessions() -> SessionRegistry:
-    return current_app.extensions["tweetdesk_sessions"]
+    return ctx().sessions
 
 
 def _throttle() -> KeyThrottle:
-    return current_app.extensions["tweetdesk_throttle"]
+    return ctx().throttle
 
 
 def agent_enabled() -> bool:

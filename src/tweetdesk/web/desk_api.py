@@ -18,12 +18,13 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from tweetdesk.desk.inbox import InboxFilters, export_stream, inbox
 from tweetdesk.desk.timers import Timers
 from tweetdesk.web import auth, identity
 from tweetdesk.web.api import ApiError, admin_required, canonical_ticket_id, json_body
+from tweetdesk.web.context import ctx
 
 desk_api = Blueprint("desk_api", __name__)
 
@@ -247,7 +248,7 @@ def export_response(fmt: str, f: InboxFilters, actor: str, via: str) -> Response
     the slot is held until the export is sent or the response closed (the client gone); none free: 429 with
     Retry-After."""
     chunks, mime, name = export_stream(identity.desk(), fmt, f)  # an unknown format: 400 before any slot
-    slots: threading.BoundedSemaphore = current_app.extensions["tweetdesk_exports"]
+    slots = ctx().export_slots
     if not slots.acquire(blocking=False):
         raise ApiError(429, f"as many exports as allowed are being built: retry in {EXPORT_RETRY_SECONDS} s",
                        kind="busy", retry_after=EXPORT_RETRY_SECONDS)

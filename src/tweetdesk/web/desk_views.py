@@ -29,6 +29,7 @@ from tweetdesk.desk.timers import Timers
 from tweetdesk.records import SENTIMENTS, TOPICS
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.web import auth, identity
+from tweetdesk.web.context import ctx
 from tweetdesk.web.desk_api import export_response
 
 desk_pages = Blueprint("desk", __name__, template_folder="templates")
@@ -347,11 +348,11 @@ TODAY_SECONDS = 30.0
 @desk_pages.app_template_global("desk_today")
 def desk_today() -> dict[str, Any]:
     """Today's first-response figures for the dashboard, shared by every request for ``TODAY_SECONDS``."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    at, value = app.extensions.get("tweetdesk_desk_today", (0.0, None))
+    shared = ctx().shared
+    at, value = shared.get("desk_today", (0.0, None))
     if value is None or time.monotonic() - at > TODAY_SECONDS:
         value = Timers(identity.desk()).report(days=1)["overall"]
-        app.extensions["tweetdesk_desk_today"] = (time.monotonic(), value)
+        shared["desk_today"] = (time.monotonic(), value)
     return value
 
 

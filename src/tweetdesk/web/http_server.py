@@ -55,13 +55,45 @@ class _Channel(HTTPChannel):
     error_task_class = _JsonErrorTask
 
 
-def create_server(app, web, *, host: str, port: int, threads: int, ident: str = "tweetdesk"):
-    """A waitress server for ``app`` on host:port with the limits of ``web`` (not yet running: ``.run()``)."""
-    import waitress
+class HttpServer:
+    """waitress serving ``app`` on host:port with the limits of ``web``: ``run()`` serves until ``stop()``.
 
-    server = waitress.create_server(app, host=host, port=port, threads=threads, ident=ident, **waitress_options(web))
-    server.channel_class = _Channel  # one address and port: a single server (not a MultiSocketServer)
-    return server
+    The server's socket map is ours (waitress's ``map`` argument): ``stop`` closes every connection from inside
+    waitress's loop, which ends ``run``, then waits for the requests in flight."""
+
+    def __init__(self, app, web, *, host: str, port: int, threads: int, ident: str = "tweetdesk"):
+        import waitress
+
+        self.sockets: dict[int, Any] = {}
+        self.server = waitress.create_server(app, map=self.sockets, host=host, port=port, threads=threads,
+                                             ident=ident, **waitress_options(web))
+        self.server.channel_class = _Channel  # one address and port: a single server (not a MultiSocketServer)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.effective_port)
+
+    @property
+    def adjustments(self):
+        """waitress's settings in force (timeouts, limits)."""
+        return self.server.adj
+
+    def run(self) -> None:
+        self.server.run()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        def close_all():
+            for d in list(self.sockets.values()):
+                try:
+                    d.close()
+                except OSError:
+                    pass
+
+        try:
+            self.server.trigger.pull_trigger(close_all)
+        except OSError:
+            pass
+        self.server.task_dispatcher.shutdown(timeout=timeout)
 
 
-__all__ = ["create_server", "waitress_options"]
+__all__ = ["HttpServer", "waitress_options"]

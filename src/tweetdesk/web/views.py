@@ -17,7 +17,6 @@ import json
 import threading
 from dataclasses import asdict
 from datetime import datetime, timezone
-from functools import partial
 from typing import Any
 
 from flask import (
@@ -200,38 +199,28 @@ def _filters() -> queries.Filters:
     return queries.Filters.parse(request.args.get("topic") or None, request.args.get("sentiment") or None)
 
 
-def _compute(app, filters: queries.Filters) -> tuple[queries.Summary, dict[str, Any]]:
-    c = app.extensions["tweetdesk"]
+def compute_summary(c, filters: queries.Filters) -> tuple[queries.Summary, dict[str, Any]]:
+    """The dashboard's figures for ``filters`` from the app's context ``c`` (what ``c.summary`` shares)."""
     # The budget panel reads the app's one reply budget, as GET /api/budget does.
     s = queries.summary(c.store, filters, budget=c.budget, newest=NEWEST)
     return s, summary_payload(s)
 
 
 def summary_cache() -> SummaryCache:
-    """The app's shared summaries (``summary_cache.SummaryCache``), made on first use."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    cache = app.extensions.get("tweetdesk_summary")
-    if cache is None:
-        cache = app.extensions.setdefault(
-            "tweetdesk_summary", SummaryCache(partial(_compute, app), _settings().web_summary_seconds)
-        )
-    return cache
+    """The app's shared summaries (``summary_cache.SummaryCache``)."""
+    return ctx().summary
 
 
 # Dashboard requests served at once. A crowd of dashboards polling back to back would otherwise fill every
 # worker thread and the server's queue, and a customer's tracking page (or an API call) would wait behind all
 # of them; gated, the extra dashboard requests wait here, off the CPU, while other pages go straight through
-# (the service runs more worker threads than this, see tweetdesk.app.ReplyService).
+# (the service runs more worker threads than this, see tweetdesk.serve.ReplyService).
 SUMMARY_REQUESTS_AT_ONCE = 2
 _GATED = ("web.dashboard", "web.api_summary")
 
 
 def _summary_gate() -> threading.BoundedSemaphore:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    gate = app.extensions.get("tweetdesk_summary_gate")
-    if gate is None:
-        gate = app.extensions.setdefault("tweetdesk_summary_gate", threading.BoundedSemaphore(SUMMARY_REQUESTS_AT_ONCE))
-    return gate
+    return ctx().summary_gate
 
 
 @blueprint.before_request
