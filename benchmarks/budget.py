@@ -151,7 +151,7 @@ def run(tweets: list[EnrichedTweet], hours: float, work: Path, *, fifo: bool, de
         our_handles=["united", "AmericanAir", "USAirways", "SouthwestAir", "JetBlue", "VirginAmerica"],
         **({"reply_burst": 100} if fifo else {}),
     )
-    store = TicketStore(settings.db_url, clock=clock.dt)
+    store = TicketStore(settings.store.db_url, clock=clock.dt)
     poster = Poster(settings, store, clock=clock)
     consumer = ReplyConsumer(settings, store, poster, ReplyTemplates.load())
     if fifo:

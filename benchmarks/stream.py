@@ -166,7 +166,7 @@ class Stream:
         if "error" in box:
             raise box["error"]
         self.wait_for(before + box["stats"].published, f"stream {desc}", timeout)
-        df = read_enriched(self.s.parquet_dir, columns=["id", "ingested_at", "batch_id"])
+        df = read_enriched(self.s.stream.parquet_dir, columns=["id", "ingested_at", "batch_id"])
         df = df[~df["batch_id"].isin(batches_before)]
         lat = parquet_latency(df, self.handle.totals).dropna()
         new = [r for r in self.handle.totals.history if r.batch_id not in batches_before and (r.enriched or r.dead)]

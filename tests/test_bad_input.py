@@ -255,7 +255,7 @@ def test_bad_records_through_the_real_stream_job(spark, fresh_topics, tmp_path, 
 
     totals = run_available_now(spark, settings)
 
-    df = read_enriched(settings.parquet_dir, columns=["id", "sentiment", "topic"])
+    df = read_enriched(settings.stream.parquet_dir, columns=["id", "sentiment", "topic"])
     letters = [DeadLetter.model_validate_json(m.value()) for m in read_topic(settings, settings.topic_dead)]
     enriched = read_topic(settings, settings.topic_enriched)
     assert totals.enriched + totals.dead == len(good) + len(bad)  # every record out, once
@@ -283,7 +283,7 @@ def api(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("api")
     settings = Settings(work_dir=work, api_key=SecretStr(API_KEY))
-    store = TicketStore(settings.db_url)
+    store = TicketStore(settings.store.db_url)
     templates = ReplyTemplates.from_settings(settings)
     tw = enriched_tweet("1895000000000000777")
     store.add_tickets([tw], templates.render)

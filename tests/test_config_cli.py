@@ -27,11 +27,11 @@ def test_env_overrides_toml_overrides_defaults(tmp_path, monkeypatch):
 
 def test_derived_paths_and_dry_run_default(tmp_path):
     s = Settings(work_dir=tmp_path)
-    assert s.parquet_dir == tmp_path / "parquet"
-    assert s.db_url.startswith("sqlite:///") and s.db_url.endswith("tickets.db")
-    assert s.x_user_credentials is False
+    assert s.stream.parquet_dir == tmp_path / "parquet"
+    assert s.store.db_url.startswith("sqlite:///") and s.store.db_url.endswith("tickets.db")
+    assert s.x.user_credentials is False
     s2 = Settings(x_consumer_key="a", x_consumer_secret="s3cr3t-Xq9", x_access_token="c", x_access_token_secret="d")
-    assert s2.x_user_credentials is True
+    assert s2.x.user_credentials is True
     assert "s3cr3t-Xq9" not in repr(s2) and "s3cr3t-Xq9" not in str(s2.model_dump())  # secrets never show in reprs/logs
 
 

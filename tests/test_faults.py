@@ -121,15 +121,15 @@ def test_stream_job_killed_mid_stream_restarts_with_every_tweet_once(spark, fres
     proc = spawn([str(VENV_BIN / "tweetdesk"), "stream"], env, tmp_path, tmp_path / "stream.log")
     try:
         # Let it write a few micro-batches, then kill it wherever it is (mid-batch, most likely).
-        wait_for(lambda: proc.poll() is not None or len(parquet_batches(settings.parquet_dir)) >= 3, 300,
+        wait_for(lambda: proc.poll() is not None or len(parquet_batches(settings.stream.parquet_dir)) >= 3, 300,
                  "three micro-batches in Parquet")
         assert proc.poll() is None, "the stream job exited on its own"
         time.sleep(0.7)
     finally:
         out = kill_group(proc)
-    before = read_enriched(settings.parquet_dir, columns=["id"])
+    before = read_enriched(settings.stream.parquet_dir, columns=["id"])
     assert len(before) < len(first), f"killed too late to be mid-stream ({len(before)} rows)\n{out[-2000:]}"
-    ckpt = settings.checkpoint_dir / "stream"
+    ckpt = settings.stream.checkpoint_dir / "stream"
     planned = {p.name for p in (ckpt / "offsets").glob("[0-9]*")}
     committed = {p.name for p in (ckpt / "commits").glob("[0-9]*")}
     in_flight = sorted(planned - committed)  # batches the restart must replay
@@ -139,7 +139,7 @@ def test_stream_job_killed_mid_stream_restarts_with_every_tweet_once(spark, fres
     publish(settings, more)
     run_available_now(spark, settings.model_copy(update={"max_offsets_per_trigger": 20_000}))
 
-    df = read_enriched(settings.parquet_dir, columns=["id"])
+    df = read_enriched(settings.stream.parquet_dir, columns=["id"])
     sent = {t.id for t in first + more}
     counts = Counter(df["id"])
     dupes = sum(c - 1 for c in counts.values() if c > 1)
@@ -149,7 +149,7 @@ def test_stream_job_killed_mid_stream_restarts_with_every_tweet_once(spark, fres
            rows_in_parquet=len(df), duplicates=dupes, lost=lost)
     assert dupes == 0 and lost == 0 and set(counts) == sent
     # No staging leftovers that a plain Parquet reader could pick up.
-    assert not list(settings.parquet_dir.glob(".spark-staging-*"))
+    assert not list(settings.stream.parquet_dir.glob(".spark-staging-*"))
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_secrets_in_the_environment_are_used(monkeypatch, tmp_path):
     for k, v in SECRETS.items():
         monkeypatch.setenv(k, v)
     s = Settings()
-    assert s.api_key.get_secret_value() == SECRETS["TWEETDESK_API_KEY"] and s.x_user_credentials
+    assert s.api_key.get_secret_value() == SECRETS["TWEETDESK_API_KEY"] and s.x.user_credentials
 
 
 def test_settings_never_print_a_secret(tmp_path):
@@ -224,7 +224,7 @@ def test_debug_logging_of_posting_and_streaming_shows_no_secret(fresh_topics, xa
     from tweetdesk.ingest.xstream import XFilteredStream
     from tweetdesk.reply.templates import ReplyTemplates
 
-    store = TicketStore(settings.db_url)
+    store = TicketStore(settings.store.db_url)
     try:
         tw = enriched_tweet("6602")
         ingest = store.add_tickets([tw], ReplyTemplates.from_settings(settings).render)

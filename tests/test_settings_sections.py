@@ -36,8 +36,10 @@ def test_sections_are_read_only_views_that_follow_the_flat_fields(tmp_path):
         s.kafka.topic_raw = "b"  # frozen
     t = s.model_copy(update={"topic_raw": "b", "kafka_bootstrap": "h:1"})
     assert (s.kafka.topic_raw, t.kafka.topic_raw) == ("a", "b")
-    assert t.stream.parquet_dir == t.parquet_dir == tmp_path / "parquet"
-    assert t.db_url == t.store.db_url and t.x_oauth2_token_path == t.x.oauth2_token_path
+    assert t.stream.parquet_dir == tmp_path / "parquet" and t.x.oauth2_token_path == tmp_path / "x_oauth2_tokens.json"
+    # One name per value: the derived values live in their section only.
+    assert not any(hasattr(t, n) for n in ("parquet_dir", "checkpoint_dir", "db_url", "x_oauth2_token_path",
+                                           "x_user_credentials"))
     assert pickle.loads(pickle.dumps(t.kafka)) == t.kafka  # travels to Spark workers like the settings
 
 

@@ -42,7 +42,7 @@ def create_app(
         settings = get_settings()
     check_startup(settings)  # a short API key, a keyless dashboard on a public address: refused
     store = store or TicketStore.from_settings(settings)
-    budget = poster.budget if poster is not None else ReplyBudget(settings, store, live=settings.x_user_credentials)
+    budget = poster.budget if poster is not None else ReplyBudget(settings, store, live=settings.x.user_credentials)
     app = Flask("tweetdesk")
     # A ticket ID typed as "/0" arrives as /api/tickets//0: answer it as an unknown ticket (404 JSON), not with a
     # 308 redirect to a merged path that names a different resource.

@@ -28,7 +28,7 @@ def parquet_rewriter(settings):
         from tweetdesk.stream.rewrite import rewrite
         from tweetdesk.stream.spark import build_spark
 
-        root = settings.parquet_uri or settings.parquet_dir
+        root = settings.parquet_uri or settings.stream.parquet_dir
         if "://" not in str(root) and not any(Path(root).glob("day=*")):
             return  # no Parquet here (the stream runs elsewhere or not yet)
         r = rewrite(build_spark(settings, app_name="tweetdesk-compliance"), root, ids)

@@ -23,7 +23,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 # Secret settings are the SecretStr fields, plus a password inside the database URL and the secret keys of
 # kafka_config (tweetdesk.redact finds and masks those). redact_url stays importable from here.
+from tweetdesk.records import MAX_TEXT_CHARS
 from tweetdesk.redact import has_secret, kafka_secret_names, redact_kafka_config, redact_url  # noqa: F401
+from tweetdesk.x.rules import Prices  # X's prices: their defaults live there
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # src/tweetdesk -> src -> repository root (meaningful for a source checkout, which is how we run).
@@ -324,7 +326,7 @@ class Settings(BaseSettings):
     entity_mode: Literal["fast", "model"] = Field(
         "fast", description="fast = rules, date/time/money grammar and a place gazetteer, the spaCy model only for "
         "unknown places (~10x cheaper); model = the spaCy model on every tweet that may hold an entity.")
-    max_text_chars: int = Field(25_000, ge=1, description="Longer texts are dead-lettered (X long posts are ≤25k).")
+    max_text_chars: int = Field(MAX_TEXT_CHARS, ge=1, description="Longer texts are dead-lettered (X long posts are ≤25k).")
 
     # --- tickets / replies -------------------------------------------------------------------
     database_url: str | None = Field(None, description="SQLAlchemy URL; unset = SQLite file in work_dir.")
@@ -339,12 +341,12 @@ class Settings(BaseSettings):
     reply_window_seconds: int = Field(900, ge=1)
     reply_daily_app_limit: int = Field(10_000, ge=1)
     # X's pay-per-use prices (2026): what each read and post is charged, summed per UTC day and month in the store.
-    x_price_owned_read: float = Field(0.001, ge=0, description="A post read from our own mentions timeline.")
-    x_price_post_read: float = Field(0.005, ge=0, description="Any other post read (filtered stream, search).")
-    x_price_summoned_reply: float = Field(0.01, ge=0, description="A reply to a post that summoned us.")
-    x_price_post: float = Field(0.015, ge=0, description="Any other post.")
-    x_price_url_post: float = Field(0.20, ge=0, description="A post holding a URL (tweetdesk never sends one).")
-    x_monthly_read_cap: int = Field(3_000_000, ge=1, description="X's monthly cap on post reads.")
+    x_price_owned_read: float = Field(Prices.owned_read, ge=0, description="A post read from our own mentions timeline.")
+    x_price_post_read: float = Field(Prices.post_read, ge=0, description="Any other post read (filtered stream, search).")
+    x_price_summoned_reply: float = Field(Prices.summoned_reply, ge=0, description="A reply to a post that summoned us.")
+    x_price_post: float = Field(Prices.post, ge=0, description="Any other post.")
+    x_price_url_post: float = Field(Prices.url_post, ge=0, description="A post holding a URL (tweetdesk never sends one).")
+    x_monthly_read_cap: int = Field(Prices.monthly_read_cap, ge=1, description="X's monthly cap on post reads.")
     reply_burst: int = Field(10, ge=1, description="Posts the budget lets out at once before pacing to limit/window.")
     reply_budget_dry_run: bool = Field(False, description="Apply the posting budget in dry-run too (a rehearsal).")
     reply_max_attempts: int = Field(5, ge=1, description="Tries before a reply may be failed (see the next).")
@@ -486,32 +488,10 @@ class Settings(BaseSettings):
     def x(self) -> XSettings:
         return XSettings.of(self)
 
-    # --- derived paths -----------------------------------------------------------------------
-    @property
-    def parquet_dir(self) -> Path:
-        return self.work_dir / "parquet"
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.work_dir / "checkpoints"
-
+    # --- derived paths (the stream's, the store's and X's are their sections': settings.stream.parquet_dir, ...) ---
     @property
     def log_dir(self) -> Path:
         return self.work_dir / "logs"
-
-    @property
-    def db_url(self) -> str:
-        return self.store.db_url
-
-    @property
-    def x_oauth2_token_path(self) -> Path:
-        return self.x.oauth2_token_path
-
-    @property
-    def x_user_credentials(self) -> bool:
-        """True when we can act as the account: OAuth 2.0 tokens from `tweetdesk x-login`, or every OAuth 1.0a
-        user-context secret."""
-        return self.x.user_credentials
 
 
 def url_from_secret(secret_json: str) -> str:

@@ -177,7 +177,7 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
         # Micro-batches of what arrived since the last one: the dashboard fills while the demo runs.
         s = s.model_copy(update={"max_offsets_per_trigger": DEMO_MAX_OFFSETS_PER_TRIGGER})
     _setup_logging(s.log_dir, verbose)
-    res = DemoResult(work_dir=work, parquet_dir=s.parquet_dir.resolve(), log_dir=s.log_dir.resolve(), rate=rate)
+    res = DemoResult(work_dir=work, parquet_dir=s.stream.parquet_dir.resolve(), log_dir=s.log_dir.resolve(), rate=rate)
 
     click.echo("tweetdesk demo: starting the embedded broker, the reply service (dry-run) and Spark (local[2]) …")
     with kafka_settings(s) as bound:
@@ -218,7 +218,7 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
             while sum(service.store.queue_stats()[k] for k in ("queued", "posting")) and time.monotonic() < deadline:
                 time.sleep(0.1)
 
-            df = read_enriched(bound.parquet_dir)
+            df = read_enriched(bound.stream.parquet_dir)
             res.parquet_rows = len(df)
             res.dead_in_stream = handle.totals.dead
             res.by_sentiment = df["sentiment"].value_counts().to_dict()

@@ -26,6 +26,8 @@ TOPICS: tuple[str, ...] = (
 )
 # Given to a tweet with no classifiable text (empty after cleaning): it still gets a ticket.
 UNCLASSIFIABLE = "unclassifiable"
+# The topics a ticket may hold (the filters and the agents' corrections offer these).
+TOPIC_CHOICES: tuple[str, ...] = (*TOPICS, UNCLASSIFIABLE)
 
 # Hard cap on text length. X long posts go to 25,000 characters; anything longer is not a tweet.
 MAX_TEXT_CHARS = 25_000

@@ -105,16 +105,16 @@ def test_database_url_from_secret():
     secret = json.dumps({"username": "tweetdesk", "password": "p@ss:w/rd", "host": "db.x.rds.amazonaws.com",
                          "port": 5432, "dbname": "tweetdesk", "engine": "postgres"})
     s = Settings(database_secret=secret)
-    assert s.db_url == ("postgresql+psycopg://tweetdesk:p%40ss%3Aw%2Frd@db.x.rds.amazonaws.com:5432/tweetdesk"
+    assert s.store.db_url == ("postgresql+psycopg://tweetdesk:p%40ss%3Aw%2Frd@db.x.rds.amazonaws.com:5432/tweetdesk"
                         "?sslmode=require")
     assert "p@ss" not in repr(s)
     # An explicit URL wins; neither set: SQLite as before.
-    assert Settings(database_secret=secret, database_url="sqlite:///x.db").db_url == "sqlite:///x.db"
-    assert Settings().db_url.startswith("sqlite:///")
+    assert Settings(database_secret=secret, database_url="sqlite:///x.db").store.db_url == "sqlite:///x.db"
+    assert Settings().store.db_url.startswith("sqlite:///")
     with pytest.raises(ConfigError, match="lacks password"):
-        Settings(database_secret='{"username": "u", "host": "h"}').db_url
+        Settings(database_secret='{"username": "u", "host": "h"}').store.db_url
     with pytest.raises(ConfigError, match="not a JSON object"):
-        Settings(database_secret="[1]").db_url
+        Settings(database_secret="[1]").store.db_url
 
 
 def test_database_secret_reaches_the_store(tmp_path):
@@ -122,7 +122,7 @@ def test_database_secret_reaches_the_store(tmp_path):
     import sqlalchemy as sa
 
     secret = json.dumps({"username": "u", "password": "pw", "host": "127.0.0.1", "port": 1, "dbname": "d"})
-    url = sa.engine.make_url(Settings(database_secret=secret).db_url)
+    url = sa.engine.make_url(Settings(database_secret=secret).store.db_url)
     assert (url.drivername, url.username, url.password, url.port, url.database) == \
         ("postgresql+psycopg", "u", "pw", 1, "d")
     assert url.query["sslmode"] == "require"

@@ -70,7 +70,7 @@ def test_settings_are_settings(compose, monkeypatch):
         setting_names(env)
         s = check_settings_values(env, monkeypatch)
         assert s.kafka_bootstrap == "kafka:9092", name
-        assert s.db_url.startswith("postgresql+psycopg://tweetdesk:pw-from-dotenv@postgres:5432/"), name
+        assert s.store.db_url.startswith("postgresql+psycopg://tweetdesk:pw-from-dotenv@postgres:5432/"), name
     with pytest.raises(AssertionError, match="not a setting"):
         setting_names({"TWEETDESK_KAFKA_BOOTSTRAPS": "x"})
 

@@ -105,7 +105,7 @@ def test_poster_drains_by_priority_within_the_limit_and_never_posts_a_url(tmp_pa
     first, oldest first within a class, the agent's reply before all; a URL reply is failed, not posted."""
     clock = FakeClock()
     settings = live_settings(tmp_path, xapi)
-    store = TicketStore(settings.db_url, clock=clock.dt)
+    store = TicketStore(settings.store.db_url, clock=clock.dt)
     tweets = mixed(130)
     store.add_tickets(tweets, RENDER, intake=Intake.from_settings(settings), priority=priority_of)
     agent, _ = store.queue_reply(tweets[-1].id, f"@{tweets[-1].author} an agent is on it, ref {tweets[-1].ticket_id}")
@@ -139,13 +139,13 @@ def test_poster_drains_by_priority_within_the_limit_and_never_posts_a_url(tmp_pa
 def test_the_budget_survives_a_restart(tmp_path, xapi):
     clock = FakeClock()
     settings = live_settings(tmp_path, xapi, reply_limit=10, reply_burst=10)
-    store = TicketStore(settings.db_url, clock=clock.dt)
+    store = TicketStore(settings.store.db_url, clock=clock.dt)
     ids = store.add_tickets(mixed(15), RENDER, priority=priority_of).replies
     Poster(settings, store, clock=clock).deliver(ids)
     assert len(xapi.posts) == 10
     clock.t += 60
     # A new process on the same store: the window is still spent.
-    again = Poster(settings, TicketStore(settings.db_url, clock=clock.dt), clock=clock)
+    again = Poster(settings, TicketStore(settings.store.db_url, clock=clock.dt), clock=clock)
     assert again.budget_wait() == pytest.approx(900 - 60)
     again.step()
     assert len(xapi.posts) == 10
@@ -157,7 +157,7 @@ def test_the_budget_survives_a_restart(tmp_path, xapi):
 def test_a_429_stops_the_drain_until_reset(tmp_path, xapi):
     clock = FakeClock()
     settings = live_settings(tmp_path, xapi)
-    store = TicketStore(settings.db_url, clock=clock.dt)
+    store = TicketStore(settings.store.db_url, clock=clock.dt)
     ids = store.add_tickets(mixed(5), RENDER, priority=priority_of).replies
     xapi.script(xapi.rate_limited(reset=int(clock.t) + 120))
     poster = Poster(settings, store, clock=clock)
@@ -172,7 +172,7 @@ def test_a_429_stops_the_drain_until_reset(tmp_path, xapi):
 def test_dry_run_rehearses_the_budget_when_asked(tmp_path):
     clock = FakeClock()
     settings = Settings(work_dir=tmp_path, reply_limit=4, reply_budget_dry_run=True)
-    store = TicketStore(settings.db_url, clock=clock.dt)
+    store = TicketStore(settings.store.db_url, clock=clock.dt)
     ids = store.add_tickets(mixed(6), RENDER, priority=priority_of).replies
     poster = Poster(settings, store, clock=clock)
     poster.deliver(ids)
@@ -186,7 +186,7 @@ def test_dry_run_rehearses_the_budget_when_asked(tmp_path):
         "read_cap_warning": None, "x_usage": {"today": {}, "month": {}},
     }
     # Without the setting, dry-run lets everything through at once (as before the budget).
-    plain = Poster(Settings(work_dir=tmp_path / "plain"), TicketStore(Settings(work_dir=tmp_path / "plain").db_url), clock=clock)
+    plain = Poster(Settings(work_dir=tmp_path / "plain"), TicketStore(Settings(work_dir=tmp_path / "plain").store.db_url), clock=clock)
     assert not plain.budget.enforced and plain.budget_wait() == 0
 
 

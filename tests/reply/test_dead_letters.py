@@ -50,7 +50,7 @@ def test_service_records_every_dead_letter_once_and_the_dashboard_counts_them(fr
     _produce(settings, settings.topic_dead, ingest + [ingest[0], b"\xff not a dead letter"])
     # And one the reply consumer itself dead-letters (a bad enriched record), which comes round the topic.
     _produce(settings, settings.topic_enriched, [b"{broken", enriched_tweet("5001").model_dump_json().encode()])
-    store = TicketStore(settings.db_url)
+    store = TicketStore(settings.store.db_url)
     try:
         with ReplyService(settings, store=store, port=0) as svc:
             svc.app.config["TWEETDESK_WEB_REFRESH_SECONDS"] = 1.0

@@ -73,7 +73,7 @@ def test_author_with_a_trailing_newline_is_dead_lettered_and_the_service_goes_on
             wait_for(lambda: _committed(settings, settings.topic_enriched, DEFAULT_GROUP) == 2, timeout=30,
                      what="both offsets committed")
             assert not svc.stopping.is_set() and svc.restarts == {}
-    store = TicketStore(settings.db_url)
+    store = TicketStore(settings.store.db_url)
     try:
         assert [t.tweet_id for t in store.list_tickets().items] == ["8002"]
         assert len(store.replies_for(good.ticket_id)) == 1

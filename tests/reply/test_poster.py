@@ -38,7 +38,7 @@ def clock():
 def live(tmp_path, xapi, clock):
     """(settings, store, poster) in live mode against the stand-in, on a fake clock."""
     settings = live_settings(tmp_path, xapi, reply_max_attempts=3)
-    store = TicketStore(settings.db_url, clock=clock.dt)
+    store = TicketStore(settings.store.db_url, clock=clock.dt)
     poster = Poster(settings, store, clock=clock, backoff_base=10.0)
     yield settings, store, poster
     store.close()
@@ -137,7 +137,7 @@ def test_unreachable_x_is_retried_not_guessed(tmp_path, clock):
         work_dir=tmp_path, x_api_base="http://127.0.0.1:9", x_consumer_key="a", x_consumer_secret="b",
         x_access_token="c", x_access_token_secret="d", reply_max_attempts=2, reply_give_up_after_seconds=0,
     )
-    store = TicketStore(settings.db_url, clock=clock.dt)
+    store = TicketStore(settings.store.db_url, clock=clock.dt)
     poster = Poster(settings, store, clock=clock, backoff_base=1.0)
     tw, rid = _open(store)
     assert poster.attempt(rid).kind == "retry"  # connection refused: nothing reached X
@@ -198,7 +198,7 @@ def test_duplicate_content_answer_is_taken_as_already_posted(live, xapi):
 
 def test_no_credentials_means_dry_run_with_a_warning(tmp_path, caplog, xapi):
     settings = Settings(work_dir=tmp_path, x_api_base=xapi.base_url)
-    store = TicketStore(settings.db_url)
+    store = TicketStore(settings.store.db_url)
     with caplog.at_level(logging.INFO, logger="tweetdesk.reply.poster"):
         poster = Poster(settings, store)
         tw, rid = _open(store)
@@ -214,13 +214,13 @@ def test_no_credentials_means_dry_run_with_a_warning(tmp_path, caplog, xapi):
 
 def test_partial_credentials_are_dry_run(tmp_path):
     s = Settings(work_dir=tmp_path, x_consumer_key="only-this-one")
-    assert Poster(s, TicketStore(s.db_url)).mode == "dry-run"
+    assert Poster(s, TicketStore(s.store.db_url)).mode == "dry-run"
 
 
 def test_dry_run_can_be_forced_with_credentials_set(tmp_path, caplog, xapi):
     """What the demo does: credentials in the environment, yet nothing leaves the machine."""
     settings = live_settings(tmp_path, xapi)
-    store = TicketStore(settings.db_url)
+    store = TicketStore(settings.store.db_url)
     with caplog.at_level(logging.WARNING, logger="tweetdesk.reply.poster"):
         poster = Poster(settings, store, live=False)
     _, rid = _open(store)
@@ -235,7 +235,7 @@ def test_background_loop_honours_a_real_reset_header(tmp_path, xapi):
     import time
 
     settings = live_settings(tmp_path, xapi)
-    store = TicketStore(settings.db_url)
+    store = TicketStore(settings.store.db_url)
     poster = Poster(settings, store)
     tw, rid = _open(store)
     xapi.script(xapi.rate_limited(reset=int(time.time()) + 1))
@@ -255,7 +255,7 @@ def test_background_loop_honours_a_real_reset_header(tmp_path, xapi):
 
 def test_local_budget_holds_posts_back(tmp_path, xapi, clock):
     settings = live_settings(tmp_path, xapi, reply_limit=2, reply_window_seconds=900)
-    store = TicketStore(settings.db_url, clock=clock.dt)
+    store = TicketStore(settings.store.db_url, clock=clock.dt)
     poster = Poster(settings, store, clock=clock)
     ids = [_open(store, str(2000 + i))[1] for i in range(3)]
     poster.deliver(ids)
@@ -293,7 +293,7 @@ def test_an_outage_pauses_the_drain_and_the_queue_drains_after_it_within_the_rat
     limit, window = 20, 600
     settings = live_settings(tmp_path, xapi, reply_limit=limit, reply_window_seconds=window)
     assert settings.reply_max_attempts == 5 and settings.reply_give_up_after_seconds == 3600
-    store = TicketStore(settings.db_url, clock=clock.dt)
+    store = TicketStore(settings.store.db_url, clock=clock.dt)
     poster = Poster(settings, store, clock=clock)  # default backoff: 2 s, doubling, capped at 300 s
     ids = [_open(store, str(3000 + i))[1] for i in range(50)]
     start = clock()
@@ -325,7 +325,7 @@ def test_a_reply_fails_only_after_its_attempts_and_the_give_up_time(tmp_path, xa
     """X stays down: the probed reply is failed, with the reason, once it has had reply_max_attempts
     *and* its first attempt is reply_give_up_after_seconds old; the others were never tried."""
     settings = live_settings(tmp_path, xapi, reply_max_attempts=3, reply_give_up_after_seconds=600)
-    store = TicketStore(settings.db_url, clock=clock.dt)
+    store = TicketStore(settings.store.db_url, clock=clock.dt)
     poster = Poster(settings, store, clock=clock, backoff_base=10.0, backoff_cap=120.0)
     ids = [_open(store, str(4000 + i))[1] for i in range(5)]
     start = clock()

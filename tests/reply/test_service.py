@@ -80,7 +80,7 @@ def test_service_turns_records_into_tickets_once_and_commits(fresh_topics, tmp_p
     assert health["poster"]["mode"] == "dry-run" and health["consumer"]["tickets_created"] == 2
     assert health["consumer"]["duplicates"] == 4 and health["consumer"]["dead_letters"] == 2
     assert public["status"] == "replied"
-    store = TicketStore(settings.db_url)
+    store = TicketStore(settings.store.db_url)
     stats = store.stats()
     assert stats["tickets"] == 2 and stats["replies_by_status"] == {"dry_run": 2}
     assert len(store.replies_for(a.ticket_id)) == 1 and len(store.replies_for(b.ticket_id)) == 1

@@ -61,7 +61,7 @@ def test_n_tweets_in_n_enriched_rows_out(spark, job_settings, model_version):
 
     totals = run_available_now(spark, job_settings)
 
-    df = read_enriched(job_settings.parquet_dir)
+    df = read_enriched(job_settings.stream.parquet_dir)
     assert len(df) == 40
     assert sorted(df["id"]) == sorted(t.id for t in tweets)  # each tweet once, none missing
     assert totals.enriched == 40 and totals.dead == 0
@@ -107,7 +107,7 @@ def test_malformed_records_go_to_dead_letters_with_a_reason(spark, job_settings)
 
     totals = run_available_now(spark, job_settings)
 
-    df = read_enriched(job_settings.parquet_dir)
+    df = read_enriched(job_settings.stream.parquet_dir)
     assert sorted(df["id"]) == sorted(t.id for t in good)
     assert totals.dead == len(bad)
     letters = {d.raw_bytes: d for d in dead_letters(job_settings)}
@@ -138,7 +138,7 @@ def test_restart_from_the_checkpoint_mid_stream_gives_each_tweet_once(spark, job
     finally:
         handle.stop()
     assert not handle.active
-    before = read_enriched(s.parquet_dir)
+    before = read_enriched(s.stream.parquet_dir)
     assert 10 <= len(before) < len(first_half)  # stopped mid-stream: some of the topic is still unread
     assert before["id"].is_unique
 
@@ -150,7 +150,7 @@ def test_restart_from_the_checkpoint_mid_stream_gives_each_tweet_once(spark, job
     finally:
         handle.stop()
 
-    df = read_enriched(s.parquet_dir)
+    df = read_enriched(s.stream.parquet_dir)
     assert sorted(df["id"]) == sorted(t.id for t in first_half + second_half)  # every tweet exactly once
     assert dead_letters(s) == []
 
@@ -160,5 +160,5 @@ def test_day_partition_is_the_tweets_utc_day(spark, job_settings):
     t = sample(1)[0].model_copy(update={"created_at": datetime(2025, 3, 3, 23, 59, 59, tzinfo=timezone.utc)})
     publish(job_settings, [t])
     run_available_now(spark, job_settings)
-    df = read_enriched(job_settings.parquet_dir)
+    df = read_enriched(job_settings.stream.parquet_dir)
     assert list(df["day"].astype(str)) == ["2025-03-03"]

@@ -179,7 +179,7 @@ def test_stream_job_runs_on_a_standalone_master_and_worker(cluster, fresh_topics
     apps = cluster.state().get("completedapps", []) + cluster.state().get("activeapps", [])
     assert any(a.get("name") == "tweetdesk-stream" for a in apps), apps
 
-    df = read_enriched(settings.parquet_dir)
+    df = read_enriched(settings.stream.parquet_dir)
     assert sorted(df["id"]) == sorted(t.id for t in tweets)  # every tweet once
     letters = [DeadLetter.model_validate_json(m.value()) for m in read_topic(settings, settings.topic_dead)]
     assert len(letters) == len(bad) and all(d.reason and d.stage in ("parse", "validate") for d in letters)

@@ -291,7 +291,7 @@ def test_dashboard_under_the_reply_service(tmp_path, browser_page):
     from tweetdesk.serve import ReplyService
 
     settings = Settings(work_dir=tmp_path, api_key=None)
-    store = TicketStore(settings.db_url)
+    store = TicketStore(settings.store.db_url)
     seeded = seed_store(store, n=8)
     svc = ReplyService(settings, store=store, consume=False, port=0)
     svc.app.config["TWEETDESK_WEB_REFRESH_SECONDS"] = 1.0

@@ -51,7 +51,7 @@ def s(tmp_path, x) -> Settings:
 
 def login(s, x, clock) -> dict:
     finish_login(s, x.authorize(start_login(s)), clock=clock)
-    return json.loads(s.x_oauth2_token_path.read_text())
+    return json.loads(s.x.oauth2_token_path.read_text())
 
 
 def mode(path) -> int:
@@ -82,14 +82,14 @@ def test_x_login_prints_the_url_takes_the_redirect_back_and_stores_private_token
     redirect = x.authorize(url)  # the account owner allows the app in the browser
     assert main(["x-login", "--redirect-url", redirect]) == 0
     assert f"signed in to X as @{ACCOUNT_HANDLE} (id {ACCOUNT_ID})" in capsys.readouterr().err
-    path = s.x_oauth2_token_path
+    path = s.x.oauth2_token_path
     assert mode(path) == 0o600 and not pending_login_path(s).exists()
     tok = json.loads(path.read_text())
     assert tok["access_token"] in x.access_tokens and x.refresh_tokens[tok["refresh_token"]] == "active"
     [grant] = token_requests(x)
     assert grant["grant_type"] == "authorization_code" and grant["redirect_uri"] == REDIRECT
     assert grant["client_id"] == CLIENT_ID and len(grant["code_verifier"]) >= 43
-    assert Settings(work_dir=s.work_dir).x_user_credentials  # the reply service now posts live
+    assert Settings(work_dir=s.work_dir).x.user_credentials  # the reply service now posts live
 
 
 def test_the_login_prompt_reads_the_redirect_url(s, x, monkeypatch, capsys):
@@ -102,7 +102,7 @@ def test_the_login_prompt_reads_the_redirect_url(s, x, monkeypatch, capsys):
 
     monkeypatch.setattr(sys, "stdin", Owner())
     assert main(["x-login"]) == 0
-    assert mode(s.x_oauth2_token_path) == 0o600
+    assert mode(s.x.oauth2_token_path) == 0o600
 
 
 @pytest.mark.parametrize("spoil, says", [
@@ -125,7 +125,7 @@ def test_a_login_x_refuses_or_a_wrong_redirect_is_one_clear_line(s, x, monkeypat
     assert main(["x-login", "--redirect-url", redirect]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tweetdesk: error: ") and says in err[0], err
-    assert not s.x_oauth2_token_path.exists()
+    assert not s.x.oauth2_token_path.exists()
 
 
 def test_x_login_needs_the_app_settings(tmp_path, monkeypatch, capsys):
@@ -139,7 +139,7 @@ def test_x_login_needs_the_app_settings(tmp_path, monkeypatch, capsys):
 def test_a_token_file_others_can_read_is_refused(s, x, clock):
     login(s, x, clock)
     assert isinstance(user_client(s), OAuth2UserClient)
-    s.x_oauth2_token_path.chmod(0o644)
+    s.x.oauth2_token_path.chmod(0o644)
     with pytest.raises(XAuthError, match="chmod 600"):
         user_client(s)
 
@@ -147,7 +147,7 @@ def test_a_token_file_others_can_read_is_refused(s, x, clock):
 def test_access_token_refreshes_before_expiry_and_the_rotated_refresh_token_is_saved_before_use(s, x, clock, caplog):
     caplog.set_level(logging.DEBUG)  # tweepy and requests-oauthlib would log tokens at DEBUG
     tok0 = login(s, x, clock)
-    path = s.x_oauth2_token_path
+    path = s.x.oauth2_token_path
     seen = []  # (path, access token used, the token file at that moment)
     x.on_user_request = lambda p, token: seen.append((p, token, json.loads(path.read_text())))
     client = user_client(s, clock=clock)
@@ -176,8 +176,8 @@ def test_an_access_token_x_rejects_is_refreshed_once_and_the_call_repeated(s, x,
 
 def test_two_processes_sharing_the_token_file_spend_the_refresh_token_once(s, x, clock):
     login(s, x, clock)
-    a = TokenFile(s.x_oauth2_token_path, s, clock=clock)
-    b = TokenFile(s.x_oauth2_token_path, s, clock=clock)
+    a = TokenFile(s.x.oauth2_token_path, s, clock=clock)
+    b = TokenFile(s.x.oauth2_token_path, s, clock=clock)
     old = a.access_token()
     assert b.access_token() == old
     clock.t += 7200

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from tweetdesk.desk import ADMIN, AGENT
 from tweetdesk.desk.accounts import Accounts, DeskError, Principal
-from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
+from tweetdesk.records import SENTIMENTS, TOPICS
 from tweetdesk.reply.templates import ReplyTextError, check_reply_text
 from tweetdesk.tickets.policy import ReplyPolicy
 from tweetdesk.tickets.schema import (
@@ -388,7 +388,5 @@ def describe(e) -> str:
     except (KeyError, IndexError):
         return action.replace("_", " ")
 
-
-TOPIC_CHOICES = [*TOPICS, UNCLASSIFIABLE]
 
 __all__ = ["Desk", "DeskError", "PRESENCE_SECONDS", "describe", "reply_refused"]

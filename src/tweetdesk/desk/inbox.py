@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from tweetdesk.desk.accounts import DeskError
 from tweetdesk.desk.timers import Timers
-from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
+from tweetdesk.records import SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE
 from tweetdesk.tickets.priority import PRIORITY_CLASSES, priority_of
 from tweetdesk.tickets.schema import TicketStatus, assignments, corrections, rows_in, tickets
 from tweetdesk.tickets.store import Ticket
@@ -52,7 +52,7 @@ class InboxFilters:
         if args.get("mine") in ("1", "true") or assignee == "me":
             assignee = me or "none"
         return cls(
-            topic=choice("topic", [*TOPICS, UNCLASSIFIABLE]),
+            topic=choice("topic", list(TOPIC_CHOICES)),
             sentiment=choice("sentiment", [*SENTIMENTS, UNCLASSIFIABLE]),
             assignee=assignee,
             listening_only=None if lo is None else lo == "true",

@@ -155,7 +155,7 @@ class Poster:
     ):
         self.settings = settings
         self.store = store
-        self.live = settings.x_user_credentials if live is None else live
+        self.live = settings.x.user_credentials if live is None else live
         if self.live and transport is None:
             transport = XTransport.from_settings(settings)
         self.transport = transport
@@ -173,7 +173,7 @@ class Poster:
         self._x_reset: datetime | None = None  # X said 429 until then: post nothing before
         self._wake = threading.Event()
         self.counts = {"posted": 0, "dry_run": 0, "retry": 0, "failed": 0, "unknown": 0}
-        if not self.live and settings.x_user_credentials:
+        if not self.live and settings.x.user_credentials:
             log.warning("replies run in DRY-RUN mode (asked for), although X credentials are set: nothing is posted")
         elif not self.live:
             log.warning(

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, Entity, utcnow
+from tweetdesk.records import SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE, Entity, utcnow
 from tweetdesk.tickets.intake import CAPPED, OPENED, OWN, THREADED
 from tweetdesk.tickets.schema import (
     TicketStatus,
@@ -34,7 +34,6 @@ from tweetdesk.tickets.schema import (
 
 # What the filters and charts offer: the model's classes plus the bucket for empty tweets.
 SENTIMENT_CHOICES: tuple[str, ...] = (*SENTIMENTS, UNCLASSIFIABLE)
-TOPIC_CHOICES: tuple[str, ...] = (*TOPICS, UNCLASSIFIABLE)
 
 
 class StoreReports:

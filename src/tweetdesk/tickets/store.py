@@ -139,7 +139,7 @@ class TicketStore(StoreIntake, ReplyOutbox, StoreReports):
     def from_settings(cls, settings, **kw) -> "TicketStore":
         if not settings.database_url:
             private_dir(Path(settings.work_dir))
-        return cls(settings.db_url, **kw)
+        return cls(settings.store.db_url, **kw)
 
     # --- engine -------------------------------------------------------------------------------
     @staticmethod

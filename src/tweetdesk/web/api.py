@@ -29,7 +29,7 @@ from flask import Blueprint, Flask, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from tweetdesk.desk.accounts import DeskError, Principal
-from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE
+from tweetdesk.records import SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, Ticket, TicketStatus, TicketStore
 from tweetdesk.web import auth, identity
@@ -242,7 +242,7 @@ def get_ticket(ticket_id: str):
 @admin_required
 def list_tickets():
     status = _choice("status", [s.value for s in TicketStatus])
-    topic = _choice("topic", [*TOPICS, UNCLASSIFIABLE])
+    topic = _choice("topic", list(TOPIC_CHOICES))
     sentiment = _choice("sentiment", [*SENTIMENTS, UNCLASSIFIABLE])
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
     offset = _int_arg("offset", 0, 0, 10**9)

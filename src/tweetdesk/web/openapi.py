@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, ReplyStatus
+from tweetdesk.records import SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE, ReplyStatus
 from tweetdesk.tickets.ids import ALPHABET
 from tweetdesk.tickets.store import TicketStatus
 from tweetdesk.web.desk_openapi import desk_paths
@@ -38,7 +38,7 @@ _TICKET_ID_PARAM = {
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
-    topics = [*TOPICS, UNCLASSIFIABLE]
+    topics = list(TOPIC_CHOICES)
     sentiments = [*SENTIMENTS, UNCLASSIFIABLE]
     return {
         "openapi": "3.1.0",

@@ -84,7 +84,7 @@ def dashboard_figures(store: TicketStore, settings: Any, *, live: bool | None = 
                       clock: Callable[[], float] | None = None) -> dict[str, Any]:
     """The panel's figures from a budget made from the settings (live when X credentials are set) on the wall
     clock, or on ``clock`` (epoch seconds)."""
-    live = settings.x_user_credentials if live is None else live
+    live = settings.x.user_credentials if live is None else live
     return panel_figures(ReplyBudget(settings, store, live=live, **({"clock": clock} if clock is not None else {})))
 
 

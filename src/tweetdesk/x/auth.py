@@ -3,7 +3,7 @@
 ``user_client(settings)`` is the one way in: a tweepy ``Client`` for user-context calls (post a reply, read
 our mentions, look ourselves up), pointed at ``settings.x_api_base`` with a timeout on every call.
 
-* **OAuth 2.0** (X's current recommendation) when a token file exists (``settings.x_oauth2_token_path``,
+* **OAuth 2.0** (X's current recommendation) when a token file exists (``settings.x.oauth2_token_path``,
   written by ``tweetdesk x-login``): the access token is refreshed before it expires (X's last two hours)
   and X *rotates* the refresh token on every refresh, so the new pair is written to the file (atomically,
   mode 600) **before** the new access token is used: a crash can never leave us holding only a spent refresh
@@ -309,7 +309,7 @@ def user_client(settings, *, timeout: float | tuple[float, float] = (5.0, 30.0),
     exists, else OAuth 1.0a from the four secrets. ``return_type=requests.Response`` keeps X's headers (the
     mentions source reads the rate-limit headers of every page)."""
     quiet_credential_loggers()
-    path = settings.x_oauth2_token_path
+    path = settings.x.oauth2_token_path
     if path.is_file():
         tokens = TokenFile(path, settings, clock=clock, timeout=timeout)
         tokens.read()  # a shared or broken file is one clear error now, not at the first call
@@ -397,7 +397,7 @@ def finish_login(settings, redirect_url: str, *, clock: Callable[[], float] = ti
     if not token.get("refresh_token"):
         log.warning("X gave no refresh token (offline.access not granted?): the login lasts until the access token "
                     "expires")
-    path = settings.x_oauth2_token_path
+    path = settings.x.oauth2_token_path
     write_private(path, _token_record(token, pending["client_id"], clock()))
     pending_path.unlink(missing_ok=True)
     me = user_client(settings, clock=clock).get_me(user_auth=True)["data"]
