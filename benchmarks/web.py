@@ -104,6 +104,7 @@ def _rows(start: int, stop: int, n: int, ids: list[str], now: datetime):
             "resolved_at": created + timedelta(hours=3) if status == "resolved" else None,
             "message_count": 1, "last_tweet_id": tweet_id,
             "summoned_by": "mention" if reply_status else None, "no_reply_reason": None,
+            "removed_reason": None, "removed_at": None,  # X's data rules: nothing removed yet
         })
         tw.append({
             "tweet_id": tweet_id, "ticket_id": ids[i], "disposition": "opened", "reason": None,
