@@ -188,7 +188,8 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
         try:
             res.dashboard = service.url + "/"
             click.echo(f"dashboard: {res.dashboard}")
-            spark = build_spark(bound, app_name="tweetdesk-demo", quiet=not verbose)
+            spark = build_spark(bound, app_name="tweetdesk-demo", quiet=not verbose,
+                                jvm_log=s.log_dir / "spark-jvm.log")
             handle = StreamJob(bound).start(spark)
 
             def query_error():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tweetdesk.config import Settings, StreamSettings
@@ -33,14 +35,35 @@ def _prepare_env() -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 
+@contextmanager
+def _stderr_to(path: Path | None) -> Iterator[None]:
+    """File descriptor 2 appends to ``path`` for the block: a process started inside (the JVM) keeps writing its
+    stderr there for good, while this process's stderr comes back after the block."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
+
+
 def build_spark(settings: StreamSettings | Settings, app_name: str = "tweetdesk", ui: bool = False,
-                conf: dict[str, str] | None = None, quiet: bool = False):
+                conf: dict[str, str] | None = None, quiet: bool = False, jvm_log: Path | None = None):
     """Get or create the SparkSession.
 
     The master comes from the stream section's ``spark_master`` unless spark-submit already chose one (then
     ``--master`` of spark-submit wins and this function changes nothing about where it runs).
     ``quiet``: Spark logs errors only, from the JVM's start (no banner, no WARN lines), for a console a person
-    reads; it only takes effect when this call starts the JVM.
+    reads; it only takes effect when this call starts the JVM. ``jvm_log`` (with ``quiet``): the JVM's own stderr
+    (its start-up warnings, such as "Using incubator modules") goes to that file instead of the console.
     """
     _prepare_env()
     from pyspark import SparkConf
@@ -63,7 +86,11 @@ def build_spark(settings: StreamSettings | Settings, app_name: str = "tweetdesk"
     for k, v in wanted.items():
         if conf and k in conf or not existing.contains(k):
             builder = builder.config(k, v)
-    spark = builder.getOrCreate()
+    from pyspark import SparkContext
+
+    starts_jvm = SparkContext._gateway is None  # pyspark's own marker of a running JVM
+    with _stderr_to(jvm_log if quiet and starts_jvm else None):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR" if quiet else "WARN")
     log.info("Spark %s on %s", spark.version, spark.sparkContext.master)
     return spark
