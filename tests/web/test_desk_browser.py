@@ -198,6 +198,21 @@ def test_overdue_timer(desk_site, browser_page):
     assert axe_violations(page) == []
 
 
+def test_timers_follow_the_services_clock_not_the_agents_computer(desk_site, browser_page):
+    """An agent's computer three hours ahead (or a test that moves the service's clock) still counts down from the
+    service's time: a fresh ticket is "due in", the old one overdue."""
+    import datetime as dt
+
+    page = browser_page
+    page.clock.install(time=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3))
+    _sign_in(page, desk_site, "vic")
+    fresh = page.locator(f'.inbox-list > li[data-ticket="{desk_site.tickets["fresh"]}"] .timer')
+    page.clock.run_for(2000)  # a tick of the page's countdown
+    assert fresh.inner_text().startswith("due in") and "overdue" not in fresh.get_attribute("class")
+    old = page.locator(f'.inbox-list > li[data-ticket="{desk_site.tickets["old"]}"] .timer')
+    assert old.inner_text().startswith("overdue by 1")
+
+
 def test_canned_reply_is_checked_then_sent_through_the_reply_rules(desk_site, browser_page):
     page = browser_page
     old, quiet = desk_site.tickets["old"], desk_site.tickets["quiet"]

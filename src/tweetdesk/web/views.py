@@ -123,6 +123,12 @@ def _inject() -> dict[str, Any]:
     }
 
 
+@blueprint.app_template_global()
+def server_now() -> str:
+    """The service's clock, for the pages' countdowns: an agent's computer may be minutes off."""
+    return ctx().desk.clock().isoformat().replace("+00:00", "Z")
+
+
 # ----------------------------------------------------------------------------------------------
 # Dashboard
 # ----------------------------------------------------------------------------------------------

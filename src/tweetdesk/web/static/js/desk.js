@@ -8,8 +8,12 @@
     return m < 120 ? Math.round(m) + " min" : (m / 60).toFixed(1) + " h";
   }
 
+  // Timers follow the service's clock, not this computer's (which may be minutes off): the offset at page load.
+  var served = document.querySelector('meta[name="server-now"]');
+  var skew = served ? (Date.parse(served.getAttribute("content")) - Date.now()) || 0 : 0;
+
   function tick() {
-    var now = Date.now();
+    var now = Date.now() + skew;
     document.querySelectorAll("[data-due]").forEach(function (el) {
       var left = (Date.parse(el.getAttribute("data-due")) - now) / 1000;
       var text = left < 0 ? "overdue by " + minutes(left) : "due in " + minutes(left);
