@@ -55,7 +55,7 @@ def fresh(settings: Settings, tag: str) -> Settings:
     t = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
     s = settings.model_copy(update={"topic_raw": f"{t}-raw", "topic_enriched": f"{t}-enriched",
                                     "topic_dead": f"{t}-dead"})
-    ensure_topics(s)
+    ensure_topics(s.kafka)
     return s
 
 
@@ -68,8 +68,8 @@ def replay_in_thread(settings: Settings, data: Path, n: int, rate: float, desc: 
 
     def run():
         try:
-            pub = Publisher(settings, total=n, progress=True, desc=desc)
-            box["stats"] = replay(settings, data, rate=rate, limit=n, loop=True, publisher=pub)
+            pub = Publisher(settings.kafka, total=n, progress=True, desc=desc)
+            box["stats"] = replay(settings.kafka, data, rate=rate, limit=n, loop=True, publisher=pub)
             pub.flush()
             pub.raise_for_failures()
         except BaseException as e:  # reported by the caller
@@ -89,8 +89,8 @@ def broker_alone(settings: Settings, data: Path, n: int, rate: float) -> dict:
     from tweetdesk.kafka.client import make_consumer, topic_partitions
 
     s = fresh(settings, "broker")
-    c = make_consumer(s, "bench-broker", **{"fetch.wait.max.ms": 10})
-    c.assign([TopicPartition(s.topic_raw, p, OFFSET_BEGINNING) for p in topic_partitions(s, s.topic_raw)])
+    c = make_consumer(s.kafka, "bench-broker", **{"fetch.wait.max.ms": 10})
+    c.assign([TopicPartition(s.topic_raw, p, OFFSET_BEGINNING) for p in topic_partitions(s.kafka, s.topic_raw)])
     lat: list[float] = []
     first_sent = last_seen = None
     th, box = replay_in_thread(s, data, n, rate, f"broker {'flat out' if not rate else f'{rate:.0f}/s'}")

@@ -256,8 +256,8 @@ def test_bad_records_through_the_real_stream_job(spark, fresh_topics, tmp_path, 
     totals = run_available_now(spark, settings)
 
     df = read_enriched(settings.stream.parquet_dir, columns=["id", "sentiment", "topic"])
-    letters = [DeadLetter.model_validate_json(m.value()) for m in read_topic(settings, settings.topic_dead)]
-    enriched = read_topic(settings, settings.topic_enriched)
+    letters = [DeadLetter.model_validate_json(m.value()) for m in read_topic(settings.kafka, settings.topic_dead)]
+    enriched = read_topic(settings.kafka, settings.topic_enriched)
     assert totals.enriched + totals.dead == len(good) + len(bad)  # every record out, once
     assert len(df) + len(letters) == len(good) + len(bad)
     assert {t.id for t in good} <= set(df["id"])

@@ -100,7 +100,7 @@ def test_librdkafka_log_goes_through_python_logging_once_per_problem():
         "from tweetdesk.config import Settings\n"
         "from tweetdesk.kafka.client import make_producer\n"
         "logging.basicConfig(stream=sys.stdout, format='%(name)s %(levelname)s %(message)s')\n"
-        f"p = make_producer(Settings(kafka_bootstrap='127.0.0.1:{_closed_port()}'))\n"
+        f"p = make_producer(Settings(kafka_bootstrap='127.0.0.1:{_closed_port()}').kafka)\n"
         "p.produce('tweets.raw', b'x')\n"
         "print('left', p.flush(3.0))\n"
     )

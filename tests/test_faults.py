@@ -161,7 +161,7 @@ def enriched_records(n: int, start: int = 7_100_000) -> list:
 
 
 def produce_enriched(settings, records) -> None:
-    p = make_producer(settings)
+    p = make_producer(settings.kafka)
     for r in records:
         p.produce(settings.topic_enriched, key=r.id, value=r.model_dump_json())
         p.poll(0)
@@ -260,7 +260,7 @@ def ingest_with_fault(settings, items: list[Tweet], rate: float, fault, fault_af
     """Publish ``items`` at ``rate``/s while ``fault()`` runs in a thread after ``fault_after`` s. A fatal
     producer error ends the run with ``PublishError``, as it ends `tweetdesk ingest`: ``window["sent"]`` is how
     many tweets were handed to the producer before it."""
-    pub = Publisher(settings, progress=False)
+    pub = Publisher(settings.kafka, progress=False)
     acks = AckLog(pub)
     window: dict[str, float] = {}
 
@@ -303,7 +303,7 @@ def test_broker_frozen_while_ingest_runs_loses_no_acknowledged_tweet(own_broker,
     producer retries, and every tweet arrives exactly once."""
     settings = Settings(kafka_bootstrap=own_broker.bootstrap, work_dir=tmp_path,
                         kafka_config={"request.timeout.ms": "2000"})
-    ensure_topics(settings)
+    ensure_topics(settings.kafka)
     items = tweets(1500)
 
     def freeze():
@@ -313,7 +313,7 @@ def test_broker_frozen_while_ingest_runs_loses_no_acknowledged_tweet(own_broker,
 
     pub, stats, acks, window = ingest_with_fault(settings, items, rate=300, fault=freeze, fault_after=2.0)
     pub.raise_for_failures()
-    ids = [m.key().decode() for m in read_topic(settings, settings.topic_raw)]
+    ids = [m.key().decode() for m in read_topic(settings.kafka, settings.topic_raw)]
     counts = Counter(ids)
     dupes = sum(c - 1 for c in counts.values() if c > 1)
     lost = len(set(acks.acked) - set(counts))
@@ -332,21 +332,21 @@ def test_embedded_broker_restart_during_ingest_is_reported_not_hidden(own_broker
     A Kafka cluster with replication removes the limit (docs/scale-out.md)."""
     settings = Settings(kafka_bootstrap=own_broker.bootstrap, work_dir=tmp_path,
                         kafka_config={"request.timeout.ms": "2000", "message.timeout.ms": "10000"})
-    ensure_topics(settings)
+    ensure_topics(settings.kafka)
     items = tweets(1200)
 
     def restart():
         own_broker.kill()
         time.sleep(1)
         own_broker.start()
-        ensure_topics(settings)  # what `tweetdesk broker` does on start
+        ensure_topics(settings.kafka)  # what `tweetdesk broker` does on start
 
     pub, stats, acks, window = ingest_with_fault(settings, items, rate=300, fault=restart, fault_after=2.0)
     if acks.failed or stats.unacknowledged:  # this tansu build refuses the old producer id: timeouts or a fatal error
         with pytest.raises(PublishError) as e:
             pub.raise_for_failures()
         assert "did not acknowledge" in str(e.value) and "\n" not in str(e.value)
-    ids_after = {m.key().decode() for m in read_topic(settings, settings.topic_raw)}
+    ids_after = {m.key().decode() for m in read_topic(settings.kafka, settings.topic_raw)}
     acked_before = {k for k, t in acks.acked.items() if t < window["start"]}
     # Acknowledged by the new broker: reported once it was up again. (A delivery report is only seen at the
     # producer's next poll, so on a busy machine the old broker's last acknowledgements can be reported after
@@ -366,7 +366,7 @@ def test_embedded_broker_restart_during_ingest_is_reported_not_hidden(own_broker
     # A new ingest run after the restart delivers everything (and the broker keeps it while it runs).
     resend = [t for t in items if t.id not in acks.acked]  # reported failed, or never sent
     publish(settings, resend)
-    final = Counter(m.key().decode() for m in read_topic(settings, settings.topic_raw))
+    final = Counter(m.key().decode() for m in read_topic(settings.kafka, settings.topic_raw))
     dupes = sum(c - 1 for c in final.values() if c > 1)
     record("embedded broker restarted during ingest", tweets_sent=len(sent),
            acknowledged_before_restart=len(acked_before), lost_by_in_memory_broker=lost_to_restart,

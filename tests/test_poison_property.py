@@ -73,7 +73,7 @@ def record(draw, good, fields):
 class _Sent:
     def __init__(self, settings):
         self.settings = settings
-        self.producer = make_producer(settings)
+        self.producer = make_producer(settings.kafka)
         self.records: list[dict] = []  # topic, partition, offset, good, id
         self.lock = threading.Lock()
 
@@ -137,7 +137,7 @@ def test_arbitrary_records_never_stop_the_stream_job_or_the_service(spark, fresh
 
                 def settled():
                     dead = {(d.source_topic, d.partition, d.offset): d for d in
-                            (DeadLetter.model_validate_json(m.value()) for m in read_topic(s, s.topic_dead, 5))}
+                            (DeadLetter.model_validate_json(m.value()) for m in read_topic(s.kafka, s.topic_dead, 5))}
                     got = [outcome(r, dead) for r in batch]
                     return got if all(got) else None
 

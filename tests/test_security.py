@@ -136,7 +136,7 @@ def test_serve_runs_under_waitress_and_never_logs_or_answers_a_secret(fresh_topi
 
     settings = fresh_topics
     tw = enriched_tweet("6601")
-    p = make_producer(settings)
+    p = make_producer(settings.kafka)
     p.produce(settings.topic_enriched, key=tw.id, value=tw.model_dump_json())
     p.produce(settings.topic_enriched, key=b"x", value=b"{not json")  # an error path logs too
     assert p.flush(15) == 0

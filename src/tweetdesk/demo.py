@@ -196,17 +196,17 @@ def run_demo(settings: Settings, *, limit: int | None = None, keep_running: bool
                 return None if handle.active else "the stream query stopped; see " + str(s.log_dir / "demo.log")
 
             # Malformed lines: the replay source dead-letters them itself (stage "ingest") …
-            bad = replay(bound, SAMPLE_BAD, stop=stop, progress=False)
+            bad = replay(bound.kafka, SAMPLE_BAD, stop=stop, progress=False)
             # … and records that reach tweets.raw broken (another producer's bug) are the stream job's to catch.
             # Sent first, they take the query's cold first micro-batch, which would otherwise add seconds to the
             # latency of the first sample tweets.
-            raw_pub = Publisher(bound, progress=False)
+            raw_pub = Publisher(bound.kafka, progress=False)
             for value in STREAM_GARBAGE:
                 raw_pub.publish_raw(value)
             raw_pub.close()
             expected_dead_in_stream = len(STREAM_GARBAGE)
             _wait("dead letters", lambda: handle.totals.dead, expected_dead_in_stream, 60, query_error)
-            good = replay(bound, SAMPLE_TWEETS, limit=limit, stop=stop, rate=rate)
+            good = replay(bound.kafka, SAMPLE_TWEETS, limit=limit, stop=stop, rate=rate)
             res.replayed = good.published
             res.dead_at_ingest = good.dead + bad.dead
             if stop.is_set():

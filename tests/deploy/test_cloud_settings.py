@@ -35,14 +35,14 @@ def aws_env(monkeypatch):
 
 def test_default_client_config_is_unchanged():
     s = Settings(kafka_bootstrap="127.0.0.1:9092", kafka_config={"client.id": "x"})
-    assert client_config(s) == {"bootstrap.servers": "127.0.0.1:9092", "client.id": "x"}
-    assert with_callbacks(client_config(s)) == client_config(s)
-    assert jvm_config(s, client_config(s)) == client_config(s)
+    assert client_config(s.kafka) == {"bootstrap.servers": "127.0.0.1:9092", "client.id": "x"}
+    assert with_callbacks(client_config(s.kafka)) == client_config(s.kafka)
+    assert jvm_config(s.kafka, client_config(s.kafka)) == client_config(s.kafka)
 
 
 def test_msk_iam_config_and_token(aws_env):
     s = Settings(kafka_bootstrap=MSK, kafka_auth="msk_iam")
-    conf = client_config(s)
+    conf = client_config(s.kafka)
     assert conf["security.protocol"] == "SASL_SSL" and conf["sasl.mechanism"] == "OAUTHBEARER"
     json.dumps(conf)  # travels as JSON to Spark's Python workers
     full = with_callbacks(conf)
@@ -63,16 +63,16 @@ def test_msk_iam_config_and_token(aws_env):
 
 def test_msk_iam_region_from_settings_wins_and_is_required(aws_env, monkeypatch):
     s = Settings(kafka_bootstrap=MSK, kafka_auth="msk_iam", aws_region="us-east-1")
-    assert client_config(s)["sasl.oauthbearer.config"] == "msk_iam region=us-east-1"
+    assert client_config(s.kafka)["sasl.oauthbearer.config"] == "msk_iam region=us-east-1"
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     with pytest.raises(ConfigError, match="region"):
-        client_config(Settings(kafka_bootstrap=MSK, kafka_auth="msk_iam"))
+        client_config(Settings(kafka_bootstrap=MSK, kafka_auth="msk_iam").kafka)
 
 
 def test_msk_iam_for_the_jvm_source(aws_env):
     s = Settings(kafka_bootstrap=MSK, kafka_auth="msk_iam")
-    conf = jvm_config(s, client_config(s))
+    conf = jvm_config(s.kafka, client_config(s.kafka))
     assert conf["sasl.mechanism"] == "AWS_MSK_IAM"
     assert "IAMLoginModule" in conf["sasl.jaas.config"]
     assert "sasl.oauthbearer.config" not in conf and conf["bootstrap.servers"] == MSK

@@ -63,7 +63,7 @@ def source(settings, clock, **kw) -> MentionsSource:
 
 def poll_once(settings, clock, **kw):
     src = source(settings, clock, **kw)
-    with Publisher(settings, progress=False) as pub:
+    with Publisher(settings.kafka, progress=False) as pub:
         result = src.poll(pub)
     return src, result, pub.stats
 
@@ -175,7 +175,7 @@ def test_a_stop_request_ends_a_rate_limit_wait_and_publishes_nothing_half_read(s
     done = threading.Event()
 
     def run():
-        with Publisher(settings, progress=False) as pub:
+        with Publisher(settings.kafka, progress=False) as pub:
             src.run(pub, interval=30)
         done.set()
 
@@ -198,7 +198,7 @@ def test_bad_tweets_and_bad_pages_become_dead_letters_and_polling_goes_on(settin
 
     x.script_mentions(Answer(200, transform=spoil))
     src = source(settings, clock)
-    with Publisher(settings, progress=False) as pub:
+    with Publisher(settings.kafka, progress=False) as pub:
         r1 = src.poll(pub)
         assert (r1.published, r1.dead, r1.complete) == (2, 2, True)
         later = mentions(x, 2, start=4)
@@ -225,7 +225,7 @@ def test_a_malformed_page_in_the_middle_loses_nothing_and_repeats_nothing(settin
     ids = mentions(x, 8)
     x.script_mentions(Answer(200, transform=lambda b: b), x.malformed(b"<html>502 Bad Gateway</html>"))
     src = source(settings, clock, page_size=5)
-    with Publisher(settings, progress=False) as pub:
+    with Publisher(settings.kafka, progress=False) as pub:
         r1 = src.poll(pub)
         assert (r1.published, r1.dead, r1.complete) == (5, 1, False)
         assert state(settings)["since_id"] is None and len(state(settings)["handled"]) == 5
@@ -238,7 +238,7 @@ def test_a_malformed_page_in_the_middle_loses_nothing_and_repeats_nothing(settin
 
 def test_an_unknown_expansion_refused_by_x_is_one_clear_error(settings, x, clock):
     src = source(settings, clock)
-    with Publisher(settings, progress=False) as pub:
+    with Publisher(settings.kafka, progress=False) as pub:
         with pytest.raises(tweepy.BadRequest, match="expansions.*not one of"):
             src.client.get_users_mentions(ACCOUNT_ID, user_auth=True, expansions=["author_id", "widgets"])
         assert src.poll(pub).complete  # our own request is one X accepts

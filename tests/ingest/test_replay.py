@@ -174,7 +174,7 @@ def test_snowflakes_are_unique_increasing_and_carry_their_time():
 # --- against the broker ------------------------------------------------------------------------------------------
 def test_replay_jsonl_publishes_exactly_the_file(fresh_topics):
     expected = [r for r in read_records(SAMPLE_TWEETS)]
-    stats = replay(fresh_topics, SAMPLE_TWEETS, progress=False)
+    stats = replay(fresh_topics.kafka, SAMPLE_TWEETS, progress=False)
     assert stats.ok and stats.published == stats.delivered == len(expected) and stats.dead == 0
     msgs = read_topic(fresh_topics, fresh_topics.topic_raw, len(expected))
     got = _by_id(tweets_of(msgs))
@@ -199,7 +199,7 @@ def test_replay_csv_from_the_data_set(fresh_topics, airline_csv):
         expected.append(r)
         if len(expected) == limit:
             break
-    stats = replay(fresh_topics, airline_csv, limit=limit, progress=False)
+    stats = replay(fresh_topics.kafka, airline_csv, limit=limit, progress=False)
     good = [r for r in expected if isinstance(r, Tweet)]
     assert stats.read == limit and stats.published == len(good) and stats.dead == limit - len(good)
     msgs = read_topic(fresh_topics, fresh_topics.topic_raw, len(good))
@@ -214,7 +214,7 @@ def test_replay_csv_from_the_data_set(fresh_topics, airline_csv):
 
 
 def test_malformed_lines_go_to_dead_letters_with_reasons(fresh_topics):
-    stats = replay(fresh_topics, SAMPLE_BAD, progress=False)
+    stats = replay(fresh_topics.kafka, SAMPLE_BAD, progress=False)
     n = len([ln for ln in SAMPLE_BAD.read_text(encoding="utf-8").splitlines() if ln.strip()])
     assert stats.dead == n and stats.published == 0 and stats.delivered == n
     dead = [DeadLetter.model_validate_json(m.value()) for m in read_topic(fresh_topics, fresh_topics.topic_dead, n)]
@@ -228,7 +228,7 @@ def test_a_one_megabyte_tweet_is_dead_lettered_with_a_truncated_copy(fresh_topic
     path = tmp_path / "big.jsonl"
     ok = {"id": "7", "text": "@united fine", "author": "a", "created_at": "2025-03-03T10:00:00Z"}
     path.write_text(json.dumps(ok | {"id": "8", "text": "@united " + "x" * (1 << 20)}) + "\n" + json.dumps(ok) + "\n")
-    stats = replay(fresh_topics, path, progress=False)
+    stats = replay(fresh_topics.kafka, path, progress=False)
     assert (stats.published, stats.dead) == (1, 1) and stats.ok
     [d] = [DeadLetter.model_validate_json(m.value()) for m in read_topic(fresh_topics, fresh_topics.topic_dead, 1)]
     assert "at most 25000 characters" in d.reason and d.raw_bytes > 1 << 20 and len(d.raw) == 64 * 1024
@@ -237,7 +237,7 @@ def test_a_one_megabyte_tweet_is_dead_lettered_with_a_truncated_copy(fresh_topic
 def test_loop_gives_fresh_unique_ids_and_keeps_threads_linked(fresh_topics):
     base = [r for r in read_records(SAMPLE_TWEETS)]
     n = len(base)
-    stats = replay(fresh_topics, SAMPLE_TWEETS, loop=True, limit=3 * n, progress=False)
+    stats = replay(fresh_topics.kafka, SAMPLE_TWEETS, loop=True, limit=3 * n, progress=False)
     assert stats.published == 3 * n and stats.extra["passes"] == 3
     got = tweets_of(read_topic(fresh_topics, fresh_topics.topic_raw, 3 * n))
     assert len(got) == 3 * n and len({t.id for t in got}) == 3 * n
@@ -257,7 +257,7 @@ def test_loop_gives_fresh_unique_ids_and_keeps_threads_linked(fresh_topics):
 
 
 def test_rate_paced_replay_keeps_order_and_counts(fresh_topics):
-    stats = replay(fresh_topics, SAMPLE_TWEETS, rate=200.0, limit=40, progress=False)
+    stats = replay(fresh_topics.kafka, SAMPLE_TWEETS, rate=200.0, limit=40, progress=False)
     assert stats.published == 40 and stats.ok
     got = tweets_of(read_topic(fresh_topics, fresh_topics.topic_raw, 40))
     file_order = [r.id for r in read_records(SAMPLE_TWEETS)][:40]

@@ -10,7 +10,7 @@ from tweetdesk.kafka.client import ensure_topics
 def test_embedded_broker_restarts_on_the_same_port_and_comes_back_empty(tmp_path):
     with EmbeddedBroker(log_path=tmp_path / "b.log") as b:
         s = Settings(kafka_bootstrap=b.bootstrap, work_dir=tmp_path)
-        ensure_topics(s)
+        ensure_topics(s.kafka)
         port = b.port
         b.restart()
         assert b.port == port and b.running

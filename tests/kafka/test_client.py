@@ -30,25 +30,25 @@ from tweetdesk.kafka.client import (
 
 
 def test_topics_created_with_configured_partitions(fresh_topics):
-    assert topic_partitions(fresh_topics, fresh_topics.topic_raw) == list(range(fresh_topics.topic_partitions))
-    ensure_topics(fresh_topics)  # idempotent: a second call is not an error
+    assert topic_partitions(fresh_topics.kafka, fresh_topics.topic_raw) == list(range(fresh_topics.topic_partitions))
+    ensure_topics(fresh_topics.kafka)  # idempotent: a second call is not an error
 
 
 def test_produce_and_read_back_every_message(fresh_topics):
-    p = make_producer(fresh_topics)
+    p = make_producer(fresh_topics.kafka)
     for i in range(500):
         p.produce(fresh_topics.topic_raw, key=str(i), value=json.dumps({"i": i}))
     assert p.flush(10) == 0
-    got = read_topic(fresh_topics, fresh_topics.topic_raw)
+    got = read_topic(fresh_topics.kafka, fresh_topics.topic_raw)
     assert sorted(int(m.key()) for m in got) == list(range(500))
 
 
 def test_a_one_megabyte_record_gets_through(fresh_topics):
     # The stream job must see oversized tweets to dead-letter them with a reason.
-    p = make_producer(fresh_topics)
+    p = make_producer(fresh_topics.kafka)
     p.produce(fresh_topics.topic_raw, key="big", value=b"x" * (1024 * 1024 + 10))
     assert p.flush(10) == 0
-    [m] = read_topic(fresh_topics, fresh_topics.topic_raw)
+    [m] = read_topic(fresh_topics.kafka, fresh_topics.topic_raw)
     assert len(m.value()) == 1024 * 1024 + 10 < MAX_MESSAGE_BYTES
 
 
@@ -57,7 +57,7 @@ def test_topics_keep_records_at_most_24_hours(fresh_topics):
     """X's data rules: a deleted post must not linger in a topic past X's 24-hour deadline."""
     from confluent_kafka.admin import ConfigResource
 
-    admin = make_admin(fresh_topics)
+    admin = make_admin(fresh_topics.kafka)
     res = ConfigResource(ConfigResource.Type.TOPIC, fresh_topics.topic_raw)
     conf = admin.describe_configs([res])[res].result(timeout=10)
     assert int(conf["retention.ms"].value) == TOPIC_RETENTION_MS <= 24 * 3600 * 1000
@@ -65,16 +65,16 @@ def test_topics_keep_records_at_most_24_hours(fresh_topics):
 
 def test_a_topic_that_does_not_exist_is_one_readable_error(fresh_topics):
     with pytest.raises(ConfigError, match="topic 'no-such-topic' does not exist"):
-        topic_partitions(fresh_topics, "no-such-topic")
+        topic_partitions(fresh_topics.kafka, "no-such-topic")
 
 
 def test_no_bootstrap_is_one_readable_error(fresh_topics):
     with pytest.raises(ConfigError, match="no Kafka bootstrap servers"):
-        client_config(fresh_topics.model_copy(update={"kafka_bootstrap": None}))
+        client_config(fresh_topics.model_copy(update={"kafka_bootstrap": None}).kafka)
 
 
 def test_produce_all_counts_every_delivery_and_goes_on_past_a_refused_record(fresh_topics):
-    p = make_producer(fresh_topics)
+    p = make_producer(fresh_topics.kafka)
     too_big = b"x" * (MAX_MESSAGE_BYTES + 1)  # refused by the producer before sending
     msgs = [(fresh_topics.topic_raw, str(i), f"v{i}") for i in range(50)]
     d = produce_all(p, msgs[:25] + [(fresh_topics.topic_raw, "big", too_big)] + msgs[25:], flush=10)
@@ -82,12 +82,12 @@ def test_produce_all_counts_every_delivery_and_goes_on_past_a_refused_record(fre
     assert len(d.errors) == 1
     with pytest.raises(DeliveryError, match="did not acknowledge 1 tweets"):
         d.raise_for_failures("tweets")
-    assert sorted(m.value().decode() for m in read_topic(fresh_topics, fresh_topics.topic_raw)) == sorted(
+    assert sorted(m.value().decode() for m in read_topic(fresh_topics.kafka, fresh_topics.topic_raw)) == sorted(
         v for _, _, v in msgs)
 
 
 def test_deliveries_add_up_over_calls(fresh_topics):
-    p = make_producer(fresh_topics)
+    p = make_producer(fresh_topics.kafka)
     d = Deliveries()
     for batch in range(3):
         produce_all(p, [(fresh_topics.topic_dead, None, f"{batch}-{i}") for i in range(10)], d, flush=10)
@@ -138,7 +138,7 @@ def _run(consumer):
 
 
 def test_the_consumer_loop_dead_letters_a_bad_record_stores_the_rest_and_commits(fresh_topics):
-    produce_all(make_producer(fresh_topics), [(fresh_topics.topic_raw, None, json.dumps({"i": i})) for i in range(5)]
+    produce_all(make_producer(fresh_topics.kafka), [(fresh_topics.topic_raw, None, json.dumps({"i": i})) for i in range(5)]
                 + [(fresh_topics.topic_raw, None, b"{not json")]
                 + [(fresh_topics.topic_raw, None, json.dumps({"i": i})) for i in range(5, 10)], flush=10)
     c = _Collect(fresh_topics, "test-store-then-commit")
@@ -156,7 +156,7 @@ def test_the_consumer_loop_dead_letters_a_bad_record_stores_the_rest_and_commits
     stop, t = _run(again)
     try:
         wait_for(lambda: again.ready.is_set(), timeout=30, what="the second consumer's assignment")
-        produce_all(make_producer(fresh_topics), [(fresh_topics.topic_raw, None, json.dumps({"i": 10}))], flush=10)
+        produce_all(make_producer(fresh_topics.kafka), [(fresh_topics.topic_raw, None, json.dumps({"i": 10}))], flush=10)
         wait_for(lambda: again.stored, timeout=30, what="the new record")
     finally:
         stop.set()
@@ -166,6 +166,6 @@ def test_the_consumer_loop_dead_letters_a_bad_record_stores_the_rest_and_commits
 
 def test_ensure_topics_is_idempotent_and_creates_what_is_missing(fresh_topics):
     extra = fresh_topics.topic_raw + "-extra"
-    ensure_topics(fresh_topics, [extra])
-    ensure_topics(fresh_topics, [extra])
-    assert topic_partitions(fresh_topics, extra) == list(range(fresh_topics.topic_partitions))
+    ensure_topics(fresh_topics.kafka, [extra])
+    ensure_topics(fresh_topics.kafka, [extra])
+    assert topic_partitions(fresh_topics.kafka, extra) == list(range(fresh_topics.topic_partitions))

@@ -209,7 +209,7 @@ def test_the_service_on_the_broker_holds_replies_back_and_reports_the_budget(fre
     )
     tweets = mixed(12)
     flood = [enriched_tweet(str(20_000 + i), author="loud", created_at=tweets[0].created_at + timedelta(seconds=i)) for i in range(6)]
-    p = make_producer(settings)
+    p = make_producer(settings.kafka)
     for t in tweets + flood:
         p.produce(settings.topic_enriched, key=b"k", value=t.model_dump_json().encode())
     assert p.flush(15) == 0

@@ -19,7 +19,7 @@ from tweetdesk.tickets.store import TicketStore
 def _produce(settings, topic: str, values: list[bytes]) -> None:
     from tweetdesk.kafka.client import make_producer
 
-    p = make_producer(settings)
+    p = make_producer(settings.kafka)
     for v in values:
         p.produce(topic, key=b"k", value=v)
     assert p.flush(15) == 0

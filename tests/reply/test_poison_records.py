@@ -24,7 +24,7 @@ from tweetdesk.x.rules import is_handle
 
 
 def _produce(settings, topic: str, values: list[bytes]) -> None:
-    p = make_producer(settings)
+    p = make_producer(settings.kafka)
     for v in values:
         p.produce(topic, key=b"k", value=v)
     assert p.flush(15) == 0
@@ -35,16 +35,16 @@ def _committed(settings, topic: str, group: str) -> int:
 
     from tweetdesk.kafka.client import make_consumer, topic_partitions
 
-    c = make_consumer(settings, group)
+    c = make_consumer(settings.kafka, group)
     try:
-        parts = [TopicPartition(topic, p) for p in topic_partitions(settings, topic)]
+        parts = [TopicPartition(topic, p) for p in topic_partitions(settings.kafka, topic)]
         return sum(tp.offset for tp in c.committed(parts, timeout=10) if tp.offset >= 0)
     finally:
         c.close()
 
 
 def _dead(settings) -> list[DeadLetter]:
-    return [DeadLetter.model_validate_json(m.value()) for m in read_topic(settings, settings.topic_dead)]
+    return [DeadLetter.model_validate_json(m.value()) for m in read_topic(settings.kafka, settings.topic_dead)]
 
 
 @pytest.mark.parametrize("value", ["someone\n", "someone\r\n", "\nsomeone", "some one", "someone\x00"])

@@ -28,7 +28,7 @@ VENV_BIN = Path(sys.executable).parent
 def _produce(settings, records: list[bytes | str], key: str | None = None) -> None:
     from tweetdesk.kafka.client import make_producer
 
-    p = make_producer(settings)
+    p = make_producer(settings.kafka)
     for r in records:
         value = r.encode() if isinstance(r, str) else r
         p.produce(settings.topic_enriched, key=(key or "k").encode(), value=value)
@@ -40,9 +40,9 @@ def _committed(settings, group: str = DEFAULT_GROUP) -> dict[int, int]:
 
     from tweetdesk.kafka.client import make_consumer, topic_partitions
 
-    c = make_consumer(settings, group)
+    c = make_consumer(settings.kafka, group)
     try:
-        parts = [TopicPartition(settings.topic_enriched, p) for p in topic_partitions(settings, settings.topic_enriched)]
+        parts = [TopicPartition(settings.topic_enriched, p) for p in topic_partitions(settings.kafka, settings.topic_enriched)]
         return {tp.partition: tp.offset for tp in c.committed(parts, timeout=10) if tp.offset >= 0}
     finally:
         c.close()
@@ -53,8 +53,8 @@ def _read_all(settings, topic: str, expect: int, timeout: float = 15) -> list[by
 
     from tweetdesk.kafka.client import make_consumer, topic_partitions
 
-    c = make_consumer(settings, "test-reader")
-    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in topic_partitions(settings, topic)])
+    c = make_consumer(settings.kafka, "test-reader")
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in topic_partitions(settings.kafka, topic)])
     out, end = [], time.monotonic() + timeout
     try:
         while len(out) < expect and time.monotonic() < end:

@@ -51,7 +51,7 @@ def sample(n: int, skip: int = 0) -> list[Tweet]:
 
 
 def dead_letters(settings) -> list[DeadLetter]:
-    return [DeadLetter.model_validate_json(m.value()) for m in read_topic(settings, settings.topic_dead)]
+    return [DeadLetter.model_validate_json(m.value()) for m in read_topic(settings.kafka, settings.topic_dead)]
 
 
 def test_n_tweets_in_n_enriched_rows_out(spark, job_settings, model_version):
@@ -86,7 +86,7 @@ def test_n_tweets_in_n_enriched_rows_out(spark, job_settings, model_version):
         assert (df["processed_at"] >= df["ingested_at"]).all()
 
     # The same N records go to tweets.enriched for the reply service, keyed by tweet id.
-    msgs = read_topic(job_settings, job_settings.topic_enriched)
+    msgs = read_topic(job_settings.kafka, job_settings.topic_enriched)
     assert sorted(m.key().decode() for m in msgs) == sorted(t.id for t in tweets)
     first = EnrichedTweet.model_validate_json(msgs[0].value())
     assert first.ticket_id == expected[first.id].ticket_id

@@ -14,12 +14,12 @@ from tweetdesk.stream.kafka_source import KafkaRange, KafkaStreamReader, _apply_
 
 
 def _reader(settings, **opts) -> KafkaStreamReader:
-    return KafkaStreamReader({"topic": settings.topic_raw, "kafka_config": json.dumps(client_config(settings)),
+    return KafkaStreamReader({"topic": settings.topic_raw, "kafka_config": json.dumps(client_config(settings.kafka)),
                               **{k: str(v) for k, v in opts.items()}})
 
 
 def _produce(settings, n: int, start: int = 0, batches: int = 1) -> None:
-    p = make_producer(settings)
+    p = make_producer(settings.kafka)
     per = -(-n // batches)
     for b in range(batches):
         for i in range(start + b * per, min(start + n, start + (b + 1) * per)):
@@ -37,9 +37,9 @@ def test_latest_offset_reaches_the_true_end_of_every_partition(fresh_topics):
         end = reader.latestOffset(start, ReadAllAvailable())
         assert sum(end["partitions"].values()) == 50_000
         # For the record: what the broker's watermark says (on tansu often less than 50,000).
-        c = make_consumer(fresh_topics, "wm")
+        c = make_consumer(fresh_topics.kafka, "wm")
         wm = sum(c.get_watermark_offsets(TopicPartition(fresh_topics.topic_raw, p), timeout=10, cached=False)[1]
-                 for p in topic_partitions(fresh_topics, fresh_topics.topic_raw))
+                 for p in topic_partitions(fresh_topics.kafka, fresh_topics.topic_raw))
         c.close()
         print(f"watermarks sum to {wm}; true end {sum(end['partitions'].values())}")
         # Nothing new: the same offset comes back unchanged, so Spark runs no empty batch.

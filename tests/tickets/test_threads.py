@@ -249,7 +249,7 @@ def test_the_sample_through_the_service_threads_and_skips_our_own(fresh_topics, 
     (stop,) = [t for t in sample if t.author != "tweetdesk" and opt_out_phrase(t.text, settings.opt_out_phrases)]
     after_stop = [t for t in sample if t.author == stop.author and t.created_at > stop.created_at]
     assert len(after_stop) == 1 and len(summoned) < len(customers)
-    p = make_producer(settings)
+    p = make_producer(settings.kafka)
     for t in sample + sample[:50]:  # the first 50 delivered twice
         p.produce(settings.topic_enriched, key=t.id.encode(), value=t.model_dump_json().encode())
     assert p.flush(15) == 0

@@ -1,7 +1,7 @@
 """Tweet sources: they publish ``records.Tweet`` JSON, keyed by tweet id, to ``settings.kafka.topic_raw``, and
 malformed input as ``records.DeadLetter`` (stage "ingest") to ``settings.kafka.topic_dead``.
 
-* ``replay.replay(settings, path, rate=, limit=, loop=)`` — a CSV in the airline data set's format or a JSONL of
+* ``replay.replay(settings.kafka, path, rate=, limit=, loop=)`` — a CSV in the airline data set's format or a JSONL of
   tweets (default: the shipped sample, ``config.SAMPLE_TWEETS``; ``data/sample_bad.jsonl`` holds malformed lines
   for showing dead letters).
 * ``xstream.run_x_stream(settings, limit=)`` — the X API v2 filtered stream (tweepy ``StreamingClient``): listening.
@@ -92,7 +92,7 @@ def ingest_command(
         if source == "replay":
             from tweetdesk.ingest.replay import replay
 
-            replay(bound, path, rate=rate, limit=limit, loop=loop, publisher=pub)
+            replay(bound.kafka, path, rate=rate, limit=limit, loop=loop, publisher=pub)
         elif source == "mentions":
             from tweetdesk.ingest.mentions import run_mentions
 

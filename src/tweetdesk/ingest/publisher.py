@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from tweetdesk.config import KafkaSettings, Settings
+from tweetdesk.config import KafkaSettings
 from tweetdesk.errors import TweetdeskError
 from tweetdesk.kafka.client import Deliveries, OncePerProblem, make_producer, produce_all
 from tweetdesk.records import DeadLetter, Tweet, utcnow
@@ -66,14 +66,14 @@ class Publisher:
 
     def __init__(
         self,
-        settings: KafkaSettings | Settings,
+        kafka: KafkaSettings,
         *,
         total: int | None = None,
         progress: bool | None = None,
         desc: str = "ingest",
         producer: "Producer | None" = None,
     ):
-        self.kafka = KafkaSettings.of(settings)
+        self.kafka = kafka
         self.stats = IngestStats()
         self._fatal: str | None = None
         self.producer = producer or make_producer(self.kafka, error_cb=self._on_error)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tweetdesk.config import SAMPLE_TWEETS, KafkaSettings, Settings
+from tweetdesk.config import SAMPLE_TWEETS, KafkaSettings
 from tweetdesk.errors import InputError
 from tweetdesk.ingest.common import check_file
 from tweetdesk.ingest.publisher import IngestStats, Publisher
@@ -306,7 +306,7 @@ def replay_records(path: Path, *, loop: bool = False,
 
 # --- the source ------------------------------------------------------------------------------------------------
 def replay(
-    settings: KafkaSettings | Settings,
+    kafka: KafkaSettings,
     path: Path | None = None,
     *,
     rate: float = 0.0,
@@ -317,7 +317,7 @@ def replay(
     publisher: Publisher | None = None,
     pacer: Pacer | None = None,
 ) -> IngestStats:
-    """Publish a replay file to the Kafka of ``settings`` (its Kafka section, bound to a running cluster). Returns the counts after the final flush.
+    """Publish a replay file to ``kafka`` (the settings' Kafka section, bound to a running cluster). Returns the counts after the final flush.
 
     ``stop`` ends the replay early (e.g. from the demo's Ctrl-C handler); ``publisher``/``pacer`` can be given
     to share a producer or to drive pacing with a test clock.
@@ -336,7 +336,7 @@ def replay(
         # Interruptible sleep: a stop request does not wait out a slow rate's gap.
         pacer = Pacer(rate, sleep=stop.wait)
     own = publisher is None
-    pub = publisher or Publisher(KafkaSettings.of(settings), total=total, progress=progress,
+    pub = publisher or Publisher(kafka, total=total, progress=progress,
                                  desc=f"replay {path.name}")
     if not own:
         pub.set_total(total)

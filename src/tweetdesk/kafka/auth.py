@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from tweetdesk.config import KafkaSettings, Settings
+from tweetdesk.config import KafkaSettings
 from tweetdesk.errors import ConfigError
 
 _MSK_IAM = "msk_iam"
@@ -27,9 +27,8 @@ def _region(kafka: KafkaSettings) -> str:
     return region
 
 
-def auth_config(settings: KafkaSettings | Settings) -> dict[str, str]:
+def auth_config(kafka: KafkaSettings) -> dict[str, str]:
     """The librdkafka properties for ``kafka.auth`` (TWEETDESK_KAFKA_AUTH; JSON-serialisable, no callables)."""
-    kafka = KafkaSettings.of(settings)
     if kafka.auth != _MSK_IAM:
         return {}
     return {
@@ -67,10 +66,10 @@ def prime(client, conf: dict) -> None:
         client.poll(0)
 
 
-def jvm_config(settings: KafkaSettings | Settings, conf: dict) -> dict[str, str]:
+def jvm_config(kafka: KafkaSettings, conf: dict) -> dict[str, str]:
     """The same connection for the JVM Kafka client (Spark's native ``kafka`` source), which signs with the
     ``aws-msk-iam-auth`` jar instead: it must be on Spark's classpath with the ``spark-sql-kafka`` one."""
-    if KafkaSettings.of(settings).auth != _MSK_IAM:
+    if kafka.auth != _MSK_IAM:
         return conf
     out = {k: v for k, v in conf.items() if k not in (_OAUTH_CONFIG, "sasl.mechanism", "security.protocol")}
     out.update({

@@ -140,13 +140,13 @@ def kafka_settings(settings: Settings, create_topics: bool = True) -> Iterator[S
 
     if settings.kafka_bootstrap:
         if create_topics:
-            ensure_topics(settings)
+            ensure_topics(settings.kafka)
         yield settings
         return
     with EmbeddedBroker(log_path=settings.log_dir / "broker.log") as broker:
         bound = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
         if create_topics:
-            ensure_topics(bound)
+            ensure_topics(bound.kafka)
         yield bound
 
 
@@ -172,7 +172,7 @@ def broker_command(settings: Settings, port: int = 0) -> None:
         bound = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
         from tweetdesk.kafka.client import ensure_topics
 
-        ensure_topics(bound)
+        ensure_topics(bound.kafka)
         click.echo(f"tansu broker on {broker.bootstrap} (in-memory); topics "
                    f"{bound.topic_raw}, {bound.topic_enriched}, {bound.topic_dead}")
         click.echo(f"use it from another shell: export TWEETDESK_KAFKA_BOOTSTRAP={broker.bootstrap}")

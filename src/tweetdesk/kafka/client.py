@@ -30,8 +30,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
-def client_config(settings: KafkaSettings | Settings) -> dict:
-    kafka = KafkaSettings.of(settings)
+def client_config(kafka: KafkaSettings) -> dict:
     if not kafka.bootstrap:
         raise ConfigError("no Kafka bootstrap servers: set TWEETDESK_KAFKA_BOOTSTRAP or start the embedded broker")
     return {"bootstrap.servers": kafka.bootstrap, **kafka.config, **auth_config(kafka)}
@@ -88,23 +87,22 @@ MAX_ERRORS_KEPT = 5
 ALL_BROKERS_DOWN_GRACE_S = 2.0
 
 
-def make_admin(settings: KafkaSettings | Settings, **conf) -> "AdminClient":
+def make_admin(kafka: KafkaSettings, **conf) -> "AdminClient":
     from confluent_kafka.admin import AdminClient
 
-    full = {**client_config(settings), "logger": LIBRDKAFKA_LOG, **conf}
+    full = {**client_config(kafka), "logger": LIBRDKAFKA_LOG, **conf}
     admin = AdminClient(with_callbacks(full))
     prime(admin, full)
     return admin
 
 
-def connect_admin(settings: KafkaSettings | Settings, timeout: float = 15.0) -> tuple["AdminClient", "ClusterMetadata"]:
+def connect_admin(kafka: KafkaSettings, timeout: float = 15.0) -> tuple["AdminClient", "ClusterMetadata"]:
     """An admin client and the cluster's metadata, once a broker answers; otherwise one ``ConfigError`` line,
     raised ``ALL_BROKERS_DOWN_GRACE_S`` after every bootstrap server failed (refused, unresolvable, TLS or
     SASL failure), or after ``timeout`` (an address that never answers)."""
     from confluent_kafka import KafkaError, KafkaException
 
     errors: list = []
-    kafka = KafkaSettings.of(settings)
     admin = make_admin(kafka, error_cb=errors.append, logger=_QUIET_LOG)
     deadline = time.monotonic() + timeout
     all_down_since, reason = None, "no broker answered"
@@ -126,12 +124,12 @@ def connect_admin(settings: KafkaSettings | Settings, timeout: float = 15.0) -> 
             raise ConfigError(f"cannot reach Kafka at {kafka.bootstrap}: {reason}")
 
 
-def make_producer(settings: KafkaSettings | Settings, **conf) -> "Producer":
+def make_producer(kafka: KafkaSettings, **conf) -> "Producer":
     """An idempotent producer (acks=all): retries after a broker hiccup never duplicate or reorder."""
     from confluent_kafka import Producer
 
     producer = Producer(with_callbacks({
-        **client_config(settings),
+        **client_config(kafka),
         "logger": LIBRDKAFKA_LOG,
         "enable.idempotence": True,
         "acks": "all",
@@ -139,7 +137,7 @@ def make_producer(settings: KafkaSettings | Settings, **conf) -> "Producer":
         "message.max.bytes": MAX_MESSAGE_BYTES,
         **conf,
     }))
-    prime(producer, client_config(settings))
+    prime(producer, client_config(kafka))
     return producer
 
 
@@ -215,12 +213,12 @@ def produce_all(
     return deliveries
 
 
-def make_consumer(settings: KafkaSettings | Settings, group_id: str, **conf) -> "Consumer":
+def make_consumer(kafka: KafkaSettings, group_id: str, **conf) -> "Consumer":
     """A consumer that never commits on its own: callers commit after their side effects are stored."""
     from confluent_kafka import Consumer
 
     consumer = Consumer(with_callbacks({
-        **client_config(settings),
+        **client_config(kafka),
         "logger": LIBRDKAFKA_LOG,
         "group.id": group_id,
         "enable.auto.commit": False,
@@ -228,7 +226,7 @@ def make_consumer(settings: KafkaSettings | Settings, group_id: str, **conf) -> 
         "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
         **conf,
     }))
-    prime(consumer, client_config(settings))
+    prime(consumer, client_config(kafka))
     return consumer
 
 
@@ -237,13 +235,12 @@ def make_consumer(settings: KafkaSettings | Settings, group_id: str, **conf) -> 
 TOPIC_RETENTION_MS = 24 * 3600 * 1000
 
 
-def ensure_topics(settings: KafkaSettings | Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
+def ensure_topics(kafka: KafkaSettings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
     """Create the topics if absent (the embedded broker does not auto-create them). The first thing every command
     does with Kafka: an unreachable cluster fails here, in seconds, with one line (``connect_admin``)."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewTopic
 
-    kafka = KafkaSettings.of(settings)
     names = topics or [kafka.topic_raw, kafka.topic_enriched, kafka.topic_dead]
     admin, metadata = connect_admin(kafka, timeout)
     existing = set(metadata.topics)
@@ -264,17 +261,17 @@ def ensure_topics(settings: KafkaSettings | Settings, topics: list[str] | None =
         log.info("created topic %s (%d partitions)", topic, kafka.topic_partitions)
 
 
-def topic_partitions(settings: KafkaSettings | Settings, topic: str, timeout: float = 10.0) -> list[int]:
+def topic_partitions(kafka: KafkaSettings, topic: str, timeout: float = 10.0) -> list[int]:
     # The whole cluster's metadata, not the topic's: tansu creates a topic that a metadata request names, so a
     # mistyped topic would be made, empty, instead of reported.
-    md = make_admin(settings).list_topics(timeout=timeout)
+    md = make_admin(kafka).list_topics(timeout=timeout)
     t = md.topics.get(topic)
     if t is None or t.error is not None:
-        raise ConfigError(f"Kafka topic '{topic}' does not exist on {KafkaSettings.of(settings).bootstrap}")
+        raise ConfigError(f"Kafka topic '{topic}' does not exist on {kafka.bootstrap}")
     return sorted(t.partitions)
 
 
-def read_topic(settings: KafkaSettings | Settings, topic: str, timeout: float = 20.0) -> list:
+def read_topic(kafka: KafkaSettings, topic: str, timeout: float = 20.0) -> list:
     """Every message now in ``topic`` (all partitions, earliest to end), read with an assigned consumer.
 
     Stops at end-of-partition as reported by fetches (correct on tansu, whose ListOffsets watermark can
@@ -284,8 +281,8 @@ def read_topic(settings: KafkaSettings | Settings, topic: str, timeout: float = 
 
     from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
-    parts = topic_partitions(settings, topic)
-    c = make_consumer(settings, "tweetdesk-read-topic", **{"enable.partition.eof": True, "fetch.wait.max.ms": 50})
+    parts = topic_partitions(kafka, topic)
+    c = make_consumer(kafka, "tweetdesk-read-topic", **{"enable.partition.eof": True, "fetch.wait.max.ms": 50})
     try:
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
         pending, out = set(parts), []
@@ -392,11 +389,11 @@ class StoreThenCommitConsumer:
     def _open(self) -> "Consumer":
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-        consumer = make_consumer(self.settings, self.group_id)
+        consumer = make_consumer(self.settings.kafka, self.group_id)
         if self.mode == "subscribe":
             consumer.subscribe([self.topic])
             return consumer
-        parts = [TopicPartition(self.topic, p) for p in topic_partitions(self.settings, self.topic)]
+        parts = [TopicPartition(self.topic, p) for p in topic_partitions(self.settings.kafka, self.topic)]
         committed = consumer.committed(parts, timeout=15)
         start = [
             TopicPartition(self.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)

@@ -149,7 +149,7 @@ class ReplyConsumer(StoreThenCommitConsumer):
 
     def _send_dead(self, dead: list[DeadLetter]) -> None:
         if self._producer is None:
-            self._producer = make_producer(self.settings)
+            self._producer = make_producer(self.settings.kafka)
         done = produce_all(self._producer, [(self.settings.topic_dead, (d.key or "").encode(),
                                              d.model_dump_json().encode()) for d in dead], flush=30)
         done.raise_for_failures("dead letters; not committing offsets")  # a RuntimeError: the batch is retried
