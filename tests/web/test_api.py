@@ -132,6 +132,24 @@ def test_manual_reply(app_store):
     assert len(store.replies_for(tweets[0].ticket_id)) == 2  # the auto reply + one manual reply
 
 
+def test_manual_reply_goes_through_the_desk_stale_view_check_and_audit(app_store):
+    """POST /api/replies is the desk's reply path: with the view stamp it was written against, a ticket changed
+    since gets a 409 naming the change and nothing is queued; the reply that goes is in the audit trail."""
+    client, store, tweets = app_store
+    tid = tweets[0].ticket_id
+    seen = client.get(f"/api/tickets/{tid}", headers=ADMIN).get_json()["seen"]
+    assert client.post(f"/api/tickets/{tid}/notes", json={"text": "called the station"}, headers=ADMIN).status_code == 201
+    body = {"tweet_id": "1001", "text": "@jane_doe Your bag is on its way, ref " + tid, "seen": seen}
+    r = client.post("/api/replies", headers=ADMIN, json=body)
+    assert r.status_code == 409 and r.get_json()["kind"] == "stale" and any("note" in c for c in r.get_json()["changes"])
+    assert len(store.replies_for(tid)) == 1  # only the automatic reply
+    body["seen"] = r.get_json()["seen"]
+    r = client.post("/api/replies", headers=ADMIN, json=body)
+    assert r.status_code == 202
+    audit = client.get(f"/api/tickets/{tid}/audit", headers=ADMIN).get_json()["items"]
+    assert any(a["action"] == "replied" and a["detail"]["reply"] == r.get_json()["id"] for a in audit)
+
+
 @pytest.mark.parametrize(
     "payload, fragment",
     [

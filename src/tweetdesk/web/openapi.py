@@ -189,7 +189,8 @@ def openapi_document() -> dict[str, Any]:
                         "404": _err("No ticket holds this tweet"),
                         "409": _err(
                             "X would refuse it: the tweet is listening only (it did not mention, quote or reply to "
-                            "our account), or its author opted out of our replies"
+                            "our account), or its author opted out of our replies; or, with `seen`, the ticket "
+                            "changed since that view (the answer lists what changed)"
                         ),
                     },
                 }
@@ -383,6 +384,8 @@ def openapi_document() -> dict[str, Any]:
                         "tweet_id": {"type": "string", "pattern": "^[0-9]{1,32}$", "description": "A string: X ids exceed JSON's safe integers."},
                         "text": {"type": "string", "description": "≤ 280 characters as X counts them; no URL; no @mention but the customer's."},
                         "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 100},
+                        "seen": {"type": "string", "description": "The ticket's view stamp (`seen` of GET "
+                                 "/api/tickets/{id}): if the ticket changed since, 409 with what changed."},
                     },
                 },
                 "ReplyQueued": {
