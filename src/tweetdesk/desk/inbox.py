@@ -270,16 +270,10 @@ def _arrow_page(rows: list[dict[str, Any]]):
 
 def _system_allocator() -> None:
     """Arrow's buffers from the C library's allocator: the default (mimalloc) keeps freed pages per thread, which
-    added ~40 MB to six concurrent exports; malloc hands them back to the next page."""
+    added ~40 MB to six concurrent exports; malloc hands them back to the next page. Setting it again is a no-op."""
     import pyarrow as pa
 
-    global _ALLOCATOR_SET
-    if not _ALLOCATOR_SET:
-        pa.set_memory_pool(pa.system_memory_pool())
-        _ALLOCATOR_SET = True
-
-
-_ALLOCATOR_SET = False
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def parquet_chunks(pages: Iterable[list[dict[str, Any]]]) -> Iterator[bytes]:

@@ -83,9 +83,6 @@ class Intake:
         """Who may get an automatic reply: X's rules (``tickets.policy``), for our handles and phrases."""
         return ReplyPolicy(self.our_handles, self.opt_out_phrases, self.summoned_only)
 
-    def is_ours(self, author: str) -> bool:
-        return self.policy.is_ours(author)
-
     @property
     def window(self) -> timedelta:
         return timedelta(seconds=self.window_seconds)

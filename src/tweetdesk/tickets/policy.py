@@ -40,11 +40,6 @@ class ReplyPolicy:
     # store that decided already).
     summoned_only: bool = True
 
-    @classmethod
-    def from_settings(cls, settings) -> "ReplyPolicy":
-        return cls(our_handles=frozenset(h.lstrip("@").lower() for h in settings.our_handles),
-                   opt_out_phrases=tuple(settings.opt_out_phrases))
-
     def is_ours(self, author: str) -> bool:
         return author.lstrip("@").lower() in self.our_handles
 
