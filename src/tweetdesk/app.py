@@ -20,6 +20,7 @@ from tweetdesk.tickets.store import TicketStore
 from tweetdesk.web import api, auth, desk_api, desk_views, security, views
 from tweetdesk.web.context import AppContext
 from tweetdesk.web.security import check_startup
+from tweetdesk.web.sessions import SessionRegistry
 from tweetdesk.web.summary_cache import SummaryCache
 from tweetdesk.web.throttle import KeyThrottle
 
@@ -51,6 +52,7 @@ def create_app(
     app.json.sort_keys = False
     c = AppContext(settings, store, budget, templates, poster, dict(health or {}), desk=Desk(store, settings),
                    throttle=KeyThrottle.from_settings(settings),
+                   sessions=SessionRegistry(store, settings.session_lifetime_seconds),
                    export_slots=threading.BoundedSemaphore(settings.desk_export_concurrency),
                    summary_gate=threading.BoundedSemaphore(views.SUMMARY_REQUESTS_AT_ONCE))
     c.summary = SummaryCache(partial(views.compute_summary, c), settings.web_summary_seconds)

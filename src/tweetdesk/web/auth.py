@@ -70,10 +70,6 @@ def init_app(app: Flask, settings) -> None:
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=settings.session_lifetime_seconds)
     # A tab left open over lunch can still resolve a ticket; the token is tied to the session anyway.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", min(12 * 3600, settings.session_lifetime_seconds))
-    c = app.extensions["tweetdesk"]
-    c.sessions = SessionRegistry(c.store, settings.session_lifetime_seconds)
-    if c.throttle is None:
-        c.throttle = KeyThrottle.from_settings(settings)
 
 
 def presented_key() -> str | None:
