@@ -142,8 +142,13 @@ class Tweet(_NoNul):
     mentions: list[str] | None = None
     referenced_tweets: list[ReferencedTweet] = Field(default_factory=list)
     # replay = a file; mentions = our account's mentions timeline (an owned read on X); x = the filtered
-    # stream (a post read); api = posted to us directly.
-    source: Literal["replay", "mentions", "x", "api"] = "replay"
+    # stream (a post read); api = posted to us directly; dms = our account's DM events (``ingest dms``);
+    # activity = a DM event X's Activity API pushed to the webhook.
+    source: Literal["replay", "mentions", "x", "api", "dms", "activity"] = "replay"
+    # public = a post anyone can read; dm = a direct message to our account: private, personal data (never on
+    # a public page), answered only by DM. Both travel the same topics and stream (see ``DirectMessage``).
+    channel: Literal["public", "dm"] = "public"
+    dm_conversation_id: str | None = Field(None, max_length=64, description="X's dm_conversation_id (DMs only).")
     ingested_at: datetime | None = Field(None, description="When ingest published it to Kafka (latency).")
 
     @field_validator("text")
@@ -169,6 +174,25 @@ class Tweet(_NoNul):
         if v is not None and v.tzinfo is None:
             return v.replace(tzinfo=timezone.utc)
         return v
+
+
+class DirectMessage(Tweet):
+    """A direct message a customer sent our account (an X DM event of type ``MessageCreate``). It travels as a
+    ``Tweet`` with ``channel="dm"`` through ``tweets.raw``, the stream job (cleaned, classified, entities) and
+    Parquet, so every stage handles it; this class is the stricter contract a DM source must meet: the sender's
+    id (the participant a DM answer goes to) and the conversation are known. ``id`` is the DM event id."""
+
+    channel: Literal["dm"] = "dm"
+    author_id: str = Field(min_length=1, max_length=32, pattern=_DIGITS)
+    dm_conversation_id: str = Field(min_length=1, max_length=64)
+    source: Literal["dms", "activity", "replay", "api"] = "dms"
+
+
+def parse_record(raw: str | bytes) -> Tweet:
+    """A record from ``tweets.raw``: a ``DirectMessage`` when it says ``channel: dm``, else a ``Tweet``
+    (raises ``ValidationError`` like ``model_validate_json``)."""
+    t = Tweet.model_validate_json(raw)
+    return DirectMessage.model_validate(t.model_dump()) if t.channel == "dm" else t
 
 
 class Entity(_NoNul):
