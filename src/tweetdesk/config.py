@@ -169,7 +169,8 @@ class ReplySettings(_Section):
 
     _prefix: ClassVar[str] = "reply_"
     _plain: ClassVar[frozenset[str]] = frozenset(
-        {"flood_per_author", "flood_per_rule", "flood_window_seconds", "our_handles", "opt_out_phrases"})
+        {"flood_per_author", "flood_per_rule", "flood_window_seconds", "our_handles", "opt_out_phrases",
+         "privacy_policy_url"})
 
     templates: Path | None
     limit: int
@@ -185,6 +186,11 @@ class ReplySettings(_Section):
     flood_window_seconds: int
     our_handles: list[str]
     opt_out_phrases: list[str]
+    dm_limit: int
+    dm_window_seconds: int
+    dm_daily_limit: int
+    privacy_policy_url: str | None
+    invite_dm: bool
 
 
 class StoreSettings(_Section):
@@ -250,6 +256,8 @@ class XSettings(_Section):
     price_summoned_reply: float
     price_post: float
     price_url_post: float
+    price_dm_read: float
+    price_dm_send: float
     monthly_read_cap: int
     work_dir: Path
 
@@ -346,6 +354,8 @@ class Settings(BaseSettings):
     x_price_summoned_reply: float = Field(Prices.summoned_reply, ge=0, description="A reply to a post that summoned us.")
     x_price_post: float = Field(Prices.post, ge=0, description="Any other post.")
     x_price_url_post: float = Field(Prices.url_post, ge=0, description="A post holding a URL (tweetdesk never sends one).")
+    x_price_dm_read: float = Field(Prices.dm_read, ge=0, description="A direct-message event read (polled or pushed).")
+    x_price_dm_send: float = Field(Prices.dm_send, ge=0, description="A direct message sent.")
     x_monthly_read_cap: int = Field(Prices.monthly_read_cap, ge=1, description="X's monthly cap on post reads.")
     reply_burst: int = Field(10, ge=1, description="Posts the budget lets out at once before pacing to limit/window.")
     reply_budget_dry_run: bool = Field(False, description="Apply the posting budget in dry-run too (a rehearsal).")
@@ -371,6 +381,17 @@ class Settings(BaseSettings):
         "replies are cancelled. One word: the whole message (but mentions, punctuation, emoji, please); longer: "
         "anywhere, whole words; any case (tweetdesk.x.rules.opt_out_phrase).",
     )
+    # Direct messages (docs/dms.md). X's v2 reference for POST /2/dm_conversations/with/:participant_id/messages:
+    # 200 requests per 15 min and 1,000 per 24 h per user (sends); the budget holds DMs back before either.
+    reply_dm_limit: int = Field(200, ge=1, description="DMs allowed per DM window (X: 200 per 15 min per user).")
+    reply_dm_window_seconds: int = Field(900, ge=1)
+    reply_dm_daily_limit: int = Field(1_000, ge=1, description="DMs allowed per 24 h (X: 1,000 per user).")
+    privacy_policy_url: str | None = Field(
+        None, pattern=r"^https?://[^\s]+$", description="The operator's privacy policy: X's guidelines require its link "
+        "in every support DM; unset = tweetdesk sends no DM (agents answer in public only).")
+    reply_invite_dm: bool = Field(
+        True, description="Automatic replies on topics that need private details (booking codes, payments) invite "
+        "the customer to DM us; the ticket shows whether they did.")
     reply_refused_cooldown_seconds: int = Field(
         7 * 24 * 3600, ge=0, description="After X refuses a reply (403), its author gets no automatic reply for this long.",
     )

@@ -231,7 +231,7 @@ class ReplyStatus(str, Enum):
 class Reply(_Record):
     ticket_id: str
     tweet_id: str
-    text: str = Field(max_length=280)
+    text: str = Field(max_length=10_000)  # a post: 280 as X weighs it (reply.templates checks); a DM: 10,000
     status: ReplyStatus = ReplyStatus.queued
     attempts: int = 0
     posted_id: str | None = None

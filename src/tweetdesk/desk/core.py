@@ -25,8 +25,8 @@ from sqlalchemy.engine import Connection
 from tweetdesk.desk import ADMIN, AGENT
 from tweetdesk.desk.accounts import Accounts, DeskError, Principal
 from tweetdesk.records import SENTIMENTS, TOPICS
-from tweetdesk.reply.templates import ReplyTextError, check_reply_text
-from tweetdesk.tickets.policy import ReplyPolicy
+from tweetdesk.reply.templates import ReplyTextError, check_reply_text, dm_text
+from tweetdesk.tickets.policy import DM, Refusal, ReplyPolicy
 from tweetdesk.tickets.schema import (
     TicketStatus,
     assignments,
@@ -159,29 +159,44 @@ class Desk:
         return self.ticket(ticket_id)
 
     def send_reply(self, ticket_id: str, text: str, actor: Principal, *, seen: str | None = None,
-                   key: str | None = None, tweet_id: str | None = None) -> tuple[Any, bool]:
-        """Queue an agent's reply under X's rules (409 not summoned / opted out, 400 a rule of the text), to
-        ``tweet_id`` of the ticket or else the tweet the desk answers (``_reply_target``). With ``seen``, the
-        freshness check, the queueing and its audit entry are one write transaction with the ticket's row locked:
-        of two agents answering from the same view, one gets the reply queued and the other a 409 (X allows one
-        reply per interaction). ``key`` makes a retry return the reply it queued."""
+                   key: str | None = None, tweet_id: str | None = None, channel: str = "public") -> tuple[Any, bool]:
+        """Queue an agent's reply under X's rules (409 not summoned / opted out / never DMed us, 400 a rule of
+        the text), to ``tweet_id`` of the ticket or else the tweet the desk answers (``_reply_target``); with
+        ``channel="dm"`` a direct message to the ticket's customer, answering their newest DM and carrying the
+        privacy-policy link. With ``seen``, the freshness check, the queueing and its audit entry are one write
+        transaction with the ticket's row locked: of two agents answering from the same view, one gets the reply
+        queued and the other a 409 (X allows one reply per interaction). ``key`` makes a retry return the reply
+        it queued."""
         _writer(actor)
         t = self.ticket(ticket_id)
-        target = tweet_id or self._reply_target(t)
-        refused = reply_refused(self.store, t, target)
-        if refused is not None:
-            raise refused
-        try:
-            text = check_reply_text(text, author=t.author)
-        except ReplyTextError as e:
-            raise DeskError(str(e), kind="bad_reply") from None
+        dm_to = None
+        if channel == DM:
+            refused = self.dm_block(t)
+            if refused is not None:
+                raise DeskError(str(refused), status=409, kind=refused.kind)
+            target, dm_to = self.store.last_dm(t.ticket_id, t.author, t.author_id), t.author_id
+            try:
+                text = dm_text(text, self.privacy_policy_url)
+            except ReplyTextError as e:
+                raise DeskError(str(e), kind="bad_reply") from None
+        elif channel != "public":
+            raise DeskError(f"unknown channel {channel!r}: public or dm", kind="bad_channel")
+        else:
+            target = tweet_id or self._reply_target(t)
+            refused = reply_refused(self.store, t, target)
+            if refused is not None:
+                raise refused
+            try:
+                text = check_reply_text(text, author=t.author)
+            except ReplyTextError as e:
+                raise DeskError(str(e), kind="bad_reply") from None
         with self.tx(write=True) as conn:
             again = self.store.existing_reply_in(conn, target, key=key)
             if again is not None:
                 return again, False  # a retry of a reply already queued: its own audit entry made the view stale
             stale = bool(seen) and seen != self._stamp_in(conn, ticket_id, lock=True)
             if not stale:
-                reply, created = self.store.queue_reply_in(conn, target, text, key=key)
+                reply, created = self.store.queue_reply_in(conn, target, text, key=key, dm_to=dm_to)
                 if created:
                     self._record_reply_in(conn, reply.id, ticket_id, actor, text)
         if stale:
@@ -191,17 +206,26 @@ class Desk:
         return reply, created
 
     def _reply_target(self, t) -> str:
-        # Answer the newest tweet if it summoned us, else the one that opened the ticket.
+        # Answer the newest tweet if it summoned us in public, else the one that opened the ticket.
         target = t.last_tweet_id or t.tweet_id
-        if target != t.tweet_id and not (self.store.tweet_disposition(target) or {}).get("summoned_by"):
-            target = t.tweet_id
+        seen = self.store.tweet_disposition(target) or {} if target != t.tweet_id else {}
+        if target != t.tweet_id and (not seen.get("summoned_by") or seen.get("channel") == DM):
+            target = self.store.last_public_summons(t.ticket_id) or t.tweet_id
         return target
 
+    @property
+    def privacy_policy_url(self) -> str | None:
+        return getattr(self.settings, "privacy_policy_url", None)
+
     def reply_block(self, t) -> str | None:
-        """Why X's rules forbid an agent's reply to ticket ``t`` now (the page says so instead of offering a
-        form), or None."""
+        """Why X's rules forbid an agent's public reply to ticket ``t`` now (the page says so instead of offering
+        a form), or None."""
         refused = reply_refused(self.store, t, self._reply_target(t))
         return None if refused is None else str(refused)
+
+    def dm_block(self, t) -> Refusal | None:
+        """Why an agent may not answer ticket ``t``'s customer by DM now (``ReplyPolicy.dm_refusal``), or None."""
+        return ReplyPolicy.dm_refusal(self.store, t, self.privacy_policy_url)
 
     def record_reply(self, reply_id: int, ticket_id: str, actor: Principal, text: str) -> None:
         with self.tx(write=True) as conn:

@@ -69,6 +69,9 @@ class ReplyBudget:
         self.prices = Prices.from_settings(settings)
         self.burst = max(1, min(settings.reply_burst, self.limit))
         self.interval = self.window / self.limit
+        self.dm_limit = settings.reply_dm_limit
+        self.dm_window = timedelta(seconds=settings.reply_dm_window_seconds)
+        self.dm_daily = settings.reply_dm_daily_limit
         self.live = live
         self.enforced = live or settings.reply_budget_dry_run
         self.count_dry_run = not live  # a rehearsal counts its dry-run "posts"
@@ -114,10 +117,30 @@ class ReplyBudget:
                 f"${self.prices.url_post:.2f} for such a post)"
             )
 
-    def price_of(self, text: str) -> tuple[str, float]:
+    def price_of(self, text: str, *, dm: bool = False) -> tuple[str, float]:
         """What X charges for posting ``text``: every reply we send answers a tweet that summoned us
-        (``tweetdesk.x.rules``), so a summoned reply, unless it holds a URL."""
-        return self.prices.post_price(has_url=bool(find_urls(text)), summoned=True)
+        (``tweetdesk.x.rules``), so a summoned reply, unless it holds a URL; a DM is priced as a DM."""
+        return self.prices.post_price(has_url=bool(find_urls(text)), summoned=True, dm=dm)
+
+    def dm_allowance(self, now: datetime | None = None) -> Allowance:
+        """Direct messages X's caps leave now (``reply_dm_limit`` per ``reply_dm_window_seconds`` and
+        ``reply_dm_daily_limit`` per 24 h, per user), counted from the DMs recorded in the store: a DM waits for
+        a free slot instead of being refused by X."""
+        now = now or self.now()
+        if not self.enforced:
+            return Allowance(10**9, 0.0)
+        times = self.store.post_times(now - timedelta(days=1), dry_run=self.count_dry_run, dm=True)
+        in_window = [t for t in times if t > now - self.dm_window]
+        room_window, room_daily = self.dm_limit - len(in_window), self.dm_daily - len(times)
+        if room_window > 0 and room_daily > 0:
+            return Allowance(min(room_window, room_daily), 0.0)
+        waits = {}
+        if room_window <= 0:
+            waits["window"] = (in_window[-room_window] + self.dm_window - now).total_seconds()
+        if room_daily <= 0:
+            waits["daily"] = (times[-room_daily] + timedelta(days=1) - now).total_seconds()
+        binding = max(waits, key=waits.get)
+        return Allowance(0, max(0.001, waits[binding]), binding)
 
     def cost_of(self, text: str) -> float:
         return self.price_of(text)[1]
@@ -141,6 +164,8 @@ class ReplyBudget:
             # A new reply of this class waits behind everything queued at its class or above.
             wait_by_class[PRIORITY_CLASSES[p]] = (ahead / rate) if self.enforced else 0.0
         a = self.allowance(now)
+        dm = self.dm_allowance(now)
+        dm_times = self.store.post_times(now - timedelta(days=1), dry_run=self.count_dry_run, dm=True)
         intake = self.store.intake_stats()
         usage = self.store.usage(now)
         reads_month = sum(usage["month"].get(k, {}).get("count", 0) for k in READ_KINDS)
@@ -160,6 +185,16 @@ class ReplyBudget:
             "posts_allowed_now": min(a.posts, self.limit),
             "enforced": self.enforced,
             "intake": intake["by_disposition"],
+            # Direct messages: X caps them apart from posts; a DM is held back (not refused) when a cap is reached.
+            "dms": {
+                "sent_this_window": len([t for t in dm_times if t > now - self.dm_window]),
+                "limit": self.dm_limit,
+                "window_seconds": int(self.dm_window.total_seconds()),
+                "sent_24h": len(dm_times),
+                "daily_limit": self.dm_daily,
+                "next_dm_in_seconds": 0.0 if dm.posts else dm.wait,
+                "held_by": dm.binding or None,
+            },
             # What X charged (reads and posts by kind), today and this month (UTC), and the monthly read cap.
             "x_usage": usage,
             "spend_month_usd": round(sum(v["cost_usd"] for v in usage["month"].values()), 6),

@@ -32,6 +32,7 @@ from confluent_kafka import KafkaException
 
 from tweetdesk.kafka.client import DeliveryError, StoreThenCommitConsumer, make_producer, produce_all
 from tweetdesk.records import DeadLetter, EnrichedTweet
+from tweetdesk.reply.templates import DM_ACK, dm_text
 from tweetdesk.tickets.ids import parse_ticket_id
 from tweetdesk.tickets.intake import Intake
 from tweetdesk.tickets.priority import priority_of
@@ -83,6 +84,14 @@ class ReplyConsumer(StoreThenCommitConsumer):
         self._producer = None
         self.stats.update(tickets_created=0, duplicates=0, threaded=0, own=0, capped=0, dead_letters=0)
 
+    def reply_text(self, tw: EnrichedTweet) -> str | None:
+        """A new ticket's automatic reply: the templates' for a post; for a direct message an acknowledgement by
+        DM with the privacy-policy link (None without the link: the intake already said why)."""
+        if tw.channel == "dm":
+            url = self.settings.privacy_policy_url
+            return dm_text(DM_ACK.format(ticket_id=tw.ticket_id), url) if url else None
+        return self.templates.render(tw)
+
     @property
     def topic(self) -> str:
         return self.settings.topic_enriched
@@ -99,10 +108,12 @@ class ReplyConsumer(StoreThenCommitConsumer):
                     raise ValueError("empty message (tombstone)")
                 tw = EnrichedTweet.model_validate_json(value)
                 parse_ticket_id(tw.ticket_id)
+                if tw.channel == "dm" and not (tw.author_id and tw.dm_conversation_id):
+                    raise ValueError("a direct message without its sender's id or conversation: it cannot be answered")
                 tweets.append(tw)
             except Exception as e:  # noqa: BLE001 (whatever a record holds, it becomes a dead letter)
                 dead.append(self._dead(value, e, meta, context="not an enriched tweet"))
-        ingest = self.store.add_tickets(tweets, self.templates.render, intake=self.intake, priority=self.priority)
+        ingest = self.store.add_tickets(tweets, self.reply_text, intake=self.intake, priority=self.priority)
         for tweet_id, reason in ingest.rejected:
             tw = next(t for t in tweets if t.id == tweet_id)
             dead.append(self._dead(tw.model_dump_json().encode(), ValueError(reason), {"key": tweet_id}))

@@ -70,7 +70,7 @@ def make_x_client(settings, *, timeout: float | tuple[float, float] = (5.0, 30.0
 
 
 class XTransport:
-    """The two things the poster asks X: post a reply, and find one of our recent replies."""
+    """What the poster asks X: post a reply or send a DM, and find one of our recent replies or DMs."""
 
     def __init__(self, client: tweepy.Client):
         self.client = client
@@ -84,12 +84,37 @@ class XTransport:
         resp = self.client.create_tweet(text=text, in_reply_to_tweet_id=in_reply_to_tweet_id, user_auth=True)
         return str(resp["data"]["id"])
 
-    def find_reply(self, in_reply_to_tweet_id: str, text: str, ticket_id: str | None = None) -> str | None:
-        """Id of our recent post replying to ``in_reply_to_tweet_id`` with this text, or None."""
+    def send_dm(self, participant_id: str, text: str) -> str:
+        """``POST /2/dm_conversations/with/:participant_id/messages``: X's id of the DM event we sent."""
+        resp = self.client.create_direct_message(participant_id=participant_id, text=text, user_auth=True)
+        return str(resp["data"]["dm_event_id"])
+
+    def find_dm(self, participant_id: str, text: str, ticket_id: str | None = None) -> str | None:
+        """Id of our recent DM to ``participant_id`` with this text (or naming the ticket), or None: the
+        one-to-one conversation's events (``GET /2/dm_conversations/with/:participant_id/dm_events``)."""
+        me = self._my_id()
+        resp = self.client.get_direct_message_events(
+            participant_id=participant_id, user_auth=True, max_results=100, event_types="MessageCreate",
+            dm_event_fields=["id", "text", "sender_id", "created_at"],
+        )
+        want = " ".join(text.split())
+        for e in resp.get("data") or []:
+            if str(e.get("sender_id")) != me:
+                continue
+            got = " ".join(html.unescape(e.get("text", "")).split())
+            if got == want or (ticket_id and ticket_id in got):
+                return str(e["id"])
+        return None
+
+    def _my_id(self) -> str:
         if self._me is None:
             self._me = str(self.client.get_me(user_auth=True)["data"]["id"])
+        return self._me
+
+    def find_reply(self, in_reply_to_tweet_id: str, text: str, ticket_id: str | None = None) -> str | None:
+        """Id of our recent post replying to ``in_reply_to_tweet_id`` with this text, or None."""
         resp = self.client.get_users_tweets(
-            self._me, user_auth=True, max_results=100, tweet_fields=["referenced_tweets", "created_at"]
+            self._my_id(), user_auth=True, max_results=100, tweet_fields=["referenced_tweets", "created_at"]
         )
         want = " ".join(text.split())
         for t in resp.get("data") or []:
@@ -214,7 +239,10 @@ class Poster:
     def _verify(self, r: StoredReply, why: str) -> Outcome:
         """Did X get this reply? Record what we learn; never post from here."""
         try:
-            found = self.transport.find_reply(r.tweet_id, r.text, r.ticket_id)
+            if r.channel == "dm":
+                found = self.transport.find_dm(r.to_user_id, r.text, r.ticket_id)
+            else:
+                found = self.transport.find_reply(r.tweet_id, r.text, r.ticket_id)
         except (tweepy.TweepyException, requests.RequestException, KeyError, TypeError, ValueError) as e:
             msg = f"{why}; X may hold the post and it could not be verified ({type(e).__name__}: {e}): check by hand"
             self.store.record_unknown(r.id, msg[:2000])
@@ -337,12 +365,22 @@ class Poster:
         if r is None:
             return Outcome("skipped")
         self._first_attempt.setdefault(r.id, self._now())
+        dm = r.channel == "dm"
+        if dm:
+            held = self.budget.dm_allowance(self._now())
+            if not held.posts:  # X's DM send caps: wait for a slot rather than hit them
+                until = self._now() + timedelta(seconds=held.wait)
+                self.store.record_retry(r.id, f"held back: X's DM {held.binding} limit, until {until.isoformat()}",
+                                        until, count_attempt=False)
+                self.counts["retry"] += 1
+                return Outcome("retry", "DM limit")
+        else:
+            try:
+                self.budget.check(r.text)
+            except UrlInReply as e:  # templates and the API refuse links already: this is the last guard
+                return self._fail(r, str(e))
         try:
-            self.budget.check(r.text)
-        except UrlInReply as e:  # templates and the API refuse links already: this is the last guard
-            return self._fail(r, str(e))
-        try:
-            posted_id = self.transport.post(r.text, r.tweet_id)
+            posted_id = self.transport.send_dm(r.to_user_id, r.text) if dm else self.transport.post(r.text, r.tweet_id)
         except XAuthError as e:  # our OAuth 2.0 grant is gone (refresh refused): the request never left
             return self._auth_lost(r, str(e))
         except tweepy.TooManyRequests as e:
@@ -381,7 +419,7 @@ class Poster:
         return Outcome("posted", posted_id)
 
     def _record_posted(self, r: StoredReply, posted_id: str) -> bool:
-        kind, usd = self.budget.price_of(r.text)
+        kind, usd = self.budget.price_of(r.text, dm=r.channel == "dm")
         return self.store.record_posted(r.id, posted_id, cost_usd=usd, cost_kind=kind)
 
     def _auth_lost(self, r: StoredReply, reason: str) -> Outcome:

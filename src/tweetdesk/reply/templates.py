@@ -108,6 +108,31 @@ def check_reply_text(text: str, *, author: str | None = None) -> str:
     return text
 
 
+# A direct message's own limit (X: 10,000 characters) and the link X's guidelines require in support DMs.
+MAX_DM_LENGTH = 10_000
+DM_ACK = ("Thanks for your message. We've opened ticket {ticket_id} and an agent will answer you here in this "
+          "conversation. Quote {ticket_id} if you contact us again. Reply STOP to stop our messages.")
+
+
+def dm_text(text: str, privacy_policy_url: str | None) -> str:
+    """A direct message as sent: ``text`` (NFC, trimmed, within X's DM limit) followed by the privacy-policy
+    link X's guidelines require (raises ``ReplyTextError`` without one). Links are fine in a DM: X prices a
+    DM per message; a DM is private, so no @mention rule applies."""
+    if not isinstance(text, str):
+        raise ReplyTextError("reply text must be a string")
+    text = unicodedata.normalize("NFC", text).strip()
+    if not text:
+        raise ReplyTextError("reply text is empty")
+    if not privacy_policy_url:
+        raise ReplyTextError("no DM without the privacy-policy link X requires (TWEETDESK_PRIVACY_POLICY_URL)")
+    footer = f"Privacy: {privacy_policy_url}"
+    if footer not in text:
+        text = f"{text}\n\n{footer}"
+    if len(text) > MAX_DM_LENGTH:
+        raise ReplyTextError(f"a DM is at most {MAX_DM_LENGTH:,} characters; this one is {len(text):,}")
+    return text
+
+
 @dataclass(frozen=True)
 class _Entry:
     key: str  # "negative / Baggage Issue", for messages

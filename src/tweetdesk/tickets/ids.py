@@ -103,3 +103,21 @@ def parse_ticket_id(raw: str) -> str:
 
 def topic_of(ticket_id: str) -> str:
     return PREFIX_TOPIC[parse_ticket_id(ticket_id)[:3]]
+
+
+# A ticket ID as a customer may quote it in a message: dashes optional, any case, whole word.
+_QUOTED = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{3})[-\s]?([%s]{%d})[-\s]?([%s])(?![A-Za-z0-9])"
+                     % (ALPHABET + ALPHABET.lower(), BODY_LEN, ALPHABET + ALPHABET.lower()))
+
+
+def quoted_ticket_ids(text: str) -> list[str]:
+    """The valid ticket IDs a message quotes, canonical, in order, each once ("my ticket is bag-7kq4m2xz-h")."""
+    found: list[str] = []
+    for m in _QUOTED.finditer(text or ""):
+        try:
+            tid = parse_ticket_id("".join(m.groups()))
+        except TicketIdError:
+            continue
+        if tid not in found:
+            found.append(tid)
+    return found

@@ -18,6 +18,13 @@ so a re-delivery changes nothing) with a *disposition*:
 Windows are measured on the tweets' own ``created_at`` (X's timestamps), not on when we process
 them: replaying a batch, or catching up after an outage, decides exactly as live ingest did.
 
+A direct message (``channel == "dm"``, issue 29) belongs to its customer's case, not to a public conversation:
+it joins the ticket whose ID it quotes (when that ticket is the same customer's and still open), else the
+customer's newest open ticket, else it opens one. A DM summoned us by definition (``summoned_by`` "dm": X lets
+us answer by DM whoever DMed us first); "stop" in a DM opts out as in public. A new DM ticket's automatic
+answer is a DM, and needs the operator's privacy-policy link (X's guidelines): without it, none is queued
+and the ticket says why.
+
 A resolved ticket is closed: a later tweet in its conversation opens a new ticket. A ``replied`` ticket
 is not: a tweet its customer writes after our reply went out joins it and puts it back to ``open``, in
 the agents' queue (no second automatic reply: the customer is waiting for a person now).
@@ -30,7 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tweetdesk.records import EnrichedTweet
-from tweetdesk.tickets.policy import ReplyPolicy
+from tweetdesk.tickets.ids import quoted_ticket_ids
+from tweetdesk.tickets.policy import DM, NO_PRIVACY_LINK, ReplyPolicy
 from tweetdesk.x.rules import Prices
 
 OPENED, THREADED, OWN, CAPPED = "opened", "threaded", "own", "capped"
@@ -65,6 +73,7 @@ class Intake:
     summoned_only: bool = False
     opt_out_phrases: tuple[str, ...] = ()
     prices: Prices | None = None
+    privacy_policy_url: str | None = None  # X requires its link in support DMs: without it we send none
 
     @classmethod
     def from_settings(cls, settings) -> "Intake":
@@ -76,6 +85,7 @@ class Intake:
             summoned_only=True,
             opt_out_phrases=tuple(settings.opt_out_phrases),
             prices=Prices.from_settings(settings),
+            privacy_policy_url=settings.privacy_policy_url,
         )
 
     @property
@@ -143,6 +153,10 @@ class Known:
     answered: dict[str, bool] = field(default_factory=dict)
     # Tickets opened within the flood guard's window before the batch: ("author" | "rule", key, tweet time).
     flood: list[tuple[str, str, datetime]] = field(default_factory=list)
+    # Direct messages: each DM author's newest open ticket, and the owner (author key) of each open ticket a DM
+    # of the batch quotes.
+    open_by_author: dict[str, str] = field(default_factory=dict)
+    ticket_owner: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -155,7 +169,7 @@ class Verdict:
     disposition: str = CAPPED
     ticket_id: str | None = None
     reason: str | None = None  # own | capped: why it got no ticket
-    summoned_by: str | None = None  # mention | quote | reply; None = listening only
+    summoned_by: str | None = None  # mention | quote | reply | dm; None = listening only
     no_reply: str | None = None  # opened: why no automatic reply is queued (None: one is)
 
 
@@ -190,7 +204,11 @@ def decide(tweets: list[EnrichedTweet], known: Known, intake: Intake) -> Decisio
     for kind, key, at in known.flood:
         flood.seed(kind, key, at)
     conv_of: dict[str, str] = {}
+    by_author = dict(known.open_by_author)
     for tw in tweets:
+        if tw.channel == DM:
+            _decide_dm(tw, out, known, intake, policy, flood, barred, by_author, answered)
+            continue
         p = tw.in_reply_to_tweet_id
         conv = tw.conversation_id or known.parent_conv.get(p) or conv_of.get(p) or tw.id
         conv_of[tw.id] = conv
@@ -226,3 +244,36 @@ def decide(tweets: list[EnrichedTweet], known: Known, intake: Intake) -> Decisio
         v.no_reply = policy.automatic(how, barred[akey] if akey in barred else None)
         answered[tw.ticket_id] = v.no_reply is None
     return out
+
+
+def _decide_dm(tw: EnrichedTweet, out: Decision, known: Known, intake: Intake, policy: ReplyPolicy,
+               flood: FloodCounter, barred: dict[str, str], by_author: dict[str, str], answered: dict[str, bool]) -> None:
+    """A direct message: it joins its customer's case (the open ticket it quotes, else their newest open one)
+    or opens a ticket whose automatic answer is a DM (see the module docstring)."""
+    akey = author_key(tw.author, tw.author_id)
+    v = Verdict(tw, tw.id, akey, summoned_by=DM)  # a DM's own id as its conversation key: cases join by author
+    out.verdicts.append(v)
+    if policy.is_ours(tw.author):  # our own DM, echoed back by a source: shown, never ticketed
+        v.disposition, v.reason = OWN, "our own account"
+        v.ticket_id = by_author.get(akey)
+        return
+    phrase = policy.opt_out(tw.text, DM)
+    if phrase:
+        out.opting_out[akey] = (tw, phrase)
+        barred[akey] = f"@{tw.author} opted out (wrote {phrase!r} to us)"
+    quoted = next((t for t in quoted_ticket_ids(tw.text) if known.ticket_owner.get(t) == akey), None)
+    ticket = quoted or by_author.get(akey)
+    if ticket:
+        v.disposition, v.ticket_id = THREADED, ticket
+        return
+    reason = flood.reason(tw.author, akey, None, tw.created_at)
+    if reason:
+        v.reason = reason
+        return
+    v.disposition, v.ticket_id = OPENED, tw.ticket_id
+    flood.opened(akey, None, tw.created_at)
+    by_author[akey] = tw.ticket_id
+    v.no_reply = policy.automatic(DM, barred.get(akey))
+    if v.no_reply is None and not intake.privacy_policy_url:
+        v.no_reply = NO_PRIVACY_LINK
+    answered[tw.ticket_id] = v.no_reply is None

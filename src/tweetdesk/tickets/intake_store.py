@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tweetdesk.records import EnrichedTweet, ReplyStatus
+from tweetdesk.tickets.ids import quoted_ticket_ids
 from tweetdesk.tickets.intake import (
     CAPPED,
     OPENED,
@@ -34,6 +35,7 @@ from tweetdesk.tickets.intake import (
     known_conversation,
 )
 from tweetdesk.tickets.outbox import add_usage, bar, barred
+from tweetdesk.tickets.policy import DM
 from tweetdesk.tickets.rows import IngestResult, reply_row, ticket_row, tweet_row
 from tweetdesk.tickets.schema import (
     OPT_OUT,
@@ -178,7 +180,8 @@ class StoreIntake:
         """Each new ticket's automatic reply, and a listening-only ticket's one reply when its customer now
         asks us (mentions us in the thread)."""
         reply_rows = [
-            {**reply_row(tw.ticket_id, tw.id, texts[tw.id], ReplyKind.auto, f"auto:{tw.ticket_id}", now),
+            {**reply_row(tw.ticket_id, tw.id, texts[tw.id], ReplyKind.auto, f"auto:{tw.ticket_id}", now,
+                         dm_to=tw.author_id if tw.channel == DM else None),
              "priority": priority(tw) if priority else 3}
             for tw in openers
             if tw.id in inserted and texts[tw.id]
@@ -211,7 +214,8 @@ class StoreIntake:
                                                      "at": tw.created_at, "answer": None})
             j["n"] += 1
             j["last"] = tid
-            if row["summoned_by"] or not intake.summoned_only:  # X lets a reply answer only a tweet that summoned us
+            # X lets a reply answer only a tweet that summoned us; a public reply never answers a DM.
+            if (row["summoned_by"] or not intake.summoned_only) and row["channel"] != DM:
                 j["answer"] = tid
             j["p"] = min(j["p"], priority(tw) if priority else 99)
             j["at"] = max(j["at"], tw.created_at)
@@ -291,6 +295,7 @@ class StoreIntake:
                 k.thread[(conv, akey)] = ticket
                 k.conv_ticket[conv] = ticket
                 k.answered[ticket] = bool(has_reply)
+        self._known_cases(conn, order, k)
         # The flood guard's counts so far, within the window before the earliest tweet.
         since = order[0].created_at - intake.window
         if intake.per_author is not None:
@@ -303,6 +308,25 @@ class StoreIntake:
                                   T.c.tweet_created_at > since, cols=[T.c.rule, T.c.tweet_created_at]):
                 k.flood.append(("rule", rule, at))
         return k
+
+    @staticmethod
+    def _known_cases(conn: Connection, order: list[EnrichedTweet], k: Known) -> None:
+        """For the batch's direct messages: each author's newest open ticket, and who owns the open tickets
+        their DMs quote (``Known.open_by_author``, ``Known.ticket_owner``)."""
+        dms = [tw for tw in order if tw.channel == DM]
+        if not dms:
+            return
+        T = tweets_table
+        still_open = sa.and_(tickets.c.status != TicketStatus.resolved.value, tickets.c.removed_at.is_(None))
+        q = (sa.select(T.c.author_key, T.c.ticket_id).join(tickets, tickets.c.ticket_id == T.c.ticket_id)
+             .where(T.c.disposition.in_([OPENED, THREADED]), still_open)
+             .order_by(tickets.c.created_at, tickets.c.ticket_id))
+        for akey, ticket in rows_in(conn, q, T.c.author_key, [author_key(tw.author, tw.author_id) for tw in dms]):
+            k.open_by_author[akey] = ticket  # the newest wins
+        quoted = [t for tw in dms for t in quoted_ticket_ids(tw.text)]
+        q = sa.select(tickets.c.ticket_id, tickets.c.author, tickets.c.author_id).where(still_open)
+        for ticket, author, author_id in rows_in(conn, q, tickets.c.ticket_id, quoted):
+            k.ticket_owner[ticket] = author_key(author, author_id)
 
     def _count_reads(self, conn: Connection, tweets: Iterable[EnrichedTweet], intake: Intake, now: datetime) -> None:
         if intake.prices is None:

@@ -64,19 +64,23 @@ class ReplyOutbox:
             return self.queue_reply_in(conn, tweet_id, text, kind=kind, key=key)
 
     def queue_reply_in(
-        self, conn: Connection, tweet_id: str, text: str, *, kind: ReplyKind = ReplyKind.manual, key: str | None = None
+        self, conn: Connection, tweet_id: str, text: str, *, kind: ReplyKind = ReplyKind.manual, key: str | None = None,
+        dm_to: str | None = None,
     ) -> tuple[StoredReply, bool]:
-        """``queue_reply`` inside the caller's write transaction (the desk checks freshness in the same one)."""
+        """``queue_reply`` inside the caller's write transaction (the desk checks freshness in the same one).
+        ``dm_to``: a direct message to that X user id, answering the DM ``tweet_id``."""
         now = self.clock()
         # Without a key every call is its own intent.
         dedupe = f"{kind.value}:{tweet_id}:{key or uuid.uuid4().hex}"
         ticket_id = conn.execute(sa.select(tickets.c.ticket_id).where(tickets.c.tweet_id == tweet_id)).scalar()
+        if ticket_id is None:  # a later message of the ticket (a thread tweet, a DM)
+            ticket_id = conn.execute(sa.select(tweets_table.c.ticket_id).where(tweets_table.c.tweet_id == tweet_id)).scalar()
         if ticket_id is None:
             raise LookupError(f"no ticket holds tweet {tweet_id}")
         existing = self.existing_reply_in(conn, tweet_id, kind=kind, key=key)
         if existing is not None:
             return existing, False
-        row = reply_row(ticket_id, tweet_id, text, kind, dedupe, now)
+        row = reply_row(ticket_id, tweet_id, text, kind, dedupe, now, dm_to=dm_to)
         rid = conn.execute(replies.insert().returning(replies.c.id), row).scalar()
         got = conn.execute(sa.select(replies).where(replies.c.id == rid)).mappings().one()
         return StoredReply.model_validate(reply_dict(got)), True
@@ -326,26 +330,27 @@ class ReplyOutbox:
             ).mappings()
             return [StoredReply.model_validate(reply_dict(r)) for r in rows]
 
-    def posted_since(self, since: datetime, *, dry_run: bool = False) -> int:
+    def posted_since(self, since: datetime, *, dry_run: bool = False, dm: bool = False) -> int:
         """Live posts accepted by X since ``since`` (the rate limiter's window); ``dry_run=True``
-        counts dry-run "posts" too."""
+        counts dry-run "posts" too. ``dm=True``: direct messages sent instead (X limits them apart)."""
         statuses = [ReplyStatus.posted.value] + ([ReplyStatus.dry_run.value] if dry_run else [])
         with self.transaction() as conn:
             return conn.execute(
                 sa.select(sa.func.count())
                 .select_from(replies)
-                .where(replies.c.status.in_(statuses), replies.c.posted_at >= since)
+                .where(replies.c.status.in_(statuses), replies.c.posted_at >= since, _of_channel(dm))
             ).scalar_one()
 
-    def post_times(self, since: datetime, *, dry_run: bool = False) -> list[datetime]:
+    def post_times(self, since: datetime, *, dry_run: bool = False, dm: bool = False) -> list[datetime]:
         """When each post since ``since`` was made, oldest first (the reply budget's window and
-        pacing). ``dry_run=True`` counts dry-run "posts" too (a budget rehearsed without credentials)."""
+        pacing). ``dry_run=True`` counts dry-run "posts" too (a budget rehearsed without credentials);
+        ``dm=True``: direct messages instead."""
         statuses = [ReplyStatus.posted.value] + ([ReplyStatus.dry_run.value] if dry_run else [])
         with self.transaction() as conn:
             return list(
                 conn.execute(
                     sa.select(replies.c.posted_at)
-                    .where(replies.c.status.in_(statuses), replies.c.posted_at >= since)
+                    .where(replies.c.status.in_(statuses), replies.c.posted_at >= since, _of_channel(dm))
                     .order_by(replies.c.posted_at)
                 ).scalars()
             )
@@ -451,6 +456,11 @@ class Lift:
 # ----------------------------------------------------------------------------------------------
 # Bars on automatic replies, and what X charged (shared with the intake in store.add_tickets)
 # ----------------------------------------------------------------------------------------------
+
+
+def _of_channel(dm: bool):
+    """Replies that are direct messages (``dm``) or posts (rows from before v10 have no channel: posts)."""
+    return replies.c.channel == "dm" if dm else sa.or_(replies.c.channel.is_(None), replies.c.channel != "dm")
 
 
 def barred(conn: Connection, akeys: Iterable[str], now: datetime) -> dict[str, str]:

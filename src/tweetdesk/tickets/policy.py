@@ -22,6 +22,10 @@ from tweetdesk.x.rules import opt_out_phrase, summoned_by
 
 # Why a ticket gets no automatic reply when nobody summoned us (shown to agents, in the API and on the dashboard).
 LISTENING_ONLY = "listening only (not summoned): X allows automatic replies only to posts that mention or quote us"
+# A tweet's channel, and how a direct message "summoned" us: X lets us DM whoever DMed us first.
+DM = "dm"
+NO_PRIVACY_LINK = ("no DM sent: X's guidelines require a privacy-policy link in support DMs and none is set "
+                   "(TWEETDESK_PRIVACY_POLICY_URL)")
 
 
 @dataclass(frozen=True)
@@ -62,9 +66,26 @@ class ReplyPolicy:
         return bool(summoned or not self.summoned_only) and not barred
 
     @staticmethod
+    def dm_refusal(store, ticket, privacy_policy_url: str | None) -> Refusal | None:
+        """Why an agent may not answer ``ticket``'s customer by direct message now, or None. X's guidelines:
+        only someone who DMed us first (their DM is in the store), never one who opted out, and every support
+        DM carries the operator's privacy-policy link."""
+        if not privacy_policy_url:
+            return Refusal("no_privacy_link", NO_PRIVACY_LINK)
+        if not ticket.author_id or store.last_dm(ticket.ticket_id, ticket.author, ticket.author_id) is None:
+            return Refusal("never_dmed", f"@{ticket.author} never sent us a direct message: X allows a DM only to "
+                           "someone who DMed us first (invite them to DM us in a public reply)")
+        barred = store.opt_out_of(ticket.author, ticket.author_id)
+        if barred:
+            return Refusal("opted_out", f"no DM: {barred['why']} (an admin can lift it: DELETE /api/opt-outs/<author>)")
+        return None
+
+    @staticmethod
     def refusal(store, ticket, tweet_id: str) -> Refusal | None:
         """Why an agent may not answer ``tweet_id`` of ``ticket`` now, or None."""
         seen = store.tweet_disposition(tweet_id) or {}
+        if seen.get("channel") == DM:
+            return Refusal("private", f"{tweet_id} is a direct message: answer it by DM, never in public")
         # Rows from before schema v3 have no source: the ticket's own mark stands for them.
         if not (seen.get("summoned_by") if seen.get("source") else ticket.summoned_by):
             return Refusal("not_summoned", f"tweet {tweet_id} is listening only: it did not mention, quote or reply "

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tweetdesk.records import SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE, Entity, utcnow
-from tweetdesk.tickets.intake import CAPPED, OPENED, OWN, THREADED
+from tweetdesk.tickets.intake import CAPPED, OPENED, OWN, THREADED, author_key
 from tweetdesk.tickets.schema import (
     TicketStatus,
     dead_letters,
@@ -76,6 +76,25 @@ class StoreReports:
             row = conn.execute(sa.select(tweets_table).where(tweets_table.c.tweet_id == tweet_id)).mappings().first()
         return dict(row) if row else None
 
+    def last_dm(self, ticket_id: str, author: str, author_id: str | None) -> str | None:
+        """The customer's newest direct message to us: in this ticket, else any (X lets us DM whoever DMed us
+        first); None if they never DMed us. The DM an agent's DM answers."""
+        T = tweets_table
+        akey = author_key(author, author_id)
+        q = (sa.select(T.c.tweet_id).where(T.c.author_key == akey, T.c.channel == "dm")
+             .order_by((T.c.ticket_id == ticket_id).desc(), T.c.tweet_created_at.desc(), T.c.tweet_id.desc()).limit(1))
+        with self.transaction() as conn:
+            return conn.execute(q).scalar()
+
+    def last_public_summons(self, ticket_id: str) -> str | None:
+        """The ticket's newest public tweet that summoned us (what a public reply may answer), or None."""
+        T = tweets_table
+        q = (sa.select(T.c.tweet_id).where(T.c.ticket_id == ticket_id, T.c.summoned_by.is_not(None),
+                                           sa.or_(T.c.channel.is_(None), T.c.channel != "dm"))
+             .order_by(T.c.tweet_created_at.desc(), T.c.tweet_id.desc()).limit(1))
+        with self.transaction() as conn:
+            return conn.execute(q).scalar()
+
     def conversation(self, ticket_id: str) -> list[dict[str, Any]]:
         """The ticket's whole conversation in order: the customer's tweets, our own tweets that came
         back through the stream, and our replies (with their outbox status)."""
@@ -87,7 +106,7 @@ class StoreReports:
         tw: dict[str, list] = {tid: [] for tid in ticket_ids}
         rs: dict[str, list] = {tid: [] for tid in ticket_ids}
         cols = (T.c.ticket_id, T.c.tweet_id, T.c.author, T.c.text, T.c.disposition, T.c.tweet_created_at,
-                T.c.in_reply_to_tweet_id)
+                T.c.in_reply_to_tweet_id, T.c.channel)
         with self.transaction() as conn:
             for r in rows_in(conn, sa.select(*cols), T.c.ticket_id, ticket_ids):
                 tw[r.ticket_id].append(r._mapping)
@@ -441,6 +460,7 @@ def _conversation(tw: list, rs: list) -> list[dict[str, Any]]:
             "at": r["tweet_created_at"],
             "in_reply_to_tweet_id": r["in_reply_to_tweet_id"],
             "status": None,
+            "channel": r["channel"] or "public",  # dm: private, shown to agents only
         }
         for r in tw
     ]
@@ -456,6 +476,7 @@ def _conversation(tw: list, rs: list) -> list[dict[str, Any]]:
                 "at": r["posted_at"] or r["created_at"],
                 "in_reply_to_tweet_id": r["in_reply_to_tweet_id"],
                 "status": r["status"],
+                "channel": r["channel"] or "public",
             }
         )
     items.sort(key=lambda i: (i["at"], i["tweet_id"] or ""))

@@ -50,6 +50,11 @@ class Ticket(BaseModel):
     no_reply_reason: str | None = None
     removed_reason: str | None = None  # a tombstone (X's data rules): the content is gone
     removed_at: datetime | None = None
+    channel: str | None = None  # "dm": a direct message opened it (its text is private)
+
+    @property
+    def private(self) -> bool:
+        return self.channel == "dm"
 
     @property
     def listening_only(self) -> bool:
@@ -82,9 +87,11 @@ class PublicTicket:
 
 
 class StoredReply(Reply):
-    """A row of the outbox: ``tweet_id`` is the tweet replied to."""
+    """A row of the outbox: ``tweet_id`` is the tweet replied to (for a DM: the customer's DM it answers)."""
 
     id: int
+    channel: str | None = "public"  # "dm": a direct message to ``to_user_id``
+    to_user_id: str | None = None
     kind: ReplyKind = ReplyKind.auto
     dry_run: bool = False
     not_before: datetime | None = None
@@ -168,6 +175,7 @@ def ticket_row(tw: EnrichedTweet, now: datetime) -> dict[str, Any]:
         "resolved_at": None,
         "message_count": 1,
         "last_tweet_id": tw.id,
+        "channel": tw.channel,
     }
 
 
@@ -189,10 +197,13 @@ def tweet_row(tw: EnrichedTweet, conversation_key: str, akey: str, now: datetime
         "received_at": now,
         "source": tw.source,
         "summoned_by": None,
+        "channel": tw.channel,
     }
 
 
-def reply_row(ticket_id: str, tweet_id: str, text: str, kind: ReplyKind, key: str, now: datetime) -> dict[str, Any]:
+def reply_row(ticket_id: str, tweet_id: str, text: str, kind: ReplyKind, key: str, now: datetime, *,
+              dm_to: str | None = None) -> dict[str, Any]:
+    """An outbox row; ``dm_to``: a direct message to that X user id (``tweet_id`` is then the DM it answers)."""
     return {
         "ticket_id": ticket_id,
         "in_reply_to_tweet_id": tweet_id,
@@ -210,6 +221,8 @@ def reply_row(ticket_id: str, tweet_id: str, text: str, kind: ReplyKind, key: st
         "posted_at": None,
         "priority": 0 if kind is ReplyKind.manual else 3,
         "cost_usd": None,
+        "channel": "dm" if dm_to else "public",
+        "to_user_id": dm_to,
     }
 
 

@@ -30,7 +30,7 @@ from tweetdesk.records import ReplyStatus, utcnow
 from tweetdesk.tickets.coltypes import UTCDateTime
 
 # Bump when the schema changes, and add the step that upgrades N-1 -> N to MIGRATIONS below.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 class TicketStatus(str, Enum):
@@ -105,6 +105,8 @@ tickets = sa.Table(
     # A tombstone (X's data rules, tickets/removal.py): the content is gone, the counts stay.
     sa.Column("removed_reason", sa.Text),
     sa.Column("removed_at", UTCDateTime),
+    # v10: "dm" when a direct message opened it (its text is private: never on a public page).
+    sa.Column("channel", sa.String(8)),
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_topic", "topic"),
     sa.Index("ix_tickets_sentiment", "sentiment"),
@@ -132,6 +134,10 @@ replies = sa.Table(
     # v2: the reply budget's order (lower first; see tweetdesk.reply.budget) and what the post cost.
     sa.Column("priority", sa.Integer, nullable=False, default=3, server_default="3"),
     sa.Column("cost_usd", sa.Float),
+    # v10: a direct message (channel "dm") goes to ``to_user_id`` (the customer who DMed us) instead of replying
+    # to a post; ``in_reply_to_tweet_id`` is then the DM event it answers and ``posted_id`` our DM event's id.
+    sa.Column("channel", sa.String(8)),  # None: public (rows from before v10)
+    sa.Column("to_user_id", sa.String(32)),
     sa.Index("ix_replies_status_due", "status", "not_before"),
     sa.Index("ix_replies_posted_at", "posted_at"),
     sa.Index("ix_replies_status_priority", "status", "priority", "created_at"),
@@ -158,6 +164,8 @@ tweets_table = sa.Table(
     # v3: where it was read (replay | mentions | x | api: what X charged for it) and how it summoned us.
     sa.Column("source", sa.String(16)),
     sa.Column("summoned_by", sa.String(16)),
+    # v10: "dm" for a direct message to us (private: never on a public page), None/"public" for a post.
+    sa.Column("channel", sa.String(8)),
     sa.Index("ix_tweets_conversation", "conversation_key", "author_key"),
     sa.Index("ix_tweets_author_time", "author_key", "disposition", "tweet_created_at"),
     sa.Index("ix_tweets_rule_time", "rule", "disposition", "tweet_created_at"),
@@ -493,9 +501,17 @@ def _migrate_v9(conn: Connection) -> None:
     compliance_log.create(conn, checkfirst=True)
 
 
+def _migrate_v10(conn: Connection) -> None:
+    """v9 → v10: direct messages (issue 29): a tweet's channel, a reply's channel and DM recipient."""
+    for table, column in (("tickets", "channel VARCHAR(8)"), ("tweets", "channel VARCHAR(8)"), ("replies", "channel VARCHAR(8)"),
+                          ("replies", "to_user_id VARCHAR(32)")):
+        if column.split()[0] not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5, 6: _migrate_v6, 7: _migrate_v7,
-    8: _migrate_v8, 9: _migrate_v9,
+    8: _migrate_v8, 9: _migrate_v9, 10: _migrate_v10,
 }
 
 

@@ -101,8 +101,11 @@ def opt_out_phrase(text: str, phrases: Iterable[str]) -> str | None:
 
 # --- prices ------------------------------------------------------------------------------------------------------
 OWNED_READ, POST_READ, SUMMONED_REPLY, POST, URL_POST = "owned_read", "post_read", "summoned_reply", "post", "url_post"
-READ_KINDS = (OWNED_READ, POST_READ)
-POST_KINDS = (SUMMONED_REPLY, POST, URL_POST)
+# Direct messages (pay-per-use, DESIGN.md "The X API"): a DM event read (``GET /2/dm_events`` or pushed by the
+# Activity API) and a DM sent (``POST /2/dm_conversations/with/:participant_id/messages``).
+DM_READ, DM_SEND = "dm_read", "dm_send"
+READ_KINDS = (OWNED_READ, POST_READ)  # post reads: what X's monthly read cap counts
+POST_KINDS = (SUMMONED_REPLY, POST, URL_POST, DM_SEND)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class Prices:
     summoned_reply: float = 0.01
     post: float = 0.015
     url_post: float = 0.20
+    dm_read: float = 0.010
+    dm_send: float = 0.015
     monthly_read_cap: int = 3_000_000
 
     @classmethod
@@ -124,6 +129,8 @@ class Prices:
             summoned_reply=settings.x_price_summoned_reply,
             post=settings.x_price_post,
             url_post=settings.x_price_url_post,
+            dm_read=settings.x_price_dm_read,
+            dm_send=settings.x_price_dm_send,
             monthly_read_cap=settings.x_monthly_read_cap,
         )
 
@@ -133,10 +140,15 @@ class Prices:
             return OWNED_READ, self.owned_read
         if source == "x":
             return POST_READ, self.post_read
+        if source in ("dms", "activity"):  # a DM event, polled or pushed: X charges the event either way
+            return DM_READ, self.dm_read
         return None
 
-    def post_price(self, *, has_url: bool, summoned: bool = True) -> tuple[str, float]:
-        """The kind and price of one post: a URL costs most; a reply to a post that summoned us least."""
+    def post_price(self, *, has_url: bool, summoned: bool = True, dm: bool = False) -> tuple[str, float]:
+        """The kind and price of one post: a URL costs most; a reply to a post that summoned us least. A DM is
+        priced as a DM (its privacy-policy link included: X prices DMs per message, not by content)."""
+        if dm:
+            return DM_SEND, self.dm_send
         if has_url:
             return URL_POST, self.url_post
         return (SUMMONED_REPLY, self.summoned_reply) if summoned else (POST, self.post)
