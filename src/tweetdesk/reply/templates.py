@@ -110,6 +110,7 @@ def check_reply_text(text: str, *, author: str | None = None) -> str:
 
 # A direct message's own limit (X: 10,000 characters) and the link X's guidelines require in support DMs.
 MAX_DM_LENGTH = 10_000
+INVITE_DM = re.compile(r"\bDMs?\b")  # a public reply that invites the customer to DM us says "DM"
 DM_ACK = ("Thanks for your message. We've opened ticket {ticket_id} and an agent will answer you here in this "
           "conversation. Quote {ticket_id} if you contact us again. Reply STOP to stop our messages.")
 
@@ -146,8 +147,11 @@ class ReplyTemplates:
     # Worst-case values for the load-time check: the longest handle, ticket ID and flight number.
     _WORST = {"author": "W" * 15, "ticket_id": "BAG-WWWWWWWW-W", "flight": "UA9999"}
 
-    def __init__(self, table: dict[str, Any], origin: str = "<templates>"):
+    def __init__(self, table: dict[str, Any], origin: str = "<templates>", *, invite_dm: bool = False):
         self.origin = origin
+        # ``{% if dm %}``: templates may invite the customer to DM us (booking codes, payments) when we can
+        # answer DMs: the operator allows it and set the privacy-policy link X requires in support DMs.
+        self.invite_dm = invite_dm
         self._env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
         self._entries: dict[tuple[str, str], _Entry] = {}
         for section, body in table.items():
@@ -168,7 +172,7 @@ class ReplyTemplates:
             self._check(entry)
 
     @classmethod
-    def load(cls, path: Path | str | None = None) -> "ReplyTemplates":
+    def load(cls, path: Path | str | None = None, *, invite_dm: bool = False) -> "ReplyTemplates":
         path = Path(path) if path else SHIPPED_TEMPLATES
         try:
             table = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -176,16 +180,17 @@ class ReplyTemplates:
             raise TemplateError(f"reply templates file {path} not found") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise TemplateError(f"reply templates file {path} is not valid TOML: {e}") from None
-        return cls(table, origin=str(path))
+        return cls(table, origin=str(path), invite_dm=invite_dm)
 
     @classmethod
     def from_settings(cls, settings) -> "ReplyTemplates":
-        return cls.load(settings.reply_templates)
+        return cls.load(settings.reply_templates,
+                        invite_dm=settings.reply_invite_dm and bool(settings.privacy_policy_url))
 
     def _check(self, entry: _Entry) -> None:
         section, topic = entry.key.split(" / ", 1)
-        for flight in ("", self._WORST["flight"]):
-            ctx = self._context(self._WORST["author"], self._WORST["ticket_id"], topic, section, flight)
+        for flight, dm in (("", False), (self._WORST["flight"], False), ("", True), (self._WORST["flight"], True)):
+            ctx = self._context(self._WORST["author"], self._WORST["ticket_id"], topic, section, flight, dm)
             try:
                 text = self._render(entry, ctx)
                 if ctx["ticket_id"] not in text:
@@ -195,9 +200,11 @@ class ReplyTemplates:
                 raise TemplateError(f"{self.origin}: template {entry.key}: {e}") from None
 
     @staticmethod
-    def _context(author: str | None, ticket_id: str, topic: str, sentiment: str, flight: str) -> dict[str, Any]:
+    def _context(author: str | None, ticket_id: str, topic: str, sentiment: str, flight: str,
+                 dm: bool = False) -> dict[str, Any]:
         handle = valid_handle(author)
         return {
+            "dm": dm,
             "author": handle or "",
             "mention": f"@{handle}" if handle else "",
             "ticket_id": ticket_id,
@@ -218,7 +225,8 @@ class ReplyTemplates:
 
     def render(self, tweet: EnrichedTweet) -> str:
         """The reply to ``tweet``: personalised, ≤ 280 (X-weighted), no URL, no foreign mention."""
-        ctx = self._context(tweet.author, tweet.ticket_id, tweet.topic, tweet.sentiment, flight_of(tweet))
+        ctx = self._context(tweet.author, tweet.ticket_id, tweet.topic, tweet.sentiment, flight_of(tweet),
+                            self.invite_dm)
         entry = self.entry_for(tweet.sentiment, tweet.topic)
         try:
             return check_reply_text(self._render(entry, ctx), author=ctx["author"])

@@ -179,6 +179,11 @@ class Filters:
         return bool(self.topic or self.sentiment)
 
 
+# What the dashboard shows of a ticket a direct message opened (its text is on the agents' ticket page only).
+PRIVATE_TEXT = "(a direct message: private, read it on the ticket's page)"
+PRIVATE_REPLY = "(answered by direct message)"
+
+
 @dataclass
 class NewestTicket:
     ticket_id: str
@@ -364,6 +369,7 @@ def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[Newes
             tickets.c.tweet_created_at,
             tickets.c.sentiment_score,
             tickets.c.topic_score,
+            tickets.c.channel,
         )
         .where(filters.where())
         .order_by(tickets.c.created_at.desc(), tickets.c.ticket_id.desc())
@@ -382,6 +388,9 @@ def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[Newes
         ents = r["entities"]
         if isinstance(ents, str):
             ents = json.loads(ents)
+        if r["channel"] == "dm":  # a DM is personal data: the dashboard (public without an API key) never shows it
+            r = {**r, "text": PRIVATE_TEXT, "reply_text": PRIVATE_REPLY if r["reply_text"] else None}
+            ents = []
         out.append(
             NewestTicket(
                 ticket_id=r["ticket_id"],

@@ -154,13 +154,17 @@ def reply(ticket_id: str):
     tid = canonical_ticket_id(ticket_id)
     body = json_body()
     text, seen = _str_field(body, "text"), _str_field(body, "seen", required=False)
+    channel = _str_field(body, "channel", required=False) or "public"
+    if channel not in ("public", "dm"):
+        raise ApiError(400, "channel must be 'public' or 'dm'", kind="bad_field")
     key = request.headers.get("Idempotency-Key")
-    r, created = identity.desk().send_reply(tid, text, g.principal, seen=seen, key=key)
+    r, created = identity.desk().send_reply(tid, text, g.principal, seen=seen, key=key, channel=channel)
     c = identity.ctx_poster()
     if c is not None:
         c.wake()
     return jsonify({"id": r.id, "ticket_id": r.ticket_id, "tweet_id": r.tweet_id, "text": r.text,
-                    "status": r.status.value, "created": created}), (202 if created else 200)
+                    "status": r.status.value, "channel": r.channel or "public", "created": created}), \
+        (202 if created else 200)
 
 
 @desk_api.get("/api/tickets/<ticket_id>/audit")

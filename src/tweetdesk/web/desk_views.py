@@ -84,6 +84,8 @@ def ticket_context(t) -> dict[str, Any]:
             "audit": d.audit(t.ticket_id),
             "seen": d.snapshot(t.ticket_id),
             "reply_block": d.reply_block(t),
+            "dm_block": (lambda b: None if b is None else b.reason)(d.dm_block(t)),
+            "privacy_policy_url": d.privacy_policy_url,
             "topics": TOPICS,
             "sentiments": SENTIMENTS,
             "poll_ms": _poll_ms(),
@@ -211,8 +213,9 @@ def reply(raw: str):
 
     def send():
         text = request.form.get("text", "")
+        channel = request.form.get("channel") or "public"
         try:
-            identity.desk().send_reply(tid, text, _me(), seen=request.form.get("seen") or None)
+            identity.desk().send_reply(tid, text, _me(), seen=request.form.get("seen") or None, channel=channel)
         except DeskError as e:
             if e.kind == "stale" or e.status in (403, 404):
                 raise

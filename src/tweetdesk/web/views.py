@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from tweetdesk.records import UNCLASSIFIABLE
+from tweetdesk.reply.templates import INVITE_DM
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, TicketStore
 from tweetdesk.web import auth, desk_views, queries
@@ -379,16 +380,20 @@ def agent_ticket_page(ticket_id: str, *, stale: dict | None = None, refused: dic
     ticket = store.get_ticket(ticket_id)
     if ticket is None:
         abort(404, description=f"No ticket {ticket_id}.")
+    replies = store.replies_for(ticket_id)
+    conversation = store.conversation(ticket_id)
     return render_template(
         "web/ticket.html",
         active="ticket",
         t=ticket,
-        replies=store.replies_for(ticket_id),
+        replies=replies,
+        dm_state={"dmed": any(m["kind"] == "customer" and m["channel"] == "dm" for m in conversation),
+                  "invited": any(r.channel != "dm" and INVITE_DM.search(r.text) for r in replies)},
         opt_out=store.opt_out_of(ticket.author, ticket.author_id),
         text_html=highlight(ticket.text, ticket.entities),
         # The whole thread, oldest first: the customer's tweets (the first is the one above), our own tweets
         # and our replies, as GET /api/tickets/<id> gives it.
-        conversation=store.conversation(ticket_id),
+        conversation=conversation,
         stale=stale,
         refused=refused,
         **desk_views.ticket_context(ticket),  # the desk: timer, assignee, others viewing, notes, history
