@@ -163,3 +163,20 @@ def test_dm_sends_are_held_back_before_xs_caps_apart_from_posts(store):
     fig = budget.figures(at)["dms"]
     assert fig["sent_this_window"] == 2 and fig["limit"] == 2 and fig["next_dm_in_seconds"] > 0
     assert store.get_ticket(store.list_replies(ReplyStatus.dry_run)[0].ticket_id).status == TicketStatus.replied
+
+
+def test_erasure_removes_dm_text_everywhere_and_compliance_never_sends_dm_ids_as_posts(store, desk):
+    from tests.fixtures.store import everything_stored
+    from tweetdesk.tickets.compliance import stored_ids
+    from tweetdesk.tickets.erase import erase_author
+
+    opener = post("400", text="@united where is my bag")
+    take(store, [opener, dm("9400", "booking QX7RT2, passport ending 4471", at=30)])
+    desk.send_reply(opener.ticket_id, "We found it: delivery tonight to 12 Elm St", ADMIN, channel="dm")
+    with store.engine.connect() as conn:
+        posts, users = stored_ids(conn)
+    assert "400" in posts and "9400" not in posts and "35151341" in users
+    erase_author(store, "ana", actor="admin", key=b"k" * 32)
+    everything = everything_stored(store)
+    for secret in ("QX7RT2", "4471", "12 Elm St", "where is my bag", "35151341"):
+        assert secret not in everything

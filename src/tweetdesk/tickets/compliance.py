@@ -38,9 +38,13 @@ class CycleReport:
 
 
 def stored_ids(conn) -> tuple[list[str], list[str]]:
-    """The post IDs and the author IDs we still hold content of."""
-    posts = {r[0] for r in conn.execute(sa.select(tweets_table.c.tweet_id).where(tweets_table.c.text != ""))}
-    posts |= {r[0] for r in conn.execute(sa.select(tickets.c.tweet_id).where(tickets.c.removed_at.is_(None)))}
+    """The post IDs and the author IDs we still hold content of. A direct message's id is a DM event, not a post:
+    X's batch compliance checks posts and users, so DMs go through their authors (a deleted, suspended or
+    protected account takes its DMs with it) and erasure on request."""
+    public = sa.or_(tweets_table.c.channel.is_(None), tweets_table.c.channel != "dm")
+    posts = {r[0] for r in conn.execute(sa.select(tweets_table.c.tweet_id).where(tweets_table.c.text != "", public))}
+    posts |= {r[0] for r in conn.execute(sa.select(tickets.c.tweet_id).where(
+        tickets.c.removed_at.is_(None), sa.or_(tickets.c.channel.is_(None), tickets.c.channel != "dm")))}
     users = {r[0] for r in conn.execute(sa.select(tickets.c.author_id).distinct().where(
         tickets.c.removed_at.is_(None), tickets.c.author_id.is_not(None)))}
     users |= {r[0] for r in conn.execute(sa.select(tweets_table.c.author_key).distinct()) if r[0].isdigit()}

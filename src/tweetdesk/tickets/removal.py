@@ -21,7 +21,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tweetdesk.records import utcnow
-from tweetdesk.tickets.schema import compliance_log, corrections, dead_letters, replies, rows_in, tickets, tweets_table
+from tweetdesk.tickets.schema import (
+    audit_log,
+    compliance_log,
+    corrections,
+    dead_letters,
+    replies,
+    rows_in,
+    tickets,
+    tweets_table,
+)
 
 REMOVED_AUTHOR = "[removed]"
 REMOVED_REPLY = "[removed: the post it answered was removed]"
@@ -75,6 +84,7 @@ def remove(conn: Connection, *, reason: str, source: str, tweet_ids: Iterable[st
     out.tweet_ids = ids
     id_list = sorted(ids)
     ticket_ids: set[str] = set()
+    replied_on: set[str] = set()  # tickets whose replies were scrubbed: the audit trail's copies go too
     for i in range(0, len(id_list), 500):
         chunk = id_list[i:i + 500]
         opened = [r[0] for r in conn.execute(sa.select(tickets.c.ticket_id).where(
@@ -87,20 +97,33 @@ def remove(conn: Connection, *, reason: str, source: str, tweet_ids: Iterable[st
         out.messages += conn.execute(tweets_table.update().where(
             tweets_table.c.tweet_id.in_(chunk), tweets_table.c.author != REMOVED_AUTHOR).values(
             text="", author=REMOVED_AUTHOR, author_key="removed", rule=None)).rowcount
-        out.replies += conn.execute(replies.update().where(
+        answered = conn.execute(replies.update().where(
             replies.c.in_reply_to_tweet_id.in_(chunk), replies.c.text != REMOVED_REPLY).values(
-            text=REMOVED_REPLY, error=None, updated_at=now)).rowcount
+            text=REMOVED_REPLY, to_user_id=None, error=None, updated_at=now).returning(replies.c.ticket_id)).scalars().all()
+        out.replies += len(answered)
+        replied_on.update(answered)
         conn.execute(corrections.update().where(corrections.c.tweet_id.in_(chunk)).values(text=""))
     # Replies on a tombstoned ticket address its author by handle: they go too.
     tl = sorted(ticket_ids)
     for i in range(0, len(tl), 500):
         out.replies += conn.execute(replies.update().where(
             replies.c.ticket_id.in_(tl[i:i + 500]), replies.c.text != REMOVED_REPLY).values(
-            text=REMOVED_REPLY, error=None, updated_at=now)).rowcount
+            text=REMOVED_REPLY, to_user_id=None, error=None, updated_at=now)).rowcount
+    _scrub_audited_replies(conn, replied_on | ticket_ids)
     out.dead_letters = _scrub_dead_letters(conn, ids, reason)
     _log(conn, now, source, "remove", reason, len(ids), out.tickets,
          {**(log_detail or {}), "messages": out.messages, "replies": out.replies, "dead_letters": out.dead_letters})
     return out
+
+
+def _scrub_audited_replies(conn: Connection, ticket_ids: set[str]) -> None:
+    """The desk's audit trail keeps each agent's reply text: on these tickets it goes as the replies did."""
+    for r in rows_in(conn, sa.select(audit_log.c.id, audit_log.c.detail).where(audit_log.c.action == "replied"),
+                     audit_log.c.ticket_id, ticket_ids):
+        detail = r.detail if isinstance(r.detail, dict) else {}
+        if detail.get("text") != REMOVED_REPLY:
+            conn.execute(audit_log.update().where(audit_log.c.id == r.id).values(
+                detail={"reply": detail.get("reply"), "text": REMOVED_REPLY}))
 
 
 def _scrub_dead_letters(conn: Connection, ids: set[str], reason: str) -> int:
