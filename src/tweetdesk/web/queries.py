@@ -28,6 +28,7 @@ from tweetdesk.tickets.reports import (  # noqa: F401 (the pages' names for them
     ticket_figures,
 )
 from tweetdesk.tickets.store import PublicTicket, TicketStore
+from tweetdesk.x.rules import DM_READ, DM_SEND
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class BudgetFigures:
     reads_month: int = 0
     monthly_read_cap: int = 3_000_000
     read_cap_warning: str | None = None
+    # Direct messages (issue 29): X's DM send caps (``ReplyBudget.figures()["dms"]``) and this month's DM reads
+    # and sends with what X charged for them.
+    dms: dict[str, Any] = field(default_factory=dict)
+    dm_month: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 # The budget panel's share of ``ReplyBudget.figures()`` (the read GET /api/budget answers with).
@@ -71,6 +76,7 @@ PANEL_KEYS = (
     "monthly_read_cap",
     "read_cap_warning",
     "x_usage",
+    "dms",
 )
 
 
@@ -102,6 +108,8 @@ def _panel(f: dict[str, Any]) -> BudgetFigures:
         reads_month=int(f["reads_month"]),
         monthly_read_cap=int(f["monthly_read_cap"]),
         read_cap_warning=f["read_cap_warning"],
+        dms=dict(f.get("dms") or {}),
+        dm_month={k: v for k, v in (f.get("x_usage") or {}).get("month", {}).items() if k in (DM_READ, DM_SEND)},
     )
 
 

@@ -45,6 +45,7 @@ from tweetdesk.web import auth, desk_views, queries
 from tweetdesk.web.context import ctx
 from tweetdesk.web.format import BUCKET_TEXT, bucket_labels, duration, highlight, money
 from tweetdesk.web.summary_cache import Snapshot, SummaryBusy, SummaryCache
+from tweetdesk.x.rules import DM_READ
 
 blueprint = Blueprint(
     "web",
@@ -144,6 +145,16 @@ def _staff_only() -> Response | None:
     return None
 
 
+def _dm_text(dms: dict[str, Any]) -> str:
+    """The DM card's caption: X's caps, and the wait when a cap holds DMs back."""
+    if not dms:
+        return ""
+    text = f"per {dms['window_seconds'] // 60} min; {dms['sent_24h']:,} / {dms['daily_limit']:,} in 24 h"
+    if dms.get("next_dm_in_seconds"):
+        text += f"; next DM in {duration(dms['next_dm_in_seconds'])} ({dms.get('held_by')} cap)"
+    return text
+
+
 def summary_payload(s: queries.Summary) -> dict[str, Any]:
     """The figures in the shape dashboard.js and the template use."""
     sot = s.over_time
@@ -165,6 +176,10 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
             "read_cap_warning": b.read_cap_warning,
             "enforced": b.enforced,
             "flood_reasons": [{"reason": r.reason, "count": r.count} for r in b.flood_reasons],
+            "dms_window": f"{b.dms.get('sent_this_window', 0)} / {b.dms.get('limit', '?')}",
+            "dms_text": _dm_text(b.dms),
+            "dm_month": ", ".join(f"{int(v['count']):,} {'reads' if k == DM_READ else 'sent'} ({money(v['cost_usd'])})"
+                                  for k, v in sorted(b.dm_month.items())) or "none",
         }
         if not b.enforced:  # dry-run: nothing is posted, so X's limits do not apply (and are not counted against)
             budget["replies_this_window"] = f"{b.replies_this_window}"
