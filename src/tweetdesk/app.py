@@ -56,6 +56,10 @@ def create_app(
                    export_slots=threading.BoundedSemaphore(settings.desk_export_concurrency),
                    summary_gate=threading.BoundedSemaphore(views.SUMMARY_REQUESTS_AT_ONCE))
     c.summary = SummaryCache(partial(views.compute_summary, c), settings.web_summary_seconds)
+    if settings.x.webhook_secret is not None and settings.x.webhook_secret.get_secret_value():
+        from tweetdesk.ingest.activity import ActivityReceiver
+
+        c.x_webhook = ActivityReceiver(settings)  # X's DM deliveries -> tweets.raw (web.x_webhook)
     app.extensions["tweetdesk"] = c
     security.init_app(app, settings)  # headers on every answer, the API's too
     auth.init_app(app, settings)
@@ -67,4 +71,7 @@ def create_app(
     from tweetdesk.web.compliance_api import compliance_api  # X's data rules: erasure on request
 
     app.register_blueprint(compliance_api)
+    from tweetdesk.web.x_webhook import x_webhook  # the X Activity API's dm.received deliveries
+
+    app.register_blueprint(x_webhook)
     return app

@@ -127,18 +127,20 @@ def broker(port: int) -> None:
 
 
 @app.command()
-@click.argument("source", type=click.Choice(["replay", "x", "mentions"]), default="replay")
+@click.argument("source", type=click.Choice(["replay", "x", "mentions", "dms"]), default="replay")
 @click.option("--path", type=PathArg, help="CSV or JSONL to replay (default: the shipped sample).")
 @click.option("--rate", type=click.FloatRange(min=0), default=0.0, help="Tweets per second (0 = as fast as possible).")
-@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many tweets (mentions: after that poll).")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many tweets (mentions, dms: after that poll).")
 @click.option("--loop", is_flag=True, help="Replay the file again and again (new ids each pass).")
-@click.option("--interval", type=click.FloatRange(min=1), help="mentions: seconds between polls [default: 30].")
-@click.option("--once", is_flag=True, help="mentions: one poll (every page of it), then exit.")
+@click.option("--interval", type=click.FloatRange(min=1),
+              help="mentions, dms: seconds between polls [default: 30; dms: 60, X allows 15 DM lookups / 15 min].")
+@click.option("--once", is_flag=True, help="mentions, dms: one poll (every page of it), then exit.")
 @click.option("--backfill-hours", type=click.FloatRange(min=0),
-              help="mentions: on the first run, read this far back (0 = all X keeps) [default: 24].")
+              help="mentions, dms: on the first run, read this far back (0 = all X keeps) [default: 24].")
 def ingest(source: str, path: Path | None, rate: float, limit: int | None, loop: bool, interval: float | None,
            once: bool, backfill_hours: float | None) -> None:
-    """Publish tweets to Kafka from a replay file, the X filtered stream (listening) or our mentions (replying)."""
+    """Publish tweets to Kafka from a replay file, the X filtered stream (listening), our mentions (replying) or our
+    direct messages (dms)."""
     from tweetdesk.ingest import ingest_command
 
     ingest_command(_settings(), source=source, path=path, rate=rate, limit=limit, loop=loop, interval=interval,

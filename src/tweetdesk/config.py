@@ -251,6 +251,7 @@ class XSettings(_Section):
     client_secret: SecretStr | None
     redirect_uri: str | None
     token_file: Path | None
+    webhook_secret: SecretStr | None
     price_owned_read: float
     price_post_read: float
     price_summoned_reply: float
@@ -455,6 +456,9 @@ class Settings(BaseSettings):
     x_client_secret: SecretStr | None = Field(None, description="Only for a confidential client.")
     x_redirect_uri: str | None = Field(None, description="The callback URL registered for the app.")
     x_token_file: Path | None = Field(None, description="OAuth 2.0 tokens (mode 600); unset = work_dir/x_oauth2_tokens.json.")
+    x_webhook_secret: SecretStr | None = Field(
+        None, description="The app's consumer secret (API secret key), with which X signs its webhook deliveries and "
+        "CRC challenges: set it to receive the Activity API's dm.received events at /x/webhook (docs/dms.md).")
 
     @classmethod
     def settings_customise_sources(

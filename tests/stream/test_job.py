@@ -164,3 +164,50 @@ def test_day_partition_is_the_tweets_utc_day(spark, job_settings):
     run_available_now(spark, job_settings)
     df = read_enriched(job_settings.stream.parquet_dir)
     assert list(df["day"].astype(str)) == ["2025-03-03"]
+
+
+def test_dms_travel_beside_tweets_into_parquet_once_and_a_dm_without_sender_is_dead_lettered(spark, job_settings, xapi):
+    """DMs (one polled, one pushed by X's webhook and pushed twice) and tweets through the same job: each once in
+    Parquet, the DMs with channel "dm" and their conversation, the tweets "public"; a DM record missing its
+    sender or its conversation goes to tweets.dead with the reason (records.parse_record)."""
+    from pydantic import SecretStr
+
+    from tweetdesk.ingest.activity import ActivityReceiver
+    from tweetdesk.ingest.publisher import Publisher
+    from tweetdesk.records import DirectMessage
+
+    tweets = sample(4)
+    publish(job_settings, tweets)
+    pushed = xapi.add_dm("Booking ref QX7Y2K, flight UA 1234 to SFO: my bag never arrived", author="kay_b")
+    delivery = json.dumps(xapi.dms.activity_event(pushed)).encode()
+    with_secret = job_settings.model_copy(update={"x_webhook_secret": SecretStr("cs")})
+    polled = DirectMessage(id="1897000000000000500", text="my flight was cancelled, rebook me please",
+                           author="lee", author_id="3000000099", created_at=datetime(2026, 3, 1, 9, tzinfo=timezone.utc),
+                           dm_conversation_id="1500000000000000042-3000000099", brand="tweetdesk", lang=None)
+    template = json.loads(polled.model_dump_json())
+    no_sender = {k: v for k, v in template.items() if k != "author_id"} | {"id": "1897000000000000501"}
+    no_conversation = template | {"id": "1897000000000000502", "dm_conversation_id": None}
+    with Publisher(job_settings.kafka, progress=False) as pub:
+        receiver = ActivityReceiver(with_secret, publisher=pub)
+        assert receiver.receive(delivery).published == 1
+        assert receiver.receive(delivery).duplicates == 1  # X delivered it twice
+        pub.publish(polled, key=polled.dm_conversation_id)
+        pub.publish_raw(json.dumps(no_sender), key="x")
+        pub.publish_raw(json.dumps(no_conversation), key="x")
+
+    totals = run_available_now(spark, job_settings)
+
+    df = read_enriched(job_settings.stream.parquet_dir)
+    assert sorted(df["id"]) == sorted([t.id for t in tweets] + [pushed, polled.id])  # each once
+    rows = {r.id: r for r in df.itertuples()}
+    kay = xapi.user_id("kay_b")
+    assert rows[pushed].channel == "dm" and rows[pushed].source == "activity" and rows[pushed].author_id == kay
+    assert rows[pushed].dm_conversation_id == "-".join(sorted([kay, "1500000000000000042"], key=int))
+    assert rows[polled.id].channel == "dm" and rows[polled.id].dm_conversation_id == polled.dm_conversation_id
+    assert {(e["label"], e["norm"]) for e in rows[pushed].entities} >= {("FLIGHT", "UA1234"), ("AIRPORT", "SFO")}
+    assert rows[pushed].sentiment in {*SENTIMENTS, UNCLASSIFIABLE} and rows[pushed].topic in {*TOPICS, UNCLASSIFIABLE}
+    for t in tweets:
+        assert rows[t.id].channel == "public" and rows[t.id].dm_conversation_id is None
+    assert totals.enriched == 6 and totals.dead == 2
+    reasons = sorted(d.reason for d in dead_letters(job_settings))
+    assert len(reasons) == 2 and any("author_id" in r for r in reasons) and any("dm_conversation_id" in r for r in reasons)

@@ -7,6 +7,9 @@ malformed input as ``records.DeadLetter`` (stage "ingest") to ``settings.kafka.t
 * ``xstream.run_x_stream(settings, limit=)`` — the X API v2 filtered stream (tweepy ``StreamingClient``): listening.
 * ``mentions.run_mentions(settings, pub, interval=, once=)`` — our account's mentions timeline (user context): the
   customers who asked us, the live source for replying.
+* ``dms.run_dms(settings, pub, interval=, once=)`` — our account's direct messages (``GET /2/dm_events``, user
+  context): the customers who DMed us, as ``DirectMessage`` records keyed by conversation.
+* ``xpoll`` — what the two polled X sources share: rate limits, the saved position, the loop.
 * ``xpayload`` — X's tweet objects -> ``Tweet``, for both X sources.
 * ``common`` — what the sources share (``brand_of``, ``check_file``, the bearer-token hint).
 * ``publisher.Publisher`` — the producer both use (idempotent, acks=all, delivery reports counted).
@@ -53,23 +56,25 @@ def ingest_command(
     once: bool = False,
     backfill_hours: float | None = None,
 ) -> IngestStats:
-    """``tweetdesk ingest [replay|x|mentions]``: publish to the Kafka cluster in TWEETDESK_KAFKA_BOOTSTRAP, print
+    """``tweetdesk ingest [replay|x|mentions|dms]``: publish to the Kafka cluster in TWEETDESK_KAFKA_BOOTSTRAP, print
     counts.
 
     An embedded broker started here would vanish with this process (and the tweets with it), so ingest insists
     on a running one: ``tweetdesk broker`` in another shell, or ``tweetdesk demo``, which runs everything.
     """
-    if source != "mentions" and (interval is not None or once or backfill_hours is not None):
-        raise InputError("--interval, --once and --backfill-hours apply to `ingest mentions` only")
+    polled = source in ("mentions", "dms")
+    if not polled and (interval is not None or once or backfill_hours is not None):
+        raise InputError("--interval, --once and --backfill-hours apply to `ingest mentions` and `ingest dms` only")
     if source != "replay" and (path is not None or loop or rate):
         raise InputError("--path, --rate and --loop apply to `ingest replay` only")
     if source == "replay":
         check_file(path or SAMPLE_TWEETS)  # a missing file is reported before Kafka is touched
-    elif source == "mentions":
+    elif polled:
         if not settings.x.user_credentials:
             from tweetdesk.x.auth import XAuthError, user_context_hint
 
-            raise XAuthError(f"no X user credentials to read our mentions: {user_context_hint()}")
+            what = "mentions" if source == "mentions" else "DM events"
+            raise XAuthError(f"no X user credentials to read our {what}: {user_context_hint()}")
     elif source == "x":
         token = settings.x.bearer_token
         if token is None or not token.get_secret_value().strip():
@@ -78,7 +83,7 @@ def ingest_command(
 
             raise XStreamError(f"no X bearer token: {bearer_token_hint()}")
     else:
-        raise InputError(f"unknown ingest source {source!r} (replay | x | mentions)")
+        raise InputError(f"unknown ingest source {source!r} (replay | x | mentions | dms)")
     if not settings.kafka.bootstrap:
         raise ConfigError(
             "no Kafka to publish to: run `tweetdesk broker` in another shell and export the "
@@ -86,7 +91,8 @@ def ingest_command(
         )
 
     bound = _ready(settings)
-    desc = {"replay": f"replay {(path or SAMPLE_TWEETS).name}", "x": "X stream", "mentions": "X mentions"}[source]
+    desc = {"replay": f"replay {(path or SAMPLE_TWEETS).name}", "x": "X stream", "mentions": "X mentions",
+            "dms": "X DMs"}[source]
     pub = Publisher(bound.kafka, total=limit, desc=desc)
     try:
         if source == "replay":
@@ -98,6 +104,11 @@ def ingest_command(
 
             run_mentions(bound, pub, interval=30.0 if interval is None else interval, once=once, limit=limit,
                          backfill_hours=24.0 if backfill_hours is None else backfill_hours)
+        elif source == "dms":
+            from tweetdesk.ingest.dms import POLL_SECONDS, run_dms
+
+            run_dms(bound, pub, interval=POLL_SECONDS if interval is None else interval, once=once, limit=limit,
+                    backfill_hours=24.0 if backfill_hours is None else backfill_hours)
         else:
             from tweetdesk.ingest.xstream import run_x_stream
 

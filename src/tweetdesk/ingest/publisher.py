@@ -1,4 +1,4 @@
-"""Publish ``Tweet`` records to the Kafka section's ``topic_raw`` (JSON, keyed by tweet id) and ``DeadLetter``
+"""Publish ``Tweet`` records to the Kafka section's ``topic_raw`` (JSON, keyed by tweet id, DMs by conversation) and ``DeadLetter``
 records to its ``topic_dead``, counting every delivery report.
 
 Nothing acknowledged is lost: the producer is idempotent with acks=all (``tweetdesk.kafka.make_producer``), so the
@@ -87,10 +87,11 @@ class Publisher:
         self._bar.refresh()
 
     # --- producing ----------------------------------------------------------------------------------------------
-    def publish(self, tweet: Tweet) -> Tweet:
-        """Send one tweet to topic_raw, stamped with ``ingested_at`` now (the start of the latency clock)."""
+    def publish(self, tweet: Tweet, key: str | None = None) -> Tweet:
+        """Send one tweet to topic_raw, stamped with ``ingested_at`` now (the start of the latency clock), keyed
+        by ``key`` (default: its id; a DM: its conversation, so one conversation stays in order)."""
         tweet = tweet.model_copy(update={"ingested_at": utcnow()})
-        self._produce(self.kafka.topic_raw, tweet.id, tweet.model_dump_json())
+        self._produce(self.kafka.topic_raw, key or tweet.id, tweet.model_dump_json())
         self.stats.read += 1
         self.stats.published += 1
         self._bar.update(1)
@@ -135,12 +136,12 @@ class Publisher:
         """Serve delivery reports (call while idle, e.g. while pacing)."""
         self._serve(self.producer.poll, timeout)
 
-    def acknowledged(self, timeout: float = 60.0) -> bool:
+    def acknowledged(self, timeout: float = 60.0, *, failed_before: int = 0) -> bool:
         """Wait (up to ``timeout``) for the delivery report of every message sent so far; True when Kafka
-        acknowledged them all. A source that keeps a read position (the mentions timeline's since_id) moves it
-        only after this."""
+        acknowledged them all (a long-lived publisher: all since ``stats.failed`` was ``failed_before``). A
+        source that keeps a read position (the mentions timeline's since_id) moves it only after this."""
         left = self._flush(timeout)
-        return left == 0 and self.stats.failed == 0 and not self._fatal
+        return left == 0 and self.stats.failed == failed_before and not self._fatal
 
     def _flush(self, timeout: float) -> int:
         left = self._serve(self.producer.flush, timeout)

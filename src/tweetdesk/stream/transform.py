@@ -1,5 +1,5 @@
 """The per-record work of the stream job, run inside Spark's Python workers through ``mapInPandas``:
-parse + validate each Kafka record as a ``records.Tweet``, enrich the valid ones in batches with the
+parse + validate each Kafka record as a ``records.Tweet`` (``records.parse_record``: DMs as ``DirectMessage``), enrich the valid ones in batches with the
 job's ``Enricher`` (by default ``enrich.enrich_batch``: models load once per worker process, inside the
 enrich module), and turn every record into exactly one output row: an enriched tweet, or a dead letter
 with its reason. Nothing is dropped.
@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from tweetdesk.models.enrich import enrich_batch
 from tweetdesk.records import DeadLetter, EnrichedTweet, Tweet, error_reason, error_stage
+from tweetdesk.records import parse_record as parse_tweet
 from tweetdesk.stream.schema import KIND_DEAD, KIND_ENRICHED
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,12 @@ class Enricher(Protocol):
 
 
 def parse_record(value: bytes | None, max_text_chars: int) -> Tweet | tuple[str, str]:
-    """A valid Tweet, or (stage, reason) for a dead letter."""
+    """A valid Tweet (a ``DirectMessage`` when it says ``channel: dm``: a DM without its sender or conversation
+    is refused), or (stage, reason) for a dead letter."""
     if value is None:
         return "parse", "empty Kafka record (no value)"
     try:
-        tweet = Tweet.model_validate_json(value)
+        tweet = parse_tweet(value)
     except ValidationError as e:
         return error_stage(e), error_reason(e)
     except Exception as e:  # noqa: BLE001 (whatever a record holds, it becomes a dead letter, never a failed job)

@@ -16,6 +16,7 @@ from flask import current_app
 
 if TYPE_CHECKING:
     from tweetdesk.desk.core import Desk
+    from tweetdesk.ingest.activity import ActivityReceiver
     from tweetdesk.reply.budget import ReplyBudget
     from tweetdesk.reply.poster import Poster
     from tweetdesk.reply.templates import ReplyTemplates
@@ -45,6 +46,7 @@ class AppContext:
     summary_gate: threading.BoundedSemaphore | None = None  # dashboard requests served at once
     # Figures asked on every page and shared for a few seconds: name -> (monotonic time, value).
     shared: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    x_webhook: "ActivityReceiver | None" = None  # the Activity API's DM deliveries, when a webhook secret is set
 
 
 def ctx() -> AppContext:
