@@ -382,11 +382,12 @@ class Settings(BaseSettings):
         "replies are cancelled. One word: the whole message (but mentions, punctuation, emoji, please); longer: "
         "anywhere, whole words; any case (tweetdesk.x.rules.opt_out_phrase).",
     )
-    # Direct messages (docs/dms.md). X's v2 reference for POST /2/dm_conversations/with/:participant_id/messages:
-    # 200 requests per 15 min and 1,000 per 24 h per user (sends); the budget holds DMs back before either.
-    reply_dm_limit: int = Field(200, ge=1, description="DMs allowed per DM window (X: 200 per 15 min per user).")
+    # Direct messages (docs/dms.md). X's rate-limit table (docs.x.com x-api/fundamentals/rate-limits, "Direct
+    # Messages"): POST /2/dm_conversations/with/:participant_id/messages 15 per 15 min and 1,440 per 24 h per
+    # user; the budget holds DMs back before either.
+    reply_dm_limit: int = Field(15, ge=1, description="DMs allowed per DM window (X: 15 per 15 min per user).")
     reply_dm_window_seconds: int = Field(900, ge=1)
-    reply_dm_daily_limit: int = Field(1_000, ge=1, description="DMs allowed per 24 h (X: 1,000 per user).")
+    reply_dm_daily_limit: int = Field(1_440, ge=1, description="DMs allowed per 24 h (X: 1,440 per user).")
     privacy_policy_url: str | None = Field(
         None, pattern=r"^https?://[^\s]+$", description="The operator's privacy policy: X's guidelines require its link "
         "in every support DM; unset = tweetdesk sends no DM (agents answer in public only).")

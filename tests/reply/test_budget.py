@@ -185,7 +185,7 @@ def test_dry_run_rehearses_the_budget_when_asked(tmp_path):
         "enforced": True, "spend_month_usd": 0.0, "reads_month": 0, "monthly_read_cap": 3_000_000,
         "read_cap_warning": None, "x_usage": {"today": {}, "month": {}},
         # no DM rehearsed: X's DM caps leave room
-        "dms": {"sent_this_window": 0, "limit": 200, "window_seconds": 900, "sent_24h": 0, "daily_limit": 1000,
+        "dms": {"sent_this_window": 0, "limit": 15, "window_seconds": 900, "sent_24h": 0, "daily_limit": 1440,
                 "next_dm_in_seconds": 0.0, "held_by": None},
     }
     # Without the setting, dry-run lets everything through at once (as before the budget).

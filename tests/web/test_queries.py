@@ -160,8 +160,8 @@ def test_budget_figures_from_the_store(store, tmp_path):
         window_seconds=900,
         spend_today_usd=0.045,
         flood_reasons=[FloodReason("flood guard: @loud opened 2 tickets within 1 h (limit 2)", 3)],
-        # No DM sent: X's DM caps (200 per 15 min, 1,000 per 24 h) leave room now.
-        dms={"sent_this_window": 0, "limit": 200, "window_seconds": 900, "sent_24h": 0, "daily_limit": 1000,
+        # No DM sent: X's DM caps (15 per 15 min, 1,440 per 24 h) leave room now.
+        dms={"sent_this_window": 0, "limit": 15, "window_seconds": 900, "sent_24h": 0, "daily_limit": 1440,
              "next_dm_in_seconds": 0.0, "held_by": None},
     )
     assert queries.budget_figures(store, None) is None
@@ -186,8 +186,8 @@ def test_budget_figures_from_the_store(store, tmp_path):
         "reads_month": "0",
         "reads_cap_text": "of X's monthly cap, 3,000,000",
         "read_cap_warning": None,
-        "dms_window": "0 / 200",
-        "dms_text": "per 15 min; 0 / 1,000 in 24 h",
+        "dms_window": "0 / 15",
+        "dms_text": "per 15 min; 0 / 1,440 in 24 h",
         "dm_month": "none",
     }
 
