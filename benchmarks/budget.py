@@ -317,7 +317,13 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=30.0, help="simulated time to run (the queue drains by then)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--baseline", action="store_true", help="also run FIFO order without pacing, for comparison")
+    ap.add_argument("--dm-cases", type=int, default=1000, help="cases to finish in public vs by DM (0: skip)")
+    ap.add_argument("--dm-only", action="store_true", help="only the DM comparison (benchmarks/dm_cases.py)")
     args = ap.parse_args()
+    if args.dm_only:
+        from benchmarks.dm_cases import report as dm_report
+
+        return dm_report(args.dm_cases, FakeClock(T0.timestamp()))
     if not args.data.exists():
         sys.exit(f"budget: error: data set not found at {args.data} (--data PATH)")
     tweets = burst(args.data, args.n, args.burst_minutes * 60, args.seed)
@@ -331,6 +337,10 @@ def main() -> None:
         if args.baseline:
             base = run(tweets, args.hours, Path(tmp) / "fifo", fifo=True, desc="FIFO baseline")
             report("baseline: FIFO, no pacing (same limit)", base)
+    if args.dm_cases:
+        from benchmarks.dm_cases import report as dm_report
+
+        dm_report(args.dm_cases, FakeClock(T0.timestamp() + 7 * 86400))
 
 
 if __name__ == "__main__":
