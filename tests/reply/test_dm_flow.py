@@ -125,3 +125,42 @@ def test_stop_by_dm_opts_the_customer_out(settings, xapi):
         r = api(svc, "POST", f"/api/tickets/{ticket}/reply", json={"text": "Any news?", "channel": "dm"})
     assert r.status_code == 409 and r.json()["kind"] == "opted_out"
     assert len(xapi.dm_sends()) == 1
+
+
+def test_a_dm_interrupted_mid_call_is_verified_never_sent_twice(settings, xapi, tmp_path):
+    """A crash between the intent (``posting``) and X's answer: on restart the poster looks for our DM in the
+    conversation (``GET /2/dm_conversations/with/:id/dm_events``) before sending anything again."""
+    from tests.fixtures.store import enriched_tweet
+    from tweetdesk.reply.poster import Poster, XTransport
+    from tweetdesk.reply.templates import ReplyTemplates
+    from tweetdesk.tickets.intake import Intake
+    from tweetdesk.tickets.store import TicketStore
+
+    s = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 't.db'}"})
+    store = TicketStore(s.store.db_url)
+    from tweetdesk.reply.consumer import ReplyConsumer
+
+    rc = ReplyConsumer.__new__(ReplyConsumer)  # its reply_text only (the DM acknowledgement): no broker needed
+    rc.settings, rc.templates = s, ReplyTemplates.load()
+    sent_before, lost = [], []
+    for name in ("ann_a", "ben_b"):
+        uid = xapi.user_id(name)
+        eid = xapi.add_dm("my booking code is QX7RT2", author=name)
+        dm = enriched_tweet(eid, text="my booking code is QX7RT2", author=name, author_id=uid, channel="dm",
+                            dm_conversation_id=f"{uid}-1", source="dms", mentions=[])
+        (rid,) = store.add_tickets([dm], rc.reply_text, intake=Intake.from_settings(s)).replies
+        r = store.claim(rid)  # the intent is committed ...
+        if name == "ann_a":  # ... and X took Ann's DM before the process died; Ben's call never left
+            XTransport.from_settings(s).send_dm(uid, r.text)
+            sent_before.append(rid)
+        else:
+            lost.append(rid)
+    poster = Poster(s, store, backoff_base=0.0)  # a verified-not-sent DM is due again at once
+    counts = poster.recover()
+    assert counts == {"requeued": 1, "verified_posted": 1, "unknown": 0}
+    ann = store.get_reply(sent_before[0])
+    assert ann.status == ReplyStatus.posted and ann.posted_id == xapi.dm_sends()[0]["dm_event_id"]
+    poster.step()
+    assert store.get_reply(lost[0]).status == ReplyStatus.posted
+    assert sorted(d["participant_id"] for d in xapi.dm_sends()) == sorted([xapi.user_id("ann_a"), xapi.user_id("ben_b")])
+    store.close()

@@ -61,9 +61,12 @@ def desk_paths() -> dict[str, Any]:
             ok="201", body={"type": "object", "properties": {"topic": {"type": "string", "enum": list(TOPICS)},
                                                               "sentiment": {"type": "string", "enum": list(SENTIMENTS)}}})},
         "/api/tickets/{ticket_id}/reply": {"post": _op(
-            "An agent's reply under X's rules (409 not summoned / opted out / stale view); audited.", params=[_TID],
+            "An agent's reply under X's rules (409 not summoned / opted out / stale view); audited. channel \"dm\": a "
+            "direct message to the ticket's customer with the privacy-policy link (409 never_dmed: X allows a DM only "
+            "to someone who DMed us first; no_privacy_link; opted_out).", params=[_TID],
             ok="202", errors=("400", "401", "403", "404", "409", "429"),
-            body={"type": "object", "required": ["text"], "properties": {"text": s, "seen": s}})},
+            body={"type": "object", "required": ["text"], "properties": {
+                "text": s, "seen": s, "channel": {"type": "string", "enum": ["public", "dm"], "default": "public"}}})},
         "/api/tickets/{ticket_id}/audit": {"get": _op("The ticket's audit trail and its current view stamp.", params=[_TID])},
         "/api/canned-replies": {
             "get": _op("Canned replies."),
