@@ -51,6 +51,7 @@ def corrections_frame(settings) -> pd.DataFrame:
 # shipped data set, the brand's own data). Tweets read from X (mentions, filtered stream), through the API, or
 # of unknown origin are left out; their corrections still measure agreement (``agreement``).
 TRAINABLE_SOURCES = frozenset({"replay"})
+X_SOURCES = frozenset({"mentions", "x", "dms", "activity"})  # read from X: posts and direct messages
 
 
 def trainable_corrections(settings, df: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str]:
@@ -72,7 +73,7 @@ def trainable_corrections(settings, df: pd.DataFrame | None = None) -> tuple[pd.
     origin = [source.get(i) for i in ids]
     ok = [o in TRAINABLE_SOURCES for o in origin]
     used = df[ok].reset_index(drop=True)
-    from_x = sum(1 for o in origin if o in ("mentions", "x"))
+    from_x = sum(1 for o in origin if o in X_SOURCES)
     other = len(df) - len(used) - from_x
     line = (f"corrections: {len(used)} used (replayed from a file the operator may train on); {from_x} left out "
             f"(ingested from X: X's rules forbid training on X content)"
