@@ -141,6 +141,9 @@ class ReplyService:
         for t in self._threads:
             t.join(timeout)
         self._threads.clear()
+        webhook = self.app.extensions["tweetdesk"].x_webhook
+        if webhook is not None:
+            webhook.close()  # its producer: flushed and let go now, not when the garbage collector runs
         if self._own_store:
             self.store.close()
 

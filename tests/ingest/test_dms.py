@@ -11,6 +11,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from tests.fixtures.broker import read_topic
@@ -21,6 +24,8 @@ from tweetdesk.cli import main
 from tweetdesk.ingest import Publisher
 from tweetdesk.ingest.dms import STATE_FILE, DmSource
 from tweetdesk.records import DeadLetter, DirectMessage, parse_record
+from tweetdesk.x.dms import parse_delivery, parse_dm_page
+from tweetdesk.x.payload import PayloadError
 
 
 @pytest.fixture
@@ -245,3 +250,39 @@ def test_refused_credentials_and_bad_arguments_are_one_line(settings, x, clock, 
     assert main(["ingest", "dms", "--once"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "DM events" in err[0] and "x-login" in err[0]
+
+
+# --- any input: records, reasons or skips, never an exception ---------------------------------------------------------
+_KEYS = st.sampled_from(["data", "includes", "meta", "users", "id", "event_type", "text", "sender_id", "username",
+                         "dm_conversation_id", "created_at", "next_token", "event_uuid", "filter", "user_id", "payload",
+                         "direct_message_events", "type", "message_create", "message_data", "target", "recipient_id",
+                         "created_timestamp", "for_user_id"])
+_VALUES = st.none() | st.booleans() | st.integers() | st.text(max_size=12) | st.sampled_from(
+    ["MessageCreate", "ParticipantsJoin", "message_create", "dm.received", ACCOUNT_ID, "3000000001", "kay_b",
+     "2026-03-01T09:00:00.000Z", "1772355600000"])
+_JSON = st.recursive(_VALUES, lambda c: st.lists(c, max_size=4) | st.dictionaries(_KEYS | st.text(max_size=4), c,
+                                                                                  max_size=6), max_leaves=40)
+
+
+@given(_JSON)
+@hsettings(max_examples=150, deadline=None)
+def test_any_json_gives_dms_bad_events_or_skips_never_an_exception(doc):
+    raw = json.dumps(doc)
+    for parse in (lambda: parse_dm_page(raw, account_id=ACCOUNT_ID, brand="tweetdesk"), lambda: parse_delivery(raw)):
+        try:
+            batch = parse()
+        except PayloadError as e:
+            assert str(e)
+            continue
+        assert all(isinstance(m, DirectMessage) and m.author_id and m.dm_conversation_id for m in batch.messages)
+        assert all(reason for _, reason, _ in batch.bad)
+
+
+@given(st.binary(max_size=300))
+@hsettings(max_examples=100, deadline=None)
+def test_any_bytes_give_dms_or_a_reason(raw):
+    for parse in (lambda: parse_dm_page(raw, account_id=ACCOUNT_ID, brand=None), lambda: parse_delivery(raw)):
+        try:
+            parse()
+        except PayloadError as e:
+            assert str(e)

@@ -152,3 +152,21 @@ def test_kafka_not_acknowledging_releases_the_claim(settings, xapi):
             ActivityReceiver(down, publisher=pub).receive(body)
     with Publisher(settings.kafka, progress=False) as pub:
         assert ActivityReceiver(settings, publisher=pub).receive(body).published == 1
+
+
+def test_a_dm_of_x_s_10000_characters_is_taken_though_the_api_caps_bodies_at_16_kib(service, settings, xapi):
+    eid = xapi.add_dm("é" * 10_000, author="kay_b")  # X's longest DM; \u00e9 escapes make ~60 KB of JSON
+    event = xapi.dms.activity_event(eid)
+    assert len(json.dumps(event)) > 16 * 1024
+    r = xapi.push_dm_event(url(service), SECRET, eid)
+    assert r.status_code == 200 and r.json()["published"] == 1
+    assert parse_record(read_topic(settings, settings.topic_raw, 1)[0].value()).text == "é" * 10_000
+
+
+def test_a_dm_holding_control_characters_is_a_record_or_a_dead_letter_not_a_refused_delivery(service, settings, xapi):
+    eid = xapi.add_dm("bag\u0007 tag\u200b UA123456\x00", author="kay_b")
+    r = xapi.push_dm_event(url(service), SECRET, eid)
+    assert r.status_code == 200 and r.json()["published"] == 1  # the text may hold anything; the stream cleans it
+    assert parse_record(read_topic(settings, settings.topic_raw, 1)[0].value()).text == "bag\u0007 tag\u200b UA123456\x00"
+    r = requests.post(url(service) + "?x=%00", data=b"{}", timeout=10, headers={"x-twitter-webhooks-signature": "x"})
+    assert r.status_code == 400 and r.json()["kind"] == "bad_character"  # the query is still checked

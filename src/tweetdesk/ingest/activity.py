@@ -119,6 +119,7 @@ class ActivityReceiver:
         self._secret = secret.get_secret_value()
         self.settings = settings
         self.publisher = publisher
+        self._own_publisher = publisher is None
         self.seen = seen or SeenEvents(settings.work_dir / SEEN_FILE)
         self._lock = threading.Lock()
         self._topics_ready = publisher is not None
@@ -149,6 +150,12 @@ class ActivityReceiver:
                 raise ActivityUnavailable(f"cannot reach Kafka at {kafka.bootstrap}: {e.args[0].str()}") from None
             self._topics_ready = True
         return self.publisher
+
+    def close(self) -> None:
+        with self._lock:
+            if self.publisher is not None and self._own_publisher:
+                self.publisher.close()
+                self.publisher, self._topics_ready = None, False
 
     def receive(self, body: bytes) -> Received:
         """One signed delivery: publish its new customer messages and dead letters once. Raises

@@ -8,14 +8,16 @@
 * Without ``TWEETDESK_X_WEBHOOK_SECRET`` the route answers 404 JSON saying it is not configured.
 
 No sign-in: X is the caller and the HMAC is its credential. Deliveries may be larger than the API's 16 KiB
-(a DM holds up to 10,000 characters, plus the users): up to ``MAX_DELIVERY_BYTES``.
+(a DM holds up to 10,000 characters, plus the users): up to ``MAX_DELIVERY_BYTES``. The input layer's control
+character check (``api.refuse_control_characters``) leaves the body alone: a DM's text is validated as a record
+(a bad one is a dead letter), never refused with a 400 that X would keep retrying.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from tweetdesk.ingest.activity import ActivityReceiver, ActivityUnavailable
 from tweetdesk.web.api import ApiError
@@ -37,9 +39,10 @@ def _receiver() -> ActivityReceiver:
     return receiver
 
 
-@x_webhook.before_request
-def _allow_deliveries() -> None:
+@x_webhook.url_value_preprocessor  # runs before the app's before_request checks, which read the body
+def _take_deliveries_as_sent(endpoint, values) -> None:
     request.max_content_length = MAX_DELIVERY_BYTES
+    g.raw_body = True  # the signature covers the raw body: checked here, records validated in ingest.activity
 
 
 @x_webhook.get("/x/webhook")

@@ -134,8 +134,8 @@ def parse_delivery(body: bytes | str, *, brand: str | None = None) -> DmBatch:
         raise PayloadError(f"delivery is not a JSON object but {type(doc).__name__}")
     if isinstance(doc.get("data"), dict):  # X Activity API
         d = doc["data"]
-        kind, us = d.get("event_type"), (d.get("filter") or {}).get("user_id") if isinstance(d.get("filter"), dict) else None
-        payload = d.get("payload")
+        kind, payload = d.get("event_type"), d.get("payload")
+        us = d["filter"].get("user_id") if isinstance(d.get("filter"), dict) else None  # our account
         if not isinstance(kind, str):
             raise PayloadError("delivery has no data.event_type")
         if kind != "dm.received":
