@@ -1,9 +1,11 @@
 """Classification speed: ``enrich_batch`` end to end, and the two LSTMs alone on one core.
 
 Prints tweets/s for
-  enrich_batch - cleaning + both LSTMs + entities (spaCy NER + rules) + ticket IDs + EnrichedTweet records,
-                 on N tweets (default 10,000) of the airline data set (the shipped sample if it is absent),
-                 in batches of ``inference_batch_size``, torch limited to one thread;
+  enrich_batch - language identification + cleaning + both LSTMs + entities (spaCy NER + rules) + ticket IDs +
+                 EnrichedTweet records, on N tweets (default 10,000) of the airline data set (the shipped sample
+                 if it is absent), in batches of ``inference_batch_size``, torch limited to one thread; the
+                 tweets carry no ``lang`` (as from a replay file), so every one is identified: the worst case;
+  language id  - ``nlp.lang`` identifying every tweet alone, for reference;
   LSTMs alone  - from cleaned tokens to class probabilities, sentiment (every ensemble member) + topic,
                  one thread (``torch.set_num_threads(1)``); the target is >= 10,000 tweets/s;
   topic LDA    - (versions that blend it in) the guided LDA's deterministic E-step (``name_probs(fixed=True)``, vectorised over the batch)
@@ -109,6 +111,12 @@ def main() -> None:
     verdict = "meets" if max(wall, cpu) >= ENRICH_TARGET else "MISSES"
     print(f"enrich_batch (clean + LSTMs + NER + ticket ids): {wall:9.0f} tweets/s  ({cpu:7.0f} per CPU-second; "
           f"{verdict} the {ENRICH_TARGET:,} tweets/s target)")
+
+    from tweetdesk.nlp.lang import get_identifier
+
+    ident = get_identifier(settings.models)
+    wall, cpu = _best("language id", lambda desc: ident.identify_many(texts), len(texts), args.repeat)
+    print(f"language identification alone (py3langid):       {wall:9.0f} tweets/s  ({cpu:7.0f} per CPU-second)")
 
     cleaned = []
     def run_clean(desc: str) -> None:

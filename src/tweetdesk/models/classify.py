@@ -13,7 +13,7 @@ from pathlib import Path
 from tweetdesk.config import Settings
 from tweetdesk.errors import InputError, TweetdeskError
 from tweetdesk.models.enrich import Classified, classify_texts
-from tweetdesk.records import UNCLASSIFIABLE
+from tweetdesk.records import NOT_INFERRED, UNCLASSIFIABLE
 from tweetdesk.x.rules import mentions_of, normalise_handle
 
 
@@ -105,7 +105,11 @@ def _print_human(r: Classified, version: str, our_handles: list[str]) -> None:
     ents = ", ".join(f"{e.text} ({e.label})" for e in r.entities) or "none"
     text = r.text if isinstance(r.text, str) else repr(r.text)
     print(f"text:      {text}")
-    if r.sentiment == UNCLASSIFIABLE:
+    print(f"language:  {r.lang}")
+    if r.sentiment == NOT_INFERRED:
+        print(f"sentiment: not inferred (the models read English; this reads as {r.lang!r})")
+        print("topic:     not inferred (the ticket goes to the language queue)")
+    elif r.sentiment == UNCLASSIFIABLE:
         print("sentiment: unclassifiable (no words left after cleaning)")
         print("topic:     unclassifiable")
     else:

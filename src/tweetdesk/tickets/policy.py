@@ -22,6 +22,12 @@ from tweetdesk.x.rules import opt_out_phrase, summoned_by
 
 # Why a ticket gets no automatic reply when nobody summoned us (shown to agents, in the API and on the dashboard).
 LISTENING_ONLY = "listening only (not summoned): X allows automatic replies only to posts that mention or quote us"
+# Why a summoned ticket gets no automatic reply when no reply templates are written in its customer's language.
+NO_TEMPLATE = "no automatic reply: no reply template in the customer's language ({lang}); an agent answers"
+
+
+def no_template(lang: str | None) -> str:
+    return NO_TEMPLATE.format(lang=lang or "und")
 
 
 @dataclass(frozen=True)
@@ -76,4 +82,4 @@ class ReplyPolicy:
         return None
 
 
-__all__ = ["LISTENING_ONLY", "Refusal", "ReplyPolicy"]
+__all__ = ["LISTENING_ONLY", "NO_TEMPLATE", "Refusal", "ReplyPolicy", "no_template"]

@@ -30,7 +30,7 @@ from tweetdesk.records import ReplyStatus, utcnow
 from tweetdesk.tickets.coltypes import UTCDateTime
 
 # Bump when the schema changes, and add the step that upgrades N-1 -> N to MIGRATIONS below.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 class TicketStatus(str, Enum):
@@ -108,6 +108,8 @@ tickets = sa.Table(
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_topic", "topic"),
     sa.Index("ix_tickets_sentiment", "sentiment"),
+    # v10: the desk's language filter and the dashboard's count by language.
+    sa.Index("ix_tickets_lang", "lang"),
     sa.Index("ix_tickets_created", "created_at"),
 )
 
@@ -493,9 +495,15 @@ def _migrate_v9(conn: Connection) -> None:
     compliance_log.create(conn, checkfirst=True)
 
 
+def _migrate_v10(conn: Connection) -> None:
+    """v9 → v10 (issue 30): tickets are filtered and counted by language (``tickets.lang``, held since v1).
+    Tickets opened before keep the language their record had (the replay file's "en", or X's)."""
+    next(i for i in tickets.indexes if i.name == "ix_tickets_lang").create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5, 6: _migrate_v6, 7: _migrate_v7,
-    8: _migrate_v8, 9: _migrate_v9,
+    8: _migrate_v8, 9: _migrate_v9, 10: _migrate_v10,
 }
 
 
