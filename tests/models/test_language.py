@@ -111,3 +111,14 @@ def test_classify_json_has_lang(tmp_path, capsys):
     assert main(["classify", "@Delta mi vuelo fue cancelado y nadie contesta el teléfono"]) == 0
     human = capsys.readouterr().out
     assert "language:  es" in human and "not inferred" in human
+
+
+def test_classify_says_which_reply_a_summoned_tweet_would_get(capsys):
+    for text, expect in (
+        ("@tweetdesk mi vuelo fue cancelado y nadie contesta el teléfono", "reply:     automatic, in es, [not_inferred]"),
+        ("@tweetdesk mein Flug wurde gestrichen und keiner hilft", "reply:     none: no reply template in its language (de)"),
+        ("@tweetdesk seat 8C on the new planes has real legroom, I'm 6'4 and comfortable for once",
+         "reply:     automatic, in en, [uncertain] wording (the model is unsure"),
+    ):
+        assert main(["classify", "--handle", "tweetdesk", text]) == 0
+        assert expect in capsys.readouterr().out, text
