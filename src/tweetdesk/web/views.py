@@ -37,7 +37,7 @@ from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from tweetdesk.records import UNCLASSIFIABLE
+from tweetdesk.records import NOT_INFERRED, UNCLASSIFIABLE
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, TicketStore
 from tweetdesk.web import auth, desk_views, queries
@@ -101,7 +101,7 @@ def status_label(status: str) -> str:
 
 @blueprint.app_template_filter("topic_label")
 def topic_label(topic: str) -> str:
-    return "Unclassified" if topic == UNCLASSIFIABLE else topic
+    return "Unclassified" if topic == UNCLASSIFIABLE else "Not inferred (language)" if topic == NOT_INFERRED else topic
 
 
 def ticket_link(ticket_id: str) -> str:
