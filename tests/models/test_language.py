@@ -59,8 +59,8 @@ def test_the_batched_identifier_answers_as_py3langid_does():
 
 
 def test_x_lang_wins_and_pseudo_codes_do_not():
-    assert [x_language(v) for v in ("es", "pt-BR", "EN", "in", "und", "qme", "zxx", "", None, 5, "e")] == \
-        ["es", "pt", "en", "id", None, None, None, None, None, None, None]
+    assert [x_language(v) for v in ("es", "pt-BR", "pt_BR", "EN", "in", "und", "qme", "zxx", "", None, 5, "e")] == \
+        ["es", "pt", "pt", "en", "id", None, None, None, None, None, None, None]
     # X said Spanish: believed, whatever the identifier would have said; X said und: the identifier decides.
     assert languages_of(["thanks for the flight"] * 2, ["es", "und"], SETTINGS.models) == ["es", "en"]
     # No words at all: undetermined (the English models then see it, and find nothing to classify).

@@ -5,7 +5,8 @@ X labels every post with a BCP 47 code, or ``und`` (undetermined) and a few pseu
 those the identifier reads the text without mentions, links and hashtag signs. It picks among
 ``models.lang_candidates`` (languages a US airline's desk plausibly receives: with all 97 of its languages it
 calls informal English tweets Nigerian Pidgin or Xhosa) and answers ``und`` below ``models.lang_min_confidence``
-(short tweets: "thanks!!"), and is run over whole batches (``LanguageIdentifier``). docs/models.md has the comparison that chose py3langid and the figures.
+(short tweets: "thanks!!"), and is run over whole batches (``LanguageIdentifier``). docs/models.md has the
+comparison that chose py3langid and the figures.
 
 What the stream does with the answer (``models.enrich``): English and ``und`` go through the English models (an
 undetermined tweet is nearly always a short English one, as the data set shows); any other language gets
@@ -39,7 +40,8 @@ def x_language(value: object) -> str | None:
     gave none or one that names no language (``und``, ``zxx``, ``qme``, …): the identifier decides then."""
     if not isinstance(value, str):
         return None
-    code = _X_ALIASES.get(value.strip().lower().split("-")[0].split("_")[0], value.strip().lower().split("-")[0])
+    base = value.strip().lower().replace("_", "-").split("-")[0]
+    code = _X_ALIASES.get(base, base)
     if not _CODE.fullmatch(code) or code in _X_NO_LANGUAGE or (len(code) == 3 and code.startswith("q")):
         return None
     return code
