@@ -1,9 +1,11 @@
 """Classification speed: ``enrich_batch`` end to end, and the two LSTMs alone on one core.
 
 Prints tweets/s for
-  enrich_batch - cleaning + both LSTMs + entities (spaCy NER + rules) + ticket IDs + EnrichedTweet records,
-                 on N tweets (default 10,000) of the airline data set (the shipped sample if it is absent),
-                 in batches of ``inference_batch_size``, torch limited to one thread;
+  enrich_batch - language identification + cleaning + both LSTMs + entities (spaCy NER + rules) + ticket IDs +
+                 EnrichedTweet records, on N tweets (default 10,000) of the airline data set (the shipped sample
+                 if it is absent), in batches of ``inference_batch_size``, torch limited to one thread; the
+                 tweets carry no ``lang`` (as from a replay file), so every one is identified: the worst case;
+  language id  - ``nlp.lang`` identifying every tweet alone, for reference;
   LSTMs alone  - from cleaned tokens to class probabilities, sentiment (every ensemble member) + topic,
                  one thread (``torch.set_num_threads(1)``); the target is >= 10,000 tweets/s;
   topic LDA    - (versions that blend it in) the guided LDA's deterministic E-step (``name_probs(fixed=True)``, vectorised over the batch)
@@ -105,10 +107,31 @@ def main() -> None:
         for s in tqdm(range(0, len(tweets), chunk), desc=desc, unit="call", file=sys.stderr, leave=False):
             enrich_batch(tweets[s : s + chunk], settings)
 
-    wall, cpu = _best("enrich_batch", run_enrich, len(tweets), args.repeat)
+    with_lang = [t.model_copy(update={"lang": "en"}) for t in tweets]
+
+    def run_enrich_with_lang(desc: str) -> None:
+        for s in tqdm(range(0, len(with_lang), chunk), desc=desc, unit="call", file=sys.stderr, leave=False):
+            enrich_batch(with_lang[s : s + chunk], settings)
+
+    # Interleaved, so that both see the same machine: the difference is the language identification's cost.
+    best = {"none": (0.0, 0.0), "x": (0.0, 0.0)}
+    for r in range(args.repeat):
+        for key, fn in (("none", run_enrich), ("x", run_enrich_with_lang)):
+            w, c = _best(f"enrich_batch ({key}) {r + 1}/{args.repeat}", fn, len(tweets), 1)
+            best[key] = (max(best[key][0], w), max(best[key][1], c))
+    wall, cpu = best["none"]
     verdict = "meets" if max(wall, cpu) >= ENRICH_TARGET else "MISSES"
-    print(f"enrich_batch (clean + LSTMs + NER + ticket ids): {wall:9.0f} tweets/s  ({cpu:7.0f} per CPU-second; "
-          f"{verdict} the {ENRICH_TARGET:,} tweets/s target)")
+    print(f"enrich_batch (language id + clean + LSTMs + NER + ticket ids, no lang given): {wall:9.0f} tweets/s  "
+          f"({cpu:7.0f} per CPU-second; {verdict} the {ENRICH_TARGET:,} tweets/s target)")
+    xw, xc = best["x"]
+    print(f"enrich_batch, every tweet with X's lang (no identification):          {xw:9.0f} tweets/s  "
+          f"({xc:7.0f} per CPU-second; identifying costs {100 * (1 - cpu / xc):.1f}% of the rate per CPU-second)")
+
+    from tweetdesk.nlp.lang import get_identifier
+
+    ident = get_identifier(settings.models)
+    wall, cpu = _best("language id", lambda desc: ident.identify_many(texts), len(texts), args.repeat)
+    print(f"language identification alone (py3langid):       {wall:9.0f} tweets/s  ({cpu:7.0f} per CPU-second)")
 
     cleaned = []
     def run_clean(desc: str) -> None:

@@ -18,7 +18,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from tweetdesk.nlp.clean import clean, clean_many
-from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, EnrichedTweet, Tweet
+from tweetdesk.records import NOT_INFERRED, SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, EnrichedTweet, Tweet
 from tweetdesk.stream.transform import parse_record
 
 FAST = hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -112,9 +112,12 @@ def as_tweets(batch: list[str]) -> list[Tweet]:
 def check_enriched(tweets: list[Tweet], out: list[EnrichedTweet]) -> None:
     assert [e.id for e in out] == [t.id for t in tweets]
     for e in out:
-        assert e.sentiment in (*SENTIMENTS, UNCLASSIFIABLE) and e.topic in (*TOPICS, UNCLASSIFIABLE)
+        # NOT_INFERRED: a language the English models do not read (Arabic, Chinese, …), never a guessed label.
+        assert e.sentiment in (*SENTIMENTS, UNCLASSIFIABLE, NOT_INFERRED)
+        assert e.topic in (*TOPICS, UNCLASSIFIABLE, NOT_INFERRED)
         assert 0.0 <= e.sentiment_score <= 1.0 and 0.0 <= e.topic_score <= 1.0
         assert e.ticket_id and (e.sentiment == UNCLASSIFIABLE) == (e.topic == UNCLASSIFIABLE)
+        assert (e.sentiment == NOT_INFERRED) == (e.topic == NOT_INFERRED) == (e.lang not in ("en", "und"))
         EnrichedTweet.model_validate_json(e.model_dump_json())  # survives the trip through Kafka
 
 

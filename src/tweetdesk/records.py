@@ -26,6 +26,10 @@ TOPICS: tuple[str, ...] = (
 )
 # Given to a tweet with no classifiable text (empty after cleaning): it still gets a ticket.
 UNCLASSIFIABLE = "unclassifiable"
+# Given to a tweet in a language the English models do not read (``nlp.lang``): sentiment and topic
+# "not_inferred" with score 0.0 (not a guess dressed as a label); its entities are still found, and its ticket
+# (prefix LNG) waits in the language queue. Readers that know only the older values see an unknown label.
+NOT_INFERRED = "not_inferred"
 # The topics a ticket may hold (the filters and the agents' corrections offer these).
 TOPIC_CHOICES: tuple[str, ...] = (*TOPICS, UNCLASSIFIABLE)
 
@@ -131,7 +135,9 @@ class Tweet(_NoNul):
     author: str = Field(min_length=1, max_length=64, description="Handle without '@'.")
     author_id: str | None = None
     created_at: datetime
-    lang: str | None = "en"
+    # X's language code (BCP 47, "und" when X could not tell); None = the source did not say (a replay file, a
+    # DM). The stream job fills it in (``nlp.lang``): an enriched tweet always has one.
+    lang: str | None = Field(None, max_length=16)
     brand: str | None = Field(None, description="The brand/airline the tweet is about (e.g. 'united').")
     rule: str | None = Field(None, description="Tag of the filtered-stream rule that matched, if any.")
     in_reply_to_tweet_id: str | None = None
@@ -207,9 +213,9 @@ class EnrichedTweet(Tweet):
     """A tweet after cleaning, classification and entity extraction: one row in Parquet."""
 
     clean_text: str
-    sentiment: str = Field(description="negative | neutral | positive | unclassifiable")
+    sentiment: str = Field(description="negative | neutral | positive | unclassifiable | not_inferred")
     sentiment_score: float = Field(ge=0.0, le=1.0)
-    topic: str = Field(description="one of TOPICS, or unclassifiable")
+    topic: str = Field(description="one of TOPICS, unclassifiable or not_inferred")
     topic_score: float = Field(ge=0.0, le=1.0)
     entities: list[Entity] = Field(default_factory=list)
     ticket_id: str

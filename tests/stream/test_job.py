@@ -20,7 +20,7 @@ from tests.fixtures.clock import clocks_agree_across_processes
 from tweetdesk.config import SAMPLE_TWEETS
 from tweetdesk.ingest.replay import iter_tweets
 from tweetdesk.kafka.client import read_topic
-from tweetdesk.records import SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, EnrichedTweet, Tweet
+from tweetdesk.records import NOT_INFERRED, SENTIMENTS, TOPICS, UNCLASSIFIABLE, DeadLetter, EnrichedTweet, Tweet
 from tweetdesk.stream.job import StreamJob, run_available_now
 from tweetdesk.stream.sink import read_enriched
 
@@ -57,7 +57,10 @@ def dead_letters(settings) -> list[DeadLetter]:
 def test_n_tweets_in_n_enriched_rows_out(spark, job_settings, model_version):
     from tweetdesk.models.enrich import enrich_batch
 
-    tweets = sample(40)
+    # 39 of the sample (X's lang on each) and a Spanish tweet with none, as a replay file or a DM may send.
+    spanish = Tweet(id="1999000000000000001", text="@united mi vuelo UA 1234 fue cancelado y nadie contesta",
+                    author="ana", created_at=datetime(2025, 3, 6, 22, 0, tzinfo=timezone.utc))
+    tweets = [*sample(39), spanish]
     publish(job_settings, tweets)
 
     totals = run_available_now(spark, job_settings)
@@ -70,15 +73,19 @@ def test_n_tweets_in_n_enriched_rows_out(spark, job_settings, model_version):
 
     # Every row carries what the real models say about that tweet, as enrich_batch says it in this process.
     assert set(df["model_version"]) == {model_version}
-    assert set(df["sentiment"]) <= {*SENTIMENTS, UNCLASSIFIABLE}
-    assert set(df["topic"]) <= {*TOPICS, UNCLASSIFIABLE}
+    assert set(df["sentiment"]) <= {*SENTIMENTS, UNCLASSIFIABLE, NOT_INFERRED}
+    assert set(df["topic"]) <= {*TOPICS, UNCLASSIFIABLE, NOT_INFERRED}
     assert df["ticket_id"].str.len().min() > 0
     expected = {e.id: e for e in enrich_batch(tweets, job_settings)}
     for row in df.itertuples():
         e = expected[row.id]
         assert (row.sentiment, row.topic, row.ticket_id) == (e.sentiment, e.topic, e.ticket_id), row.text
+        assert row.lang == e.lang and row.lang, row.text  # every row says its language (X's, or identified)
         assert [(x["text"], x["label"]) for x in row.entities] == [(x.text, x.label) for x in e.entities]
     assert any(len(x) for x in df["entities"])  # the sample names flights, airports, booking references
+    es = df[df["id"] == spanish.id].iloc[0]  # identified, not guessed at, its flight still found
+    assert (es["lang"], es["sentiment"], es["topic"], es["sentiment_score"]) == ("es", NOT_INFERRED, NOT_INFERRED, 0.0)
+    assert [x["label"] for x in es["entities"]] == ["FLIGHT"] and es["ticket_id"].startswith("LNG-")
     # Partitioned by the tweet's UTC day, with the batch id; latency stamps survive the trip.
     days = {t.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d") for t in tweets}
     assert set(df["day"].astype(str)) == days

@@ -239,3 +239,28 @@ def test_agent_view_shows_the_whole_conversation(agent_app, seeded, sqlite_store
     section = html[html.index('id="conversation"'):html.index('id="replies"')]
     assert section.index(first.text) < section.index(api[1]["text"]) < section.index(follow.text)
     assert section.count("<time datetime=") == 3
+
+
+def test_languages_on_the_dashboard_the_ticket_and_the_inbox(agent_app, seeded, sqlite_store):
+    from tests.fixtures.store import enriched_tweet
+    from tweetdesk.records import NOT_INFERRED
+    from tweetdesk.reply.templates import ReplyTemplates
+
+    unread = dict(sentiment=NOT_INFERRED, sentiment_score=0.0, topic=NOT_INFERRED, topic_score=0.0, entities=[])
+    es = enriched_tweet("7001", lang="es", text="@united mi vuelo fue cancelado", **unread)
+    de = enriched_tweet("7002", lang="de", author="max", text="@united gibt es eine Lounge?", **unread)
+    sqlite_store.add_tickets([es, de], ReplyTemplates.load().render)
+    c = agent_app.test_client()
+    _login(c)
+    data = c.get("/web/api/summary?lang=es").get_json()
+    assert data["filters"]["lang"] == "es" and data["totals"]["tickets"] == 1
+    assert data["by_lang"] == [{"lang": "es", "count": 1}]
+    assert {r["sentiment"]: r["count"] for r in data["by_sentiment"]} == {NOT_INFERRED: 1}  # counted apart
+    html = c.get("/?lang=de").get_data(as_text=True)
+    assert 'id="f-lang"' in html and '<option value="de" selected>de</option>' in html and 'id="t-lang"' in html
+    page = c.get(f"/tickets/{de.ticket_id}").get_data(as_text=True)
+    assert "<dt>Language</dt><dd>de" in page and "not inferred" in page
+    assert "no reply template in the customer&#39;s language (de)" in page
+    got = c.get("/api/desk/inbox?class=language&lang=de", headers={"X-API-Key": KEY}).get_json()
+    assert [(i["ticket_id"], i["class"], i["lang"]) for i in got["items"]] == [(de.ticket_id, "language", "de")]
+    assert c.get("/api/desk/inbox?lang=Deutsch!", headers={"X-API-Key": KEY}).status_code == 400

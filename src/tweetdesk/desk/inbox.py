@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -20,13 +21,15 @@ import sqlalchemy as sa
 
 from tweetdesk.desk.accounts import DeskError
 from tweetdesk.desk.timers import Timers
-from tweetdesk.records import SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE
-from tweetdesk.tickets.priority import PRIORITY_CLASSES, priority_of
+from tweetdesk.records import NOT_INFERRED, SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE
+from tweetdesk.tickets.priority import DESK_CLASSES, LANGUAGE, desk_class
 from tweetdesk.tickets.schema import TicketStatus, assignments, corrections, rows_in, tickets
 from tweetdesk.tickets.store import Ticket
 
 SCAN = 5000
-CLASSES = [c for c in PRIORITY_CLASSES.values() if c != "agent"]
+CLASSES = list(DESK_CLASSES)
+_CLASS_ORDER = {c: i for i, c in enumerate(DESK_CLASSES)}
+_LANG = re.compile(r"[a-z]{2,3}")
 STATUSES = ("open", "replied", "failed", "resolved", "unresolved", "all")
 
 
@@ -38,6 +41,7 @@ class InboxFilters:
     listening_only: bool | None = None
     status: str = "unresolved"
     klass: str | None = None
+    lang: str | None = None  # a language code (X's lang or the identifier's: en, es, und, …)
 
     @classmethod
     def parse(cls, args, me: str | None = None) -> "InboxFilters":
@@ -48,27 +52,34 @@ class InboxFilters:
             return v
 
         lo = choice("listening_only", ["true", "false"])
+        lang = (args.get("lang") or "").strip().lower() or None
+        if lang is not None and not _LANG.fullmatch(lang):
+            raise DeskError(f"unknown lang {lang[:20]!r}: a language code such as en, es, pt, und",
+                            kind="bad_parameter")
         assignee = (args.get("assignee") or "").strip().lower() or None
         if args.get("mine") in ("1", "true") or assignee == "me":
             assignee = me or "none"
         return cls(
             topic=choice("topic", list(TOPIC_CHOICES)),
-            sentiment=choice("sentiment", [*SENTIMENTS, UNCLASSIFIABLE]),
+            sentiment=choice("sentiment", [*SENTIMENTS, UNCLASSIFIABLE, NOT_INFERRED]),
             assignee=assignee,
             listening_only=None if lo is None else lo == "true",
             status=choice("status", list(STATUSES)) or "unresolved",
             klass=choice("class", CLASSES),
+            lang=lang,
         )
 
     def query_args(self) -> dict[str, str]:
         d = {"topic": self.topic, "sentiment": self.sentiment, "assignee": self.assignee, "class": self.klass,
              "listening_only": None if self.listening_only is None else str(self.listening_only).lower(),
-             "status": None if self.status == "unresolved" else self.status}
+             "status": None if self.status == "unresolved" else self.status, "lang": self.lang}
         return {k: v for k, v in d.items() if v}
 
 
-# priority_of's order as far as the sentiment tells it: negative (urgent or negative), neutral, positive
-_SENTIMENT_CLASS = sa.case((tickets.c.sentiment == "negative", 0), (tickets.c.sentiment == "positive", 2), else_=1)
+# desk_class's order as far as the sentiment tells it: negative and not inferred (urgent, negative or language),
+# neutral, positive
+_SENTIMENT_CLASS = sa.case((tickets.c.sentiment.in_(("negative", NOT_INFERRED)), 0),
+                           (tickets.c.sentiment == "positive", 2), else_=1)
 
 
 def _select(f: InboxFilters):
@@ -83,14 +94,24 @@ def _select(f: InboxFilters):
         q = q.where(tickets.c.sentiment == f.sentiment)
     if f.listening_only is not None:
         q = q.where(tickets.c.summoned_by.is_(None) if f.listening_only else tickets.c.summoned_by.is_not(None))
-    if f.klass:  # the sentiment the class needs, in SQL; urgent vs negative is told apart in Python
+    if f.lang:
+        q = q.where(tickets.c.lang == f.lang)
+    if f.klass:  # the sentiment the class needs, in SQL; urgent vs negative vs language is told apart in Python
         neg, pos = tickets.c.sentiment == "negative", tickets.c.sentiment == "positive"
-        q = q.where(neg if f.klass in ("urgent", "negative") else pos if f.klass == "positive" else ~sa.or_(neg, pos))
+        other = tickets.c.sentiment == NOT_INFERRED
+        q = q.where(sa.or_(neg, other) if f.klass == "urgent" else neg if f.klass == "negative" else
+                    other if f.klass == LANGUAGE else pos if f.klass == "positive" else ~sa.or_(neg, pos, other))
     if f.assignee == "none":
         q = q.where(assignments.c.assignee.is_(None))
     elif f.assignee:
         q = q.where(assignments.c.assignee == f.assignee)
     return q
+
+
+def languages(desk) -> list[str]:
+    """The languages the store's tickets are in (the inbox's language filter offers them)."""
+    with desk.tx() as conn:
+        return sorted(x for (x,) in conn.execute(sa.select(tickets.c.lang).where(tickets.c.lang.is_not(None)).distinct()))
 
 
 def inbox(desk, f: InboxFilters, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
@@ -101,25 +122,25 @@ def inbox(desk, f: InboxFilters, *, limit: int = 100, offset: int = 0) -> dict[s
     items = []
     for r in rows:
         t = Ticket.model_validate(dict(r))
-        p = priority_of(t)
-        if f.klass and PRIORITY_CLASSES[p] != f.klass:
+        k = desk_class(t)
+        if f.klass and k != f.klass:
             continue
-        items.append((p, t, r["assignee"]))
-    items.sort(key=lambda x: (x[0], x[1].created_at))
+        items.append((k, t, r["assignee"]))
+    items.sort(key=lambda x: (_CLASS_ORDER[x[0]], x[1].created_at))
     page = items[offset : offset + limit]
     timers = Timers(desk)
     firsts = timers.first_responses([t.ticket_id for _, t, _ in page])
     now = desk.clock()
     return {
-        "items": [{"ticket": t, "assignee": a, "class": PRIORITY_CLASSES[p],
-                   "timer": timers.timer(t, firsts.get(t.ticket_id), now)} for p, t, a in page],
+        "items": [{"ticket": t, "assignee": a, "class": k,
+                   "timer": timers.timer(t, firsts.get(t.ticket_id), now)} for k, t, a in page],
         "total": len(items),
         "scanned": len(rows),
     }
 
 
 EXPORT_COLUMNS = [
-    "ticket_id", "status", "class", "assignee", "author", "tweet_id", "text", "topic", "sentiment", "model_topic",
+    "ticket_id", "status", "class", "assignee", "author", "tweet_id", "text", "lang", "topic", "sentiment", "model_topic",
     "model_sentiment", "corrected_by", "corrected_at", "created_at", "due_at", "first_response_at",
     "first_response_by", "first_response_seconds", "breached", "resolved_at", "listening_only", "conversation",
     "notes",
@@ -155,7 +176,7 @@ def export_pages(desk, f: InboxFilters, *, limit: int = EXPORT_LIMIT) -> Iterato
         after = (rows[-1]["created_at"], rows[-1]["ticket_id"])
         ts = [(Ticket.model_validate(dict(r)), r["assignee"]) for r in rows]
         if f.klass:  # urgent vs negative, which SQL cannot tell, before reading anything more about the tickets
-            ts = [(t, a) for t, a in ts if PRIORITY_CLASSES[priority_of(t)] == f.klass]
+            ts = [(t, a) for t, a in ts if desk_class(t) == f.klass]
         if ts:
             yield _export_page(desk, timers, ts, now)
         if len(rows) < EXPORT_PAGE:
@@ -178,7 +199,8 @@ def _export_page(desk, timers: Timers, ts: list[tuple[Ticket, str | None]], now)
         nts = [{"author": n["author"], "text": n["text"], "at": _iso(n["created_at"])} for n in all_notes[t.ticket_id]]
         out.append({
             "ticket_id": t.ticket_id, "status": t.status.value, "class": tm["class"], "assignee": assignee,
-            "author": t.author, "tweet_id": t.tweet_id, "text": t.text, "topic": t.topic, "sentiment": t.sentiment,
+            "author": t.author, "tweet_id": t.tweet_id, "text": t.text, "lang": t.lang, "topic": t.topic,
+            "sentiment": t.sentiment,
             "model_topic": c["model_topic"] if c else t.topic, "model_sentiment": c["model_sentiment"] if c else t.sentiment,
             "corrected_by": c["by"] if c else None, "corrected_at": _iso(c["at"]) if c else None,
             "created_at": _iso(t.created_at), "due_at": _iso(tm["due_at"]),

@@ -1,6 +1,7 @@
 """First-response timers and the desk's response-time report.
 
-A ticket's class is its reply class (``tickets.priority.priority_of``: urgent, negative, neutral, positive);
+A ticket's class is its desk class (``tickets.priority.desk_class``: urgent, negative, language, neutral, positive;
+language = a tweet in a language the models do not read, not urgent);
 it is due ``desk_due_minutes[class]`` after it was opened. Its first response is the first reply to it that
 went out (posted to X, or written to the dry-run outbox): the automatic reply counts only where one was
 sent, so a listening-only ticket waits for an agent. A ticket breaches when its first response came after
@@ -16,11 +17,11 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from tweetdesk.tickets.priority import PRIORITY_CLASSES, priority_of
+from tweetdesk.tickets.priority import desk_class
 from tweetdesk.tickets.schema import assignments, replies, reply_authors, rows_in, tickets
 from tweetdesk.tickets.store import Ticket
 
-DEFAULT_DUE_MINUTES = {"urgent": 15, "negative": 60, "neutral": 240, "positive": 240}
+DEFAULT_DUE_MINUTES = {"urgent": 15, "negative": 60, "language": 60, "neutral": 240, "positive": 240}
 SENT = ("posted", "dry_run")
 AUTOMATIC = "automatic reply"
 
@@ -33,7 +34,7 @@ class Timers:
         self.due_minutes = due
 
     def klass(self, ticket) -> str:
-        return PRIORITY_CLASSES[priority_of(ticket)]
+        return desk_class(ticket)
 
     def due_at(self, ticket) -> datetime:
         return ticket.created_at + timedelta(minutes=float(self.due_minutes.get(self.klass(ticket), 240)))

@@ -214,7 +214,6 @@ def _csv_record(row: list[str], col: dict[str, int], name: str, lineno: int) -> 
         "text": text,
         "author": (get("name") or "").strip(),
         "created_at": _parse_csv_time(get("tweet_created")),
-        "lang": "en",
         "brand": brand_of(text or "", get("airline")),
         # X gives a tweet that starts a conversation its own id as conversation_id.
         "conversation_id": tweet_id or None,

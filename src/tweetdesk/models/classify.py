@@ -13,7 +13,7 @@ from pathlib import Path
 from tweetdesk.config import Settings
 from tweetdesk.errors import InputError, TweetdeskError
 from tweetdesk.models.enrich import Classified, classify_texts
-from tweetdesk.records import UNCLASSIFIABLE
+from tweetdesk.records import NOT_INFERRED, UNCLASSIFIABLE
 from tweetdesk.x.rules import mentions_of, normalise_handle
 
 
@@ -81,7 +81,10 @@ def classify_command(settings: Settings, text: str | None = None, file: Path | N
         raise TweetdeskError("give either a TEXT or --file, not both")
     if text is None and file is None:
         raise TweetdeskError('nothing to classify: give a TEXT (tweetdesk classify "my bag is lost") or --file PATH')
+    from tweetdesk.reply.templates import ReplyTemplates
+
     rows = [(text_id(text), text)] if file is None else read_input(file)
+    templates = ReplyTemplates.from_settings(settings)
     ours = {normalise_handle(h) for h in settings.reply.our_handles}
     batch = max(1, settings.models.inference_batch_size)
     with tqdm(total=len(rows), desc="classifying", unit="tweet", file=sys.stderr, disable=file is None) as bar:
@@ -96,16 +99,20 @@ def classify_command(settings: Settings, text: str | None = None, file: Path | N
                 if json_out:
                     sys.stdout.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
                 else:
-                    _print_human(r, version, settings.reply.our_handles)
+                    _print_human(r, version, settings.reply.our_handles, templates)
             sys.stdout.flush()
             bar.update(len(chunk))
 
 
-def _print_human(r: Classified, version: str, our_handles: list[str]) -> None:
+def _print_human(r: Classified, version: str, our_handles: list[str], templates) -> None:
     ents = ", ".join(f"{e.text} ({e.label})" for e in r.entities) or "none"
     text = r.text if isinstance(r.text, str) else repr(r.text)
     print(f"text:      {text}")
-    if r.sentiment == UNCLASSIFIABLE:
+    print(f"language:  {r.lang}")
+    if r.sentiment == NOT_INFERRED:
+        print(f"sentiment: not inferred (the models read English; this reads as {r.lang!r})")
+        print("topic:     not inferred (the ticket goes to the language queue)")
+    elif r.sentiment == UNCLASSIFIABLE:
         print("sentiment: unclassifiable (no words left after cleaning)")
         print("topic:     unclassifiable")
     else:
@@ -113,8 +120,13 @@ def _print_human(r: Classified, version: str, our_handles: list[str]) -> None:
         print(f"topic:     {r.topic} ({r.topic_score:.2f})")
     print(f"entities:  {ents}")
     print(f"ticket:    {r.ticket_id}   (model {version})")
-    if r.summoned:
-        print("reply:     automatic (it mentions one of our accounts)")
+    in_lang = templates.for_language(r.lang)
+    if r.summoned and in_lang is None:
+        print(f"reply:     none: no reply template in its language ({r.lang}); an agent answers")
+    elif r.summoned:
+        wording = in_lang.wording(r.sentiment, r.sentiment_score)
+        why = " (the model is unsure: no apology or thanks)" if wording == "uncertain" else ""
+        print(f"reply:     automatic, in {in_lang.lang}, [{wording}] wording{why} (it mentions one of our accounts)")
     else:
         print("reply:     none: listening only (it mentions none of our accounts)")
     checked = " ".join(f"@{h.lstrip('@')}" for h in our_handles)

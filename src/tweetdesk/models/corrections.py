@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tweetdesk.records import TOPICS
+from tweetdesk.records import NOT_INFERRED, TOPICS
 
 
 def labelled_examples(store) -> list[dict[str, Any]]:
@@ -35,7 +35,8 @@ def corrections_frame(settings) -> pd.DataFrame:
 
     store = TicketStore.from_settings(settings)
     try:
-        rows = labelled_examples(store)
+        # A ticket in a language the models do not read (issue 30) teaches the English models nothing.
+        rows = [r for r in labelled_examples(store) if r["model_sentiment"] != NOT_INFERRED]
     finally:
         store.close()
     df = pd.DataFrame(rows, columns=["tweet_id", "text", "airline_sentiment", "topic", "airline_sentiment_confidence"])

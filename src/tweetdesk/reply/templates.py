@@ -1,9 +1,15 @@
-"""Reply texts: Jinja2 templates per sentiment × topic (``templates.toml``), and the rules every reply
-obeys, whoever wrote it (template or agent):
+"""Reply texts: Jinja2 templates per sentiment × topic (``templates.toml``, English), one file per other
+language beside it (``templates.es.toml``, ``templates.pt.toml``, ``templates.fr.toml``: the same format; an
+operator adds ``templates.<lang>.toml``), and the rules every reply obeys, whoever wrote it (template or agent):
 
 * at most 280 characters **as X counts them** (``weighted_length``);
 * no URL — X charges 20× for a post with a link, and auto-links bare domains;
 * no @mention but the customer's own: we never amplify other accounts or spam named in a tweet.
+
+A tweet gets a reply in its own language (``EnrichedTweet.lang``; English and undetermined read the English
+file) or none: ``render`` gives None for a language without a file, and the ticket says why
+(``tickets.policy.NO_TEMPLATE``). A reply apologises ([negative]) or thanks ([positive]) only when the sentiment
+model was at least ``tone_min_confidence`` sure; below it the [uncertain] wording answers (docs/replies.md).
 
 The templates see only vetted variables (handle, ticket ID, topic, sentiment, a flight number), never
 the customer's text, and run in Jinja's sandbox because a support lead edits them.
@@ -24,6 +30,7 @@ from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import SandboxedEnvironment
 
 from tweetdesk.errors import InputError, TweetdeskError
+from tweetdesk.nlp.lang import MODEL_LANGUAGE, is_model_language
 from tweetdesk.records import EnrichedTweet
 from tweetdesk.x.rules import is_handle
 
@@ -31,6 +38,13 @@ log = logging.getLogger(__name__)
 
 SHIPPED_TEMPLATES = Path(__file__).with_name("templates.toml")
 MAX_WEIGHTED_LENGTH = 280
+# Below this sentiment score an automatic reply neither apologises nor thanks (chosen on the validation split:
+# docs/replies.md; the service reads settings.reply.tone_min_confidence, whose default this is).
+TONE_MIN_CONFIDENCE = 0.65
+# The sentiments whose wording takes a side (an apology, a thank-you): only when the model is sure.
+TONED = frozenset({"negative", "positive"})
+UNCERTAIN = "uncertain"
+_LANG_CODE = re.compile(r"[a-z]{2,3}")
 
 # X's counting (twitter-text config v3): code points in these ranges weigh 1, all others 2; text is
 # NFC-normalised first. X counts a whole emoji sequence as 2; we count each code point, which only
@@ -147,8 +161,13 @@ class ReplyTemplates:
     # Worst-case values for the load-time check: the longest handle, ticket ID and flight number.
     _WORST = {"author": "W" * 15, "ticket_id": "BAG-WWWWWWWW-W", "flight": "UA9999"}
 
-    def __init__(self, table: dict[str, Any], origin: str = "<templates>", *, invite_dm: bool = False):
+    def __init__(self, table: dict[str, Any], origin: str = "<templates>", *, lang: str = MODEL_LANGUAGE,
+                 others: dict[str, "ReplyTemplates"] | None = None,
+                 tone_min_confidence: float = TONE_MIN_CONFIDENCE, invite_dm: bool = False):
         self.origin = origin
+        self.lang = lang
+        self.tone_min_confidence = tone_min_confidence
+        self._others = dict(others or {})
         # ``{% if dm %}``: templates may invite the customer to DM us (booking codes, payments) when we can
         # answer DMs: the operator allows it and set the privacy-policy link X requires in support DMs.
         self.invite_dm = invite_dm
@@ -172,20 +191,37 @@ class ReplyTemplates:
             self._check(entry)
 
     @classmethod
-    def load(cls, path: Path | str | None = None, *, invite_dm: bool = False) -> "ReplyTemplates":
+    def load(cls, path: Path | str | None = None, *, tone_min_confidence: float = TONE_MIN_CONFIDENCE,
+             invite_dm: bool = False) -> "ReplyTemplates":
+        """The English templates of ``path`` (default: the shipped ones) and every ``<stem>.<lang>.toml``
+        beside it, each language checked like English."""
         path = Path(path) if path else SHIPPED_TEMPLATES
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise TemplateError(f"reply templates file {path} not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise TemplateError(f"reply templates file {path} is not valid TOML: {e}") from None
-        return cls(table, origin=str(path), invite_dm=invite_dm)
+        others = {}
+        for f in sorted(path.parent.glob(f"{path.stem}.*{path.suffix}")):
+            lang = f.name[len(path.stem) + 1 : -len(path.suffix)]
+            if not _LANG_CODE.fullmatch(lang) or lang == MODEL_LANGUAGE:
+                raise TemplateError(f"reply templates file {f}: name it {path.stem}.<language code>{path.suffix} "
+                                    f"(a lower-case ISO 639 code other than {MODEL_LANGUAGE}, e.g. {path.stem}.de{path.suffix})")
+            others[lang] = cls(_read(f), origin=str(f), lang=lang, tone_min_confidence=tone_min_confidence,
+                               invite_dm=invite_dm)
+        return cls(_read(path), origin=str(path), others=others, tone_min_confidence=tone_min_confidence,
+                   invite_dm=invite_dm)
 
     @classmethod
     def from_settings(cls, settings) -> "ReplyTemplates":
-        return cls.load(settings.reply_templates,
+        return cls.load(settings.reply_templates, tone_min_confidence=settings.reply_tone_min_confidence,
                         invite_dm=settings.reply_invite_dm and bool(settings.privacy_policy_url))
+
+    @property
+    def languages(self) -> list[str]:
+        """The languages an automatic reply can be written in."""
+        return [self.lang, *sorted(self._others)]
+
+    def for_language(self, lang: str | None) -> "ReplyTemplates | None":
+        """The templates for a tweet in ``lang`` (English for English and undetermined), or None."""
+        if is_model_language(lang):
+            return self
+        return self._others.get(lang or "")
 
     def _check(self, entry: _Entry) -> None:
         section, topic = entry.key.split(" / ", 1)
@@ -223,11 +259,21 @@ class ReplyTemplates:
                 return self._entries[key]
         raise AssertionError("unreachable: [default] default is required")
 
-    def render(self, tweet: EnrichedTweet) -> str:
-        """The reply to ``tweet``: personalised, ≤ 280 (X-weighted), no URL, no foreign mention."""
+    def wording(self, sentiment: str, score: float) -> str:
+        """The section a reply's wording comes from: the sentiment, or [uncertain] for an apology or a thank-you
+        the model is not sure enough of."""
+        return UNCERTAIN if sentiment in TONED and score < self.tone_min_confidence else sentiment
+
+    def render(self, tweet: EnrichedTweet) -> str | None:
+        """The reply to ``tweet`` in its language: personalised, ≤ 280 (X-weighted), no URL, no foreign
+        mention; None when there are no templates for its language (an agent answers)."""
+        templates = self.for_language(tweet.lang)
+        return None if templates is None else templates._render_tweet(tweet)
+
+    def _render_tweet(self, tweet: EnrichedTweet) -> str:
         ctx = self._context(tweet.author, tweet.ticket_id, tweet.topic, tweet.sentiment, flight_of(tweet),
                             self.invite_dm)
-        entry = self.entry_for(tweet.sentiment, tweet.topic)
+        entry = self.entry_for(self.wording(tweet.sentiment, tweet.sentiment_score), tweet.topic)
         try:
             return check_reply_text(self._render(entry, ctx), author=ctx["author"])
         except (ReplyTextError, JinjaError) as e:
@@ -237,6 +283,15 @@ class ReplyTemplates:
 
     def keys(self) -> list[str]:
         return [e.key for e in self._entries.values()]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TemplateError(f"reply templates file {path} not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise TemplateError(f"reply templates file {path} is not valid TOML: {e}") from None
 
 
 def flight_of(tweet: EnrichedTweet) -> str:

@@ -20,7 +20,7 @@ import hashlib
 import re
 
 from tweetdesk.errors import InputError
-from tweetdesk.records import TOPICS, UNCLASSIFIABLE
+from tweetdesk.records import NOT_INFERRED, TOPICS, UNCLASSIFIABLE
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # 32 symbols: no 0, 1, I, O
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
@@ -36,6 +36,7 @@ TOPIC_PREFIX: dict[str, str] = {
     "Reservation Issue": "RSV",
     "Seating Preferences": "SEA",
     UNCLASSIFIABLE: "GEN",
+    NOT_INFERRED: "LNG",  # a language the models do not read: the desk's language queue
 }
 PREFIX_TOPIC = {v: k for k, v in TOPIC_PREFIX.items()}
 assert set(TOPICS) <= set(TOPIC_PREFIX)

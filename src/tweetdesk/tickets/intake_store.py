@@ -35,7 +35,7 @@ from tweetdesk.tickets.intake import (
     known_conversation,
 )
 from tweetdesk.tickets.outbox import add_usage, bar, barred
-from tweetdesk.tickets.policy import DM
+from tweetdesk.tickets.policy import DM, no_template
 from tweetdesk.tickets.rows import IngestResult, reply_row, ticket_row, tweet_row
 from tweetdesk.tickets.schema import (
     OPT_OUT,
@@ -93,6 +93,9 @@ class StoreIntake:
             openers = [v.tweet for v in decision.of(OPENED)]
             no_reply = {v.tweet.id: v.no_reply for v in decision.of(OPENED)}  # None: an automatic reply is queued
             texts = {tw.id: (reply_text(tw) if reply_text and no_reply[tw.id] is None else None) for tw in openers}
+            for tw in openers:  # a reply was due but none is written in the customer's language: say so
+                if reply_text and no_reply[tw.id] is None and not texts[tw.id]:
+                    no_reply[tw.id] = no_template(tw.lang)
             inserted, lost = self._open_tickets(conn, openers, rows, texts, no_reply, result, now)
             self._queue_replies(conn, decision, openers, inserted, lost, rows, texts, reply_text, priority, result, now)
             if rows:

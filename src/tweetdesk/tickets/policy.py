@@ -26,6 +26,12 @@ LISTENING_ONLY = "listening only (not summoned): X allows automatic replies only
 DM = "dm"
 NO_PRIVACY_LINK = ("no DM sent: X's guidelines require a privacy-policy link in support DMs and none is set "
                    "(TWEETDESK_PRIVACY_POLICY_URL)")
+# Why a summoned ticket gets no automatic reply when no reply templates are written in its customer's language.
+NO_TEMPLATE = "no automatic reply: no reply template in the customer's language ({lang}); an agent answers"
+
+
+def no_template(lang: str | None) -> str:
+    return NO_TEMPLATE.format(lang=lang or "und")
 
 
 @dataclass(frozen=True)
@@ -97,4 +103,4 @@ class ReplyPolicy:
         return None
 
 
-__all__ = ["LISTENING_ONLY", "Refusal", "ReplyPolicy"]
+__all__ = ["LISTENING_ONLY", "NO_TEMPLATE", "Refusal", "ReplyPolicy", "no_template"]

@@ -12,6 +12,12 @@ Lower goes first (oldest first within a class):
  4    positive    thanks and praise
 ====  ==========  =====================================================================================
 
+A tweet in a language the models do not read (sentiment ``not_inferred``) gets no class from a guessed
+sentiment: it is **urgent** when it says so in words of its own language that name an urgent matter (cancelado,
+annulé, verspätet, perdieron mi maleta, …, ``URGENT_WORDS_OTHER``, or the English ones), else it waits in the
+desk's **language** queue (``desk_class``; its own first-response timer, ``desk_due_minutes["language"]``) and
+its reply is ordered with the negative ones: a message nobody has read is treated as a possible complaint.
+
 A later tweet in a thread can raise its ticket's queued reply ("update: now it's cancelled" → urgent);
 a ticket gets one reply however many tweets its customer sends while it waits.
 
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import re
 
-from tweetdesk.records import EnrichedTweet
+from tweetdesk.records import NOT_INFERRED, EnrichedTweet
 
 AGENT, URGENT, NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2, 3, 4
 PRIORITY_CLASSES: dict[int, str] = {AGENT: "agent", URGENT: "urgent", NEGATIVE: "negative", NEUTRAL: "neutral", POSITIVE: "positive"}
@@ -35,8 +41,25 @@ URGENT_WORDS = re.compile(
 )
 
 
+# Urgent matters in the languages a US airline hears most after English (Spanish, Portuguese, French, German,
+# Italian): cancelled, delayed, stranded, lost luggage, missed connection, wheelchair, urgent.
+URGENT_WORDS_OTHER = re.compile(
+    r"(?i)\b(?:cancelad[oa]s?|cancelamento|cancelaron|cancelaram|annul[ée]e?s?|storniert|gestrichen|annulliert|"
+    r"cancellat[oi]|retrasad[oa]s?|retraso|atrasad[oa]s?|atraso|demorad[oa]s?|en\s+retard|verspätet|verspätung|"
+    r"in\s+ritardo|varad[oa]s?|atrapad[oa]s?|pres[oa]s\s+no\s+aeroporto|bloqu[ée]s?|gestrandet|sitzen\s+\w*\s*fest|"
+    r"bloccat[ie]|perdi(?:eron|eram|ram)|perdí|perdu|verloren|pers[oa]\b|maleta|bagagem|valise|koffer|valigia|"
+    r"conexión|conexão|correspondance|anschluss|coincidenza|silla\s+de\s+ruedas|cadeira\s+de\s+rodas|"
+    r"fauteuil\s+roulant|rollstuhl|sedia\s+a\s+rotelle|urgente?|urgence|dringend)\b"
+)
+LANGUAGE = "language"  # the desk's queue of tweets in a language the models do not read
+DESK_CLASSES: tuple[str, ...] = ("urgent", "negative", LANGUAGE, "neutral", "positive")  # the inbox's order
+
+
 def is_urgent(tw: EnrichedTweet) -> bool:
-    """A negative tweet about something that is going wrong for the customer right now."""
+    """A negative tweet about something that is going wrong for the customer right now; in a language the models
+    do not read, one whose words name such a thing."""
+    if tw.sentiment == NOT_INFERRED:
+        return URGENT_WORDS_OTHER.search(tw.text) is not None or URGENT_WORDS.search(tw.text) is not None
     if tw.sentiment != "negative":
         return False
     return (
@@ -48,8 +71,19 @@ def is_urgent(tw: EnrichedTweet) -> bool:
 
 def priority_of(tw: EnrichedTweet) -> int:
     """The tweet's reply class (lower goes first); see the module docstring."""
+    if tw.sentiment == NOT_INFERRED:
+        return URGENT if is_urgent(tw) else NEGATIVE
     if tw.sentiment == "negative":
         return URGENT if is_urgent(tw) else NEGATIVE
     if tw.sentiment == "positive":
         return POSITIVE
     return NEUTRAL
+
+
+def desk_class(tw) -> str:
+    """The desk's queue for a ticket (or tweet): its reply class's name, or ``language`` for one in a language the
+    models do not read that is not urgent. It sets the first-response timer (``desk.timers``)."""
+    p = priority_of(tw)
+    if tw.sentiment == NOT_INFERRED and p != URGENT:
+        return LANGUAGE
+    return PRIORITY_CLASSES[p]

@@ -11,6 +11,7 @@ computed every few seconds for everyone, never per request.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -19,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tweetdesk.records import SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE, Entity, utcnow
+from tweetdesk.records import NOT_INFERRED, SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE, Entity, utcnow
 from tweetdesk.tickets.intake import CAPPED, OPENED, OWN, THREADED, author_key
 from tweetdesk.tickets.schema import (
     TicketStatus,
@@ -32,8 +33,9 @@ from tweetdesk.tickets.schema import (
     x_usage,
 )
 
-# What the filters and charts offer: the model's classes plus the bucket for empty tweets.
-SENTIMENT_CHOICES: tuple[str, ...] = (*SENTIMENTS, UNCLASSIFIABLE)
+# What the filters and charts offer: the model's classes plus the bucket for empty tweets and the one for tweets
+# in a language the models do not read (counted apart, never folded into a sentiment).
+SENTIMENT_CHOICES: tuple[str, ...] = (*SENTIMENTS, UNCLASSIFIABLE, NOT_INFERRED)
 
 
 class StoreReports:
@@ -144,6 +146,7 @@ class StoreReports:
                 "tickets_by_status": {s.value: t_status.get(s.value, 0) for s in TicketStatus},
                 "tickets_by_sentiment": by(tickets, tickets.c.sentiment),
                 "tickets_by_topic": by(tickets, tickets.c.topic),
+                "tickets_by_lang": by(tickets, tickets.c.lang),
                 "replies_by_status": by(replies, replies.c.status),
             }
 
@@ -153,17 +156,23 @@ class StoreReports:
 # ----------------------------------------------------------------------------------------------
 
 
+_LANG = re.compile(r"[a-z]{2,3}")
+
+
 @dataclass(frozen=True)
 class Filters:
     topic: str | None = None
     sentiment: str | None = None
+    lang: str | None = None
 
     @classmethod
-    def parse(cls, topic: str | None, sentiment: str | None) -> "Filters":
+    def parse(cls, topic: str | None, sentiment: str | None, lang: str | None = None) -> "Filters":
         """Unknown values are ignored (a stale bookmark shows everything rather than an error)."""
+        lang = (lang or "").strip().lower()
         return cls(
             topic=topic if topic in TOPIC_CHOICES else None,
             sentiment=sentiment if sentiment in SENTIMENT_CHOICES else None,
+            lang=lang if _LANG.fullmatch(lang) else None,
         )
 
     def where(self) -> sa.ColumnElement[bool]:
@@ -172,11 +181,13 @@ class Filters:
             cond.append(tickets.c.topic == self.topic)
         if self.sentiment:
             cond.append(tickets.c.sentiment == self.sentiment)
+        if self.lang:
+            cond.append(tickets.c.lang == self.lang)
         return sa.and_(*cond)
 
     @property
     def active(self) -> bool:
-        return bool(self.topic or self.sentiment)
+        return bool(self.topic or self.sentiment or self.lang)
 
 
 # What the dashboard shows of a ticket a direct message opened (its text is on the agents' ticket page only).
@@ -353,6 +364,13 @@ def _all_counts(conn: Connection, filters: Filters) -> tuple[dict[str, int], dic
     return out
 
 
+def _by_lang(counts: dict[str | None, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for k, n in counts.items():
+        out[k or "und"] = out.get(k or "und", 0) + n
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def newest_tickets(conn: Connection, filters: Filters, limit: int) -> list[NewestTicket]:
     rows = conn.execute(
         sa.select(
@@ -424,6 +442,7 @@ class TicketFigures:
     by_status: dict[str, int]
     by_topic: dict[str, int]
     by_sentiment: dict[str, int]
+    by_lang: dict[str, int]  # tickets per language (a tweet with none recorded counts as "und")
     over_time: SentimentSeries
     newest: list[NewestTicket]
 
@@ -447,6 +466,7 @@ def ticket_figures(store, filters: Filters, newest: int = 10) -> TicketFigures:
             | {k: v for k, v in by_status.items() if k not in TicketStatus.__members__},
             by_topic=dict(sorted(by_topic.items(), key=lambda kv: (-kv[1], kv[0]))),
             by_sentiment=by_sentiment,
+            by_lang=_by_lang(_counts(conn, tickets.c.lang, filters)),
             over_time=sentiment_over_time(conn, filters, sentiments=list(by_sentiment)),
             newest=newest_tickets(conn, filters, newest),
         )

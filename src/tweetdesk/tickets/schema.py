@@ -110,6 +110,8 @@ tickets = sa.Table(
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_topic", "topic"),
     sa.Index("ix_tickets_sentiment", "sentiment"),
+    # v10: the desk's language filter and the dashboard's count by language.
+    sa.Index("ix_tickets_lang", "lang"),
     sa.Index("ix_tickets_created", "created_at"),
 )
 
@@ -502,11 +504,14 @@ def _migrate_v9(conn: Connection) -> None:
 
 
 def _migrate_v10(conn: Connection) -> None:
-    """v9 → v10: direct messages (issue 29): a tweet's channel, a reply's channel and DM recipient."""
+    """v9 → v10: direct messages (issue 29): a ticket's, a tweet's and a reply's channel and a DM's recipient;
+    and (issue 30) tickets filtered and counted by language (``tickets.lang``, held since v1): its index. Tickets
+    opened before keep the language their record had (the replay file's "en", or X's)."""
     for table, column in (("tickets", "channel VARCHAR(8)"), ("tweets", "channel VARCHAR(8)"), ("replies", "channel VARCHAR(8)"),
                           ("replies", "to_user_id VARCHAR(32)")):
         if column.split()[0] not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
             conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+    next(i for i in tickets.indexes if i.name == "ix_tickets_lang").create(conn, checkfirst=True)
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {

@@ -29,7 +29,7 @@ from flask import Blueprint, Flask, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from tweetdesk.desk.accounts import DeskError, Principal
-from tweetdesk.records import SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE
+from tweetdesk.records import NOT_INFERRED, SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, Ticket, TicketStatus, TicketStore
 from tweetdesk.web import auth, identity
@@ -243,7 +243,7 @@ def get_ticket(ticket_id: str):
 def list_tickets():
     status = _choice("status", [s.value for s in TicketStatus])
     topic = _choice("topic", list(TOPIC_CHOICES))
-    sentiment = _choice("sentiment", [*SENTIMENTS, UNCLASSIFIABLE])
+    sentiment = _choice("sentiment", [*SENTIMENTS, UNCLASSIFIABLE, NOT_INFERRED])
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
     offset = _int_arg("offset", 0, 0, 10**9)
     listening = _choice("listening_only", ["true", "false"])

@@ -109,7 +109,7 @@ def api_inbox():
     f = InboxFilters.parse(request.args, me=g.principal.name if g.principal.user_id else None)
     got = inbox(identity.desk(), f, limit=_int("limit", 50, 1, 200), offset=_int("offset", 0, 0, 10**6))
     items = [{**i["ticket"].public().to_json(), "author": i["ticket"].author, "text": i["ticket"].text,
-              "sentiment": i["ticket"].sentiment, "listening_only": i["ticket"].listening_only,
+              "sentiment": i["ticket"].sentiment, "lang": i["ticket"].lang, "listening_only": i["ticket"].listening_only,
               "assignee": i["assignee"], "class": i["class"], "timer": i["timer"]} for i in got["items"]]
     return jsonify(_jsonable({"items": items, "total": got["total"]}))
 

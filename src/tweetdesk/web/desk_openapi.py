@@ -33,7 +33,7 @@ def _query(*names: str) -> list[dict[str, Any]]:
 
 
 _TID = _path("ticket_id", {"type": "string", "maxLength": 40})
-_FILTERS = ("topic", "sentiment", "assignee", "listening_only", "class", "status")
+_FILTERS = ("topic", "sentiment", "assignee", "listening_only", "class", "status", "lang")
 
 
 def desk_paths() -> dict[str, Any]:

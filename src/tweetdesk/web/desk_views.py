@@ -23,9 +23,9 @@ from werkzeug.exceptions import HTTPException
 
 from tweetdesk.desk import ROLES
 from tweetdesk.desk.accounts import DeskError, Principal
-from tweetdesk.desk.inbox import CLASSES, InboxFilters, inbox
+from tweetdesk.desk.inbox import CLASSES, InboxFilters, inbox, languages
 from tweetdesk.desk.timers import Timers
-from tweetdesk.records import SENTIMENTS, TOPIC_CHOICES, TOPICS
+from tweetdesk.records import NOT_INFERRED, SENTIMENTS, TOPIC_CHOICES, TOPICS
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.web import auth, identity
 from tweetdesk.web.context import ctx
@@ -111,8 +111,8 @@ def inbox_page():
     got = inbox(identity.desk(), f, limit=PAGE, offset=offset)
     return render_template(
         "web/inbox.html", active="inbox", f=f, got=got, offset=offset, page=PAGE, classes=CLASSES,
-        topics=list(TOPIC_CHOICES), sentiments=[*SENTIMENTS, "unclassifiable"], agents=identity.desk().agents(),
-        export_args=f.query_args(),
+        topics=list(TOPIC_CHOICES), sentiments=[*SENTIMENTS, "unclassifiable", NOT_INFERRED],
+        agents=identity.desk().agents(), langs=languages(identity.desk()), export_args=f.query_args(),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from tweetdesk.records import SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE, ReplyStatus
+from tweetdesk.records import NOT_INFERRED, SENTIMENTS, TOPIC_CHOICES, UNCLASSIFIABLE, ReplyStatus
 from tweetdesk.tickets.ids import ALPHABET
 from tweetdesk.tickets.store import TicketStatus
 from tweetdesk.web.desk_openapi import desk_paths
@@ -39,7 +39,7 @@ _TICKET_ID_PARAM = {
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     topics = list(TOPIC_CHOICES)
-    sentiments = [*SENTIMENTS, UNCLASSIFIABLE]
+    sentiments = [*SENTIMENTS, UNCLASSIFIABLE, NOT_INFERRED]
     return {
         "openapi": "3.1.0",
         "info": {

@@ -37,7 +37,7 @@ from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from tweetdesk.records import UNCLASSIFIABLE
+from tweetdesk.records import NOT_INFERRED, UNCLASSIFIABLE
 from tweetdesk.reply.templates import INVITE_DM
 from tweetdesk.tickets.ids import TicketIdError, parse_ticket_id
 from tweetdesk.tickets.store import StoreError, TicketStore
@@ -103,7 +103,7 @@ def status_label(status: str) -> str:
 
 @blueprint.app_template_filter("topic_label")
 def topic_label(topic: str) -> str:
-    return "Unclassified" if topic == UNCLASSIFIABLE else topic
+    return "Unclassified" if topic == UNCLASSIFIABLE else "Not inferred (language)" if topic == NOT_INFERRED else topic
 
 
 def ticket_link(ticket_id: str) -> str:
@@ -185,7 +185,7 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
             budget["replies_this_window"] = f"{b.replies_this_window}"
             budget["window_text"] = "dry-run: X's limits not applied"
     payload = {
-        "filters": {"topic": s.filters.topic, "sentiment": s.filters.sentiment},
+        "filters": {"topic": s.filters.topic, "sentiment": s.filters.sentiment, "lang": s.filters.lang},
         "totals": {
             "tweets": s.tweets,
             "tickets": s.tickets,
@@ -197,6 +197,7 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
         "by_status": [{"status": k, "count": v} for k, v in s.by_status.items()],
         "by_topic": [{"topic": k, "count": v} for k, v in s.by_topic.items()],
         "by_sentiment": [{"sentiment": k, "count": v} for k, v in s.by_sentiment.items()],
+        "by_lang": [{"lang": k, "count": v} for k, v in s.by_lang.items()],
         "sentiment_over_time": {
             "bucket_seconds": sot.bucket_seconds,
             "bucket_text": f"(UTC, {BUCKET_TEXT.get(sot.bucket_seconds, f'per {sot.bucket_seconds} s')})",
@@ -218,7 +219,8 @@ def summary_payload(s: queries.Summary) -> dict[str, Any]:
 
 
 def _filters() -> queries.Filters:
-    return queries.Filters.parse(request.args.get("topic") or None, request.args.get("sentiment") or None)
+    return queries.Filters.parse(request.args.get("topic") or None, request.args.get("sentiment") or None,
+                                 request.args.get("lang") or None)
 
 
 def compute_summary(c, filters: queries.Filters) -> tuple[queries.Summary, dict[str, Any]]:

@@ -172,6 +172,7 @@
     setChartData(topicChart, topicData(s));
     fillTable("t-status", s.by_status.map(function (r) { return [statusLabel(r.status), r.count]; }));
     fillTable("t-topic", s.by_topic.map(function (r) { return [topicLabel(r.topic), r.count]; }));
+    fillTable("t-lang", (s.by_lang || []).map(function (r) { return [r.lang, r.count]; }));
     var sot = s.sentiment_over_time;
     fillTable("t-sentiment", sot.labels.map(function (label, i) {
       return [label].concat(Object.keys(sot.series).map(function (k) { return sot.series[k][i]; }));
