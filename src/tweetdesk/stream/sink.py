@@ -36,13 +36,10 @@ from tweetdesk.stream.schema import (
     KIND_DEAD,
     KIND_ENRICHED,
     PARQUET_PARTITIONS,
-    TRANSFORM_SCHEMA,
+    PARQUET_SCHEMA,
 )
 
 log = logging.getLogger(__name__)
-
-# The transform's columns that are not Parquet columns (what to do with a row and its Kafka message).
-_NOT_IN_PARQUET = tuple(c for c in TRANSFORM_SCHEMA.fieldNames() if c not in ENRICHED_COLUMNS and c != DAY_COLUMN)
 
 
 @dataclass
@@ -52,6 +49,12 @@ class BatchResult:
     dead: int
     seconds: float
     written_at: float = 0.0  # wall clock (time.time()) when the batch's Parquet files were in place
+    # Where the batch's time went (seconds): reading Kafka + the models (one Spark job, wall clock), the Parquet
+    # write, the publish to the topics; ``model_s``: the enricher's own time summed over the Python workers.
+    transform_s: float = 0.0
+    parquet_s: float = 0.0
+    publish_s: float = 0.0
+    model_s: float | None = None
 
 
 @dataclass
@@ -107,8 +110,9 @@ class BatchPublisher:
 class BatchSink:
     """The ``foreachBatch`` function. ``df`` is the transformed micro-batch (schema.TRANSFORM_SCHEMA)."""
 
-    def __init__(self, settings: Settings, on_batch=None):
+    def __init__(self, settings: Settings, on_batch=None, model_clock=None):
         self.settings = settings
+        self.model_clock = model_clock  # a Spark accumulator the Transformer adds its enrich seconds to, or None
         from tweetdesk.stream.locations import parquet_location
 
         self.path = str(parquet_location(settings.stream))
@@ -121,9 +125,13 @@ class BatchSink:
         from pyspark.sql import functions as F
 
         t0 = time.monotonic()
+        clock0 = self.model_clock.value if self.model_clock is not None else None
         # Enrichment is the expensive part: run it once, then feed Parquet and Kafka from the cache. The
-        # messages to publish are collected first (that action runs the transform and fills the cache).
-        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        # messages to publish are collected first (that action runs the transform and fills the cache). The
+        # Parquet columns are the enriched tweets' JSON parsed in the JVM, in that same parallel stage (the Python
+        # workers send each record once, as its message; parsing in the one-task write below would serialise it).
+        parsed = F.when(F.col("kind") == KIND_ENRICHED, F.from_json("payload", PARQUET_SCHEMA))
+        df = df.withColumn("r", parsed).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             out = df.select("kind", "out_key", "payload").toArrow()
             kinds = out.column("kind").to_pylist()
@@ -134,14 +142,12 @@ class BatchSink:
                 # every file and directory Hadoop creates costs a forked `chmod` (no native Hadoop library), so
                 # one task writing a file per day is cheaper than one per Kafka partition per day. The rows are
                 # already computed (cached); this only merges the cached partitions, it does not reshuffle.
-                # Few DataFrame calls: each one is a py4j round trip plus an analysis of the batch's plan, and
-                # selecting the ~25 Parquet columns by name cost one round trip per column (~0.1 s a batch).
-                # batch_id is written as a string literal: the directory name is the same (batch_id=N), but a
-                # long literal is inlined into the generated code, which then differs and is compiled anew
-                # every batch; a string literal is passed by reference and the compiled code is reused.
+                # Few DataFrame calls: each one is a py4j round trip plus an analysis of the batch's plan. batch_id
+                # is written as a string literal: the directory name is the same (batch_id=N), but a long literal
+                # is inlined into the generated code, which then differs and is compiled anew every batch; a
+                # string literal is passed by reference and the compiled code is reused.
                 (df.coalesce(1).where(f"kind = '{KIND_ENRICHED}'")
-                   .drop(*_NOT_IN_PARQUET)
-                   .withColumn(BATCH_COLUMN, F.lit(str(batch_id)))
+                   .select("r.*", DAY_COLUMN, F.lit(str(batch_id)).alias(BATCH_COLUMN))
                    .write.mode("overwrite")
                    .option("partitionOverwriteMode", "dynamic")  # replace this batch's partitions only
                    .partitionBy(*PARQUET_PARTITIONS)
@@ -152,12 +158,14 @@ class BatchSink:
         written_at = time.time()
         if n_ok or n_dead:
             self.publisher.publish(out)
-        log.debug("batch %d: transform %.2f s, Parquet %.2f s, publish %.2f s", batch_id, t1 - t0, t2 - t1,
-                  time.monotonic() - t2)
-        result = BatchResult(batch_id, n_ok, n_dead, time.monotonic() - t0, written_at)
+        t3 = time.monotonic()
+        model_s = self.model_clock.value - clock0 if clock0 is not None else None
+        result = BatchResult(batch_id, n_ok, n_dead, t3 - t0, written_at, transform_s=t1 - t0, parquet_s=t2 - t1,
+                             publish_s=t3 - t2, model_s=model_s)
         self.totals.add(result)
         if n_ok or n_dead:
-            log.info("batch %d: %d enriched, %d dead-lettered in %.2f s", batch_id, n_ok, n_dead, result.seconds)
+            log.info("batch %d: %d enriched, %d dead-lettered in %.2f s (read + models %.2f s, Parquet %.2f s, "
+                     "publish %.2f s)", batch_id, n_ok, n_dead, result.seconds, t1 - t0, t2 - t1, t3 - t2)
         if self.on_batch is not None:
             self.on_batch(result)
 
