@@ -128,7 +128,7 @@ PARQUET_PARTITIONS = (DAY_COLUMN, BATCH_COLUMN)
 # The output of the per-record transform (one row per Kafka record): what to do with it (`kind`), the Kafka message
 # to publish (`out_key`/`payload`: the EnrichedTweet or DeadLetter as JSON) and the Parquet `day` of an enriched
 # tweet. The record travels once, as its message; the sink parses the enriched ones into the Parquet columns
-# (``PARQUET_SCHEMA``) in the JVM.
+# (``PARQUET_SCHEMA``) with Arrow's JSON reader.
 KIND_ENRICHED = "enriched"
 KIND_DEAD = "dead"
 TRANSFORM_SCHEMA = StructType(

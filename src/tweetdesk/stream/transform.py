@@ -5,7 +5,7 @@ enrich module), and turn every record into exactly one output row: an enriched t
 with its reason. Nothing is dropped.
 
 Output rows follow ``schema.TRANSFORM_SCHEMA``: each record once, as the JSON message the sink publishes
-(the sink parses the enriched ones into Parquet columns in the JVM). Building the ~25 columns here as well
+(the sink parses the enriched ones into Parquet columns with Arrow's JSON reader). Building the ~25 columns here as well
 cost the Python workers, which are the stream's bottleneck, about a tenth of their time.
 """
 
