@@ -195,7 +195,7 @@ def demo(limit: int | None, keep_running: bool, verbose: bool) -> None:
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
-@click.argument("which", type=click.Choice(["classify", "stream", "replies", "budget", "web", "desk"]))
+@click.argument("which", type=click.Choice(["classify", "stream", "replies", "latency", "budget", "web", "desk"]))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(which: str, args: tuple[str, ...]) -> None:
     """Run one of the benchmarks under benchmarks/ and print its figures on stdout (progress on stderr).

@@ -299,6 +299,10 @@ def read_topic(kafka: KafkaSettings, topic: str, timeout: float = 20.0) -> list:
         c.close()
 
 
+# How long a consumer waits for more records once a batch has begun (StoreThenCommitConsumer.run).
+_GATHER_S = 0.05
+
+
 class StoreThenCommitConsumer:
     """The loop both reply-service consumers share: partitions of one topic are **assigned** from the
     group's committed offsets (no slow group join on the embedded broker), each batch is stored by
@@ -423,7 +427,16 @@ class StoreThenCommitConsumer:
         self.ready.set()
         try:
             while not stop.is_set():
-                msgs = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
+                # Wait for the first record, then gather while more keep coming (a micro-batch is published at once,
+                # its partitions' records arrive within milliseconds and are decided together, oldest first).
+                # consume() waits out its whole timeout unless the full count comes: asked for a full batch, it held
+                # every batch of a quiet stream for poll_timeout.
+                msgs = consumer.consume(num_messages=1, timeout=self.poll_timeout)
+                while msgs and len(msgs) < self.batch_size:
+                    more = consumer.consume(num_messages=self.batch_size - len(msgs), timeout=_GATHER_S)
+                    if not more:
+                        break
+                    msgs += more
                 batch, last = [], {}
                 for m in msgs or []:
                     err = m.error()

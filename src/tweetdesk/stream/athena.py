@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from tweetdesk.stream.schema import ENRICHED_COLUMNS, PARQUET_PARTITIONS, TRANSFORM_SCHEMA
+from tweetdesk.stream.schema import ENRICHED_COLUMNS, PARQUET_PARTITIONS, PARQUET_SCHEMA
 
 
 def hive_type(dtype) -> str:
@@ -29,7 +29,7 @@ def hive_type(dtype) -> str:
 
 def columns() -> list[tuple[str, str]]:
     """(name, Athena type) of every Parquet data column, in file order."""
-    by_name = {f.name: f for f in TRANSFORM_SCHEMA.fields}
+    by_name = {f.name: f for f in PARQUET_SCHEMA.fields}
     return [(name, hive_type(by_name[name].dataType)) for name in ENRICHED_COLUMNS]
 
 

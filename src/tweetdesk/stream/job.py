@@ -191,8 +191,11 @@ class StreamJob:
         kind = source_kind(spark, self.settings.stream)
         raw = read_kafka_stream(spark, self.settings)
         threads = int(spark.conf.get("spark.task.cpus", "1") or 1)
-        transformed = raw.mapInPandas(Transformer(self.settings, self.enricher, threads), TRANSFORM_SCHEMA)
-        sink = BatchSink(self.settings, on_batch=self.on_batch)
+        # The enricher's seconds, summed over the workers: where a micro-batch's time goes (BatchResult.model_s).
+        model_clock = spark.sparkContext.accumulator(0.0)
+        transformed = raw.mapInArrow(Transformer(self.settings, self.enricher, threads, model_clock),
+                                     TRANSFORM_SCHEMA)
+        sink = BatchSink(self.settings, on_batch=self.on_batch, model_clock=model_clock)
         writer = (transformed.writeStream
                   .option("checkpointLocation", str(self.checkpoint))
                   .foreachBatch(sink))

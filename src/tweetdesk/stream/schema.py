@@ -125,8 +125,10 @@ DAY_COLUMN = "day"
 BATCH_COLUMN = "batch_id"
 PARQUET_PARTITIONS = (DAY_COLUMN, BATCH_COLUMN)
 
-# The output of the per-record transform (one row per Kafka record): what to do with it
-# (`kind`), the Kafka message to publish (`out_key`/`payload`), and the enriched fields for Parquet.
+# The output of the per-record transform (one row per Kafka record): what to do with it (`kind`), the Kafka message
+# to publish (`out_key`/`payload`: the EnrichedTweet or DeadLetter as JSON) and the Parquet `day` of an enriched
+# tweet. The record travels once, as its message; the sink parses the enriched ones into the Parquet columns
+# (``PARQUET_SCHEMA``) with Arrow's JSON reader.
 KIND_ENRICHED = "enriched"
 KIND_DEAD = "dead"
 TRANSFORM_SCHEMA = StructType(
@@ -136,8 +138,9 @@ TRANSFORM_SCHEMA = StructType(
         StructField("payload", StringType(), nullable=False),
         StructField(DAY_COLUMN, StringType()),
     ]
-    + list(spark_schema(EnrichedTweet, all_nullable=True).fields)
 )
+# What the sink reads the enriched payloads as (every field nullable, as JSON parsing gives them).
+PARQUET_SCHEMA = spark_schema(EnrichedTweet, all_nullable=True)
 
 
 def arrow_schema(schema: StructType, timezone: str = "UTC"):

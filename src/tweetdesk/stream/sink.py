@@ -28,6 +28,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+from pyspark.sql.types import StringType, StructField, StructType
+
 from tweetdesk.config import KafkaSettings, Settings
 from tweetdesk.stream.schema import (
     BATCH_COLUMN,
@@ -36,13 +41,14 @@ from tweetdesk.stream.schema import (
     KIND_DEAD,
     KIND_ENRICHED,
     PARQUET_PARTITIONS,
-    TRANSFORM_SCHEMA,
+    PARQUET_SCHEMA,
+    arrow_schema,
 )
 
 log = logging.getLogger(__name__)
 
-# The transform's columns that are not Parquet columns (what to do with a row and its Kafka message).
-_NOT_IN_PARQUET = tuple(c for c in TRANSFORM_SCHEMA.fieldNames() if c not in ENRICHED_COLUMNS and c != DAY_COLUMN)
+_PARQUET_ARROW = arrow_schema(PARQUET_SCHEMA)
+_PARQUET_WITH_PARTITIONS = StructType(list(PARQUET_SCHEMA.fields) + [StructField(c, StringType()) for c in PARQUET_PARTITIONS])
 
 
 @dataclass
@@ -52,6 +58,12 @@ class BatchResult:
     dead: int
     seconds: float
     written_at: float = 0.0  # wall clock (time.time()) when the batch's Parquet files were in place
+    # Where the batch's time went (seconds): reading Kafka + the models (one Spark job, wall clock), the Parquet
+    # write, the publish to the topics; ``model_s``: the enricher's own time summed over the Python workers.
+    transform_s: float = 0.0
+    parquet_s: float = 0.0
+    publish_s: float = 0.0
+    model_s: float | None = None
 
 
 @dataclass
@@ -107,8 +119,9 @@ class BatchPublisher:
 class BatchSink:
     """The ``foreachBatch`` function. ``df`` is the transformed micro-batch (schema.TRANSFORM_SCHEMA)."""
 
-    def __init__(self, settings: Settings, on_batch=None):
+    def __init__(self, settings: Settings, on_batch=None, model_clock=None):
         self.settings = settings
+        self.model_clock = model_clock  # a Spark accumulator the Transformer adds its enrich seconds to, or None
         from tweetdesk.stream.locations import parquet_location
 
         self.path = str(parquet_location(settings.stream))
@@ -117,49 +130,53 @@ class BatchSink:
         self.publisher = BatchPublisher(settings.kafka)
 
     def __call__(self, df, batch_id: int) -> None:
-        from pyspark import StorageLevel
-        from pyspark.sql import functions as F
-
         t0 = time.monotonic()
-        # Enrichment is the expensive part: run it once, then feed Parquet and Kafka from the cache. The
-        # messages to publish are collected first (that action runs the transform and fills the cache).
-        df = df.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            out = df.select("kind", "out_key", "payload").toArrow()
-            kinds = out.column("kind").to_pylist()
-            n_ok, n_dead = kinds.count(KIND_ENRICHED), kinds.count(KIND_DEAD)
-            t1 = time.monotonic()
-            if n_ok:
-                # One write task per micro-batch: each task writes a file per day it sees, and on a local disk
-                # every file and directory Hadoop creates costs a forked `chmod` (no native Hadoop library), so
-                # one task writing a file per day is cheaper than one per Kafka partition per day. The rows are
-                # already computed (cached); this only merges the cached partitions, it does not reshuffle.
-                # Few DataFrame calls: each one is a py4j round trip plus an analysis of the batch's plan, and
-                # selecting the ~25 Parquet columns by name cost one round trip per column (~0.1 s a batch).
-                # batch_id is written as a string literal: the directory name is the same (batch_id=N), but a
-                # long literal is inlined into the generated code, which then differs and is compiled anew
-                # every batch; a string literal is passed by reference and the compiled code is reused.
-                (df.coalesce(1).where(f"kind = '{KIND_ENRICHED}'")
-                   .drop(*_NOT_IN_PARQUET)
-                   .withColumn(BATCH_COLUMN, F.lit(str(batch_id)))
-                   .write.mode("overwrite")
-                   .option("partitionOverwriteMode", "dynamic")  # replace this batch's partitions only
-                   .partitionBy(*PARQUET_PARTITIONS)
-                   .parquet(self.path))
-        finally:
-            df.unpersist()
+        clock0 = self.model_clock.value if self.model_clock is not None else None
+        # One Spark job runs the transform (the models) and brings its rows here: the messages to publish, and the
+        # enriched ones are also the Parquet rows. Parquet is written from those rows, not from a cached copy of the
+        # micro-batch: a cache costs building, analysing the streaming plan again per DataFrame call, and dropping.
+        out = df.toArrow()
+        kinds = out.column("kind").to_pylist()
+        n_ok, n_dead = kinds.count(KIND_ENRICHED), kinds.count(KIND_DEAD)
+        t1 = time.monotonic()
+        if n_ok:
+            self._write_parquet(df.sparkSession, out.filter(pc.equal(out.column("kind"), KIND_ENRICHED)), batch_id)
         t2 = time.monotonic()
         written_at = time.time()
         if n_ok or n_dead:
             self.publisher.publish(out)
-        log.debug("batch %d: transform %.2f s, Parquet %.2f s, publish %.2f s", batch_id, t1 - t0, t2 - t1,
-                  time.monotonic() - t2)
-        result = BatchResult(batch_id, n_ok, n_dead, time.monotonic() - t0, written_at)
+        t3 = time.monotonic()
+        model_s = self.model_clock.value - clock0 if clock0 is not None else None
+        result = BatchResult(batch_id, n_ok, n_dead, t3 - t0, written_at, transform_s=t1 - t0, parquet_s=t2 - t1,
+                             publish_s=t3 - t2, model_s=model_s)
         self.totals.add(result)
         if n_ok or n_dead:
-            log.info("batch %d: %d enriched, %d dead-lettered in %.2f s", batch_id, n_ok, n_dead, result.seconds)
+            log.info("batch %d: %d enriched, %d dead-lettered in %.2f s (read + models %.2f s, Parquet %.2f s, "
+                     "publish %.2f s)", batch_id, n_ok, n_dead, result.seconds, t1 - t0, t2 - t1, t3 - t2)
         if self.on_batch is not None:
             self.on_batch(result)
+
+    def _write_parquet(self, spark, enriched, batch_id: int) -> None:
+        """Write the enriched rows (kind, out_key, payload, day) as Parquet ``day=…/batch_id=N``, replacing what an
+        earlier attempt at this batch wrote."""
+        # The Parquet columns are the messages parsed by Arrow's JSON reader (multithreaded C++): the Python workers
+        # send each record once, as its message.
+        lines = "\n".join(enriched.column("payload").to_pylist()).encode()
+        table = pajson.read_json(
+            pa.BufferReader(lines),
+            # A block must hold a whole record: a tweet's longest message is a few hundred KB.
+            read_options=pajson.ReadOptions(block_size=4 << 20),
+            parse_options=pajson.ParseOptions(explicit_schema=_PARQUET_ARROW, unexpected_field_behavior="ignore"))
+        table = (table.append_column(DAY_COLUMN, enriched.column(DAY_COLUMN))
+                 .append_column(BATCH_COLUMN, pa.array([str(batch_id)] * table.num_rows, pa.string())))
+        # One write task per micro-batch: each task writes a file per day it sees, and on a local disk every file and
+        # directory Hadoop creates costs a forked `chmod` (no native Hadoop library), so one task writing a file per
+        # day is cheaper than one per Kafka partition per day.
+        (spark.createDataFrame(table, schema=_PARQUET_WITH_PARTITIONS).coalesce(1)
+           .write.mode("overwrite")
+           .option("partitionOverwriteMode", "dynamic")  # replace this batch's partitions only
+           .partitionBy(*PARQUET_PARTITIONS)
+           .parquet(self.path))
 
 
 def clean_stale_staging(parquet_dir: Path) -> None:

@@ -1,15 +1,19 @@
-"""The per-record work of the stream job, run inside Spark's Python workers through ``mapInPandas``:
-parse + validate each Kafka record as a ``records.Tweet`` (``records.parse_record``: DMs as ``DirectMessage``), enrich the valid ones in batches with the
+"""The per-record work of the stream job, run inside Spark's Python workers through ``mapInArrow``:
+parse + validate each Kafka record as a ``records.Tweet`` (``records.parse_record``: DMs as ``DirectMessage``),
+enrich the valid ones in batches with the
 job's ``Enricher`` (by default ``enrich.enrich_batch``: models load once per worker process, inside the
 enrich module), and turn every record into exactly one output row: an enriched tweet, or a dead letter
 with its reason. Nothing is dropped.
 
-Output rows follow ``schema.TRANSFORM_SCHEMA``.
+Output rows follow ``schema.TRANSFORM_SCHEMA``: each record once, as the JSON message the sink publishes
+(the sink parses the enriched ones into Parquet columns with Arrow's JSON reader). Building the ~25 columns here as well
+cost the Python workers, which are the stream's bottleneck, ~7% of their time (measured on 10,000 tweets).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from datetime import timezone
 from typing import Protocol
@@ -50,16 +54,22 @@ def parse_record(value: bytes | None, max_text_chars: int) -> Tweet | tuple[str,
     return tweet
 
 
+def _column(frame, name: str) -> list:
+    col = frame[name]
+    return col.to_pylist() if hasattr(col, "to_pylist") else list(col)
+
+
 def _decode(b: bytes | None) -> str | None:
     return None if b is None else bytes(b).decode("utf-8", "replace")
 
 
 class Transformer:
-    """Picklable callable for ``mapInPandas``: pandas batches of Kafka rows -> TRANSFORM_SCHEMA rows."""
+    """Picklable callable for ``mapInArrow``: Arrow batches of Kafka rows -> TRANSFORM_SCHEMA batches."""
 
-    def __init__(self, settings, enricher: Enricher = enrich_batch, threads: int = 1):
+    def __init__(self, settings, enricher: Enricher = enrich_batch, threads: int = 1, clock=None):
         self.settings = settings
         self.enricher = enricher
+        self.clock = clock  # a Spark accumulator: seconds spent in the enricher (the driver reports them)
         # Cores per Spark task (spark.task.cpus): Spark runs one task per core, so torch's own thread pool
         # (all cores by default) would only make the concurrent tasks compete for the same cores.
         self.threads = max(1, threads)
@@ -69,26 +79,23 @@ class Transformer:
         self.max_text_chars = stream.max_text_chars
 
     def __call__(self, batches: Iterator) -> Iterator:
-        import pandas as pd
+        import pyarrow as pa
 
-        from tweetdesk.stream.schema import TRANSFORM_SCHEMA
+        from tweetdesk.stream.schema import TRANSFORM_SCHEMA, arrow_schema
 
         _limit_threads(self.threads)
         enrich = self.enricher
-        columns = TRANSFORM_SCHEMA.fieldNames()
-        for pdf in batches:
-            rows = self.transform(pdf, enrich)
-            # Column lists keep None as None (from_records would turn a missing list into NaN).
-            out = pd.DataFrame({c: [r.get(c) for r in rows] for c in columns})
-            for c in ("created_at", "ingested_at", "processed_at"):
-                out[c] = pd.to_datetime(out[c], utc=True)
-            yield out
+        schema = arrow_schema(TRANSFORM_SCHEMA)
+        for batch in batches:
+            rows = self.transform(batch, enrich)
+            yield pa.RecordBatch.from_pydict({c: [r[c] for r in rows] for c in schema.names}, schema=schema)
 
-    def transform(self, pdf, enrich: Enricher) -> list[dict]:
+    def transform(self, frame, enrich: Enricher) -> list[dict]:
+        """One TRANSFORM_SCHEMA row (a dict) per Kafka row of ``frame`` (an Arrow batch or a pandas frame)."""
         rows: list[dict] = []
         valid: list[tuple[Tweet, dict]] = []
-        for key, value, topic, part, offset in zip(pdf["key"], pdf["value"], pdf["topic"], pdf["partition"],
-                                                   pdf["offset"]):
+        cols = [_column(frame, c) for c in ("key", "value", "topic", "partition", "offset")]
+        for key, value, topic, part, offset in zip(*cols):
             meta = {"key": _decode(key), "source_topic": topic, "partition": int(part), "offset": int(offset)}
             try:
                 parsed = parse_record(value, self.max_text_chars)
@@ -105,7 +112,10 @@ class Transformer:
     def _enrich(self, chunk: list[tuple[Tweet, dict]], enrich: Enricher) -> list[dict]:
         tweets = [t for t, _ in chunk]
         try:
+            t0 = time.perf_counter()
             done = enrich(tweets, self.settings)
+            if self.clock is not None:
+                self.clock.add(time.perf_counter() - t0)
             if len(done) != len(tweets):
                 raise RuntimeError(f"the enricher returned {len(done)} results for {len(tweets)} tweets")
             return [_enriched_row(e) for e in done]
@@ -133,12 +143,8 @@ def _limit_threads(n: int) -> None:
 
 
 def _enriched_row(e: EnrichedTweet) -> dict:
-    row = e.model_dump(mode="python")
-    row["kind"] = KIND_ENRICHED
-    row["out_key"] = e.id
-    row["payload"] = e.model_dump_json()
-    row["day"] = e.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d")
-    return row
+    return {"kind": KIND_ENRICHED, "out_key": e.id, "payload": e.model_dump_json(),
+            "day": e.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d")}
 
 
 def _dead_row(d: DeadLetter) -> dict:

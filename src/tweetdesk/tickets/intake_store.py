@@ -42,7 +42,7 @@ from tweetdesk.tickets.schema import (
     ReplyKind,
     TicketStatus,
     UTCDateTime,
-    insert,
+    insert_new,
     replies,
     rows_in,
     tickets,
@@ -98,9 +98,7 @@ class StoreIntake:
                     no_reply[tw.id] = no_template(tw.lang)
             inserted, lost = self._open_tickets(conn, openers, rows, texts, no_reply, result, now)
             self._queue_replies(conn, decision, openers, inserted, lost, rows, texts, reply_text, priority, result, now)
-            if rows:
-                conn.execute(insert(conn, tweets_table).on_conflict_do_nothing(index_elements=["tweet_id"]),
-                             list(rows.values()))
+            insert_new(conn, tweets_table, list(rows.values()), conflict=["tweet_id"])
             self._join_threads(conn, fresh, rows, result.threaded, intake, priority, now)
             if decision.opting_out:
                 for akey, (tw, phrase) in decision.opting_out.items():
@@ -149,8 +147,8 @@ class StoreIntake:
             ]
             # Insert-if-absent; RETURNING names the rows that went in (a concurrent writer on
             # PostgreSQL may have won some; SQLAlchemy gives no rowcount for these on psycopg).
-            ins = insert(conn, tickets).on_conflict_do_nothing().returning(tickets.c.ticket_id, tickets.c.tweet_id)
-            inserted = {tweet_id for _tid, tweet_id in conn.execute(ins, ticket_rows)}
+            inserted = {tweet_id for _tid, tweet_id in insert_new(conn, tickets, ticket_rows,
+                                                                  (tickets.c.ticket_id, tickets.c.tweet_id))}
         lost: set[str] = set()  # ticket ids this batch meant to open but could not
         for tw in openers:
             if tw.id in inserted:
@@ -202,8 +200,8 @@ class StoreIntake:
                 .values(reply_text=text, summoned_by=rows[tw.id]["summoned_by"], no_reply_reason=None, updated_at=now)
             )
         if reply_rows:
-            ins_reply = insert(conn, replies).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(replies.c.id)
-            result.replies.extend(sorted(conn.execute(ins_reply, reply_rows).scalars()))
+            ids = insert_new(conn, replies, reply_rows, (replies.c.id,), conflict=["dedupe_key"])
+            result.replies.extend(sorted(r[0] for r in ids))
 
     @staticmethod
     def _join_threads(conn: Connection, fresh: dict[str, EnrichedTweet], rows: dict[str, dict[str, Any]],

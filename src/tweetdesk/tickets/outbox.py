@@ -39,6 +39,7 @@ from tweetdesk.tickets.schema import (
     ReplyKind,
     TicketStatus,
     insert,
+    one_of,
     opt_outs,
     replies,
     tickets,
@@ -168,7 +169,7 @@ class ReplyOutbox:
                         sa.select(
                         replies.c.id, replies.c.ticket_id, replies.c.in_reply_to_tweet_id, replies.c.text, replies.c.attempts
                     ).where(
-                            replies.c.id.in_(chunk), replies.c.status == ReplyStatus.queued.value
+                            one_of(conn, replies.c.id, chunk), replies.c.status == ReplyStatus.queued.value
                         )
                     )
                     .mappings()
@@ -178,7 +179,8 @@ class ReplyOutbox:
                     continue
                 conn.execute(
                     replies.update()
-                    .where(replies.c.id.in_([r["id"] for r in rows]), replies.c.status == ReplyStatus.queued.value)
+                    .where(one_of(conn, replies.c.id, [r["id"] for r in rows]),
+                           replies.c.status == ReplyStatus.queued.value)
                     .values(
                         status=ReplyStatus.dry_run.value,
                         dry_run=True,
@@ -469,7 +471,7 @@ def barred(conn: Connection, akeys: Iterable[str], now: datetime) -> dict[str, s
     out: dict[str, str] = {}
     for i in range(0, len(keys), 500):
         q = sa.select(opt_outs).where(
-            opt_outs.c.author_key.in_(keys[i : i + 500]), sa.or_(opt_outs.c.until.is_(None), opt_outs.c.until > now)
+            one_of(conn, opt_outs.c.author_key, keys[i : i + 500]), sa.or_(opt_outs.c.until.is_(None), opt_outs.c.until > now)
         )
         for r in conn.execute(q).mappings():
             out[r["author_key"]] = bar_reason(r)
@@ -510,7 +512,7 @@ def cancel_barred(conn: Connection, reply_ids: Sequence[int], now: datetime) -> 
     q = (
         sa.select(replies.c.id, tweets_table.c.author_key)
         .join(tweets_table, tweets_table.c.tweet_id == replies.c.in_reply_to_tweet_id)
-        .where(replies.c.id.in_(list(reply_ids)), replies.c.status == ReplyStatus.queued.value)
+        .where(one_of(conn, replies.c.id, list(reply_ids)), replies.c.status == ReplyStatus.queued.value)
     )
     authors = {rid: akey for rid, akey in conn.execute(q)}
     why_barred = barred(conn, authors.values(), now) if authors else {}
