@@ -28,7 +28,7 @@
 
   // A refused reply comes back as the page itself: bring its reason (and the kept text under it) into view.
   var refusal = document.getElementById("reply-error");
-  if (refusal) { refusal.scrollIntoView({block: "start"}); }
+  if (refusal) { refusal.scrollIntoView({block: "center"}); }
 
   document.querySelectorAll(".canned-use").forEach(function (b) {
     b.addEventListener("click", function () {
