@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 
 from tweetdesk.config import Settings
 from tweetdesk.errors import TweetdeskError
-from tweetdesk.ingest.publisher import Publisher, PublishError
+from tweetdesk.ingest.publisher import Publisher
 from tweetdesk.ingest.xpoll import PollResult, UserPoller
 from tweetdesk.records import DeadLetter, DirectMessage
 from tweetdesk.x.dms import DM_EVENT_FIELDS, DM_EVENT_TYPES, DM_EXPANSIONS, DM_USER_FIELDS, parse_dm_page
@@ -121,24 +121,7 @@ class DmSource(UserPoller):
                 bad.append(DeadLetter.of(resp.content, f"{where}: meta.next_token is not a string", STAGE, key=key))
                 result.complete = False
                 break
-        skip = set(state.handled)
-        for m in sorted(messages.values(), key=lambda m: int(m.id)):  # X pages newest first; publish oldest first
-            if m.id not in skip:
-                pub.publish(m, key=m.dm_conversation_id)
-                result.published += 1
-        for d in bad:
-            pub.dead_letter(d)
-            result.dead += 1
-        if not pub.acknowledged():
-            pub.raise_for_failures()
-            raise PublishError("Kafka did not acknowledge every message of the poll")
-        state.advance(seen, result.complete)
-        if not result.complete:
-            log.warning("X DM events: a page could not be read; the position stays at %s until a poll reads them all",
-                        state.since_id)
-        state.save(self.state_path)
-        return result
-
+        return self.finish_poll(pub, state, messages, bad, seen, result, key=lambda m: m.dm_conversation_id)
 
 def run_dms(settings: Settings, pub: Publisher, *, interval: float = POLL_SECONDS, once: bool = False,
             limit: int | None = None, backfill_hours: float = 24.0) -> DmSource:

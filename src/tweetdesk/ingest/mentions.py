@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 
 from tweetdesk.config import Settings
 from tweetdesk.errors import TweetdeskError
-from tweetdesk.ingest.publisher import Publisher, PublishError
+from tweetdesk.ingest.publisher import Publisher
 from tweetdesk.ingest.xpoll import PollResult, UserPoller
 from tweetdesk.records import DeadLetter, Tweet
 from tweetdesk.x.payload import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, PayloadError, parse_page
@@ -105,24 +105,7 @@ class MentionsSource(UserPoller):
                                          key=f"mentions:{account}"))
                 result.complete = False
                 break
-        skip = set(state.handled)
-        for t in sorted(tweets.values(), key=lambda t: int(t.id)):  # X pages newest first; publish oldest first
-            if t.id not in skip:
-                pub.publish(t)
-                result.published += 1
-        for d in bad:
-            pub.dead_letter(d)
-            result.dead += 1
-        if not pub.acknowledged():
-            pub.raise_for_failures()
-            raise PublishError("Kafka did not acknowledge every message of the poll")
-        state.advance(seen, result.complete)
-        if not result.complete:
-            log.warning("X mentions: a page could not be read; since_id stays at %s until a poll reads them all",
-                        state.since_id)
-        state.save(self.state_path)
-        return result
-
+        return self.finish_poll(pub, state, tweets, bad, seen, result, position="since_id")
 
 def run_mentions(settings: Settings, pub: Publisher, *, interval: float = 30.0, once: bool = False,
                  limit: int | None = None, backfill_hours: float = 24.0) -> MentionsSource:

@@ -24,7 +24,7 @@ import tweepy
 
 from tweetdesk.config import Settings
 from tweetdesk.errors import TweetdeskError
-from tweetdesk.ingest.publisher import Publisher
+from tweetdesk.ingest.publisher import Publisher, PublishError
 from tweetdesk.x.auth import XAuthError, read_private, user_client, user_context_hint, write_private
 
 log = logging.getLogger(__name__)
@@ -179,6 +179,29 @@ class UserPoller:
         return self.account_id
 
     # --- the loop -------------------------------------------------------------------------------------------------
+    def finish_poll(self, pub: Publisher, state: PollState, records: dict, bad: list, seen: list[str],
+                    result: PollResult, *, key=None, position: str = "the position") -> PollResult:
+        """The end of every poll: publish the poll's records oldest first (X pages newest first) but those an
+        incomplete earlier poll handled, then its dead letters; and only once Kafka acknowledged them all, move
+        the state on and save it. ``key(record)``: its Kafka key (default the publisher's)."""
+        skip = set(state.handled)
+        for r in sorted(records.values(), key=lambda r: int(r.id)):
+            if r.id not in skip:
+                pub.publish(r, **({"key": key(r)} if key else {}))
+                result.published += 1
+        for d in bad:
+            pub.dead_letter(d)
+            result.dead += 1
+        if not pub.acknowledged():
+            pub.raise_for_failures()
+            raise PublishError("Kafka did not acknowledge every message of the poll")
+        state.advance(seen, result.complete)
+        if not result.complete:
+            log.warning("X %s: a page could not be read; %s stays at %s until a poll reads them all",
+                        self.what, position, state.since_id)
+        state.save(self.state_path)
+        return result
+
     def poll(self, pub: Publisher) -> PollResult:  # pragma: no cover (each source writes its own)
         raise NotImplementedError
 
