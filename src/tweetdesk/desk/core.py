@@ -208,9 +208,11 @@ class Desk:
     def _reply_target(self, t) -> str:
         # Answer the newest tweet if it summoned us in public, else the one that opened the ticket.
         target = t.last_tweet_id or t.tweet_id
-        seen = self.store.tweet_disposition(target) or {} if target != t.tweet_id else {}
-        if target != t.tweet_id and (not seen.get("summoned_by") or seen.get("channel") == DM):
-            target = self.store.last_public_summons(t.ticket_id) or t.tweet_id
+        if target == t.tweet_id:
+            return target
+        seen = self.store.tweet_disposition(target) or {}
+        if not seen.get("summoned_by") or seen.get("channel") == DM:
+            return self.store.last_public_summons(t.ticket_id) or t.tweet_id
         return target
 
     @property
