@@ -230,7 +230,7 @@ def test_every_record_is_enriched_or_dead_lettered_with_a_reason(model_settings,
             assert d.reason and d.stage in ("parse", "validate", "enrich") and d.offset is not None
         else:
             EnrichedTweet.model_validate_json(r["payload"])
-    enriched_ids = [r["out_key"] for r in rows if r["kind"] == KIND_ENRICHED]
+    enriched_ids = [json.loads(r["payload"])["id"] for r in rows if r["kind"] == KIND_ENRICHED]
     assert set(enriched_ids) >= {json.loads(g)["id"] for g in good}
 
 

@@ -157,6 +157,13 @@ class Tweet(_NoNul):
     dm_conversation_id: str | None = Field(None, max_length=64, description="X's dm_conversation_id (DMs only).")
     ingested_at: datetime | None = Field(None, description="When ingest published it to Kafka (latency).")
 
+    @property
+    def partition_key(self) -> str:
+        """Its Kafka key on ``tweets.raw`` and ``tweets.enriched``: a conversation's records share one partition,
+        so the reply service sees them in order (a thread's root before its replies) however many partitions the
+        topics have. X's conversation id (a DM's ``dm_conversation_id``), else the record's own id."""
+        return self.dm_conversation_id or self.conversation_id or self.id
+
     @field_validator("text")
     @classmethod
     def _text_not_blank(cls, v: str) -> str:

@@ -179,7 +179,13 @@ def test_replay_jsonl_publishes_exactly_the_file(fresh_topics):
     msgs = read_topic(fresh_topics, fresh_topics.topic_raw, len(expected))
     got = _by_id(tweets_of(msgs))
     assert len(msgs) == len(expected) == len(got)
-    assert all(m.key().decode() == Tweet.model_validate_json(m.value()).id for m in msgs)
+    # keyed by conversation: a thread's tweets share a partition, so they stay in order
+    assert all(m.key().decode() == Tweet.model_validate_json(m.value()).partition_key for m in msgs)
+    assert len({m.key() for m in msgs}) < len(msgs)
+    partition_of: dict[bytes, set[int]] = {}
+    for m in msgs:
+        partition_of.setdefault(m.key(), set()).add(m.partition())
+    assert all(len(ps) == 1 for ps in partition_of.values())  # a conversation never spans partitions
     for e in expected:
         g = got[e.id]
         assert g.ingested_at is not None
@@ -187,7 +193,7 @@ def test_replay_jsonl_publishes_exactly_the_file(fresh_topics):
     # per partition, messages keep file order (one key -> one partition; the producer is idempotent)
     order = {t.id: i for i, t in enumerate(expected)}
     for p in {m.partition() for m in msgs}:
-        idx = [order[m.key().decode()] for m in msgs if m.partition() == p]
+        idx = [order[Tweet.model_validate_json(m.value()).id] for m in msgs if m.partition() == p]
         assert idx == sorted(idx)
     assert read_topic(fresh_topics, fresh_topics.topic_dead, 0, timeout=1.0, linger=0.3) == []
 

@@ -39,7 +39,7 @@ def publish_enriched(settings, tweets: list[Tweet]) -> list:
     enriched = enrich_batch(tweets, settings)
     p = make_producer(settings.kafka)
     for t in enriched:
-        p.produce(settings.topic_enriched, key=t.id.encode(), value=t.model_dump_json().encode())
+        p.produce(settings.topic_enriched, key=t.partition_key.encode(), value=t.model_dump_json().encode())
     assert p.flush(15) == 0
     return enriched
 

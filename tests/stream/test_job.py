@@ -92,9 +92,10 @@ def test_n_tweets_in_n_enriched_rows_out(spark, job_settings, model_version):
     if clocks_agree_across_processes():  # stamped by a Spark worker and by this process
         assert (df["processed_at"] >= df["ingested_at"]).all()
 
-    # The same N records go to tweets.enriched for the reply service, keyed by tweet id.
+    # The same N records go to tweets.enriched for the reply service, keyed by conversation (in order per thread).
     msgs = read_topic(job_settings.kafka, job_settings.topic_enriched)
-    assert sorted(m.key().decode() for m in msgs) == sorted(t.id for t in tweets)
+    assert sorted(EnrichedTweet.model_validate_json(m.value()).id for m in msgs) == sorted(t.id for t in tweets)
+    assert sorted(m.key().decode() for m in msgs) == sorted(t.partition_key for t in tweets)
     first = EnrichedTweet.model_validate_json(msgs[0].value())
     assert first.ticket_id == expected[first.id].ticket_id
 

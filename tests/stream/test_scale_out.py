@@ -184,7 +184,7 @@ def test_stream_job_runs_on_a_standalone_master_and_worker(cluster, fresh_topics
     letters = [DeadLetter.model_validate_json(m.value()) for m in read_topic(settings.kafka, settings.topic_dead)]
     assert len(letters) == len(bad) and all(d.reason and d.stage in ("parse", "validate") for d in letters)
     enriched = read_topic(settings.kafka, settings.topic_enriched)
-    assert sorted(m.key().decode() for m in enriched) == sorted(t.id for t in tweets)
+    assert sorted(m.key().decode() for m in enriched) == sorted(t.partition_key for t in tweets)
     print(f"\n[scale-out] standalone {cluster.url} (1 worker, 2 cores, 512 MB executor): {len(tweets)} tweets + "
           f"{len(bad)} bad records -> {len(df)} Parquet rows, {len(letters)} dead letters; spark-submit took "
           f"{elapsed:.1f} s including JVM and model start-up")

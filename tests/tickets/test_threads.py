@@ -251,7 +251,7 @@ def test_the_sample_through_the_service_threads_and_skips_our_own(fresh_topics, 
     assert len(after_stop) == 1 and len(summoned) < len(customers)
     p = make_producer(settings.kafka)
     for t in sample + sample[:50]:  # the first 50 delivered twice
-        p.produce(settings.topic_enriched, key=t.id.encode(), value=t.model_dump_json().encode())
+        p.produce(settings.topic_enriched, key=t.partition_key.encode(), value=t.model_dump_json().encode())
     assert p.flush(15) == 0
     with ReplyService(settings, port=0, serve_http=False) as svc:
         end = time.monotonic() + 60

@@ -179,7 +179,7 @@ class ActivityReceiver:
                 claimed = self.seen.claim(ids)
                 for m in batch.messages:
                     if m.id in claimed:
-                        pub.publish(m, key=m.dm_conversation_id)
+                        pub.publish(m)
                         out.published += 1
                     else:
                         out.duplicates += 1

@@ -121,7 +121,7 @@ class DmSource(UserPoller):
                 bad.append(DeadLetter.of(resp.content, f"{where}: meta.next_token is not a string", STAGE, key=key))
                 result.complete = False
                 break
-        return self.finish_poll(pub, state, messages, bad, seen, result, key=lambda m: m.dm_conversation_id)
+        return self.finish_poll(pub, state, messages, bad, seen, result)
 
 def run_dms(settings: Settings, pub: Publisher, *, interval: float = POLL_SECONDS, once: bool = False,
             limit: int | None = None, backfill_hours: float = 24.0) -> DmSource:

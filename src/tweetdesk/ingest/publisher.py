@@ -89,9 +89,9 @@ class Publisher:
     # --- producing ----------------------------------------------------------------------------------------------
     def publish(self, tweet: Tweet, key: str | None = None) -> Tweet:
         """Send one tweet to topic_raw, stamped with ``ingested_at`` now (the start of the latency clock), keyed
-        by ``key`` (default: its id; a DM: its conversation, so one conversation stays in order)."""
+        by ``key`` (default: its conversation, ``Tweet.partition_key``, so one conversation stays in order)."""
         tweet = tweet.model_copy(update={"ingested_at": utcnow()})
-        self._produce(self.kafka.topic_raw, key or tweet.id, tweet.model_dump_json())
+        self._produce(self.kafka.topic_raw, key or tweet.partition_key, tweet.model_dump_json())
         self.stats.read += 1
         self.stats.published += 1
         self._bar.update(1)

@@ -180,14 +180,14 @@ class UserPoller:
 
     # --- the loop -------------------------------------------------------------------------------------------------
     def finish_poll(self, pub: Publisher, state: PollState, records: dict, bad: list, seen: list[str],
-                    result: PollResult, *, key=None, position: str = "the position") -> PollResult:
+                    result: PollResult, *, position: str = "the position") -> PollResult:
         """The end of every poll: publish the poll's records oldest first (X pages newest first) but those an
         incomplete earlier poll handled, then its dead letters; and only once Kafka acknowledged them all, move
-        the state on and save it. ``key(record)``: its Kafka key (default the publisher's)."""
+        the state on and save it."""
         skip = set(state.handled)
         for r in sorted(records.values(), key=lambda r: int(r.id)):
             if r.id not in skip:
-                pub.publish(r, **({"key": key(r)} if key else {}))
+                pub.publish(r)
                 result.published += 1
         for d in bad:
             pub.dead_letter(d)

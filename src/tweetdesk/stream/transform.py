@@ -143,7 +143,7 @@ def _limit_threads(n: int) -> None:
 
 
 def _enriched_row(e: EnrichedTweet) -> dict:
-    return {"kind": KIND_ENRICHED, "out_key": e.id, "payload": e.model_dump_json(),
+    return {"kind": KIND_ENRICHED, "out_key": e.partition_key, "payload": e.model_dump_json(),
             "day": e.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d")}
 
 
