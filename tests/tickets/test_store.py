@@ -339,3 +339,31 @@ def test_queued_automatic_replies_of_tickets_from_before_the_rules_are_cancelled
         assert manual is not None
     finally:
         store.close()
+
+
+def test_batch_insert_keeps_times_json_and_awkward_text_whatever_the_session_time_zone(store_url):
+    """``insert_new`` sends a batch as one JSON document on PostgreSQL: an aware or naive (= UTC) time, a JSON list,
+    quotes, backslashes and non-ASCII text come back as they went in, under a session time zone that is not UTC."""
+    engine = sa.create_engine(normalise_url(store_url))
+    meta = sa.MetaData()
+    t = sa.Table("batch_probe", meta, sa.Column("k", sa.String(32), primary_key=True), sa.Column("at", store_mod.UTCDateTime()),
+                 sa.Column("doc", sa.JSON), sa.Column("n", sa.Integer), sa.Column("flag", sa.Boolean),
+                 sa.Column("note", sa.Text, nullable=True))
+    aware = datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=-5)))
+    rows = [
+        {"k": "a", "at": aware, "doc": [{"text": "JFK", "label": "AIRPORT"}], "n": 1, "flag": True, "note": 'a "q" \\ é 🙂'},
+        {"k": "b", "at": datetime(2026, 3, 29, 1, 30), "doc": [], "n": 2, "flag": False, "note": None},
+    ]
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SET TIME ZONE 'Europe/Berlin'"))
+            meta.create_all(conn)
+            assert sorted(r[0] for r in store_mod.insert_new(conn, t, rows, returning=(t.c.k,))) == ["a", "b"]
+            assert store_mod.insert_new(conn, t, rows, returning=(t.c.k,)) == []  # conflicts are skipped
+            got = {r.k: r for r in conn.execute(sa.select(t))}
+        assert got["a"].at == aware and got["b"].at == datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc)
+        assert got["a"].doc == rows[0]["doc"] and got["b"].doc == [] and got["a"].note == rows[0]["note"]
+        assert (got["a"].n, got["a"].flag, got["b"].flag, got["b"].note) == (1, True, False, None)
+    finally:
+        engine.dispose()

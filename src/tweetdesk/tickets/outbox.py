@@ -39,6 +39,7 @@ from tweetdesk.tickets.schema import (
     ReplyKind,
     TicketStatus,
     insert,
+    json_rows,
     one_of,
     opt_outs,
     replies,
@@ -190,21 +191,23 @@ class ReplyOutbox:
                         posted_at=now,
                     )
                 )
-                conn.execute(
-                    tickets.update()
-                    .where(tickets.c.ticket_id == sa.bindparam("tid"))
-                    # No IN (…) here: expanding parameters do not mix with executemany.
-                    .where(sa.or_(tickets.c.status == TicketStatus.open.value, tickets.c.status == TicketStatus.failed.value))
-                    .values(
-                        status=TicketStatus.replied.value,
-                        reply_text=sa.bindparam("txt"),
-                        attempts=sa.bindparam("att"),
-                        last_error=None,
-                        replied_at=now,
-                        updated_at=now,
-                    ),
-                    [{"tid": r["ticket_id"], "txt": r["text"], "att": r["attempts"] + 1} for r in rows],
-                )
+                replied = {"status": TicketStatus.replied.value, "last_error": None, "replied_at": now, "updated_at": now}
+                still_open = sa.or_(tickets.c.status == TicketStatus.open.value,
+                                    tickets.c.status == TicketStatus.failed.value)
+                if conn.dialect.name == "postgresql":  # one statement, not one per ticket (the hot path)
+                    latest = {r["ticket_id"]: r for r in rows}  # as executemany would leave it: the last one
+                    v = json_rows(conn, [{"tid": t, "txt": r["text"], "att": r["attempts"] + 1} for t, r in latest.items()],
+                                  {"tid": sa.Text(), "txt": sa.Text(), "att": sa.Integer()})
+                    conn.execute(tickets.update().where(tickets.c.ticket_id == v.c.tid, still_open)
+                                 .values(reply_text=v.c.txt, attempts=v.c.att, **replied))
+                else:
+                    conn.execute(
+                        tickets.update()
+                        .where(tickets.c.ticket_id == sa.bindparam("tid"), still_open)
+                        # No IN (…) here: expanding parameters do not mix with executemany.
+                        .values(reply_text=sa.bindparam("txt"), attempts=sa.bindparam("att"), **replied),
+                        [{"tid": r["ticket_id"], "txt": r["text"], "att": r["attempts"] + 1} for r in rows],
+                    )
                 done.extend(
                     DryRunRecord(r["id"], r["ticket_id"], r["in_reply_to_tweet_id"], r["text"]) for r in rows
                 )
