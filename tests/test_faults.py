@@ -150,6 +150,7 @@ def test_stream_job_killed_mid_stream_restarts_with_every_tweet_once(spark, fres
     assert dupes == 0 and lost == 0 and set(counts) == sent
     # No staging leftovers that a plain Parquet reader could pick up.
     assert not list(settings.stream.parquet_dir.glob(".spark-staging-*"))
+    assert not list(settings.stream.parquet_dir.glob("day=*/.batch_id=*"))  # hidden partitions a kill left behind
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -1,15 +1,15 @@
 """Where each micro-batch goes: Parquet (exactly once), then ``tweets.enriched`` and ``tweets.dead``.
 
 Exactly-once in Parquet. The stream runs one query whose ``foreachBatch`` writes Parquet partitioned by
-``day`` (UTC day of ``created_at``) and ``batch_id``, with dynamic partition overwrite. Spark's checkpoint
-guarantees that a micro-batch replayed after a crash (even a SIGKILL between the Parquet write and the
-checkpoint commit) has the same batch id and the same Kafka offsets, hence the same records and the same
-``day`` values; so the replay replaces the partitions ``day=*/batch_id=N`` it wrote the first time instead
-of adding a second copy. Spark's commit protocol stages files under ``.spark-staging-*`` / ``_temporary``
-(names every Parquet reader ignores) and moves whole partition folders into place, so any reader --
-Spark, pyarrow, pandas, DuckDB -- sees each tweet once. (Spark's streaming file sink gives the same
-guarantee only to readers that honour its ``_spark_metadata`` log, and cannot feed three outputs from
-one pass over the models.)
+``day`` (UTC day of ``created_at``) and ``batch_id``. Spark's checkpoint guarantees that a micro-batch replayed
+after a crash (even a SIGKILL between the Parquet write and the checkpoint commit) has the same batch id and the
+same Kafka offsets, hence the same records and the same ``day`` values; so the replay replaces the partitions
+``day=*/batch_id=N`` it wrote the first time instead of adding a second copy. On a local file system each
+partition is written under a hidden name and swapped in whole (``write_local_batch``); on an object store Spark's
+writer does it with dynamic partition overwrite and its commit protocol (``.spark-staging-*`` / ``_temporary``).
+Every Parquet reader -- Spark, pyarrow, pandas, DuckDB -- skips ``.`` and ``_`` names, so it sees each tweet once.
+(Spark's streaming file sink gives the same guarantee only to readers that honour its ``_spark_metadata`` log, and
+cannot feed three outputs from one pass over the models.)
 
 ``day`` is the tweet's creation day, not the processing day: processing time changes when a batch is
 replayed (e.g. across midnight), which would leave the first attempt's partition behind.
@@ -23,17 +23,21 @@ on tweet id (its ticket store has a unique key on it), dead letters carry topic/
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
+import pyarrow.parquet as pq
 from pyspark.sql.types import StringType, StructField, StructType
 
 from tweetdesk.config import KafkaSettings, Settings
+from tweetdesk.stream.locations import is_uri
 from tweetdesk.stream.schema import (
     BATCH_COLUMN,
     DAY_COLUMN,
@@ -167,11 +171,13 @@ class BatchSink:
             # A block must hold a whole record: a tweet's longest message is a few hundred KB.
             read_options=pajson.ReadOptions(block_size=4 << 20),
             parse_options=pajson.ParseOptions(explicit_schema=_PARQUET_ARROW, unexpected_field_behavior="ignore"))
+        if not is_uri(self.path):
+            write_local_batch(Path(self.path), table, enriched.column(DAY_COLUMN), batch_id)
+            return
+        # An object store (S3 on EMR): Spark's writer and its commit protocol.
         table = (table.append_column(DAY_COLUMN, enriched.column(DAY_COLUMN))
                  .append_column(BATCH_COLUMN, pa.array([str(batch_id)] * table.num_rows, pa.string())))
-        # One write task per micro-batch: each task writes a file per day it sees, and on a local disk every file and
-        # directory Hadoop creates costs a forked `chmod` (no native Hadoop library), so one task writing a file per
-        # day is cheaper than one per Kafka partition per day.
+        # One write task per micro-batch: each task writes a file per day it sees.
         (spark.createDataFrame(table, schema=_PARQUET_WITH_PARTITIONS).coalesce(1)
            .write.mode("overwrite")
            .option("partitionOverwriteMode", "dynamic")  # replace this batch's partitions only
@@ -179,12 +185,37 @@ class BatchSink:
            .parquet(self.path))
 
 
+def write_local_batch(root: Path, table: pa.Table, days: pa.ChunkedArray, batch_id: int) -> list[Path]:
+    """Write a micro-batch's rows on a local file system as ``root/day=D/batch_id=N/part-00000.parquet``, one file per
+    day, each partition swapped in whole: written under a hidden name (``day=D/.batch_id=N.write-…``: readers skip
+    ``.`` names), then renamed into place, or exchanged atomically (``rewrite.exchange``) with what an earlier
+    attempt at the same batch wrote, which is then deleted. A reader sees the batch's rows once or not yet.
+
+    pyarrow here, not a Spark write job: on a 2-core machine that job (planning, a task, Hadoop's commit protocol
+    with a forked ``chmod`` per file and folder) was the largest fixed cost of a micro-batch (issue 31)."""
+    from tweetdesk.stream.rewrite import exchange
+
+    written = []
+    for day in sorted(set(days.to_pylist())):
+        final = root / f"{DAY_COLUMN}={day}" / f"{BATCH_COLUMN}={batch_id}"
+        staging = final.with_name(f".{final.name}.write-{uuid.uuid4().hex[:12]}")
+        staging.mkdir(parents=True)
+        pq.write_table(table.filter(pc.equal(days, day)), staging / "part-00000.parquet")
+        try:
+            os.rename(staging, final)  # fails if an earlier attempt's partition is there (not empty)
+        except OSError:
+            exchange(staging, final)
+            shutil.rmtree(staging)
+        written.append(final)
+    return written
+
+
 def clean_stale_staging(parquet_dir: Path) -> None:
     """Remove what a killed writer left behind (staging folders no reader looks at); the batch is replayed."""
     root = Path(parquet_dir)
     if not root.exists():
         return
-    for p in [*root.glob(".spark-staging-*"), root / "_temporary"]:
+    for p in [*root.glob(".spark-staging-*"), root / "_temporary", *root.glob(f"{DAY_COLUMN}=*/.{BATCH_COLUMN}=*.write-*")]:
         if p.exists():
             log.info("removing %s left by an interrupted write", p)
             shutil.rmtree(p, ignore_errors=True)
