@@ -100,7 +100,8 @@ for whl in sorted((ctx / "wheels").glob("*.whl")):
 EOF
 say "building the tweetdesk wheel"
 "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$ctx/app" . || die "pip wheel . failed"
-(cd "$ctx/app" && sha256sum ./*.whl) > "$ctx/app.sha256"
+cp deploy/warm-bytecode.py "$ctx/app/"
+(cd "$ctx/app" && sha256sum ./*.whl ./warm-bytecode.py) > "$ctx/app.sha256"
 
 version=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)

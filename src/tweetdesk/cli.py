@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from tweetdesk.errors import TweetdeskError
+from tweetdesk.errors import TweetdeskError, need_extra
 
 PathArg = click.Path(path_type=Path)
 
@@ -81,6 +81,7 @@ def classify(text: str | None, file: Path | None, json_out: bool, handles: tuple
 def train(data: Path | None, epochs: int, seed: int, version: str | None, teacher_epochs: int | None,
           copies: int | None, reuse_teacher: str | None, sentiment_from: str | None, corrections: bool) -> None:
     """Fine-tune the MiniLM teacher, distil the LSTMs from it; write artifacts and reports/ (needs the train extra)."""
+    need_extra("tweetdesk train")
     from tweetdesk.models.train import train_command
 
     settings = _settings(data_path=data)
@@ -99,6 +100,7 @@ def train(data: Path | None, epochs: int, seed: int, version: str | None, teache
 def evaluate(data: Path | None) -> None:
     """Evaluate the shipped models and a TF-IDF baseline on the test split, and their agreement with the agents'
     corrections; write reports/metrics.json, reports/corrections.json and plots."""
+    need_extra("tweetdesk evaluate")
     from tweetdesk.models.corrections import agreement
     from tweetdesk.models.evaluate import evaluate_command
 
@@ -112,6 +114,7 @@ def evaluate(data: Path | None) -> None:
 @click.option("--topics", type=click.IntRange(min=2), default=12, show_default=True, help="Number of LDA topics.")
 def lda(data: Path | None, topics: int) -> None:
     """Fit LDA over the cleaned corpus and print each topic's top words (to review the mapping)."""
+    need_extra("tweetdesk lda")
     from tweetdesk.models.lda import lda_command
 
     lda_command(_settings(data_path=data), n_topics=topics)

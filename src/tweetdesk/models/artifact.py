@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tweetdesk.errors import ModelNotFoundError, TweetdeskError
+from tweetdesk.errors import ModelNotFoundError, TweetdeskError, need_extra
 
 MANIFEST = "model.json"
 LATEST = "LATEST"
@@ -74,6 +74,7 @@ def read_metrics(folder: Path) -> dict | None:
 
 def load_labeller(folder: Path):
     """The guided LDA saved in an artifact folder, with that folder's copy of the mapping."""
+    need_extra("a model version that blends the LDA into its topics", ("gensim",))
     from gensim.corpora import Dictionary
     from gensim.models import LdaModel
 
