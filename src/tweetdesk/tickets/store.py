@@ -146,7 +146,19 @@ class TicketStore(StoreIntake, ReplyOutbox, StoreReports):
     def _make_engine(url: str, pool_size: int) -> Engine:
         u = sa.engine.make_url(url)
         if u.get_backend_name() != "sqlite":
-            return sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+            engine = sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+            @sa.event.listens_for(engine, "connect")
+            def _custom_plans(dbapi_conn, _record):
+                # psycopg prepares a statement it has run 5 times, and PostgreSQL then settles on a generic plan:
+                # `col = ANY($1)` with the 500 keys of a batch (schema.one_of) loses the hash lookup a plan for the
+                # actual array gets, and tests every row against every key (bench replies: 125 ms instead of 3 ms a
+                # batch on 10,000 tweets). A plan per execution costs ~0.5 ms.
+                with dbapi_conn.cursor() as cur:
+                    cur.execute("SET plan_cache_mode = force_custom_plan")
+                dbapi_conn.commit()
+
+            return engine
         memory = u.database in (None, "", ":memory:")
         if not memory:
             private_file(Path(u.database))

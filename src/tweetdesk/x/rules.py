@@ -17,6 +17,7 @@ automatically. The mention rule below follows twitter-text (X's own extractor, c
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -88,15 +89,32 @@ def opt_out_phrase(text: str, phrases: Iterable[str]) -> str | None:
     anywhere as whole words. Where in doubt the rule leans to opting out: a wrong opt-out costs one automatic
     reply (an agent still sees the ticket and can lift it), a missed one breaks X's rules."""
     body = _MENTION.sub(" ", text or "").casefold()
-    words = [w for w in re.findall(r"[\w']+", body) if w not in _POLITE]
+    words = [w for w in _WORD.findall(body) if w not in _POLITE]
+    for phrase, word, pattern in _phrase_rules(tuple(phrases)):
+        if word is not None:
+            if words == [word]:
+                return phrase
+        elif pattern is not None and pattern.search(body):
+            return phrase
+    return None
+
+
+_WORD = re.compile(r"[\w']+")
+
+
+@functools.lru_cache(maxsize=16)
+def _phrase_rules(phrases: tuple[str, ...]) -> list[tuple[str, str | None, re.Pattern | None]]:
+    """Each phrase as (phrase, its one word, None) or (phrase, None, its whole-words pattern), compiled once: the
+    reply service asks this of every tweet of every batch."""
+    rules = []
     for phrase in phrases:
         want = phrase.casefold().split()
         if len(want) == 1:
-            if words == want:
-                return phrase
-        elif want and re.search(r"(?<![\w'])" + r"\W+".join(map(re.escape, want)) + r"(?![\w'])", body):
-            return phrase
-    return None
+            rules.append((phrase, want[0], None))
+        else:
+            rules.append((phrase, None, re.compile(r"(?<![\w'])" + r"\W+".join(map(re.escape, want)) + r"(?![\w'])")
+                          if want else None))
+    return rules
 
 
 # --- prices ------------------------------------------------------------------------------------------------------
