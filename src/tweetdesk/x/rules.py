@@ -94,7 +94,7 @@ def opt_out_phrase(text: str, phrases: Iterable[str]) -> str | None:
         if word is not None:
             if words == [word]:
                 return phrase
-        elif pattern is not None and pattern.search(body):
+        elif pattern.search(body):
             return phrase
     return None
 
@@ -105,15 +105,14 @@ _WORD = re.compile(r"[\w']+")
 @functools.lru_cache(maxsize=16)
 def _phrase_rules(phrases: tuple[str, ...]) -> list[tuple[str, str | None, re.Pattern | None]]:
     """Each phrase as (phrase, its one word, None) or (phrase, None, its whole-words pattern), compiled once: the
-    reply service asks this of every tweet of every batch."""
+    reply service asks this of every tweet of every batch. A blank phrase matches nothing and is left out."""
     rules = []
     for phrase in phrases:
         want = phrase.casefold().split()
         if len(want) == 1:
             rules.append((phrase, want[0], None))
-        else:
-            rules.append((phrase, None, re.compile(r"(?<![\w'])" + r"\W+".join(map(re.escape, want)) + r"(?![\w'])")
-                          if want else None))
+        elif want:
+            rules.append((phrase, None, re.compile(r"(?<![\w'])" + r"\W+".join(map(re.escape, want)) + r"(?![\w'])")))
     return rules
 
 
