@@ -259,7 +259,10 @@ class XFilteredStream(tweepy.StreamingClient):
 
     def _connect(self, method, endpoint, params=None, **kwargs):
         url = f"{self.base}/2/tweets/{endpoint}/stream"
-        headers = {"Authorization": f"Bearer {self.bearer_token}", "User-Agent": self.user_agent}
+        # Connection: close: a stream the server ended cleanly must not hand its socket back to the pool, where the
+        # reconnect could pick it up just as the server closes it and count a network error that never happened.
+        headers = {"Authorization": f"Bearer {self.bearer_token}", "User-Agent": self.user_agent,
+                   "Connection": "close"}
         self.running = True
         self._fatal = None
         errors = 0
