@@ -219,3 +219,23 @@ def test_dms_travel_beside_tweets_into_parquet_once_and_a_dm_without_sender_is_d
     assert totals.enriched == 6 and totals.dead == 2
     reasons = sorted(d.reason for d in dead_letters(job_settings))
     assert len(reasons) == 2 and any("author_id" in r for r in reasons) and any("dm_conversation_id" in r for r in reasons)
+
+
+def test_a_checkpoint_the_topic_no_longer_matches_is_read_from_the_start(spark, job_settings):
+    """The broker lost its topic (tansu keeps nothing across a restart; a real topic can be recreated): the job
+    reads the new topic from its start. (The reason goes to the driver's stderr from the source's planner
+    process, started by the JVM before any per-test capture, so this test cannot read it; the planning test in
+    test_kafka_source.py checks the reason itself.)"""
+    publish(job_settings, sample(6))
+    assert run_available_now(spark, job_settings).enriched == 6
+
+    import uuid
+
+    from tweetdesk.kafka.client import ensure_topics
+
+    # Same checkpoint (work_dir), another topic with fewer records: the checkpoint's offsets are past its end.
+    moved = job_settings.model_copy(update={"topic_raw": f"raw-moved-{uuid.uuid4().hex[:8]}"})
+    ensure_topics(moved.kafka)
+    publish(moved, sample(2, skip=6))
+    assert run_available_now(spark, moved).enriched == 2
+    assert len(read_enriched(moved.stream.parquet_dir)) == 8

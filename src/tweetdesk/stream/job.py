@@ -81,55 +81,6 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-class ResetWarner:
-    """Repeats, in the driver's log, the source's reason for not resuming from the checkpoint's offsets.
-
-    The Python source plans offsets in a Spark-managed Python process whose log the user may never see;
-    it writes the reason into the batch's end offset, and this listener reports it once per batch.
-    """
-
-    _installed: dict[int, object] = {}
-
-    @classmethod
-    def install(cls, spark) -> None:
-        if id(spark) in cls._installed:
-            return
-        from pyspark.sql.streaming import StreamingQueryListener
-
-        class _Listener(StreamingQueryListener):
-            seen: set[str] = set()
-
-            def onQueryStarted(self, event):
-                pass
-
-            def onQueryProgress(self, event):
-                for src in event.progress.sources:
-                    reason = _reset_reason(src.endOffset)
-                    if reason and src.endOffset not in self.seen:
-                        self.seen.add(src.endOffset)
-                        log.warning("stream source reset (batch %d): %s", event.progress.batchId, reason)
-
-            def onQueryIdle(self, event):
-                pass
-
-            def onQueryTerminated(self, event):
-                pass
-
-        listener = _Listener()
-        spark.streams.addListener(listener)
-        cls._installed[id(spark)] = listener
-
-
-def _reset_reason(offset_json) -> str | None:
-    import json
-
-    try:
-        off = json.loads(offset_json) if isinstance(offset_json, str) else offset_json
-    except (TypeError, ValueError):
-        return None
-    return off.get("reset") if isinstance(off, dict) else None
-
-
 class _Warm:
     """mapInPandas function that warms the enricher in the Python worker running it (what it loads stays there)."""
 
@@ -203,7 +154,6 @@ class StreamJob:
             writer = writer.trigger(availableNow=True)
         elif self.settings.stream.trigger_seconds > 0:
             writer = writer.trigger(processingTime=f"{self.settings.stream.trigger_seconds} seconds")
-        ResetWarner.install(spark)
         log.info("Python workers ready (enricher warmed) in %.1f s", warm_up(spark, self.settings, self.enricher))
         query = writer.start()
         log.info("stream query %s started (%s Kafka source, checkpoint %s)", query.id, kind, self.checkpoint)

@@ -30,6 +30,12 @@ DEFAULT_CONF: dict[str, str] = {
     # benchmarks/stream.py paced, 2 cores). The logs stay atomic (written aside, renamed); S3 is not affected.
     "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
     "spark.hadoop.fs.AbstractFileSystem.file.impl": "org.apache.hadoop.fs.local.RawLocalFs",
+    # Still, Spark's default checkpoint manager (Hadoop's FileContext API) started five child processes per log file
+    # locally: a chmod after creating it and four readlinks while renaming it (strace). The FileSystem API creates
+    # the file without a chmod and renames it with one rename(2), atomic on a local disk: offset log + commit log
+    # per micro-batch 0.17 -> 0.04 s (median, 500 tweets/s). S3 through EMRFS has no FileContext: Spark uses it there anyway.
+    "spark.sql.streaming.checkpointFileManagerClass":
+        "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
 }
 
 
