@@ -26,7 +26,7 @@ from tweetdesk.stream.kafka_source import read_kafka_stream, source_kind
 from tweetdesk.stream.locations import checkpoint_location, is_uri, parquet_location
 from tweetdesk.stream.schema import TRANSFORM_SCHEMA
 from tweetdesk.stream.sink import BatchSink, Totals, clean_stale_staging
-from tweetdesk.stream.transform import Enricher, Transformer
+from tweetdesk.stream.transform import Enricher, Transformer, freeze_loaded
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class _Warm:
         warm = getattr(self.enricher, "warm", None)
         if warm is not None:
             warm(self.settings)
+        freeze_loaded()
         yield from batches
 
 
