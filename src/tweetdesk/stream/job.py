@@ -148,6 +148,7 @@ class StreamJob:
         transformed = raw.mapInArrow(Transformer(self.settings, self.enricher, threads, model_clock),
                                      TRANSFORM_SCHEMA)
         sink = BatchSink(self.settings, on_batch=self.on_batch, model_clock=model_clock)
+        sink.publisher.connect()  # connects while the workers warm up
         writer = (transformed.writeStream
                   .option("checkpointLocation", str(self.checkpoint))
                   .foreachBatch(sink))

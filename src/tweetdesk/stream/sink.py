@@ -102,12 +102,20 @@ class BatchPublisher:
         self.topics = {KIND_ENRICHED: kafka.topic_enriched, KIND_DEAD: kafka.topic_dead}
         self._producer = None
 
-    def publish(self, table) -> dict[str, int]:
-        """Produce every row of an Arrow table (kind, out_key, payload); raise unless all are acknowledged."""
-        from tweetdesk.kafka.client import make_producer, produce_all
+    def connect(self) -> None:
+        """Create the producer now: an idempotent producer's first message waits for its connection and producer id
+        (0.5-1 s on the embedded broker), which the first micro-batch would otherwise pay."""
+        from tweetdesk.kafka.client import make_producer
 
         if self._producer is None:
             self._producer = make_producer(self.kafka, **{"linger.ms": 20})
+            self._producer.poll(0)
+
+    def publish(self, table) -> dict[str, int]:
+        """Produce every row of an Arrow table (kind, out_key, payload); raise unless all are acknowledged."""
+        from tweetdesk.kafka.client import produce_all
+
+        self.connect()
         kinds, keys, payloads = (table.column(c).to_pylist() for c in ("kind", "out_key", "payload"))
         done = produce_all(self._producer, zip((self.topics[k] for k in kinds), keys, payloads), flush=120)
         # Failing the batch: Spark does not commit it and the restart replays it.
