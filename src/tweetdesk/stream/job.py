@@ -100,8 +100,9 @@ def warm_up(spark, settings: Settings, enricher: Enricher = enrich_batch) -> flo
     """Start Spark's Python workers and warm the enricher in them (``Enricher.warm``: the default one loads the
     models) before the first micro-batch rather than during it.
 
-    Spark reuses idle Python workers, and a micro-batch task holds two at once (the Kafka source's reader and
-    the enrichment run in separate ones), so the warm-up runs two chained Python stages per core. Returns the
+    Spark reuses idle Python workers. A micro-batch task holds one (the Python Kafka source enriches in its
+    readers) or two (Spark's native source, then ``mapInArrow``), so the warm-up runs two chained Python stages
+    per core. Returns the
     seconds it took. Best effort: a worker started later warms on its first batch.
     """
     t0 = time.monotonic()
@@ -141,13 +142,13 @@ class StreamJob:
         if not is_uri(self.parquet_dir):
             clean_stale_staging(self.parquet_dir)
         kind = source_kind(spark, self.settings.stream)
-        raw = read_kafka_stream(spark, self.settings)
         threads = int(spark.conf.get("spark.task.cpus", "1") or 1)
-        # The enricher's seconds, summed over the workers: where a micro-batch's time goes (BatchResult.model_s).
-        model_clock = spark.sparkContext.accumulator(0.0)
-        transformed = raw.mapInArrow(Transformer(self.settings, self.enricher, threads, model_clock),
-                                     TRANSFORM_SCHEMA)
-        sink = BatchSink(self.settings, on_batch=self.on_batch, model_clock=model_clock)
+        transformer = Transformer(self.settings, self.enricher, threads)
+        if kind == "python":  # the source's readers enrich what they read (kafka_source.enriching_source)
+            transformed = read_kafka_stream(spark, self.settings, transform=transformer)
+        else:
+            transformed = read_kafka_stream(spark, self.settings).mapInArrow(transformer, TRANSFORM_SCHEMA)
+        sink = BatchSink(self.settings, on_batch=self.on_batch)
         sink.publisher.connect()  # connects while the workers warm up
         writer = (transformed.writeStream
                   .option("checkpointLocation", str(self.checkpoint))

@@ -128,7 +128,8 @@ PARQUET_PARTITIONS = (DAY_COLUMN, BATCH_COLUMN)
 # The output of the per-record transform (one row per Kafka record): what to do with it (`kind`), the Kafka message
 # to publish (`out_key`/`payload`: the EnrichedTweet or DeadLetter as JSON) and the Parquet `day` of an enriched
 # tweet. The record travels once, as its message; the sink parses the enriched ones into the Parquet columns
-# (``PARQUET_SCHEMA``) with Arrow's JSON reader.
+# (``PARQUET_SCHEMA``) with Arrow's JSON reader. `model_s`: the enricher's seconds for the row's chunk, shared
+# out over its rows (the sink sums them: where a micro-batch's time goes).
 KIND_ENRICHED = "enriched"
 KIND_DEAD = "dead"
 TRANSFORM_SCHEMA = StructType(
@@ -137,6 +138,7 @@ TRANSFORM_SCHEMA = StructType(
         StructField("out_key", StringType()),
         StructField("payload", StringType(), nullable=False),
         StructField(DAY_COLUMN, StringType()),
+        StructField("model_s", DoubleType()),
     ]
 )
 # What the sink reads the enriched payloads as (every field nullable, as JSON parsing gives them).

@@ -131,9 +131,8 @@ class BatchPublisher:
 class BatchSink:
     """The ``foreachBatch`` function. ``df`` is the transformed micro-batch (schema.TRANSFORM_SCHEMA)."""
 
-    def __init__(self, settings: Settings, on_batch=None, model_clock=None):
+    def __init__(self, settings: Settings, on_batch=None):
         self.settings = settings
-        self.model_clock = model_clock  # a Spark accumulator the Transformer adds its enrich seconds to, or None
         from tweetdesk.stream.locations import parquet_location
 
         self.path = str(parquet_location(settings.stream))
@@ -143,7 +142,6 @@ class BatchSink:
 
     def __call__(self, df, batch_id: int) -> None:
         t0 = time.monotonic()
-        clock0 = self.model_clock.value if self.model_clock is not None else None
         # One Spark job runs the transform (the models) and brings its rows here: the messages to publish, and the
         # enriched ones are also the Parquet rows. Parquet is written from those rows, not from a cached copy of the
         # micro-batch: a cache costs building, analysing the streaming plan again per DataFrame call, and dropping.
@@ -158,7 +156,7 @@ class BatchSink:
         if n_ok or n_dead:
             self.publisher.publish(out)
         t3 = time.monotonic()
-        model_s = self.model_clock.value - clock0 if clock0 is not None else None
+        model_s = (pc.sum(out.column("model_s")).as_py() or 0.0) if "model_s" in out.column_names else None
         result = BatchResult(batch_id, n_ok, n_dead, t3 - t0, written_at, transform_s=t1 - t0, parquet_s=t2 - t1,
                              publish_s=t3 - t2, model_s=model_s)
         self.totals.add(result)

@@ -1,4 +1,5 @@
-"""The per-record work of the stream job, run inside Spark's Python workers through ``mapInArrow``:
+"""The per-record work of the stream job, run inside Spark's Python workers (by the Kafka source's readers
+themselves, or through ``mapInArrow`` behind Spark's native Kafka source):
 parse + validate each Kafka record as a ``records.Tweet`` (``records.parse_record``: DMs as ``DirectMessage``),
 enrich the valid ones in batches with the
 job's ``Enricher`` (by default ``enrich.enrich_batch``: models load once per worker process, inside the
@@ -66,10 +67,9 @@ def _decode(b: bytes | None) -> str | None:
 class Transformer:
     """Picklable callable for ``mapInArrow``: Arrow batches of Kafka rows -> TRANSFORM_SCHEMA batches."""
 
-    def __init__(self, settings, enricher: Enricher = enrich_batch, threads: int = 1, clock=None):
+    def __init__(self, settings, enricher: Enricher = enrich_batch, threads: int = 1):
         self.settings = settings
         self.enricher = enricher
-        self.clock = clock  # a Spark accumulator: seconds spent in the enricher (the driver reports them)
         # Cores per Spark task (spark.task.cpus): Spark runs one task per core, so torch's own thread pool
         # (all cores by default) would only make the concurrent tasks compete for the same cores.
         self.threads = max(1, threads)
@@ -115,11 +115,10 @@ class Transformer:
         try:
             t0 = time.perf_counter()
             done = enrich(tweets, self.settings)
-            if self.clock is not None:
-                self.clock.add(time.perf_counter() - t0)
+            share = (time.perf_counter() - t0) / len(tweets)
             if len(done) != len(tweets):
                 raise RuntimeError(f"the enricher returned {len(done)} results for {len(tweets)} tweets")
-            return [_enriched_row(e) for e in done]
+            return [_enriched_row(e, share) for e in done]
         except Exception as e:
             if len(chunk) == 1:
                 t, meta = chunk[0]
@@ -162,10 +161,10 @@ def _limit_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def _enriched_row(e: EnrichedTweet) -> dict:
+def _enriched_row(e: EnrichedTweet, model_s: float) -> dict:
     return {"kind": KIND_ENRICHED, "out_key": e.partition_key, "payload": e.model_dump_json(),
-            "day": e.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d")}
+            "day": e.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d"), "model_s": model_s}
 
 
 def _dead_row(d: DeadLetter) -> dict:
-    return {"kind": KIND_DEAD, "out_key": d.key, "payload": d.model_dump_json(), "day": None}
+    return {"kind": KIND_DEAD, "out_key": d.key, "payload": d.model_dump_json(), "day": None, "model_s": None}
