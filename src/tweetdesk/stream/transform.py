@@ -65,7 +65,8 @@ def _decode(b: bytes | None) -> str | None:
 
 
 class Transformer:
-    """Picklable callable for ``mapInArrow``: Arrow batches of Kafka rows -> TRANSFORM_SCHEMA batches."""
+    """Picklable callable (the enriching source's readers, or ``mapInArrow``): Arrow batches of Kafka rows ->
+    TRANSFORM_SCHEMA batches."""
 
     def __init__(self, settings, enricher: Enricher = enrich_batch, threads: int = 1):
         self.settings = settings
