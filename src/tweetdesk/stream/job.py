@@ -96,20 +96,21 @@ class _Warm:
         yield from batches
 
 
-def warm_up(spark, settings: Settings, enricher: Enricher = enrich_batch) -> float:
+def warm_up(spark, settings: Settings, enricher: Enricher = enrich_batch, workers_per_task: int = 1) -> float:
     """Start Spark's Python workers and warm the enricher in them (``Enricher.warm``: the default one loads the
     models) before the first micro-batch rather than during it.
 
     Spark reuses idle Python workers. A micro-batch task holds one (the Python Kafka source enriches in its
-    readers) or two (Spark's native source, then ``mapInArrow``), so the warm-up runs two chained Python stages
-    per core. Returns the
-    seconds it took. Best effort: a worker started later warms on its first batch.
+    readers) or two (Spark's native source, then ``mapInArrow``): ``workers_per_task`` chained Python stages
+    per core. Returns the seconds it took. Best effort: a worker started later warms on its first batch.
     """
     t0 = time.monotonic()
     n = max(1, spark.sparkContext.defaultParallelism)
     try:
-        (spark.range(n, numPartitions=n).mapInPandas(_Warm(settings, enricher), "id long")
-         .mapInPandas(_Warm(settings, enricher), "id long").collect())
+        df = spark.range(n, numPartitions=n)
+        for _ in range(max(1, workers_per_task)):
+            df = df.mapInPandas(_Warm(settings, enricher), "id long")
+        df.collect()
     except Exception as e:  # the first batch reports the real problem, dead-lettering with the reason
         log.warning("warming up the Python workers failed: %s", _first_line(e))
     return time.monotonic() - t0
@@ -157,7 +158,8 @@ class StreamJob:
             writer = writer.trigger(availableNow=True)
         elif self.settings.stream.trigger_seconds > 0:
             writer = writer.trigger(processingTime=f"{self.settings.stream.trigger_seconds} seconds")
-        log.info("Python workers ready (enricher warmed) in %.1f s", warm_up(spark, self.settings, self.enricher))
+        log.info("Python workers ready (enricher warmed) in %.1f s",
+                 warm_up(spark, self.settings, self.enricher, workers_per_task=1 if kind == "python" else 2))
         query = writer.start()
         log.info("stream query %s started (%s Kafka source, checkpoint %s)", query.id, kind, self.checkpoint)
         return StreamHandle(query, sink.totals, kind, self.checkpoint, self.parquet_dir, sink)
