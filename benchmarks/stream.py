@@ -4,7 +4,8 @@ broker alone (the same replay producer -> Kafka -> a plain consumer), so the rat
 Phases (each prints its figures; progress bars on stderr):
   0. the limit: ``enrich_batch`` on one core (torch one thread, this process, the data set's texts), before the
      stream phases and after them (the machine may be shared: the mean of the two); the models allow at most
-     cores x that rate, and the flat-out phase prints its rate as a share of it.
+     cores x that rate, and the flat-out phase prints its rate as a share of it. Beside it, ``enrich_batch`` in one
+     process per core at once (no Spark): what the cores give when they share caches and memory.
   1. broker alone, flat out: N tweets replayed (the shared data set, looped with fresh ids) while a consumer
      reads them back; sustained tweets/s and p50/p95 produce->consume latency.
   2. broker alone, paced at --rate tweets/s for --seconds: p50/p95 latency.
@@ -92,8 +93,9 @@ def replay_in_thread(settings: Settings, data: Path, n: int, rate: float, desc: 
 
 
 # --- the limit: enrich_batch on one core ---------------------------------------------------------------
-def enrich_rate(data: Path, n: int) -> float:
-    """tweets/s of ``enrich_batch`` on one core (torch one thread), best of two runs, on ``data``'s texts."""
+def enrich_rate(data: Path, n: int, runs: int = 2, barrier=None, progress: bool = True) -> float:
+    """tweets/s of ``enrich_batch`` on one core (torch one thread), best of ``runs`` runs, on ``data``'s texts
+    (``barrier``: wait on it once the models are loaded, to start with other processes)."""
     from itertools import islice
 
     import torch
@@ -111,16 +113,38 @@ def enrich_rate(data: Path, n: int) -> float:
     torch.set_num_threads(1)
     try:
         enrich_batch(tweets[:64], settings)  # loads the models: not counted
+        if barrier is not None:
+            barrier.wait()
         best = 0.0
-        for r in range(2):
+        for r in range(runs):
             t0 = time.perf_counter()
-            for i in tqdm(range(0, n, 10_000), desc=f"enrich_batch one core, run {r + 1}/2", unit="call",
-                          leave=False, file=sys.stderr):
+            for i in tqdm(range(0, n, 10_000), desc=f"enrich_batch one core, run {r + 1}/{runs}", unit="call",
+                          leave=False, file=sys.stderr, disable=not progress):
                 enrich_batch(tweets[i:i + 10_000], settings)
             best = max(best, n / (time.perf_counter() - t0))
         return best
     finally:
         torch.set_num_threads(threads)
+
+def _enrich_in_process(data: Path, n: int, barrier, out) -> None:
+    """One process of ``enrich_rate_together``: warm, wait for the others, time enrich_batch over n tweets."""
+    out.put(enrich_rate(data, n, barrier=barrier, progress=False))
+
+
+def enrich_rate_together(data: Path, n: int, procs: int) -> list[float]:
+    """tweets/s of ``enrich_batch`` in ``procs`` processes at once (torch one thread each), one figure per process:
+    what the models reach on that many cores with nothing else running (they share caches and memory)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(procs), ctx.Queue()
+    ps = [ctx.Process(target=_enrich_in_process, args=(data, n, barrier, out)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    rates = [out.get(timeout=1_800) for _ in ps]
+    for p in ps:
+        p.join()
+    return rates
 
 
 def load() -> str:
@@ -248,6 +272,9 @@ class Stream:
         return {"n": sum(r.enriched + r.dead for r in new), "dead": sum(r.dead for r in new), "batches": len(new),
                 "produce_rate": box["stats"].rate,
                 "sustained": sum(r.enriched + r.dead for r in new) / (max(r.written_at for r in new) - started),
+                # Where the wall clock went: from the query's start to its first micro-batch, then each one.
+                "lead_s": min(r.written_at - r.transform_s - r.parquet_s for r in new) - started,
+                "each": [(r.enriched + r.dead, r.seconds) for r in sorted(new, key=lambda r: r.batch_id)],
                 "p50": float("nan"), "p95": float("nan"), "max": float("nan"), **_breakdown(new, progress),
                 "load": os.getloadavg()[0]}
 
@@ -303,6 +330,9 @@ def main() -> None:
     if not args.skip_stream:
         limit.append((enrich_rate(data, args.limit_n), os.getloadavg()[0]))
         print(f"enrich_batch on one core: {limit[0][0]:,.0f} tweets/s ({load()})", flush=True)
+        together = enrich_rate_together(data, args.limit_n, os.cpu_count() or 1)
+        print(f"enrich_batch in {len(together)} processes at once: {sum(together):,.0f} tweets/s "
+              f"({' + '.join(f'{x:,.0f}' for x in together)}; {load()})", flush=True)
     with tempfile.TemporaryDirectory(prefix="tweetdesk-bench-") as tmp, \
             kafka_settings(base.model_copy(update={"work_dir": Path(tmp)}), create_topics=False) as s:
         if not args.skip_broker:
@@ -335,6 +365,10 @@ def main() -> None:
             r = results[name]
             print(f"{name}: {r['batches']} micro-batches, median {r['batch_rows_p50']:.0f} tweets in "
                   f"{r['batch_s_p50']:.2f} s; max latency {r['max']:.2f} s; {r['dead']} dead letters")
+            if "each" in r:
+                each = ", ".join(f"{n:,} in {t:.2f} s" for n, t in r["each"])
+                print(f"{name}: query start to its first micro-batch {r['lead_s']:.2f} s; then {each} "
+                      f"({sum(n for n, _ in r['each']) / sum(t for _, t in r['each']):,.0f} tweets/s within them)")
             print(f"{name}: a micro-batch's time (medians, s): planning {r['plan_s']:.2f}, read + models "
                   f"{r['transform_s']:.2f} (enricher {r['model_s']:.2f} CPU-s summed over the workers), Parquet "
                   f"{r['parquet_s']:.2f}, publish {r['publish_s']:.2f}, checkpoint {r['checkpoint_s']:.2f}")
@@ -350,6 +384,11 @@ def main() -> None:
         print(f"target flat out >= 75% of what the models allow ({cores} cores x {one_core:,.0f} tweets/s of "
               f"enrich_batch on one core = {cores * one_core:,.0f}/s): {'met' if share >= 0.75 else 'NOT met'} "
               f"({r['sustained']:,.0f}/s = {share:.0%}; load {r['load']:.1f})")
+        within = sum(n for n, _ in r["each"]) / sum(t for _, t in r["each"])
+        print(f"  beside it: {sum(together):,.0f}/s is what {len(together)} processes running enrich_batch at once "
+              f"reached ({sum(together) / (cores * one_core):.0%} of that limit); the stream's micro-batches alone ran "
+              f"{within:,.0f}/s ({within / (cores * one_core):.0%}), the {r['lead_s']:.1f} s from query start to the "
+              f"first micro-batch aside")
     if "stream paced" in results:
         r = results["stream paced"]
         print(f"target p95 ingest->Parquet <= 1.0 s at {args.rate:.0f} tweets/s: {'met' if r['p95'] <= 1.0 else 'NOT met'} "
