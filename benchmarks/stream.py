@@ -241,7 +241,7 @@ def _breakdown(new: list, progress: dict) -> dict:
             "batch_s_p50": pct([r.seconds for r in new], 50),
             "plan_s": ms(("latestOffset", "getBatch", "queryPlanning")),
             "transform_s": pct([r.transform_s for r in new], 50),
-            "model_s": pct([r.model_s for r in new if r.model_s is not None], 50),
+            "model_s": pct([r.model_s for r in new], 50),
             "parquet_s": pct([r.parquet_s for r in new], 50), "publish_s": pct([r.publish_s for r in new], 50),
             "checkpoint_s": ms(("walCommit", "commitOffsets"))}
 

@@ -67,7 +67,7 @@ class BatchResult:
     transform_s: float = 0.0
     parquet_s: float = 0.0
     publish_s: float = 0.0
-    model_s: float | None = None
+    model_s: float = 0.0
 
 
 @dataclass
@@ -156,7 +156,7 @@ class BatchSink:
         if n_ok or n_dead:
             self.publisher.publish(out)
         t3 = time.monotonic()
-        model_s = (pc.sum(out.column("model_s")).as_py() or 0.0) if "model_s" in out.column_names else None
+        model_s = pc.sum(out.column("model_s")).as_py() or 0.0
         result = BatchResult(batch_id, n_ok, n_dead, t3 - t0, written_at, transform_s=t1 - t0, parquet_s=t2 - t1,
                              publish_s=t3 - t2, model_s=model_s)
         self.totals.add(result)
