@@ -223,6 +223,7 @@ class Stream:
                 # Where the wall clock went: from the query's start to its first micro-batch, then each one.
                 "lead_s": min(r.written_at - r.transform_s - r.parquet_s for r in new) - started,
                 "each": [(r.enriched + r.dead, r.seconds) for r in sorted(new, key=lambda r: r.batch_id)],
+                "within": sum(r.enriched + r.dead for r in new) / sum(r.seconds for r in new),
                 "p50": float("nan"), "p95": float("nan"), "max": float("nan"), **_breakdown(new, progress),
                 "load": os.getloadavg()[0]}
 
@@ -316,7 +317,7 @@ def main() -> None:
             if "each" in r:
                 each = ", ".join(f"{n:,} in {t:.2f} s" for n, t in r["each"])
                 print(f"{name}: query start to its first micro-batch {r['lead_s']:.2f} s; then {each} "
-                      f"({sum(n for n, _ in r['each']) / sum(t for _, t in r['each']):,.0f} tweets/s within them)")
+                      f"({r['within']:,.0f} tweets/s within them)")
             print(f"{name}: a micro-batch's time (medians, s): planning {r['plan_s']:.2f}, read + models "
                   f"{r['transform_s']:.2f} (enricher {r['model_s']:.2f} CPU-s summed over the workers), Parquet "
                   f"{r['parquet_s']:.2f}, publish {r['publish_s']:.2f}, checkpoint {r['checkpoint_s']:.2f}")
@@ -332,7 +333,7 @@ def main() -> None:
         print(f"target flat out >= 75% of what the models allow ({cores} cores x {one_core:,.0f} tweets/s of "
               f"enrich_batch on one core = {cores * one_core:,.0f}/s): {'met' if share >= 0.75 else 'NOT met'} "
               f"({r['sustained']:,.0f}/s = {share:.0%}; load {r['load']:.1f})")
-        within = sum(n for n, _ in r["each"]) / sum(t for _, t in r["each"])
+        within = r["within"]
         print(f"  beside it: {sum(together):,.0f}/s is what {len(together)} processes running enrich_batch at once "
               f"reached ({sum(together) / (cores * one_core):.0%} of that limit); the stream's micro-batches alone ran "
               f"{within:,.0f}/s ({within / (cores * one_core):.0%}), the {r['lead_s']:.1f} s from query start to the "
